@@ -1,0 +1,18 @@
+// Package segstore owns the segment object format and the object stores that hold segment objects.
+//
+// It provides:
+//   - the segment format (AppendObject, Decode, VerifyExtent; layout in docs/INTERNALS.md) and
+//     object naming (NewObjectKey: "seg/<ULID>-<agent id>", unique per write);
+//   - a small, context-first store interface (Reader split from Writer, Store adding Delete, List and
+//     Check) with in-memory (Memory), on-disk (Disk) and S3 (S3) implementations that all pass one
+//     contract test;
+//   - wrappers around any Store: Metrics (Prometheus) and Faulty (fault injection for tests);
+//   - S3Server, an embedded S3-compatible endpoint on a local directory for dev mode and tests, so
+//     that dev mode, tests and production all go through the same S3 client code.
+//
+// Objects are immutable: Put never overwrites (ErrExists), which is what makes a zombie leader's late
+// write harmless.
+//
+// segstore must not know etcd, Kafka or the index: it stores and checks bytes. Which objects are
+// visible, and what the extents mean, is decided by coord and agent.
+package segstore
