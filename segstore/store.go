@@ -83,7 +83,10 @@ func validateRange(key string, off, length int64) error {
 	return nil
 }
 
-// shortObject is the error for a range that ends past the end of the object.
+// shortObject is the error for a range that ends past the end of the object (size < 0: unknown).
 func shortObject(key string, off, length, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("%w: range [%d, %d) of %q is past its end", ErrCorrupt, off, off+length, key)
+	}
 	return fmt.Errorf("%w: range [%d, %d) of %q is past its end (%d bytes)", ErrCorrupt, off, off+length, key, size)
 }

@@ -1,0 +1,389 @@
+package segstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// DefaultS3Region is used when S3Config.Region is empty.
+const DefaultS3Region = "us-east-1"
+
+// Client-side retries are few and short: callers (the flush pipeline, the fetch path) have their
+// own deadlines and retry policies, and an unreachable endpoint must be reported within seconds,
+// not after the SDK's default 20s backoffs.
+const (
+	s3MaxAttempts = 3
+	s3MaxBackoff  = time.Second
+	s3DialTimeout = 3 * time.Second
+)
+
+// S3Config configures an S3 (or S3-compatible) store.
+type S3Config struct {
+	Endpoint  string // empty = AWS default resolution; else e.g. http://127.0.0.1:9000
+	Bucket    string
+	Region    string // default "us-east-1"
+	PathStyle bool
+	// Optional static credentials; empty = the standard AWS credential chain.
+	AccessKeyID, SecretAccessKey string
+}
+
+// Validate reports the first problem with cfg.
+func (cfg S3Config) Validate() error {
+	if cfg.Bucket == "" {
+		return errors.New("s3: no bucket given")
+	}
+	if (cfg.AccessKeyID == "") != (cfg.SecretAccessKey == "") {
+		return errors.New("s3: give both an access key id and a secret access key, or neither")
+	}
+	if cfg.Endpoint != "" {
+		u, err := url.Parse(cfg.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("s3: endpoint %q is not an http:// or https:// URL", cfg.Endpoint)
+		}
+	}
+	return nil
+}
+
+// S3 is a Store on an S3 bucket.
+type S3 struct {
+	client *s3.Client
+	bucket string
+	where  string // the endpoint, for error messages
+}
+
+var _ Store = (*S3)(nil)
+
+// NewS3 validates cfg and builds the client. It does no network I/O.
+func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultS3Region
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(cfg.Region),
+		// Checksums only where an API requires them: S3-compatible stores reject or mishandle the
+		// trailing checksums that newer SDKs send by default.
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRetryer(newS3Retryer),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = s3DialTimeout
+		})),
+	}
+	if cfg.AccessKeyID != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+	})
+	where := cfg.Endpoint
+	if where == "" {
+		where = "AWS S3 (" + cfg.Region + ")"
+	}
+	return &S3{client: client, bucket: cfg.Bucket, where: where}, nil
+}
+
+func newS3Retryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = s3MaxAttempts
+		o.MaxBackoff = s3MaxBackoff
+		// No client-side retry quota: after a burst of failures it fails requests with a
+		// "retry quota exceeded" error that says nothing about the store.
+		o.RateLimiter = ratelimit.None
+	})
+}
+
+// Put implements Writer with If-None-Match: "*".
+func (s *S3) Put(ctx context.Context, key string, data []byte) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	var attempts atomic.Int32
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		IfNoneMatch:   aws.String("*"),
+	}, countAttempts(&attempts))
+	err = s.mapErr(OpPut, key, err)
+	if errors.Is(err, ErrExists) && attempts.Load() > 1 && s.holds(ctx, key, data) {
+		// An earlier attempt of this very call stored the object but its response was lost; the
+		// retry then hit our own write.
+		return nil
+	}
+	return err
+}
+
+// countAttempts adds a middleware after the retry loop, so it runs once per attempt.
+func countAttempts(n *atomic.Int32) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("segstoreCountAttempts",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (
+					middleware.FinalizeOutput, middleware.Metadata, error,
+				) {
+					n.Add(1)
+					return next.HandleFinalize(ctx, in)
+				}), middleware.After)
+		})
+	}
+}
+
+// holds reports whether key holds exactly data, by ETag (the MD5 of a single-part upload without
+// SSE-KMS). Any doubt answers false, which keeps ErrExists.
+func (s *S3) holds(ctx context.Context, key string, data []byte) bool {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil || out.ETag == nil || out.ContentLength == nil || *out.ContentLength != int64(len(data)) {
+		return false
+	}
+	sum := md5.Sum(data)
+	return strings.Trim(*out.ETag, `"`) == hex.EncodeToString(sum[:])
+}
+
+// Get implements Reader.
+func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := validateKey(key); err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, s.mapErr(OpGet, key, err)
+	}
+	defer out.Body.Close()
+	var buf []byte
+	if n := aws.ToInt64(out.ContentLength); n > 0 {
+		buf = make([]byte, n)
+		_, err = io.ReadFull(out.Body, buf)
+	} else {
+		buf, err = io.ReadAll(out.Body)
+	}
+	if err != nil {
+		return nil, s.mapErr(OpGet, key, err)
+	}
+	return buf, nil
+}
+
+// GetRange implements Reader with a ranged GET ("bytes=a-b").
+func (s *S3) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if err := validateRange(key, off, length); err != nil {
+		return nil, err
+	}
+	if err := validateKey(key); err != nil {
+		return nil, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(key),
+		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+length-1)),
+	})
+	if err != nil {
+		if err = s.mapErr(OpGetRange, key, err); errors.Is(err, ErrCorrupt) { // 416
+			return nil, shortObject(key, off, length, -1)
+		}
+		return nil, err
+	}
+	defer out.Body.Close()
+	// A server that ignored the range would hand back bytes from offset 0.
+	if cr := aws.ToString(out.ContentRange); !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(off, 10)+"-") {
+		return nil, fmt.Errorf("s3: get_range %q: server answered range %q for bytes=%d-%d", key, cr, off, off+length-1)
+	}
+	size := objectSize(aws.ToString(out.ContentRange))
+	if out.ContentLength != nil && *out.ContentLength < length {
+		return nil, shortObject(key, off, length, size)
+	}
+	buf := make([]byte, length)
+	// A body cut short here is a dropped connection, not a short object: Content-Length said
+	// otherwise.
+	if _, err := io.ReadFull(out.Body, buf); err != nil {
+		return nil, s.mapErr(OpGetRange, key, err)
+	}
+	return buf, nil
+}
+
+// objectSize reads the total from a Content-Range "bytes a-b/size", or -1.
+func objectSize(contentRange string) int64 {
+	_, total, ok := strings.Cut(contentRange, "/")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Delete implements Store. S3 answers 204 for an absent key too.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err = s.mapErr(OpDelete, key, err); errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// List implements Store, following continuation tokens.
+func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket),
+		Prefix: aws.String(prefix),
+	})
+	var keys []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, s.mapErr(OpList, prefix, err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys, nil
+}
+
+// Check implements Store with HeadBucket.
+func (s *S3) Check(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	return s.mapErr(OpCheck, "", err)
+}
+
+// s3Error is a one-line message that still unwraps to a sentinel and to the SDK's error chain
+// (context errors, net errors), whose own text is long and repeats the operation.
+type s3Error struct {
+	msg  string
+	errs []error
+}
+
+func (e *s3Error) Error() string   { return e.msg }
+func (e *s3Error) Unwrap() []error { return e.errs }
+
+// mapErr turns an SDK error into a short message and, where callers act on it, a sentinel.
+func (s *S3) mapErr(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	subject := fmt.Sprintf("s3: %s %q", op, key)
+	if op == OpCheck {
+		subject = fmt.Sprintf("s3: bucket %q at %s", s.bucket, s.where)
+	}
+	if reason, ok := unreachable(err); ok {
+		return &s3Error{fmt.Sprintf("s3: cannot reach %s: %s", s.where, reason), []error{err}}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &s3Error{fmt.Sprintf("%s: %v", subject, ctxReason(err)), []error{err}}
+	}
+	status, code, msg := apiError(err)
+	switch {
+	case code == "NoSuchBucket" || (op == OpCheck && status == 404):
+		return &s3Error{fmt.Sprintf("s3: bucket %q does not exist at %s", s.bucket, s.where), bucketMissing(op, err)}
+	case code == "NoSuchKey" || status == 404:
+		return &s3Error{subject + ": object not found", []error{ErrNotFound, err}}
+	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == 412 || (op == OpPut && status == 409):
+		return &s3Error{subject + ": object already exists", []error{ErrExists, err}}
+	case code == "InvalidRange" || status == 416:
+		return &s3Error{fmt.Sprintf("%s: range is past the end of the object", subject), []error{ErrCorrupt, err}}
+	case status == 403:
+		return &s3Error{fmt.Sprintf("s3: access denied to bucket %q at %s%s", s.bucket, s.where, detail(code, msg)), []error{err}}
+	case status == 301:
+		return &s3Error{fmt.Sprintf("s3: bucket %q is not in region reached at %s (set the region)%s", s.bucket, s.where, detail(code, msg)), []error{err}}
+	case status != 0:
+		return &s3Error{fmt.Sprintf("%s: HTTP %d%s", subject, status, detail(code, msg)), []error{err}}
+	}
+	return fmt.Errorf("%s: %w", subject, err)
+}
+
+// bucketMissing is ErrNotFound for Check, whose callers ask "is the store there?"; elsewhere a
+// missing bucket is not a missing object: Delete must not succeed on it, nor a reader conclude the
+// object is gone.
+func bucketMissing(op string, err error) []error {
+	if op == OpCheck {
+		return []error{ErrNotFound, err}
+	}
+	return []error{err}
+}
+
+func detail(code, msg string) string {
+	switch {
+	case code != "" && msg != "":
+		return " (" + code + ": " + msg + ")"
+	case code != "":
+		return " (" + code + ")"
+	}
+	return ""
+}
+
+// apiError extracts the HTTP status and S3 error code and message, when there was a response.
+func apiError(err error) (status int, code, msg string) {
+	var respErr *smithyhttp.ResponseError
+	if errors.As(err, &respErr) {
+		status = respErr.HTTPStatusCode()
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		code, msg = apiErr.ErrorCode(), apiErr.ErrorMessage()
+	}
+	return status, code, msg
+}
+
+// unreachable reports whether err is a failure to connect, and the reason in a few words
+// ("connection refused", "i/o timeout", "no such host").
+func unreachable(err error) (string, bool) {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Error(), true
+	}
+	var opErr *net.OpError
+	if !errors.As(err, &opErr) || opErr.Op != "dial" {
+		return "", false
+	}
+	var sysErr *os.SyscallError
+	if errors.As(opErr.Err, &sysErr) {
+		return sysErr.Err.Error(), true
+	}
+	return opErr.Err.Error(), true
+}
+
+// ctxReason names the context error inside err.
+func ctxReason(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return context.DeadlineExceeded
+	}
+	return context.Canceled
+}

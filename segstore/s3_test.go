@@ -1,0 +1,250 @@
+package segstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+const testBucket = "streamhouse-test"
+
+// newS3Server starts an embedded S3 endpoint on dir, closed at cleanup.
+func newS3Server(t *testing.T, dir string) *S3Server {
+	t.Helper()
+	srv, err := NewS3Server(S3ServerConfig{Dir: dir, Bucket: testBucket, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("NewS3Server: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ln); err != nil {
+		ln.Close()
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("S3Server.Close: %v", err)
+		}
+	})
+	return srv
+}
+
+func testLogger(t *testing.T) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: t.Output(), Level: hclog.Info})
+}
+
+func newS3Store(t *testing.T, endpoint, bucket string) *S3 {
+	t.Helper()
+	s, err := NewS3(context.Background(), S3Config{
+		Endpoint: endpoint, Bucket: bucket, PathStyle: true,
+		AccessKeyID: "any", SecretAccessKey: "thing",
+	})
+	if err != nil {
+		t.Fatalf("NewS3: %v", err)
+	}
+	return s
+}
+
+func TestS3Contract(t *testing.T) {
+	testStoreContract(t, func(t *testing.T) Store {
+		return newS3Store(t, newS3Server(t, t.TempDir()).Endpoint(), testBucket)
+	})
+}
+
+func TestS3CheckMissingBucket(t *testing.T) {
+	srv := newS3Server(t, t.TempDir())
+	err := newS3Store(t, srv.Endpoint(), "no-such-bucket").Check(context.Background())
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Check = %v, want ErrNotFound", err)
+	}
+	want := `s3: bucket "no-such-bucket" does not exist at ` + srv.Endpoint()
+	if err.Error() != want {
+		t.Fatalf("Check error reads %q, want %q", err, want)
+	}
+	// Elsewhere a missing bucket is not a missing object.
+	s := newS3Store(t, srv.Endpoint(), "no-such-bucket")
+	if _, err := s.Get(context.Background(), "seg/x"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get from a missing bucket = %v, want an error other than ErrNotFound", err)
+	}
+	t.Log(err)
+	if err := s.Delete(context.Background(), "seg/x"); err == nil {
+		t.Fatal("Delete from a missing bucket succeeded")
+	}
+}
+
+func TestS3CheckUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	s := newS3Store(t, endpoint, testBucket)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = s.Check(ctx)
+	elapsed := time.Since(start)
+	if err == nil {
+		t.Fatal("Check against a closed port succeeded")
+	}
+	t.Logf("after %v: %v", elapsed, err)
+	want := "s3: cannot reach " + endpoint + ": connection refused"
+	if err.Error() != want {
+		t.Errorf("Check error reads %q, want %q", err, want)
+	}
+	if elapsed > 5*time.Second {
+		t.Errorf("Check took %v to give up, want a few seconds at most", elapsed)
+	}
+	if errors.Is(err, ErrNotFound) {
+		t.Errorf("an unreachable store must not look like a missing object")
+	}
+}
+
+func TestS3CheckCancelled(t *testing.T) {
+	s := newS3Store(t, newS3Server(t, t.TempDir()).Endpoint(), testBucket)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Check(ctx)
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Check = %q, want a one-line context.Canceled", err)
+	}
+}
+
+// TestS3ServerSurvivesRestart: dev mode keeps its data across restarts on the same directory.
+func TestS3ServerSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	first := newS3Server(t, dir)
+	obj, extents := AppendObject(nil, testChunks(3, 100))
+	mustPut(t, newS3Store(t, first.Endpoint(), testBucket), "seg/persisted", obj)
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	s := newS3Store(t, newS3Server(t, dir).Endpoint(), testBucket)
+	got, err := s.Get(ctx, "seg/persisted")
+	if err != nil {
+		t.Fatalf("Get after restart: %v", err)
+	}
+	if dec, err := Decode(got); err != nil || !slices.Equal(dec, extents) {
+		t.Fatalf("Decode after restart = %v, %v", dec, err)
+	}
+	e := extents[1]
+	part, err := s.GetRange(ctx, "seg/persisted", e.Pos, int64(e.Len))
+	if err != nil || VerifyExtent(part, e.CRC) != nil {
+		t.Fatalf("GetRange of extent 1 after restart: %v", err)
+	}
+	if err := s.Put(ctx, "seg/persisted", obj); !errors.Is(err, ErrExists) {
+		t.Fatalf("Put over a persisted object = %v, want ErrExists", err)
+	}
+}
+
+func TestS3ServerLifecycle(t *testing.T) {
+	if _, err := NewS3Server(S3ServerConfig{Bucket: testBucket}); err == nil {
+		t.Error("NewS3Server without Dir succeeded")
+	}
+	if _, err := NewS3Server(S3ServerConfig{Dir: t.TempDir(), Bucket: "Not_A_Bucket"}); err == nil {
+		t.Error("NewS3Server with an invalid bucket name succeeded")
+	}
+	srv, err := NewS3Server(S3ServerConfig{Dir: t.TempDir(), Bucket: testBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Endpoint() != "" {
+		t.Errorf("Endpoint before Start = %q, want empty", srv.Endpoint())
+	}
+	if err := srv.Close(); err != nil { // never started
+		t.Errorf("Close before Start: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := srv.Start(ln); err == nil {
+		t.Error("Start after Close succeeded")
+	}
+
+	running := newS3Server(t, t.TempDir())
+	if err := running.Start(ln); err == nil {
+		t.Error("second Start succeeded")
+	}
+	if err := running.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-running.done:
+	default:
+		t.Fatal("Close returned before the serving goroutine ended")
+	}
+}
+
+func TestNewS3Validate(t *testing.T) {
+	for _, cfg := range []S3Config{
+		{},
+		{Bucket: "b", AccessKeyID: "only-id"},
+		{Bucket: "b", Endpoint: "127.0.0.1:9000"},
+		{Bucket: "b", Endpoint: "ftp://host"},
+	} {
+		if _, err := NewS3(context.Background(), cfg); err == nil {
+			t.Errorf("NewS3(%+v) succeeded", cfg)
+		}
+	}
+}
+
+// TestS3PutRetryAfterLostResponse: the first attempt stores the object but its response never
+// arrives; the SDK retries, meets If-None-Match, and Put must still report success because the
+// object holds exactly our bytes. A different object under the key stays ErrExists.
+func TestS3PutRetryAfterLostResponse(t *testing.T) {
+	srv := newS3Server(t, t.TempDir())
+	target, err := url.Parse(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var dropped atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && dropped.Add(1) == 1 {
+			proxy.ServeHTTP(httptest.NewRecorder(), r) // the PUT lands...
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close() // ...and the answer is lost
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+
+	s := newS3Store(t, front.URL, testBucket)
+	if err := s.Put(context.Background(), "seg/retried", []byte("payload")); err != nil {
+		t.Fatalf("Put whose first response was lost = %v, want success", err)
+	}
+	if dropped.Load() < 2 {
+		t.Fatalf("the SDK made %d PUT attempts, want a retry", dropped.Load())
+	}
+	if got, err := s.Get(context.Background(), "seg/retried"); err != nil || string(got) != "payload" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if err := s.Put(context.Background(), "seg/retried", []byte("other")); !errors.Is(err, ErrExists) {
+		t.Fatalf("Put of other bytes = %v, want ErrExists", err)
+	}
+}
