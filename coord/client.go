@@ -1,0 +1,146 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Conditions callers act on. Errors returned by coord wrap these with %w and add the detail
+// (which partition, which holder), so test them with errors.Is.
+var (
+	ErrFenced        = errors.New("coord: fenced: leader epoch changed")
+	ErrLeaderHeld    = errors.New("coord: partition led by another agent")
+	ErrTopicExists   = errors.New("coord: topic already exists")
+	ErrUnknownTopic  = errors.New("coord: unknown topic")
+	ErrAgentIDInUse  = errors.New("coord: agent id registered by a live agent at another address")
+	ErrSessionClosed = errors.New("coord: session closed")
+)
+
+// Defaults of Config.
+const (
+	DefaultPrefix      = "/streamhouse/"
+	DefaultDialTimeout = 5 * time.Second
+	DefaultMaxTxnOps   = 128 // etcd's default --max-txn-ops
+)
+
+// Config says how to reach etcd and where StreamHouse's keys live.
+type Config struct {
+	Endpoints   []string
+	Prefix      string                // default DefaultPrefix; a missing trailing "/" is added
+	DialTimeout time.Duration         // default DefaultDialTimeout
+	MaxTxnOps   int                   // default DefaultMaxTxnOps; must not exceed the server's --max-txn-ops
+	Logger      hclog.Logger          // default: no logs
+	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
+}
+
+// Validate fills in defaults and rejects what cannot work.
+func (cfg *Config) Validate() error {
+	if len(cfg.Endpoints) == 0 {
+		return errors.New("coord: no etcd endpoints")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.MaxTxnOps <= 0 {
+		cfg.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if cfg.MaxTxnOps < 2 {
+		return fmt.Errorf("coord: MaxTxnOps %d: a commit needs at least 2 operations", cfg.MaxTxnOps)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}
+
+// Client is a connection to etcd under one key prefix. It is safe for concurrent use.
+type Client struct {
+	etcd    *clientv3.Client
+	cfg     Config
+	keys    keys
+	log     hclog.Logger
+	metrics *metrics
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Connect dials etcd and checks, within DialTimeout, that the cluster answers a linearizable
+// read, so that an unreachable etcd is one clear error instead of a hang.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	eps := strings.Join(cfg.Endpoints, ",")
+	etcd, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: cfg.DialTimeout,
+		Logger:      zap.NewNop(),
+		Context:     context.WithoutCancel(ctx), // the client outlives Connect's ctx
+		// Without keepalives a silently dead etcd connection is only noticed by TCP timeouts.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd: cannot reach %s: %w", eps, err)
+	}
+	c := &Client{
+		etcd:    etcd,
+		cfg:     cfg,
+		keys:    keys{prefix: cfg.Prefix},
+		log:     cfg.Logger.Named("coord"),
+		metrics: newMetrics(cfg.Registerer),
+	}
+	if err := c.ping(ctx); err != nil {
+		_ = etcd.Close()
+		return nil, err
+	}
+	c.log.Debug("connected to etcd", "endpoints", eps, "prefix", cfg.Prefix)
+	return c, nil
+}
+
+// ping reads one key linearizably: that needs a connection and a cluster with a leader.
+func (c *Client) ping(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	_, err := c.etcd.Get(pctx, c.keys.pidNext(), clientv3.WithCountOnly())
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case pctx.Err() != nil:
+		// gRPC wraps the deadline in a status; say it plainly.
+		err = pctx.Err()
+	}
+	return fmt.Errorf("etcd: cannot reach %s within %s: %w",
+		strings.Join(c.cfg.Endpoints, ","), c.cfg.DialTimeout, err)
+}
+
+// Close closes the connection; sessions of this client stop renewing their leases (close them
+// first to release their leadership at once). Safe to call twice.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.etcd.Close() })
+	return c.closeErr
+}
+
+// Etcd is the underlying etcd client, an escape hatch for tests and tools.
+func (c *Client) Etcd() *clientv3.Client { return c.etcd }
+
+// Prefix is the key prefix this client works under (always ending in "/").
+func (c *Client) Prefix() string { return c.cfg.Prefix }

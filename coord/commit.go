@@ -1,0 +1,309 @@
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// maxTxnBytes keeps a packed Txn well under etcd's default --max-request-bytes (1.5 MiB).
+const maxTxnBytes = 1 << 20
+
+// commitRounds is the first attempt plus one retry of the partitions that were not fenced but
+// shared a failed Txn with one that was.
+const commitRounds = 2
+
+// LoadPartition reads, in one linearizable Txn, what a new leader needs: the partition's next
+// offset (the last index entry's LastOffset+1, 0 when empty) and its producer states.
+func (c *Client) LoadPartition(ctx context.Context, tp TP) (next int64, producers []ProducerState, err error) {
+	defer c.metrics.observeQuery(ctx, opLoadPartition, time.Now())
+	resp, err := c.etcd.Txn(ctx).Then(
+		clientv3.OpGet(c.keys.partIndex(tp), clientv3.WithPrefix(),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
+		clientv3.OpGet(c.keys.partProducers(tp), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return 0, nil, fmt.Errorf("coord: load partition %s: %w", tp, err)
+	}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		var e IndexEntry
+		if err := json.Unmarshal(kvs[0].Value, &e); err != nil {
+			return 0, nil, fmt.Errorf("coord: load partition %s: decode %s: %w", tp, kvs[0].Key, err)
+		}
+		next = e.LastOffset + 1
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
+		var p ProducerState
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			return 0, nil, fmt.Errorf("coord: load partition %s: decode %s: %w", tp, kv.Key, err)
+		}
+		producers = append(producers, p)
+	}
+	return next, producers, nil
+}
+
+// unit is what must commit atomically: every commit of one partition in the call. Units are
+// packed into Txns but never split across two.
+type unit struct {
+	tp      TP
+	commits []int   // indexes into the caller's slice
+	epochs  []int64 // epochs[j] is the epoch of commits[j]
+	cmps    []clientv3.Cmp
+	puts    []clientv3.Op
+	bytes   int
+}
+
+// Commit makes each commit's index entry and producer states visible, each partition guarded by
+// Compare(CreateRevision(leaders/<t>/<p>) == Epoch). Partitions are packed into as few Txns as
+// MaxTxnOps allows (a partition's operations never straddle two Txns) and the Txns run
+// concurrently. It returns one error per commit, nil meaning committed: ErrFenced if the epoch is
+// no longer the partition's leader epoch. Any other error (a timeout, say) leaves the outcome
+// unknown, as with any etcd write: the leader must reload the partition before going on.
+//
+// Commit sets each entry's Epoch to the commit's epoch and its Bytes to the sum of its extents.
+func (s *Session) Commit(ctx context.Context, commits []Commit) []error {
+	commits = slices.Clone(commits) // validation sets Epoch and Bytes: not in the caller's slice
+	errs := make([]error, len(commits))
+	units := s.buildUnits(commits, errs)
+	for round := 1; round <= commitRounds && len(units) > 0; round++ {
+		var retry []int
+		for _, res := range s.runTxns(ctx, s.pack(units, errs)) {
+			for i, err := range res.errs {
+				errs[i] = err
+			}
+			retry = append(retry, res.retry...)
+		}
+		if round == commitRounds {
+			for _, i := range retry {
+				errs[i] = fmt.Errorf("coord: commit %s: not committed: its retry Txn failed on another partition's fenced compare", commits[i].TP)
+			}
+			break
+		}
+		units = s.buildUnits(subset(commits, retry), nil)
+		remap(units, retry)
+	}
+	return errs
+}
+
+// subset returns commits[i] for each i in idx.
+func subset(commits []Commit, idx []int) []Commit {
+	out := make([]Commit, len(idx))
+	for j, i := range idx {
+		out[j] = commits[i]
+	}
+	return out
+}
+
+// remap turns units built from subset(…, idx) back into indexes of the caller's slice.
+func remap(units []*unit, idx []int) {
+	for _, u := range units {
+		for j, i := range u.commits {
+			u.commits[j] = idx[i]
+		}
+	}
+}
+
+// buildUnits groups commits by partition, in first-seen order, and encodes their operations.
+// Invalid commits get their error in errs (errs is nil only when they were validated before).
+func (s *Session) buildUnits(commits []Commit, errs []error) []*unit {
+	type at struct {
+		tp   TP
+		base int64
+	}
+	byTP := map[TP]*unit{}
+	bases := map[at]bool{}
+	var units []*unit
+	for i := range commits {
+		cm := &commits[i]
+		err := validateCommit(cm)
+		if err == nil && bases[at{cm.TP, cm.Entry.BaseOffset}] {
+			// etcd refuses a Txn that puts one key twice: it would fail the whole Txn.
+			err = fmt.Errorf("coord: commit %s: base offset %d twice in one call", cm.TP, cm.Entry.BaseOffset)
+		}
+		if err != nil {
+			if errs != nil {
+				errs[i] = err
+			}
+			continue
+		}
+		bases[at{cm.TP, cm.Entry.BaseOffset}] = true
+		u := byTP[cm.TP]
+		if u == nil {
+			u = &unit{tp: cm.TP}
+			byTP[cm.TP] = u
+			units = append(units, u)
+		}
+		u.commits = append(u.commits, i)
+		u.epochs = append(u.epochs, cm.Epoch)
+	}
+	for _, u := range units {
+		s.encodeUnit(u, commits)
+	}
+	return units
+}
+
+func validateCommit(cm *Commit) error {
+	e := &cm.Entry
+	if cm.Epoch <= 0 || e.BaseOffset < 0 || e.LastOffset < e.BaseOffset || cm.TP.Partition < 0 {
+		return fmt.Errorf("coord: commit %s: invalid epoch %d or offsets [%d, %d]", cm.TP, cm.Epoch, e.BaseOffset, e.LastOffset)
+	}
+	e.Epoch = cm.Epoch
+	e.Bytes = 0
+	for _, x := range e.Extents {
+		e.Bytes += int64(x.Len)
+	}
+	return nil
+}
+
+// encodeUnit builds the unit's compares (one per distinct epoch) and puts. A producer written by
+// two commits of the unit is put once, with the later state: etcd rejects a Txn that puts one key
+// twice.
+func (s *Session) encodeUnit(u *unit, commits []Commit) {
+	leader := s.c.keys.leader(u.tp)
+	epochs := map[int64]bool{}
+	producers := map[int64]int{} // producer id → index in u.puts
+	for _, i := range u.commits {
+		cm := commits[i]
+		if !epochs[cm.Epoch] {
+			epochs[cm.Epoch] = true
+			u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(leader), "=", cm.Epoch))
+		}
+		u.put(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset), cm.Entry, -1)
+		for _, p := range cm.Producers {
+			at, ok := producers[p.ID]
+			if !ok {
+				at = -1
+				producers[p.ID] = len(u.puts)
+			}
+			u.put(s.c.keys.producer(u.tp, p.ID), p, at)
+		}
+	}
+}
+
+// put appends (at < 0) or replaces puts[at] with key = JSON(v).
+func (u *unit) put(key string, v any, at int) {
+	val, _ := json.Marshal(v) // plain structs of numbers and strings: cannot fail
+	op := clientv3.OpPut(key, string(val))
+	if at >= 0 {
+		u.puts[at] = op
+	} else {
+		u.puts = append(u.puts, op)
+	}
+	u.bytes += len(key) + len(val)
+}
+
+// ops is the unit's share of a Txn's operation count: etcd limits compares, success ops and
+// failure ops (one leader Get per unit) each to --max-txn-ops.
+func (u *unit) ops() int { return max(len(u.cmps), len(u.puts)) }
+
+// pack fills Txns greedily in order. A unit that cannot fit even alone gets an error.
+func (s *Session) pack(units []*unit, errs []error) [][]*unit {
+	limit := s.c.cfg.MaxTxnOps
+	var txns [][]*unit
+	var cur []*unit
+	var cmps, puts, bytes int
+	for _, u := range units {
+		if u.ops() > limit {
+			for _, i := range u.commits {
+				errs[i] = fmt.Errorf("coord: commit %s: needs %d operations, more than the %d of one Txn", u.tp, u.ops(), limit)
+			}
+			continue
+		}
+		if len(cur) > 0 && (cmps+len(u.cmps) > limit || puts+len(u.puts) > limit ||
+			len(cur)+1 > limit || bytes+u.bytes > maxTxnBytes) {
+			txns = append(txns, cur)
+			cur, cmps, puts, bytes = nil, 0, 0, 0
+		}
+		cur = append(cur, u)
+		cmps, puts, bytes = cmps+len(u.cmps), puts+len(u.puts), bytes+u.bytes
+	}
+	if len(cur) > 0 {
+		txns = append(txns, cur)
+	}
+	return txns
+}
+
+// txnResult is the outcome of one Txn: errors by commit index, and the commits to retry.
+type txnResult struct {
+	errs  map[int]error
+	retry []int
+}
+
+// runTxns runs the packed Txns concurrently.
+func (s *Session) runTxns(ctx context.Context, txns [][]*unit) []txnResult {
+	results := make([]txnResult, len(txns))
+	var wg sync.WaitGroup
+	for i, units := range txns {
+		wg.Go(func() { results[i] = s.runTxn(ctx, units) })
+	}
+	wg.Wait()
+	return results
+}
+
+// runTxn commits units in one Txn. If a compare fails, the Else branch has read every leader key
+// at the same revision, which says exactly which commits were fenced; the rest are retried.
+func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
+	var cmps []clientv3.Cmp
+	var puts, gets []clientv3.Op
+	for _, u := range units {
+		cmps = append(cmps, u.cmps...)
+		puts = append(puts, u.puts...)
+		gets = append(gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
+	}
+	m := s.c.metrics
+	start := time.Now()
+	resp, err := s.c.etcd.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+	res := txnResult{errs: map[int]error{}}
+	if err != nil {
+		if ctx.Err() == nil {
+			m.txns.WithLabelValues(resultError).Inc()
+			m.txnDuration.Observe(time.Since(start).Seconds())
+		}
+		for _, u := range units {
+			for _, i := range u.commits {
+				res.errs[i] = fmt.Errorf("coord: commit %s: %w", u.tp, err)
+			}
+		}
+		return res
+	}
+	m.txnDuration.Observe(time.Since(start).Seconds())
+	if resp.Succeeded {
+		m.txns.WithLabelValues(resultOK).Inc()
+		for _, u := range units {
+			for _, i := range u.commits {
+				res.errs[i] = nil
+			}
+		}
+		return res
+	}
+	m.txns.WithLabelValues(resultFenced).Inc()
+	s.sortFenced(units, resp.Responses, &res)
+	return res
+}
+
+// sortFenced splits the units of a failed Txn into fenced commits and commits worth retrying.
+func (s *Session) sortFenced(units []*unit, gets []*pb.ResponseOp, res *txnResult) {
+	for k, u := range units {
+		var current int64 // create revision of the leader key now; 0 if there is none
+		holder := ""
+		if kvs := gets[k].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			current, holder = kvs[0].CreateRevision, string(kvs[0].Value)
+		}
+		for j, i := range u.commits {
+			epoch := u.epochs[j]
+			if epoch == current {
+				res.retry = append(res.retry, i)
+				continue
+			}
+			s.c.metrics.fenced.Inc()
+			res.errs[i] = fmt.Errorf("%w: %s epoch %d, leader key now epoch %d (holder %q)", ErrFenced, u.tp, epoch, current, holder)
+			s.c.log.Warn("commit fenced", "tp", u.tp, "epoch", epoch, "current", current, "holder", holder)
+		}
+	}
+}

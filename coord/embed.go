@@ -1,0 +1,138 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Defaults of EmbedConfig.
+const (
+	DefaultEmbedName       = "streamhouse"
+	DefaultEmbedClientAddr = "127.0.0.1:2379"
+	DefaultEmbedPeerAddr   = "127.0.0.1:2380"
+	// Keep the last 10000 revisions: enough for a lagging watcher to catch up, bounded for a
+	// long-running dev instance.
+	DefaultEmbedCompactionRetention = "10000"
+	// 4 GiB: twice etcd's default, well under its recommended 8 GiB ceiling.
+	DefaultEmbedQuotaBytes = 4 << 30
+)
+
+// EmbedConfig configures a single-member etcd running inside this process.
+type EmbedConfig struct {
+	Dir        string // data directory; required. Data survives a restart with the same Dir.
+	Name       string // member name; default DefaultEmbedName
+	ClientAddr string // host:port; default DefaultEmbedClientAddr; port 0 picks a free port
+	PeerAddr   string // host:port; default DefaultEmbedPeerAddr; port 0 picks a free port
+	Logger     hclog.Logger
+
+	// UnsafeNoFsync skips fsync: for tests only, a crash loses data.
+	UnsafeNoFsync bool
+}
+
+// Validate fills in defaults and rejects what cannot work.
+func (cfg *EmbedConfig) Validate() error {
+	if cfg.Dir == "" {
+		return errors.New("coord: embedded etcd: Dir is required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultEmbedName
+	}
+	if cfg.ClientAddr == "" {
+		cfg.ClientAddr = DefaultEmbedClientAddr
+	}
+	if cfg.PeerAddr == "" {
+		cfg.PeerAddr = DefaultEmbedPeerAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}
+
+// Embedded is a running embedded etcd.
+type Embedded struct {
+	etcd      *embed.Etcd
+	log       hclog.Logger
+	closeOnce sync.Once
+}
+
+// etcdConfig translates cfg into etcd's configuration.
+func (cfg *EmbedConfig) etcdConfig() (*embed.Config, error) {
+	curl, err := url.Parse("http://" + cfg.ClientAddr)
+	if err != nil {
+		return nil, fmt.Errorf("coord: embedded etcd: client address %q: %w", cfg.ClientAddr, err)
+	}
+	purl, err := url.Parse("http://" + cfg.PeerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("coord: embedded etcd: peer address %q: %w", cfg.PeerAddr, err)
+	}
+	ec := embed.NewConfig()
+	ec.Name = cfg.Name
+	ec.Dir = cfg.Dir
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{*curl}, []url.URL{*curl}
+	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{*purl}, []url.URL{*purl}
+	// A single member. On restart etcd takes membership from its data directory and ignores
+	// this, so a changed peer address (port 0) does not matter: no peer ever dials it.
+	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	ec.AutoCompactionMode = "revision"
+	ec.AutoCompactionRetention = DefaultEmbedCompactionRetention
+	ec.QuotaBackendBytes = DefaultEmbedQuotaBytes
+	ec.MaxTxnOps = embed.DefaultMaxTxnOps
+	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
+	return ec, nil
+}
+
+// StartEmbedded starts etcd and waits, within ctx, until it serves requests.
+func StartEmbedded(ctx context.Context, cfg EmbedConfig) (*Embedded, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ec, err := cfg.etcdConfig()
+	if err != nil {
+		return nil, err
+	}
+	etcd, err := embed.StartEtcd(ec)
+	if err != nil {
+		return nil, fmt.Errorf("coord: start embedded etcd in %s (client %s, peer %s): %w", cfg.Dir, cfg.ClientAddr, cfg.PeerAddr, err)
+	}
+	e := &Embedded{etcd: etcd, log: cfg.Logger.Named("etcd")}
+	select {
+	case <-etcd.Server.ReadyNotify():
+	case err := <-etcd.Err():
+		e.Close()
+		return nil, fmt.Errorf("coord: embedded etcd in %s failed to start: %w", cfg.Dir, err)
+	case <-etcd.Server.StopNotify():
+		e.Close()
+		return nil, fmt.Errorf("coord: embedded etcd in %s stopped while starting", cfg.Dir)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("coord: embedded etcd in %s not ready: %w", cfg.Dir, ctx.Err())
+	}
+	e.log.Info("embedded etcd ready", "dir", cfg.Dir, "client", e.Endpoints(), "peer", etcd.Peers[0].Addr().String())
+	return e, nil
+}
+
+// Endpoints are the addresses clients reach it at, as bound (a port 0 is resolved).
+func (e *Embedded) Endpoints() []string {
+	eps := make([]string, 0, len(e.etcd.Clients))
+	for _, l := range e.etcd.Clients {
+		eps = append(eps, l.Addr().String())
+	}
+	return eps
+}
+
+// Close stops etcd, waiting for it to finish. Safe to call twice.
+func (e *Embedded) Close() {
+	e.closeOnce.Do(func() {
+		e.etcd.Close()
+		e.log.Debug("embedded etcd stopped")
+	})
+}

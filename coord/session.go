@@ -1,0 +1,223 @@
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Session is an agent's one etcd lease. Its registration (agents/<id>) and every leader key it
+// takes hang off that lease, so renewing it costs the same whatever the agent leads, and losing
+// it (Done) ends every leadership at once.
+type Session struct {
+	c    *Client
+	info AgentInfo
+	cs   *concurrency.Session
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// registerAttempts bounds the retries when registrations of the same id race.
+const registerAttempts = 5
+
+// Register grants a lease of ttl (whole seconds, at least 1), keeps it alive and registers info
+// under agents/<info.ID> on it. A previous registration of the same id at the same address is a
+// dead predecessor: its lease is revoked at once, so its partitions move without waiting for the
+// TTL. A live registration at another address is ErrAgentIDInUse.
+func (c *Client) Register(ctx context.Context, info AgentInfo, ttl time.Duration) (*Session, error) {
+	defer c.metrics.observeQuery(ctx, opRegister, time.Now())
+	if info.ID == "" || info.Addr == "" {
+		return nil, errors.New("coord: register: agent id and address are required")
+	}
+	if info.Started.IsZero() {
+		info.Started = time.Now().UTC()
+	}
+	val, err := json.Marshal(info)
+	if err != nil {
+		return nil, fmt.Errorf("coord: register: encode agent %q: %w", info.ID, err)
+	}
+	secs := int64(max(1, math.Ceil(ttl.Seconds())))
+	grant, err := c.etcd.Grant(ctx, secs)
+	if err != nil {
+		return nil, fmt.Errorf("coord: register %q: grant lease: %w", info.ID, err)
+	}
+	// The keep-alive runs on the client's context, not ctx: the session outlives Register.
+	cs, err := concurrency.NewSession(c.etcd, concurrency.WithLease(grant.ID), concurrency.WithTTL(int(secs)))
+	if err != nil {
+		c.revokeQuietly(grant.ID)
+		return nil, fmt.Errorf("coord: register %q: keep lease alive: %w", info.ID, err)
+	}
+	if err := c.claimAgentKey(ctx, info, string(val), grant.ID); err != nil {
+		cs.Orphan()
+		c.revokeQuietly(grant.ID)
+		return nil, err
+	}
+	c.log.Info("agent registered", "agent", info.ID, "addr", info.Addr, "lease", fmt.Sprintf("%x", grant.ID), "ttl", secs)
+	return &Session{c: c, info: info, cs: cs}, nil
+}
+
+// claimAgentKey puts agents/<id> on lease unless a live agent at another address holds it.
+func (c *Client) claimAgentKey(ctx context.Context, info AgentInfo, val string, lease clientv3.LeaseID) error {
+	key := c.keys.agent(info.ID)
+	for range registerAttempts {
+		resp, err := c.etcd.Get(ctx, key)
+		if err != nil {
+			return fmt.Errorf("coord: register %q: %w", info.ID, err)
+		}
+		var rev int64
+		if len(resp.Kvs) > 0 {
+			kv := resp.Kvs[0]
+			rev = kv.ModRevision
+			if retry, err := c.displace(ctx, info, kv.Value, clientv3.LeaseID(kv.Lease)); err != nil || retry {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		txn, err := c.etcd.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+			Then(clientv3.OpPut(key, val, clientv3.WithLease(lease))).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("coord: register %q: %w", info.ID, err)
+		}
+		if txn.Succeeded {
+			return nil
+		}
+	}
+	return fmt.Errorf("coord: register %q: agent key keeps changing, gave up after %d attempts", info.ID, registerAttempts)
+}
+
+// displace deals with an existing registration of our id. It revokes a predecessor at our
+// address (retry: re-read the key, now gone), refuses a live agent elsewhere, and lets the caller
+// overwrite a registration whose lease is already dead.
+func (c *Client) displace(ctx context.Context, info AgentInfo, val []byte, lease clientv3.LeaseID) (retry bool, err error) {
+	var old AgentInfo
+	_ = json.Unmarshal(val, &old) // an undecodable registration counts as another address
+	if old.Addr == info.Addr && lease != clientv3.NoLease {
+		if _, err := c.etcd.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return false, fmt.Errorf("coord: register %q: revoke predecessor's lease: %w", info.ID, err)
+		}
+		c.log.Info("revoked predecessor's lease", "agent", info.ID, "addr", info.Addr, "lease", fmt.Sprintf("%x", lease))
+		return true, nil
+	}
+	if old.Addr == info.Addr || lease == clientv3.NoLease {
+		return false, nil
+	}
+	ttl, err := c.etcd.TimeToLive(ctx, lease)
+	if err != nil {
+		return false, fmt.Errorf("coord: register %q: check lease: %w", info.ID, err)
+	}
+	if ttl.TTL > 0 {
+		return false, fmt.Errorf("%w: %q at %s", ErrAgentIDInUse, info.ID, old.Addr)
+	}
+	return false, nil
+}
+
+// revokeQuietly cleans up a lease we failed to use; if it fails the lease expires by itself.
+func (c *Client) revokeQuietly(lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	defer cancel()
+	if _, err := c.etcd.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		c.log.Warn("revoking unused lease failed; it will expire", "lease", fmt.Sprintf("%x", lease), "error", err)
+	}
+}
+
+// Done is closed when the lease is lost (expired, revoked, or the session closed): from then on
+// the agent leads nothing.
+func (s *Session) Done() <-chan struct{} { return s.cs.Done() }
+
+// LeaseID is the session's lease.
+func (s *Session) LeaseID() clientv3.LeaseID { return s.cs.Lease() }
+
+// Info is what the session registered.
+func (s *Session) Info() AgentInfo { return s.info }
+
+// Close deregisters the agent and revokes its lease, which deletes its registration and every
+// leader key it holds in one step. Safe to call twice; a lease that already expired is not an
+// error.
+func (s *Session) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		// Stop renewing first so that nothing re-extends the lease while it is being revoked.
+		s.cs.Orphan()
+		_, err := s.c.etcd.Revoke(ctx, s.LeaseID())
+		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			s.closeErr = fmt.Errorf("coord: close session of %q: revoke lease: %w", s.info.ID, err)
+			return
+		}
+		s.c.log.Info("agent deregistered", "agent", s.info.ID)
+	})
+	return s.closeErr
+}
+
+// closed reports whether the lease is known to be gone.
+func (s *Session) closed() bool {
+	select {
+	case <-s.cs.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// Acquire tries once to become leader of tp. It returns the partition's epoch: the create
+// revision of leaders/<t>/<p>. If this session holds the key already it returns the key's epoch;
+// if another agent does, ErrLeaderHeld naming the holder.
+func (s *Session) Acquire(ctx context.Context, tp TP) (epoch int64, err error) {
+	if s.closed() {
+		return 0, ErrSessionClosed
+	}
+	start := time.Now()
+	key := s.c.keys.leader(tp)
+	resp, err := s.c.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, s.info.ID, clientv3.WithLease(s.LeaseID()))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return 0, fmt.Errorf("%w: acquire %s: lease gone", ErrSessionClosed, tp)
+		}
+		return 0, fmt.Errorf("coord: acquire %s: %w", tp, err)
+	}
+	s.c.metrics.leaseAcquire.Observe(time.Since(start).Seconds())
+	if resp.Succeeded {
+		// The put is the Txn's only write, so the key was created at the Txn's revision.
+		s.c.log.Debug("acquired leadership", "tp", tp, "epoch", resp.Header.Revision)
+		return resp.Header.Revision, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 { // deleted between compare and get cannot happen in one Txn; be defensive
+		return 0, fmt.Errorf("coord: acquire %s: leader key vanished", tp)
+	}
+	if clientv3.LeaseID(kvs[0].Lease) == s.LeaseID() {
+		return kvs[0].CreateRevision, nil
+	}
+	return 0, fmt.Errorf("%w: %s led by %q (epoch %d)", ErrLeaderHeld, tp, kvs[0].Value, kvs[0].CreateRevision)
+}
+
+// Resign gives up leadership of tp: it deletes the leader key if and only if it is still the one
+// created at epoch. Resigning a leadership already lost is not an error.
+func (s *Session) Resign(ctx context.Context, tp TP, epoch int64) error {
+	defer s.c.metrics.observeQuery(ctx, opResign, time.Now())
+	key := s.c.keys.leader(tp)
+	resp, err := s.c.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", epoch)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("coord: resign %s: %w", tp, err)
+	}
+	s.c.log.Debug("resigned leadership", "tp", tp, "epoch", epoch, "held", resp.Succeeded)
+	return nil
+}

@@ -1,0 +1,194 @@
+package coord
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func TestTopicsCRUD(t *testing.T) {
+	te := newTestEtcd(t)
+	c := te.client(t)
+	ctx := testCtx(t)
+
+	b := newTopic(t, c, "b", 3)
+	if b.ID.IsZero() || b.Partitions != 3 {
+		t.Fatalf("created %+v", b)
+	}
+	a, err := c.CreateTopic(ctx, Topic{Name: "a", Partitions: 1, Configs: map[string]string{"retention.ms": "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(ctx, Topic{Name: "a", Partitions: 5}); !errors.Is(err, ErrTopicExists) {
+		t.Fatalf("duplicate create: %v, want ErrTopicExists", err)
+	}
+	for _, bad := range []Topic{{Name: "", Partitions: 1}, {Name: "x/y", Partitions: 1}, {Name: "z", Partitions: 0}} {
+		if _, err := c.CreateTopic(ctx, bad); err == nil {
+			t.Errorf("CreateTopic(%+v) succeeded", bad)
+		}
+	}
+
+	topics, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(topics) != 2 || topics[0].Name != "a" || topics[1].Name != "b" || topics[0].ID != a.ID {
+		t.Fatalf("Topics = %+v", topics)
+	}
+	if topics[0].Configs["retention.ms"] != "1000" {
+		t.Fatalf("configs lost: %+v", topics[0])
+	}
+
+	up, err := c.UpdateTopic(ctx, "b", func(t *Topic) error { t.Partitions = 6; return nil })
+	if err != nil || up.Partitions != 6 || up.ID != b.ID {
+		t.Fatalf("UpdateTopic = %+v, %v", up, err)
+	}
+	sentinel := errors.New("no thanks")
+	if _, err := c.UpdateTopic(ctx, "b", func(*Topic) error { return sentinel }); err != sentinel {
+		t.Fatalf("fn error came back as %v", err)
+	}
+	if _, err := c.UpdateTopic(ctx, "b", func(t *Topic) error { t.ID = NewTopicID(); return nil }); err == nil {
+		t.Fatal("UpdateTopic let the id change")
+	}
+	if _, err := c.UpdateTopic(ctx, "nope", func(*Topic) error { return nil }); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("update unknown: %v", err)
+	}
+
+	if err := c.DeleteTopic(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteTopic(ctx, "a"); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("second delete: %v, want ErrUnknownTopic", err)
+	}
+	if _, err := c.Topic(ctx, "a"); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("Topic after delete: %v", err)
+	}
+	again := newTopic(t, c, "a", 1)
+	if again.ID == a.ID {
+		t.Fatal("re-created topic kept its old id")
+	}
+}
+
+func TestDeleteTopicWipesPartitionState(t *testing.T) {
+	te := newTestEtcd(t)
+	c := te.client(t)
+	ctx := testCtx(t)
+	s := newSession(t, c, "a1", "127.0.0.1:9092")
+	doomed := newTopic(t, c, "doomed", 2)
+	kept := newTopic(t, c, "kept", 1)
+
+	var commits []Commit
+	for _, tp := range []TP{doomed.TP(0), doomed.TP(1), kept.TP(0)} {
+		epoch, err := s.Acquire(ctx, tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, Commit{TP: tp, Epoch: epoch, Entry: entry(0, 3, 100),
+			Producers: []ProducerState{{ID: 1000, Batches: []SeqBatch{{FirstSeq: 0, LastSeq: 2, FirstOffset: 0, LastOffset: 2}}}}})
+	}
+	for i, err := range s.Commit(ctx, commits) {
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+
+	if err := c.DeleteTopic(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range []string{c.keys.index(doomed.ID), c.keys.producers(doomed.ID), c.keys.leaders(doomed.ID)} {
+		resp, err := c.Etcd().Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count != 0 {
+			t.Errorf("%d keys left under %s", resp.Count, prefix)
+		}
+	}
+	for _, prefix := range []string{c.keys.index(kept.ID), c.keys.producers(kept.ID), c.keys.leaders(kept.ID)} {
+		resp, err := c.Etcd().Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count != 1 {
+			t.Errorf("%d keys under %s of the kept topic, want 1", resp.Count, prefix)
+		}
+	}
+	// The leader of a deleted partition is fenced.
+	errs := s.Commit(ctx, []Commit{{TP: doomed.TP(0), Epoch: commits[0].Epoch, Entry: entry(3, 1, 10)}})
+	if !errors.Is(errs[0], ErrFenced) {
+		t.Fatalf("commit to deleted topic: %v, want ErrFenced", errs[0])
+	}
+}
+
+func TestUpdateTopicConcurrentCAS(t *testing.T) {
+	te := newTestEtcd(t)
+	const workers, each = 6, 5
+	newTopic(t, te.client(t), "counted", 1)
+	var wg sync.WaitGroup
+	errc := make(chan error, workers*each)
+	for range workers {
+		c := te.client(t) // one connection each, as separate agents would have
+		wg.Go(func() {
+			for range each {
+				_, err := c.UpdateTopic(testCtx(t), "counted", func(top *Topic) error {
+					if top.Configs == nil {
+						top.Configs = map[string]string{}
+					}
+					n, _ := strconv.Atoi(top.Configs["n"])
+					top.Configs["n"] = strconv.Itoa(n + 1)
+					return nil
+				})
+				errc <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	top, err := te.client(t).Topic(testCtx(t), "counted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.Configs["n"] != strconv.Itoa(workers*each) {
+		t.Fatalf("n = %s after %d increments: an update was lost", top.Configs["n"], workers*each)
+	}
+}
+
+func TestAllocateProducerIDConcurrent(t *testing.T) {
+	te := newTestEtcd(t)
+	const workers, each = 4, 10
+	var mu sync.Mutex
+	seen := map[int64]bool{}
+	var wg sync.WaitGroup
+	for range workers {
+		c := te.client(t)
+		wg.Go(func() {
+			for range each {
+				id, err := c.AllocateProducerID(testCtx(t))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[id] {
+					t.Errorf("producer id %d handed out twice", id)
+				}
+				seen[id] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for id := int64(FirstProducerID); id < FirstProducerID+workers*each; id++ {
+		if !seen[id] {
+			t.Errorf("ids not dense: %d missing", id)
+		}
+	}
+}
