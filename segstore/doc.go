@@ -4,8 +4,8 @@
 //   - the segment format (AppendObject, Decode, VerifyExtent; layout in docs/INTERNALS.md) and
 //     object naming (NewObjectKey: "seg/<ULID>-<agent id>", unique per write);
 //   - a small, context-first store interface (Reader split from Writer, Store adding Delete, List and
-//     Check) with in-memory (Memory), on-disk (Disk) and S3 (S3) implementations that all pass one
-//     contract test;
+//     Check; consumers declare interfaces embedding just what they call) with in-memory (Memory),
+//     on-disk (Disk) and S3 (S3) implementations that all pass one contract test;
 //   - wrappers around any Store: Metrics (Prometheus) and Faulty (fault injection for tests);
 //   - S3Server, an embedded S3-compatible endpoint on a local directory for dev mode and tests, so
 //     that dev mode, tests and production all go through the same S3 client code.

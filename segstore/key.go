@@ -4,26 +4,38 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/oklog/ulid/v2"
 )
 
-// keyEntropy is shared by all goroutines: monotonic within a millisecond, so keys made by one process
-// never repeat and sort in creation order; crypto/rand seeds each millisecond so that an agent
-// restarted under the same id does not replay its predecessor's sequence.
-var keyEntropy = &ulid.LockedMonotonicReader{MonotonicReader: ulid.Monotonic(rand.Reader, 0)}
+// keyGen makes the ULIDs of object keys. The clock is read under the same lock as the entropy: read
+// outside it, a goroutine holding an older millisecond could reset the monotonic entropy between
+// two keys of another goroutine and break their order.
+var keyGen = struct {
+	sync.Mutex
+	entropy *ulid.MonotonicEntropy
+	lastMs  uint64
+}{
+	// crypto/rand seeds each millisecond, so that an agent restarted under the same id does not
+	// replay its predecessor's sequence.
+	entropy: ulid.Monotonic(rand.Reader, 0),
+}
 
-// NewObjectKey returns a fresh unique key "seg/<ULID>-<agentID>". The agent id keeps two agents'
-// keys apart even if their ULIDs collided; the ULID keeps one agent's writes apart.
+// NewObjectKey returns a fresh unique key "seg/<ULID>-<agentID>". Keys made by one process never
+// repeat and sort in the order they were made; the agent id keeps two agents' keys apart.
 func NewObjectKey(agentID string) string {
 	return "seg/" + newULID().String() + "-" + agentID
 }
 
 func newULID() ulid.ULID {
-	ms := ulid.Now()
+	keyGen.Lock()
+	defer keyGen.Unlock()
+	ms := max(ulid.Now(), keyGen.lastMs) // a clock stepping back does not break the order
 	for {
-		id, err := ulid.New(ms, keyEntropy)
+		id, err := ulid.New(ms, keyGen.entropy)
 		if err == nil {
+			keyGen.lastMs = ms
 			return id
 		}
 		if !errors.Is(err, ulid.ErrMonotonicOverflow) {
@@ -31,7 +43,7 @@ func newULID() ulid.ULID {
 			panic(fmt.Sprintf("segstore: ulid: %v", err))
 		}
 		// 80 bits of entropy exhausted within one millisecond (never in practice): borrow the
-		// next millisecond, which keeps keys unique.
+		// next millisecond, which keeps keys unique and ordered.
 		ms++
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -38,6 +41,8 @@ const (
 	s3MaxAttempts = 3
 	s3MaxBackoff  = time.Second
 	s3DialTimeout = 3 * time.Second
+
+	s3MaxIdleConnsPerHost = 128
 )
 
 // S3Config configures an S3 (or S3-compatible) store.
@@ -71,7 +76,12 @@ func (cfg S3Config) Validate() error {
 type S3 struct {
 	client *s3.Client
 	bucket string
+	region string
 	where  string // the endpoint, for error messages
+	// putOpts are per-Put client options: over TLS, UNSIGNED-PAYLOAD instead of hashing every
+	// object with SHA-256 before sending it (TLS protects the bytes in transit, and every extent
+	// carries its own CRC).
+	putOpts []func(*s3.Options)
 }
 
 var _ Store = (*S3)(nil)
@@ -84,24 +94,9 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if cfg.Region == "" {
 		cfg.Region = DefaultS3Region
 	}
-	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(cfg.Region),
-		// Checksums only where an API requires them: S3-compatible stores reject or mishandle the
-		// trailing checksums that newer SDKs send by default.
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		config.WithRetryer(newS3Retryer),
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
-			d.Timeout = s3DialTimeout
-		})),
-	}
-	if cfg.AccessKeyID != "" {
-		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	awsCfg, err := loadAWSConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("s3: loading AWS configuration: %w", err)
+		return nil, err
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
@@ -109,11 +104,44 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		}
 		o.UsePathStyle = cfg.PathStyle
 	})
-	where := cfg.Endpoint
-	if where == "" {
-		where = "AWS S3 (" + cfg.Region + ")"
+	st := &S3{client: client, bucket: cfg.Bucket, region: cfg.Region, where: cfg.Endpoint}
+	if st.where == "" {
+		st.where = "AWS S3 (" + cfg.Region + ")"
 	}
-	return &S3{client: client, bucket: cfg.Bucket, where: where}, nil
+	if cfg.Endpoint == "" || strings.HasPrefix(cfg.Endpoint, "https://") {
+		st.putOpts = []func(*s3.Options){s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)}
+	}
+	return st, nil
+}
+
+// loadAWSConfig resolves credentials and settings the standard AWS way (environment, shared files),
+// overridden by cfg.
+func loadAWSConfig(ctx context.Context, cfg S3Config) (aws.Config, error) {
+	httpClient := awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+		d.Timeout = s3DialTimeout
+	}).WithTransportOptions(func(t *http.Transport) {
+		// The fetch path issues many concurrent ranged GETs to one endpoint; the SDK's default
+		// of 10 idle connections per host would churn connections.
+		t.MaxIdleConnsPerHost = s3MaxIdleConnsPerHost
+	})
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(cfg.Region),
+		// Checksums only where an API requires them: S3-compatible stores reject or mishandle the
+		// trailing checksums that newer SDKs send by default.
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		config.WithRetryer(newS3Retryer),
+		config.WithHTTPClient(httpClient),
+	}
+	if cfg.AccessKeyID != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("s3: loading AWS configuration: %w", err)
+	}
+	return awsCfg, nil
 }
 
 func newS3Retryer() aws.Retryer {
@@ -138,7 +166,7 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
 		IfNoneMatch:   aws.String("*"),
-	}, countAttempts(&attempts))
+	}, append(slices.Clip(s.putOpts), countAttempts(&attempts))...)
 	err = s.mapErr(OpPut, key, err)
 	if errors.Is(err, ErrExists) && attempts.Load() > 1 && s.holds(ctx, key, data) {
 		// An earlier attempt of this very call stored the object but its response was lost; the
@@ -322,7 +350,7 @@ func (s *S3) mapErr(op, key string, err error) error {
 	case status == 403:
 		return &s3Error{fmt.Sprintf("s3: access denied to bucket %q at %s%s", s.bucket, s.where, detail(code, msg)), []error{err}}
 	case status == 301:
-		return &s3Error{fmt.Sprintf("s3: bucket %q is not in region reached at %s (set the region)%s", s.bucket, s.where, detail(code, msg)), []error{err}}
+		return &s3Error{fmt.Sprintf("s3: bucket %q at %s is not in region %q%s", s.bucket, s.where, s.region, detail(code, msg)), []error{err}}
 	case status != 0:
 		return &s3Error{fmt.Sprintf("%s: HTTP %d%s", subject, status, detail(code, msg)), []error{err}}
 	}

@@ -2,12 +2,15 @@ package segstore
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -221,7 +224,11 @@ func TestS3PutRetryAfterLostResponse(t *testing.T) {
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var dropped atomic.Int32
+	var putHash atomic.Value
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			putHash.Store(r.Header.Get("X-Amz-Content-Sha256"))
+		}
 		if r.Method == http.MethodPut && dropped.Add(1) == 1 {
 			proxy.ServeHTTP(httptest.NewRecorder(), r) // the PUT lands...
 			conn, _, err := http.NewResponseController(w).Hijack()
@@ -241,10 +248,47 @@ func TestS3PutRetryAfterLostResponse(t *testing.T) {
 	if dropped.Load() < 2 {
 		t.Fatalf("the SDK made %d PUT attempts, want a retry", dropped.Load())
 	}
+	if got, _ := putHash.Load().(string); len(got) != 64 { // plain HTTP: the payload is signed
+		t.Errorf("PUT over plain HTTP sent X-Amz-Content-Sha256 %q, want a SHA-256", got)
+	}
 	if got, err := s.Get(context.Background(), "seg/retried"); err != nil || string(got) != "payload" {
 		t.Fatalf("Get = %q, %v", got, err)
 	}
 	if err := s.Put(context.Background(), "seg/retried", []byte("other")); !errors.Is(err, ErrExists) {
 		t.Fatalf("Put of other bytes = %v, want ErrExists", err)
+	}
+}
+
+// TestS3OverTLS goes through an HTTPS front to the embedded server: over TLS, Put sends
+// UNSIGNED-PAYLOAD rather than hashing the object; over plain HTTP it signs the payload.
+func TestS3OverTLS(t *testing.T) {
+	srv := newS3Server(t, t.TempDir())
+	target, err := url.Parse(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var putHash atomic.Value
+	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			putHash.Store(r.Header.Get("X-Amz-Content-Sha256"))
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CA_BUNDLE", caFile) // read by NewS3's config.LoadDefaultConfig
+
+	s := newS3Store(t, front.URL, testBucket)
+	mustPut(t, s, "seg/tls", []byte("over tls"))
+	if got, _ := putHash.Load().(string); got != "UNSIGNED-PAYLOAD" {
+		t.Errorf("PUT over TLS sent X-Amz-Content-Sha256 %q, want UNSIGNED-PAYLOAD", got)
+	}
+	if got, err := s.Get(context.Background(), "seg/tls"); err != nil || string(got) != "over tls" {
+		t.Fatalf("Get over TLS = %q, %v", got, err)
 	}
 }

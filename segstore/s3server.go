@@ -77,8 +77,8 @@ func NewS3Server(cfg S3ServerConfig) (*S3Server, error) {
 	return &S3Server{cfg: cfg, logger: logger, backend: backend, faker: faker, done: make(chan struct{})}, nil
 }
 
-// Start creates the bucket if missing and serves on ln in a goroutine that Close waits for. The
-// server owns ln from here on.
+// Start creates the bucket if missing and serves on ln in a goroutine that Close waits for. Once
+// Start succeeds the server owns ln; if it fails, ln is still the caller's to close.
 func (s *S3Server) Start(ln net.Listener) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
