@@ -17,12 +17,16 @@ import (
 // Conditions callers act on. Errors returned by coord wrap these with %w and add the detail
 // (which partition, which holder), so test them with errors.Is.
 var (
-	ErrFenced        = errors.New("coord: fenced: leader epoch changed")
-	ErrLeaderHeld    = errors.New("coord: partition led by another agent")
-	ErrTopicExists   = errors.New("coord: topic already exists")
-	ErrUnknownTopic  = errors.New("coord: unknown topic")
-	ErrAgentIDInUse  = errors.New("coord: agent id registered by a live agent at another address")
-	ErrSessionClosed = errors.New("coord: session closed")
+	ErrFenced = errors.New("coord: fenced: leader epoch changed")
+	// ErrOffsetConflict: an index entry already exists at the commit's base offset. The leader's
+	// view of the partition is stale (an earlier commit whose outcome was unknown did apply); it
+	// must reload the partition. Offsets are never written twice.
+	ErrOffsetConflict = errors.New("coord: index entry already exists at that offset")
+	ErrLeaderHeld     = errors.New("coord: partition led by another agent")
+	ErrTopicExists    = errors.New("coord: topic already exists")
+	ErrUnknownTopic   = errors.New("coord: unknown topic")
+	ErrAgentIDInUse   = errors.New("coord: agent id registered by a live agent at another address")
+	ErrSessionClosed  = errors.New("coord: session closed")
 )
 
 // Defaults of Config.

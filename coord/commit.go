@@ -54,6 +54,7 @@ type unit struct {
 	tp      TP
 	commits []int   // indexes into the caller's slice
 	epochs  []int64 // epochs[j] is the epoch of commits[j]
+	bases   []int64 // bases[j] is the base offset of commits[j]
 	cmps    []clientv3.Cmp
 	puts    []clientv3.Op
 	bytes   int
@@ -141,6 +142,7 @@ func (s *Session) buildUnits(commits []Commit, errs []error) []*unit {
 		}
 		u.commits = append(u.commits, i)
 		u.epochs = append(u.epochs, cm.Epoch)
+		u.bases = append(u.bases, cm.Entry.BaseOffset)
 	}
 	for _, u := range units {
 		s.encodeUnit(u, commits)
@@ -174,6 +176,8 @@ func (s *Session) encodeUnit(u *unit, commits []Commit) {
 			epochs[cm.Epoch] = true
 			u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(leader), "=", cm.Epoch))
 		}
+		// Offsets are written once: a leader whose state is stale cannot overwrite an entry.
+		u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset)), "=", 0))
 		u.put(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset), cm.Entry, -1)
 		for _, p := range cm.Producers {
 			at, ok := producers[p.ID]
@@ -200,7 +204,7 @@ func (u *unit) put(key string, v any, at int) {
 
 // ops is the unit's share of a Txn's operation count: etcd limits compares, success ops and
 // failure ops (one leader Get per unit) each to --max-txn-ops.
-func (u *unit) ops() int { return max(len(u.cmps), len(u.puts)) }
+func (u *unit) ops() int { return max(len(u.cmps), len(u.puts), 1+len(u.commits)) }
 
 // pack fills Txns greedily in order. A unit that cannot fit even alone gets an error.
 func (s *Session) pack(units []*unit, errs []error) [][]*unit {
@@ -255,6 +259,9 @@ func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 		cmps = append(cmps, u.cmps...)
 		puts = append(puts, u.puts...)
 		gets = append(gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
+		for _, base := range u.bases {
+			gets = append(gets, clientv3.OpGet(s.c.keys.indexEntry(u.tp, base), clientv3.WithCountOnly()))
+		}
 	}
 	m := s.c.metrics
 	start := time.Now()
@@ -287,16 +294,25 @@ func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 	return res
 }
 
-// sortFenced splits the units of a failed Txn into fenced commits and commits worth retrying.
+// sortFenced splits the units of a failed Txn into fenced commits, commits whose offset is taken, and
+// commits worth retrying. gets holds, per unit, its leader key then a count of each commit's index key.
 func (s *Session) sortFenced(units []*unit, gets []*pb.ResponseOp, res *txnResult) {
-	for k, u := range units {
+	at := 0
+	for _, u := range units {
 		var current int64 // create revision of the leader key now; 0 if there is none
 		holder := ""
-		if kvs := gets[k].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		if kvs := gets[at].GetResponseRange().GetKvs(); len(kvs) > 0 {
 			current, holder = kvs[0].CreateRevision, string(kvs[0].Value)
 		}
+		taken := gets[at+1 : at+1+len(u.commits)]
+		at += 1 + len(u.commits)
 		for j, i := range u.commits {
 			epoch := u.epochs[j]
+			if epoch == current && taken[j].GetResponseRange().GetCount() > 0 {
+				res.errs[i] = fmt.Errorf("%w: %s offset %d", ErrOffsetConflict, u.tp, u.bases[j])
+				s.c.log.Warn("commit refused: offset already written; partition state is stale", "tp", u.tp, "offset", u.bases[j])
+				continue
+			}
 			if epoch == current {
 				res.retry = append(res.retry, i)
 				continue

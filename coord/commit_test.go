@@ -238,3 +238,38 @@ func TestCommitEdgeCases(t *testing.T) {
 		t.Fatalf("empty commit: %v", errs)
 	}
 }
+
+// A leader whose view is stale (an earlier commit with an unknown outcome did apply) must not write
+// a second entry at an offset already taken: offsets are written once.
+func TestCommitNeverOverwritesAnOffset(t *testing.T) {
+	te := newTestEtcd(t)
+	ctx := testCtx(t)
+	c := te.client(t)
+	tp := newTopic(t, c, "t", 2).TP(0)
+	other := newTopic(t, c, "u", 1).TP(0)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherEpoch, err := s.Acquire(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 4, 1)}})[0]; err != nil {
+		t.Fatal(err)
+	}
+	errs := s.Commit(ctx, []Commit{
+		{TP: tp, Epoch: epoch, Entry: entry(0, 1, 1)},
+		{TP: other, Epoch: otherEpoch, Entry: entry(0, 1, 1)},
+	})
+	if !errors.Is(errs[0], ErrOffsetConflict) {
+		t.Fatalf("second commit at offset 0: %v, want ErrOffsetConflict", errs[0])
+	}
+	if errs[1] != nil {
+		t.Fatalf("unrelated partition in the same call: %v", errs[1])
+	}
+	if got := indexBases(t, c, tp); len(got) != 1 || got[0].LastOffset != 3 {
+		t.Fatalf("index after conflict: %+v", got)
+	}
+}
