@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"context"
+	"math"
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// Fetch: v0-16
+//
+// Any agent serves any partition, from the index cached in memory and the extents it reads from S3
+// (cached). Batches go out as they were produced, with only their base offset and leader epoch
+// patched. A fetch at the log end waits up to MaxWaitMillis for MinBytes and is woken by the commit
+// that advances the partition, not by a timer. Fetch sessions (v7+) are not kept: SessionID is always
+// 0, so clients send full fetches.
+//
+// Version notes:
+// * v3: MaxBytes (response-level limit); the first batch is returned even when larger (KIP-74)
+// * v4: IsolationLevel, LastStableOffset (no transactions here: LSO is the high watermark)
+// * v5: LogStartOffset
+// * v7: fetch sessions (KIP-227)
+// * v11: RackID (KIP-392), PreferredReadReplica
+// * v12: flexible versions
+// * v13: topic ids instead of names
+// * v15-16: ReplicaState, NodeEndpoints (unused by consumers)
+
+// handleFetch answers a fetch, long-polling at the log end.
+func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchRequest) kmsg.Response {
+	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	for {
+		waits := a.fetchWaits(req)
+		resp, bytes, final := a.fillFetch(ctx, req)
+		if final || bytes >= int64(max(req.MinBytes, 1)) || !time.Now().Before(deadline) {
+			return resp
+		}
+		if !waitAny(ctx, waits, deadline) {
+			if ctx.Err() != nil {
+				return resp
+			}
+			resp, _, _ = a.fillFetch(ctx, req)
+			return resp
+		}
+	}
+}
+
+// fetchWaits returns the channels that close when any requested partition advances. They are taken
+// before reading, so that a commit landing between the read and the wait is not missed.
+func (a *Agent) fetchWaits(req *kmsg.FetchRequest) []<-chan struct{} {
+	var out []<-chan struct{}
+	for i := range req.Topics {
+		t, ok := a.fetchTopic(req, &req.Topics[i])
+		if !ok {
+			continue
+		}
+		for j := range req.Topics[i].Partitions {
+			p := req.Topics[i].Partitions[j].Partition
+			if p >= 0 && p < t.Partitions {
+				out = append(out, a.cache.Wait(coord.TP{Topic: t.ID, Partition: p}))
+			}
+		}
+	}
+	return out
+}
+
+func (a *Agent) fetchTopic(req *kmsg.FetchRequest, rt *kmsg.FetchRequestTopic) (coord.Topic, bool) {
+	var t coord.Topic
+	var ok bool
+	if req.Version >= 13 {
+		t, ok = a.cache.TopicByID(coord.TopicID(rt.TopicID))
+	} else {
+		t, ok = a.cache.Topic(rt.Topic)
+	}
+	return t, ok && a.servesTopic(t)
+}
+
+// fillFetch builds one fetch response from what is committed now. final is set when waiting could not
+// change the answer (an error to report).
+func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64, bool) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	budget := int64(math.MaxInt32)
+	if req.Version >= 3 && req.MaxBytes > 0 {
+		budget = int64(req.MaxBytes)
+	}
+	var total int64
+	final := false
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		t, known := a.fetchTopic(req, rt)
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			switch {
+			case !known && req.Version >= 13:
+				sp.ErrorCode = kerr.UnknownTopicID.Code
+			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				limit := min(int64(max(rp.PartitionMaxBytes, 0)), budget-total)
+				n, err := a.fetchPartition(ctx, &sp, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, total == 0)
+				total += n
+				sp.ErrorCode = kafkaFetchCode(err)
+			}
+			if sp.ErrorCode != 0 {
+				final = true
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, total, final
+}
+
+// fetchPartition fills sp with the batches of tp from offset, up to limit bytes (or the first batch
+// whatever its size when first is set, as Kafka does so that a consumer can always make progress).
+func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicPartition, tp coord.TP, offset, limit int64, first bool) (int64, error) {
+	hwm, start := a.cache.HighWatermark(tp), a.cache.LogStart(tp)
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hwm, hwm, start
+	if offset < start || offset > hwm {
+		return 0, kerr.OffsetOutOfRange
+	}
+	if offset == hwm || (limit <= 0 && !first) {
+		return 0, nil
+	}
+	var records []byte
+	for _, e := range a.cache.Entries(tp, offset, max(limit, 1)) {
+		base := e.BaseOffset
+		for _, x := range e.Extents {
+			data, err := a.reader.extent(ctx, x)
+			if err != nil {
+				if len(records) > 0 {
+					sp.RecordBatches = records // serve what was read; the consumer comes back for the rest
+					return int64(len(records)), nil
+				}
+				return 0, err
+			}
+			if int64(len(records)+len(data)) > limit && (len(records) > 0 || !first) {
+				sp.RecordBatches = records
+				return int64(len(records)), nil
+			}
+			n := len(records)
+			if records, base, err = patchBatches(records, data, base, int32(e.Epoch), offset); err != nil {
+				a.metrics.corruptExtents.Inc()
+				a.log.Error("stored extent has broken batch framing; not served", "object", x.Object, "pos", x.Pos, "error", err)
+				return 0, err
+			}
+			if len(records) > n {
+				first = false
+			}
+		}
+	}
+	sp.RecordBatches = records
+	a.metrics.fetchBytes.Add(float64(len(records)))
+	return int64(len(records)), nil
+}
+
+// kafkaFetchCode maps a fetch error: anything from storage is KAFKA_STORAGE_ERROR, which consumers retry.
+func kafkaFetchCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	return kafkaCode(err)
+}
+
+// waitAny waits until one of chans is closed (true), or the deadline passes or ctx ends (false).
+func waitAny(ctx context.Context, chans []<-chan struct{}, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	cases := make([]reflect.SelectCase, 0, len(chans)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+	for _, ch := range chans {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	return chosen >= 2
+}

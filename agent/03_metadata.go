@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// Metadata: v0-12
+//
+// Brokers are the live agents of the client's agent group, their zone as rack. Each partition reports
+// its true leader and epoch (the etcd create revision of its leader key), with the leader as the only
+// replica: durability comes from S3, not from followers. A partition without a live leader answers
+// LEADER_NOT_AVAILABLE, which clients retry. Topics bound to another agent group do not exist for
+// this client.
+//
+// Version notes:
+// * v1: null topics means all topics (v0: empty means all); ControllerID, IsInternal, Rack
+// * v2: ClusterID
+// * v4: AllowAutoTopicCreation
+// * v5: OfflineReplicas
+// * v7: LeaderEpoch
+// * v8: authorized operations (not reported)
+// * v9: flexible versions
+// * v10: TopicID
+// * v11: cluster authorized operations removed
+// * v12: topics by id
+
+func (a *Agent) handleMetadata(ctx context.Context, c client, req *kmsg.MetadataRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	id := clusterID
+	resp.ClusterID = &id
+	resp.ControllerID = a.nodeID(a.cfg.ID)
+	live := map[string]bool{}
+	for _, ag := range a.brokers() {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID = a.nodeID(ag.ID)
+		host, port, err := net.SplitHostPort(ag.Addr)
+		if err != nil {
+			continue
+		}
+		p, _ := strconv.Atoi(port)
+		b.Host, b.Port = host, int32(p)
+		if ag.AZ != "" {
+			az := ag.AZ
+			b.Rack = &az
+		}
+		resp.Brokers = append(resp.Brokers, b)
+		live[ag.ID] = true
+	}
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range a.cache.Topics() {
+			if a.servesTopic(t) {
+				resp.Topics = append(resp.Topics, a.metadataTopic(t, live))
+			}
+		}
+		return resp
+	}
+	for _, rt := range req.Topics {
+		t, ok := a.metadataLookup(ctx, req, rt)
+		if !ok {
+			st := kmsg.NewMetadataResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if rt.Topic == nil && req.Version >= 12 {
+				st.ErrorCode = kerr.UnknownTopicID.Code
+			} else if rt.Topic != nil && validateTopicName(*rt.Topic) != nil {
+				st.ErrorCode = kerr.InvalidTopicException.Code
+			}
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		resp.Topics = append(resp.Topics, a.metadataTopic(t, live))
+	}
+	return resp
+}
+
+// metadataLookup finds a requested topic by id or name, creating it when auto-creation is on.
+func (a *Agent) metadataLookup(ctx context.Context, req *kmsg.MetadataRequest, rt kmsg.MetadataRequestTopic) (coord.Topic, bool) {
+	if rt.Topic == nil {
+		t, ok := a.cache.TopicByID(coord.TopicID(rt.TopicID))
+		return t, ok && a.servesTopic(t)
+	}
+	if t, ok := a.cache.Topic(*rt.Topic); ok {
+		return t, a.servesTopic(t)
+	}
+	allow := req.Version < 4 || req.AllowAutoTopicCreation
+	if !a.cfg.AutoCreateTopics || !allow || validateTopicName(*rt.Topic) != nil {
+		return coord.Topic{}, false
+	}
+	t, err := a.autoCreateTopic(ctx, *rt.Topic)
+	if err != nil {
+		a.log.Warn("auto topic creation failed", "topic", *rt.Topic, "error", err)
+		return coord.Topic{}, false
+	}
+	return t, true
+}
+
+func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool) kmsg.MetadataResponseTopic {
+	st := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	st.Topic, st.TopicID = &name, t.ID
+	for p := range t.Partitions {
+		sp := kmsg.NewMetadataResponseTopicPartition()
+		sp.Partition = p
+		leader, epoch, ok := a.cache.Leader(coord.TP{Topic: t.ID, Partition: p})
+		if ok && live[leader] {
+			node := a.nodeID(leader)
+			sp.Leader, sp.LeaderEpoch = node, int32(epoch)
+			sp.Replicas, sp.ISR = []int32{node}, []int32{node}
+		} else {
+			sp.Leader, sp.LeaderEpoch = -1, -1
+			sp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		st.Partitions = append(st.Partitions, sp)
+	}
+	return st
+}

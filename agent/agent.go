@@ -1,0 +1,271 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// clusterID is reported to Kafka clients.
+const clusterID = "streamhouse"
+
+// objectStore is what the agent needs of segstore.
+type objectStore interface {
+	Put(ctx context.Context, key string, data []byte) error
+	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
+	Check(ctx context.Context) error
+}
+
+// Agent is one StreamHouse agent. New wires it and starts nothing; Start binds its listeners, registers
+// in etcd and serves; Shutdown hands its work over gracefully; Close stops it at once.
+type Agent struct {
+	cfg     Config
+	log     hclog.Logger
+	etcd    *coord.Client
+	store   objectStore
+	cache   *coord.Cache
+	metrics *metrics
+	flusher *flusher
+	reader  *reader
+	leaders leaderSet
+
+	sessMu   sync.Mutex
+	sess     session
+	leadKick chan struct{}
+
+	// wrapSession lets in-package tests put a fault layer around the etcd session.
+	wrapSession func(session) session
+
+	kafkaLn  net.Listener
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	stopping atomic.Bool // refuse new produce: a graceful shutdown is under way
+	ready    atomic.Bool
+
+	runCtx    context.Context // lives from Start to Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+	errMu     sync.Mutex
+	err       error
+}
+
+// New validates cfg and wires an agent over an etcd client and an object store. It starts nothing.
+func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if etcd == nil || store == nil {
+		return nil, errors.New("agent: etcd client and object store are required")
+	}
+	a := &Agent{
+		cfg:      cfg,
+		log:      cfg.Logger.Named("agent").With("agent", cfg.ID),
+		etcd:     etcd,
+		store:    store,
+		metrics:  newMetrics(cfg.Registerer),
+		leaders:  leaderSet{m: make(map[coord.TP]*partitionLeader)},
+		leadKick: make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	a.cache = etcd.NewCache(a.log)
+	a.flusher = newFlusher(a)
+	a.reader = newReader(a, cfg.CacheBytes)
+	return a, nil
+}
+
+// Start checks that the object store is reachable, binds the Kafka and HTTP listeners, registers the agent
+// on its etcd session lease and starts serving. It returns once the agent is ready, or the first error.
+func (a *Agent) Start(ctx context.Context) (err error) {
+	if err := a.store.Check(ctx); err != nil {
+		return err
+	}
+	if a.kafkaLn, err = net.Listen("tcp", a.cfg.KafkaAddr); err != nil {
+		return fmt.Errorf("agent: kafka listener: %w", err)
+	}
+	if a.cfg.AdvertisedAddr == "" {
+		a.cfg.AdvertisedAddr = a.kafkaLn.Addr().String()
+	}
+	if a.cfg.HTTPAddr != "" {
+		if a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
+			a.kafkaLn.Close()
+			return fmt.Errorf("agent: http listener: %w", err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.runCtx, a.cancel = runCtx, cancel
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.goRun(func() {
+		if err := a.cache.Run(runCtx); err != nil {
+			a.fail(fmt.Errorf("agent: etcd watch: %w", err))
+		}
+	})
+	select {
+	case <-a.cache.Ready():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.done:
+		return a.Err()
+	}
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	a.goRun(func() { a.flusher.run(runCtx, &a.wg) })
+	a.goRun(func() { a.runSequencer(runCtx) })
+	a.goRun(func() { a.runLeadership(runCtx) })
+	a.goRun(func() { a.serveKafka(runCtx, a.kafkaLn) })
+	if a.httpLn != nil {
+		a.httpSrv = a.newHTTPServer()
+		a.goRun(func() {
+			if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("http server failed", "error", err)
+			}
+		})
+	}
+	a.ready.Store(true)
+	a.log.Info("agent started", "kafka", a.kafkaLn.Addr().String(), "advertised", a.cfg.AdvertisedAddr,
+		"http", a.HTTPAddr(), "az", a.cfg.AZ, "group", a.cfg.Group)
+	return nil
+}
+
+// register creates a new etcd session and registers the agent on it.
+func (a *Agent) register(ctx context.Context) error {
+	info := coord.AgentInfo{ID: a.cfg.ID, Addr: a.cfg.AdvertisedAddr, AZ: a.cfg.AZ, Group: a.cfg.Group,
+		Version: a.cfg.Version, Started: time.Now().UTC()}
+	cs, err := a.etcd.Register(ctx, info, a.cfg.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	var s session = cs
+	if a.wrapSession != nil {
+		s = a.wrapSession(s)
+	}
+	a.sessMu.Lock()
+	a.sess = s
+	a.sessMu.Unlock()
+	a.metrics.agentUp.Set(1)
+	a.kickLeadership()
+	return nil
+}
+
+func (a *Agent) goRun(fn func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		fn()
+	}()
+}
+
+// KafkaAddr is the bound Kafka listener address (valid after Start).
+func (a *Agent) KafkaAddr() string {
+	if a.kafkaLn == nil {
+		return ""
+	}
+	return a.kafkaLn.Addr().String()
+}
+
+// HTTPAddr is the bound HTTP listener address (valid after Start; empty when HTTP is disabled).
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Done is closed when the agent has stopped, by Shutdown, Close or a fatal error (see Err).
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+// Err is the error that stopped the agent, nil after a clean stop.
+func (a *Agent) Err() error {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	return a.err
+}
+
+// fail stops the agent with a fatal error.
+func (a *Agent) fail(err error) {
+	a.errMu.Lock()
+	if a.err == nil {
+		a.err = err
+	}
+	a.errMu.Unlock()
+	a.log.Error("agent stopping", "error", err)
+	go a.Close()
+}
+
+// Shutdown is the graceful stop (SIGTERM): stop taking produce, flush and commit what is buffered, resign
+// every leadership, deregister, close. Past ctx's deadline it closes at once.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	if a.cancel == nil {
+		return nil
+	}
+	a.stopping.Store(true)
+	a.log.Info("shutting down: flushing buffered produce and handing over leadership")
+	err := a.flusher.drain(ctx)
+	a.resignAll(ctx)
+	if s := a.session(); s != nil {
+		if cerr := s.Close(ctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	a.Close()
+	return err
+}
+
+// Close stops the agent at once; safe to call twice. Its session is not revoked: its leaderships move
+// when the lease expires, as after a crash.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		a.ready.Store(false)
+		a.metrics.agentUp.Set(0)
+		if a.cancel != nil {
+			a.cancel()
+		}
+		if a.kafkaLn != nil {
+			a.kafkaLn.Close()
+		}
+		if a.httpSrv != nil {
+			a.httpSrv.Close()
+		} else if a.httpLn != nil {
+			a.httpLn.Close()
+		}
+		a.wg.Wait()
+		close(a.done)
+	})
+	return nil
+}
+
+// nodeID is the Kafka broker id of an agent: a stable hash of its id, so that it survives restarts.
+func nodeID(agentID string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(agentID))
+	return int32(h.Sum32() & 0x7fffffff)
+}
+
+func (a *Agent) nodeID(agentID string) int32 { return nodeID(agentID) }
+
+// brokers are the live agents of this agent's group: the only brokers its clients are told about.
+func (a *Agent) brokers() []coord.AgentInfo {
+	var out []coord.AgentInfo
+	for _, ag := range a.cache.Agents() {
+		if ag.Group == a.cfg.Group {
+			out = append(out, ag)
+		}
+	}
+	return out
+}

@@ -1,0 +1,103 @@
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// testBatch builds a valid v2 batch of n records, as a producer would.
+func testBatch(n int, producerID int64, epoch int16, seq int32) []byte {
+	b := kmsg.RecordBatch{
+		Magic:           2,
+		LastOffsetDelta: int32(n - 1),
+		FirstTimestamp:  1000,
+		MaxTimestamp:    1000 + int64(n-1),
+		ProducerID:      producerID,
+		ProducerEpoch:   epoch,
+		FirstSequence:   seq,
+		NumRecords:      int32(n),
+	}
+	var recs []byte
+	for i := range n {
+		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: int64(i), Value: []byte{byte(i)}}
+		r.Length = int32(len(r.AppendTo(nil)) - 1)
+		recs = r.AppendTo(recs)
+	}
+	b.Records = recs
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[offBatchLength:], uint32(len(raw)-batchLogOverhead))
+	binary.BigEndian.PutUint32(raw[offCRC:], crc32Of(raw[offAttributes:]))
+	return raw
+}
+
+func TestParseProduceBatch(t *testing.T) {
+	good := testBatch(3, 7, 1, 10)
+	m, err := parseProduceBatch(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.records != 3 || m.producerID != 7 || m.producerEpoch != 1 || m.baseSequence != 10 || m.lastSequence() != 12 || m.maxTimestamp != 1002 {
+		t.Fatalf("meta %+v", m)
+	}
+	flip := func(off int) []byte {
+		b := append([]byte(nil), good...)
+		b[off] ^= 0xff
+		return b
+	}
+	for name, tc := range map[string]struct {
+		b    []byte
+		want error
+	}{
+		"empty":     {nil, errBatchCorrupt},
+		"short":     {good[:40], errBatchCorrupt},
+		"magic":     {flip(offMagic), errBatchMagic},
+		"crc":       {flip(len(good) - 1), errBatchCorrupt},
+		"truncated": {good[:len(good)-1], errBatchCorrupt},
+		"two":       {append(append([]byte(nil), good...), good...), errBatchCount},
+		"length":    {flip(offBatchLength), errBatchCorrupt},
+		"count":     {flip(offNumRecords + 3), errBatchCorrupt},
+	} {
+		if _, err := parseProduceBatch(tc.b); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+func TestPatchBatches(t *testing.T) {
+	a, b := testBatch(2, -1, -1, -1), testBatch(3, -1, -1, -1)
+	src := append(append([]byte(nil), a...), b...)
+	out, next, err := patchBatches(nil, src, 100, 9, 0)
+	if err != nil || next != 105 {
+		t.Fatalf("next %d, err %v", next, err)
+	}
+	if got := int64(binary.BigEndian.Uint64(out[len(a):])); got != 102 {
+		t.Fatalf("second batch base %d, want 102", got)
+	}
+	if got := int32(binary.BigEndian.Uint32(out[offLeaderEpoch:])); got != 9 {
+		t.Fatalf("leader epoch %d, want 9", got)
+	}
+	// The CRC still holds: patched fields lie outside it.
+	if _, err := parseProduceBatch(out[:len(a)]); err != nil {
+		t.Fatalf("patched batch no longer valid: %v", err)
+	}
+	// Fetching from offset 103 skips the first batch.
+	out, _, _ = patchBatches(nil, src, 100, 9, 103)
+	if len(out) != len(b) {
+		t.Fatalf("skip: %d bytes, want %d", len(out), len(b))
+	}
+	if _, _, err := patchBatches(nil, src[:len(src)-1], 0, 0, 0); !errors.Is(err, errBatchCorrupt) {
+		t.Fatalf("truncated extent: %v", err)
+	}
+}
+
+func FuzzPatchBatches(f *testing.F) {
+	f.Add(testBatch(2, -1, -1, -1))
+	f.Add(append(testBatch(1, 5, 0, 0), testBatch(4, 5, 0, 1)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _, _ = patchBatches(nil, data, 0, 1, 0)
+		_, _ = parseProduceBatch(data)
+	})
+}

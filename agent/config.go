@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for Config.
+const (
+	DefaultGroup             = "default"
+	DefaultKafkaAddr         = "127.0.0.1:9092"
+	DefaultHTTPAddr          = "127.0.0.1:8080"
+	DefaultFlushInterval     = 100 * time.Millisecond
+	DefaultFlushBytes        = 4 << 20
+	DefaultCacheBytes        = 256 << 20
+	DefaultMaxBufferedBytes  = 64 << 20
+	DefaultLeaseTTL          = 10 * time.Second
+	DefaultPartitions        = 1
+	DefaultMaxMessageBytes   = 1048588 // Kafka's default max.message.bytes
+	DefaultMaxRequestBytes   = 100 << 20
+	DefaultShutdownTimeout   = 10 * time.Second
+	defaultAdvertiseHostname = "127.0.0.1"
+)
+
+// Config is an agent's configuration. Start from NewConfig; Validate is called by New.
+type Config struct {
+	ID    string // unique agent id; registration key agents/<ID>
+	AZ    string // availability zone, reported as the broker rack
+	Group string // agent group (multi-tenancy)
+
+	KafkaAddr      string // listen address for Kafka clients ("host:0" picks a free port)
+	AdvertisedAddr string // address given to clients; default: the bound Kafka address
+	HTTPAddr       string // listen address for /healthz, /readyz, /metrics; empty disables HTTP
+
+	FlushInterval    time.Duration // longest a produce waits for its flush
+	FlushBytes       int64         // a flush starts once this many bytes are buffered
+	MaxBufferedBytes int64         // produce waits (backpressure) past this many buffered bytes
+	CacheBytes       int64         // read cache (LRU) size
+	MaxRequestBytes  int32         // largest Kafka request frame accepted
+	LeaseTTL         time.Duration // etcd session lease TTL: the heartbeat timeout
+
+	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
+	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1
+
+	Version string // reported in the registration
+
+	Logger     hclog.Logger
+	Registerer prometheus.Registerer // agent metrics; nil disables them
+	Gatherer   prometheus.Gatherer   // served on /metrics; nil serves an empty registry
+}
+
+// NewConfig returns a Config with every default set; ID must still be given.
+func NewConfig() Config {
+	return Config{
+		Group:             DefaultGroup,
+		KafkaAddr:         DefaultKafkaAddr,
+		HTTPAddr:          DefaultHTTPAddr,
+		FlushInterval:     DefaultFlushInterval,
+		FlushBytes:        DefaultFlushBytes,
+		MaxBufferedBytes:  DefaultMaxBufferedBytes,
+		CacheBytes:        DefaultCacheBytes,
+		MaxRequestBytes:   DefaultMaxRequestBytes,
+		LeaseTTL:          DefaultLeaseTTL,
+		DefaultPartitions: DefaultPartitions,
+		Version:           "dev",
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c *Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("agent: id is required")
+	case c.Group == "":
+		return errors.New("agent: group is required")
+	case c.FlushInterval <= 0:
+		return fmt.Errorf("agent: flush interval must be positive, got %v", c.FlushInterval)
+	case c.FlushBytes <= 0:
+		return fmt.Errorf("agent: flush bytes must be positive, got %d", c.FlushBytes)
+	case c.MaxBufferedBytes < c.FlushBytes:
+		return fmt.Errorf("agent: max buffered bytes (%d) must be at least flush bytes (%d)", c.MaxBufferedBytes, c.FlushBytes)
+	case c.CacheBytes < 0:
+		return fmt.Errorf("agent: cache bytes must not be negative, got %d", c.CacheBytes)
+	case c.MaxRequestBytes <= 0:
+		return fmt.Errorf("agent: max request bytes must be positive, got %d", c.MaxRequestBytes)
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("agent: lease TTL must be at least 1s, got %v", c.LeaseTTL)
+	case c.DefaultPartitions <= 0:
+		return fmt.Errorf("agent: default partitions must be positive, got %d", c.DefaultPartitions)
+	}
+	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
+		return fmt.Errorf("agent: kafka address %q: %w", c.KafkaAddr, err)
+	}
+	if c.AdvertisedAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
+			return fmt.Errorf("agent: advertised address %q: %w", c.AdvertisedAddr, err)
+		}
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return fmt.Errorf("agent: http address %q: %w", c.HTTPAddr, err)
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+package agent
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// Conditions the produce and fetch paths act on. kafkaCode is the one place that maps internal
+// errors to Kafka error codes.
+var (
+	errNotLeader    = errors.New("agent: not the partition leader")
+	errShuttingDown = errors.New("agent: shutting down")
+	errStorage      = errors.New("agent: object store or etcd unavailable")
+)
+
+// kafkaCode maps an error of the produce or fetch path to the Kafka error a client should see.
+// Failures of S3 or etcd are KAFKA_STORAGE_ERROR, which every client retries.
+func kafkaCode(err error) int16 {
+	var ke *kerr.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ke):
+		return ke.Code
+	case errors.Is(err, errNotLeader), errors.Is(err, errShuttingDown), errors.Is(err, coord.ErrFenced),
+		errors.Is(err, coord.ErrSessionClosed), errors.Is(err, coord.ErrLeaderHeld):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, coord.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, errBatchMagic):
+		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, errBatchCorrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, errBatchCount), errors.Is(err, errBatchTransactional):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	default:
+		return kerr.KafkaStorageError.Code
+	}
+}
+
+// errName is the Kafka name of an error code, for metric labels and logs.
+func errName(code int16) string {
+	var ke *kerr.Error
+	if errors.As(kerr.ErrorForCode(code), &ke) {
+		return ke.Message
+	}
+	return "UNKNOWN_SERVER_ERROR"
+}

@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/segstore"
+)
+
+// maxConcurrentPuts bounds the flushes whose objects are being written at once. Objects are written in
+// parallel, but sequenced strictly in flush order.
+const maxConcurrentPuts = 4
+
+// pendingAppend is one partition's record batch from one produce request, on its way through the
+// write path: buffered, written to S3 inside a flush object, then sequenced by the partition leader.
+type pendingAppend struct {
+	tp    coord.TP
+	topic string
+	batch []byte
+	meta  batchMeta
+	start time.Time
+
+	object string // set when the flush is sealed
+	extent segstore.Extent
+
+	base int64 // assigned offset of the batch's first record, valid when err == nil
+	err  error
+	done chan struct{}
+}
+
+func (p *pendingAppend) finish(base int64, err error) {
+	p.base, p.err = base, err
+	close(p.done)
+}
+
+// flush is one sealed buffer: the appends that go into one segment object.
+type flush struct {
+	appends []*pendingAppend
+	bytes   int64
+	putDone chan struct{}
+	putErr  error
+}
+
+// flusher buffers appends and writes one segment object per flush. It hands sealed flushes, in order,
+// to the sequencer.
+type flusher struct {
+	a *Agent
+
+	mu       sync.Mutex
+	cur      []*pendingAppend
+	curBytes int64
+	first    time.Time     // when the oldest append in cur arrived
+	buffered int64         // accepted bytes not yet acknowledged or failed
+	space    chan struct{} // closed when buffered shrinks
+	closed   bool
+
+	kick   chan struct{} // wakes run: a buffer began, filled up, or must flush now
+	force  bool          // flush now regardless of age and size (shutdown)
+	sealed chan *flush
+	puts   chan struct{} // semaphore of maxConcurrentPuts
+	bufs   sync.Pool
+}
+
+func newFlusher(a *Agent) *flusher {
+	return &flusher{
+		a:      a,
+		space:  make(chan struct{}),
+		kick:   make(chan struct{}, 1),
+		sealed: make(chan *flush, 2*maxConcurrentPuts),
+		puts:   make(chan struct{}, maxConcurrentPuts),
+	}
+}
+
+// submit buffers p, waiting while the agent holds MaxBufferedBytes (backpressure on the connection).
+func (f *flusher) submit(ctx context.Context, p *pendingAppend) error {
+	n := int64(len(p.batch))
+	f.mu.Lock()
+	for !f.closed && f.buffered > 0 && f.buffered+n > f.a.cfg.MaxBufferedBytes {
+		space := f.space
+		f.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		f.mu.Lock()
+	}
+	defer f.mu.Unlock()
+	if f.closed {
+		return errShuttingDown
+	}
+	if len(f.cur) == 0 {
+		f.first = time.Now()
+		f.wake()
+	}
+	f.cur = append(f.cur, p)
+	f.curBytes += n
+	f.buffered += n
+	f.a.metrics.bufferedBytes.Set(float64(f.buffered))
+	if f.curBytes >= f.a.cfg.FlushBytes {
+		f.wake()
+	}
+	return nil
+}
+
+func (f *flusher) wake() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// release returns a finished flush's bytes to the buffer budget.
+func (f *flusher) release(n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buffered -= n
+	f.a.metrics.bufferedBytes.Set(float64(f.buffered))
+	close(f.space)
+	f.space = make(chan struct{})
+}
+
+// drain stops taking appends, flushes what is buffered at once and waits until every buffered append is
+// acknowledged or failed, or ctx ends.
+func (f *flusher) drain(ctx context.Context) error {
+	f.mu.Lock()
+	f.closed = true
+	f.force = true
+	f.mu.Unlock()
+	f.wake()
+	for {
+		f.mu.Lock()
+		buffered, space := f.buffered, f.space
+		f.mu.Unlock()
+		if buffered == 0 {
+			return nil
+		}
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// run seals flushes when they are old or large enough and starts their object writes, until ctx ends.
+// It closes sealed when it returns, which ends the sequencer.
+func (f *flusher) run(ctx context.Context, wg *sync.WaitGroup) {
+	defer close(f.sealed)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		f.mu.Lock()
+		n, size, age, force := len(f.cur), f.curBytes, time.Since(f.first), f.force
+		f.mu.Unlock()
+		if n > 0 && (force || size >= f.a.cfg.FlushBytes || age >= f.a.cfg.FlushInterval) {
+			if !f.seal(ctx, wg) {
+				return
+			}
+			continue
+		}
+		var expire <-chan time.Time
+		if n > 0 {
+			timer.Reset(f.a.cfg.FlushInterval - age)
+			expire = timer.C
+		}
+		select {
+		case <-f.kick:
+		case <-expire:
+		case <-ctx.Done():
+			return
+		}
+		if expire != nil && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// seal takes the buffered appends as one flush, starts writing its object and queues it for the
+// sequencer. It reports false when ctx ended first.
+func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
+	select {
+	case f.puts <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	f.mu.Lock()
+	fl := &flush{appends: f.cur, bytes: f.curBytes, putDone: make(chan struct{})}
+	f.cur, f.curBytes = nil, 0
+	f.mu.Unlock()
+
+	// Group each partition's batches together in the object, keeping their arrival order.
+	sort.SliceStable(fl.appends, func(i, j int) bool { return tpLess(fl.appends[i].tp, fl.appends[j].tp) })
+	chunks := make([]segstore.Chunk, len(fl.appends))
+	for i, p := range fl.appends {
+		chunks[i] = segstore.Chunk{TopicID: p.tp.Topic, Partition: p.tp.Partition, Data: p.batch}
+	}
+	buf, _ := f.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	obj, extents := segstore.AppendObject((*buf)[:0], chunks)
+	key := segstore.NewObjectKey(f.a.cfg.ID)
+	for i, p := range fl.appends {
+		p.object, p.extent = key, extents[i]
+	}
+	f.a.metrics.flushBytes.Observe(float64(len(obj)))
+	f.a.metrics.flushAppends.Observe(float64(len(chunks)))
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		start := time.Now()
+		fl.putErr = f.a.store.Put(ctx, key, obj)
+		f.a.metrics.flushDuration.WithLabelValues("put").Observe(time.Since(start).Seconds())
+		if fl.putErr != nil {
+			f.a.log.Warn("segment write failed; failing its produces", "object", key, "error", fl.putErr)
+		}
+		*buf = obj[:0]
+		f.bufs.Put(buf)
+		close(fl.putDone)
+		<-f.puts
+	}()
+	select {
+	case f.sealed <- fl:
+		return true
+	case <-ctx.Done():
+		<-fl.putDone
+		f.fail(fl, errShuttingDown)
+		return false
+	}
+}
+
+// fail answers every append of fl with err.
+func (f *flusher) fail(fl *flush, err error) {
+	for _, p := range fl.appends {
+		p.finish(-1, err)
+	}
+	f.release(fl.bytes)
+}
+
+func tpLess(a, b coord.TP) bool {
+	if a.Topic != b.Topic {
+		return string(a.Topic[:]) < string(b.Topic[:])
+	}
+	return a.Partition < b.Partition
+}

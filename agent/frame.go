@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// errFrame marks a request frame the agent cannot parse; the connection that sent it is closed.
+var errFrame = errors.New("agent: malformed request frame")
+
+// readFrame reads one size-prefixed Kafka frame. Frames larger than maxBytes are refused before any
+// allocation, so a hostile size prefix cannot exhaust memory.
+func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 8 || n > maxBytes {
+		return nil, fmt.Errorf("%w: frame size %d outside [8, %d]", errFrame, n, maxBytes)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// header is a parsed Kafka request header.
+type header struct {
+	key      int16
+	version  int16
+	corr     int32
+	clientID string
+}
+
+// parseRequest parses a request frame body into its header and, when the API and version are ones
+// this agent serves, its decoded request. A nil request with a nil error means the API or version is
+// not served. ApiVersions is special: a version above ours is answered (KIP-511), so its body is left
+// unparsed and the request is returned at version 0.
+func parseRequest(body []byte) (header, kmsg.Request, error) {
+	rd := kbin.Reader{Src: body}
+	h := header{key: rd.Int16(), version: rd.Int16(), corr: rd.Int32()}
+	if cid := rd.NullableString(); cid != nil {
+		h.clientID = *cid
+	}
+	if err := rd.Complete(); err != nil {
+		return h, nil, fmt.Errorf("%w: header: %v", errFrame, err)
+	}
+	if h.key == apiKeyApiVersions && h.version > maxVersion(apiKeyApiVersions) {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.SetVersion(h.version) // answered with UNSUPPORTED_VERSION at v0
+		return h, req, nil
+	}
+	if !supported(h.key, h.version) {
+		return h, nil, nil
+	}
+	req := kmsg.RequestForKey(h.key)
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&rd)
+		if err := rd.Complete(); err != nil {
+			return h, nil, fmt.Errorf("%w: header tags: %v", errFrame, err)
+		}
+	}
+	if err := req.ReadFrom(rd.Src); err != nil {
+		return h, nil, fmt.Errorf("%w: %s v%d: %v", errFrame, kmsg.NameForKey(h.key), h.version, err)
+	}
+	return h, req, nil
+}
+
+// appendResponse appends the size-prefixed response frame for corr to dst.
+func appendResponse(dst []byte, corr int32, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
+	// ApiVersions responses always use header v0, so that a client can parse them before it knows
+	// which versions are supported.
+	if resp.IsFlexible() && resp.Key() != apiKeyApiVersions {
+		dst = append(dst, 0) // empty tagged fields
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}

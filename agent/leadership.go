@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/placement"
+)
+
+// acquireConcurrency bounds the partitions taken over at once after a membership change.
+const acquireConcurrency = 16
+
+// session is what the agent needs of its etcd session (coord.Session).
+type session interface {
+	Done() <-chan struct{}
+	Acquire(ctx context.Context, tp coord.TP) (int64, error)
+	Resign(ctx context.Context, tp coord.TP, epoch int64) error
+	Commit(ctx context.Context, commits []coord.Commit) []error
+	Close(ctx context.Context) error
+}
+
+func (a *Agent) session() session {
+	a.sessMu.Lock()
+	defer a.sessMu.Unlock()
+	return a.sess
+}
+
+func (a *Agent) kickLeadership() {
+	select {
+	case a.leadKick <- struct{}{}:
+	default:
+	}
+}
+
+// runLeadership keeps the partitions this agent leads equal to what placement gives it, and re-registers
+// after the session is lost, until ctx ends.
+func (a *Agent) runLeadership(ctx context.Context) {
+	for {
+		changed := a.cache.Changed()
+		s := a.session()
+		if s == nil {
+			if !a.reregister(ctx) {
+				return
+			}
+			continue
+		}
+		a.reconcile(ctx, s)
+		select {
+		case <-changed:
+		case <-a.leadKick:
+		case <-s.Done():
+			a.sessionLost(s)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// sessionLost drops every leadership at once: from here on produce for those partitions is refused and
+// buffered appends fail at sequencing; the commit fence would refuse them anyway.
+func (a *Agent) sessionLost(s session) {
+	a.metrics.agentUp.Set(0)
+	a.sessMu.Lock()
+	if a.sess == s {
+		a.sess = nil
+	}
+	a.sessMu.Unlock()
+	for _, pl := range a.leaders.snapshot() {
+		if a.leaders.remove(pl.tp, pl) != nil {
+			a.dropLeaderMetrics(pl)
+		}
+	}
+	a.log.Error("etcd session lost: every partition leadership dropped; registering again")
+}
+
+// reregister registers the agent again after its session was lost, retrying until it succeeds or ctx
+// ends. A live registration of the same id elsewhere is fatal.
+func (a *Agent) reregister(ctx context.Context) bool {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+		err := a.register(ctx)
+		if err == nil {
+			a.log.Info("registered again after session loss")
+			return true
+		}
+		if errors.Is(err, coord.ErrAgentIDInUse) {
+			a.fail(err)
+			return false
+		}
+		a.log.Warn("registration failed; retrying", "error", err, "in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// reconcile acquires the partitions placement gives this agent and resigns the others.
+func (a *Agent) reconcile(ctx context.Context, s session) {
+	want := a.desiredPartitions()
+	for _, pl := range a.leaders.snapshot() {
+		if _, ok := want[pl.tp]; ok {
+			delete(want, pl.tp)
+			continue
+		}
+		if a.leaders.remove(pl.tp, pl) == nil {
+			continue
+		}
+		a.dropLeaderMetrics(pl)
+		if err := s.Resign(ctx, pl.tp, pl.epoch); err != nil && ctx.Err() == nil {
+			a.log.Warn("resign failed", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
+		}
+	}
+	sem := make(chan struct{}, acquireConcurrency)
+	var wg sync.WaitGroup
+	for tp, topic := range want {
+		if a.stopping.Load() {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a.takeLead(ctx, s, tp, topic)
+		}()
+	}
+	wg.Wait()
+}
+
+// takeLead becomes tp's leader: acquire the leader key (its create revision is the epoch), then load
+// the partition's committed state. Only then does the partition take produce.
+func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) {
+	epoch, err := s.Acquire(ctx, tp)
+	if err != nil {
+		if !errors.Is(err, coord.ErrLeaderHeld) && ctx.Err() == nil {
+			a.log.Warn("acquire failed", "topic", topic, "partition", tp.Partition, "error", err)
+		}
+		return
+	}
+	next, producers, err := a.etcd.LoadPartition(ctx, tp)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("loading partition state failed", "topic", topic, "partition", tp.Partition, "error", err)
+			a.kickLeadership()
+		}
+		return
+	}
+	pl := &partitionLeader{tp: tp, topic: topic, epoch: epoch, next: next,
+		producers: make(map[int64]coord.ProducerState, len(producers))}
+	for _, p := range producers {
+		pl.producers[p.ID] = p
+	}
+	a.leaders.mu.Lock()
+	if a.leaders.m[tp] == nil {
+		a.leaders.m[tp] = pl
+	}
+	n := len(a.leaders.m)
+	a.leaders.mu.Unlock()
+	a.metrics.leasesHeld.Set(float64(n))
+	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(epoch))
+	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", epoch, "next_offset", next)
+}
+
+// desiredPartitions is what placement gives this agent, from the cached view of agents and topics.
+func (a *Agent) desiredPartitions() map[coord.TP]string {
+	var agents []placement.Agent
+	for _, ag := range a.cache.Agents() {
+		agents = append(agents, placement.Agent{ID: ag.ID, Zone: ag.AZ, Group: ag.Group})
+	}
+	var parts []placement.Partition
+	current := map[placement.Partition]string{}
+	byKey := map[placement.Partition]coord.TP{}
+	for _, t := range a.cache.Topics() {
+		group := t.Configs[configAgentGroup]
+		for p := range t.Partitions {
+			pp := placement.Partition{Topic: t.Name, Partition: p, Group: group}
+			tp := coord.TP{Topic: t.ID, Partition: p}
+			parts = append(parts, pp)
+			byKey[pp] = tp
+			if id, _, ok := a.cache.Leader(tp); ok {
+				current[pp] = id
+			}
+		}
+	}
+	want := map[coord.TP]string{}
+	for pp, id := range placement.Leaders(agents, parts, current) {
+		if id == a.cfg.ID {
+			want[byKey[pp]] = pp.Topic
+		}
+	}
+	return want
+}
+
+// resignAll hands every partition back (graceful shutdown), so successors need not wait for the lease.
+func (a *Agent) resignAll(ctx context.Context) {
+	s := a.session()
+	for _, pl := range a.leaders.snapshot() {
+		if a.leaders.remove(pl.tp, pl) == nil {
+			continue
+		}
+		a.dropLeaderMetrics(pl)
+		if s != nil {
+			if err := s.Resign(ctx, pl.tp, pl.epoch); err != nil {
+				a.log.Warn("resign failed", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
+			}
+		}
+	}
+}

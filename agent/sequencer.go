@@ -1,0 +1,279 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// maxProducerBatches is how many recent batches per producer and partition are remembered to answer
+// retried duplicates with their original offsets (Kafka keeps 5, the most a producer has in flight).
+const maxProducerBatches = 5
+
+// partitionLeader is this agent's sequencing state for one partition it leads. Only the sequencer
+// goroutine touches next and producers once the leader is installed.
+type partitionLeader struct {
+	tp        coord.TP
+	topic     string
+	epoch     int64
+	next      int64
+	producers map[int64]coord.ProducerState
+}
+
+// leaderSet is the partitions this agent leads, read by produce handlers and the sequencer.
+type leaderSet struct {
+	mu sync.RWMutex
+	m  map[coord.TP]*partitionLeader
+}
+
+func (s *leaderSet) get(tp coord.TP) *partitionLeader {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.m[tp]
+}
+
+// remove drops tp's leader if it is still pl (nil removes whatever is there).
+func (s *leaderSet) remove(tp coord.TP, pl *partitionLeader) *partitionLeader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.m[tp]
+	if cur == nil || (pl != nil && cur != pl) {
+		return nil
+	}
+	delete(s.m, tp)
+	return cur
+}
+
+func (s *leaderSet) snapshot() []*partitionLeader {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*partitionLeader, 0, len(s.m))
+	for _, pl := range s.m {
+		out = append(out, pl)
+	}
+	return out
+}
+
+// runSequencer takes sealed flushes in order, waits for each object write, then sequences and commits
+// it. Sequencing is serial: a partition's offsets and producer sequences follow from the previous
+// flush's commit.
+func (a *Agent) runSequencer(ctx context.Context) {
+	for fl := range a.flusher.sealed {
+		select {
+		case <-fl.putDone:
+		case <-ctx.Done():
+			a.flusher.fail(fl, errShuttingDown)
+			continue
+		}
+		if fl.putErr != nil {
+			a.flusher.fail(fl, errStorage)
+			continue
+		}
+		start := time.Now()
+		a.sequence(ctx, fl)
+		a.metrics.flushDuration.WithLabelValues("commit").Observe(time.Since(start).Seconds())
+		a.flusher.release(fl.bytes)
+	}
+}
+
+// partitionCommit is the sequencing of one partition's appends in one flush.
+type partitionCommit struct {
+	pl       *partitionLeader
+	appends  []*pendingAppend
+	bases    []int64 // offset per append; -1 when the append failed or was a duplicate
+	errs     []error
+	entry    coord.IndexEntry
+	states   map[int64]coord.ProducerState
+	accepted bool // at least one append gets new offsets
+}
+
+// sequence assigns offsets to one written flush, commits its index entries in fenced Txns, and answers
+// its appends. Nothing is acknowledged unless its partition's commit succeeded.
+func (a *Agent) sequence(ctx context.Context, fl *flush) {
+	var parts []*partitionCommit
+	for i := 0; i < len(fl.appends); {
+		j := i + 1
+		for j < len(fl.appends) && fl.appends[j].tp == fl.appends[i].tp {
+			j++
+		}
+		parts = append(parts, a.sequencePartition(fl.appends[i:j]))
+		i = j
+	}
+	var commits []coord.Commit
+	var committing []*partitionCommit
+	for _, pc := range parts {
+		if pc.accepted {
+			commits = append(commits, pc.commit())
+			committing = append(committing, pc)
+		}
+	}
+	var errs []error
+	if len(commits) > 0 {
+		errs = a.commit(ctx, commits)
+	}
+	for i, pc := range committing {
+		if err := errs[i]; err != nil {
+			a.commitFailed(pc, err)
+			continue
+		}
+		pc.pl.next = pc.entry.LastOffset + 1
+		for id, st := range pc.states {
+			pc.pl.producers[id] = st
+		}
+		a.cache.Apply(pc.pl.tp, pc.entry)
+	}
+	for _, pc := range parts {
+		for k, p := range pc.appends {
+			p.finish(pc.bases[k], pc.errs[k])
+		}
+	}
+}
+
+// commit commits through the current session; a lost session fails every commit.
+func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
+	s := a.session()
+	if s == nil {
+		errs := make([]error, len(commits))
+		for i := range errs {
+			errs[i] = coord.ErrSessionClosed
+		}
+		return errs
+	}
+	return s.Commit(ctx, commits)
+}
+
+// commitFailed fails the partition's appends. The leader state is dropped either way: after a fence
+// the partition is someone else's; after an etcd error the outcome of the Txn is unknown, so the state
+// is reloaded from etcd before the partition takes produce again.
+func (a *Agent) commitFailed(pc *partitionCommit, err error) {
+	for k := range pc.appends {
+		if pc.errs[k] == nil {
+			pc.bases[k], pc.errs[k] = -1, err
+		}
+	}
+	if a.leaders.remove(pc.pl.tp, pc.pl) != nil {
+		a.dropLeaderMetrics(pc.pl)
+		a.log.Warn("commit failed; partition leadership dropped until re-established",
+			"topic", pc.pl.topic, "partition", pc.pl.tp.Partition, "epoch", pc.pl.epoch, "error", err)
+		a.kickLeadership()
+	}
+}
+
+// sequencePartition checks producer sequences and assigns offsets to one partition's appends, without
+// changing the leader's state: that happens only once the commit succeeds.
+func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
+	pc := &partitionCommit{appends: appends, bases: make([]int64, len(appends)), errs: make([]error, len(appends))}
+	pl := a.leaders.get(appends[0].tp)
+	if pl == nil {
+		for k := range appends {
+			pc.bases[k], pc.errs[k] = -1, errNotLeader
+		}
+		return pc
+	}
+	pc.pl = pl
+	pc.entry = coord.IndexEntry{BaseOffset: pl.next, Epoch: pl.epoch, MaxTimestamp: -1}
+	next := pl.next
+	for k, p := range appends {
+		pc.bases[k] = -1
+		m := p.meta
+		if m.producerID >= 0 {
+			st, known := pc.states[m.producerID]
+			if !known {
+				st, known = pl.producers[m.producerID]
+			}
+			var prev *coord.ProducerState
+			if known {
+				prev = &st
+			}
+			dup, err := checkSequence(prev, m)
+			if err != nil {
+				pc.errs[k] = err
+				continue
+			}
+			if dup >= 0 {
+				pc.bases[k] = dup
+				continue
+			}
+			if pc.states == nil {
+				pc.states = make(map[int64]coord.ProducerState)
+			}
+			pc.states[m.producerID] = recordSequence(prev, m, next)
+		}
+		pc.bases[k] = next
+		next += int64(m.records)
+		pc.accepted = true
+		pc.entry.Extents = append(pc.entry.Extents, coord.Extent{
+			Object: p.object, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC})
+		pc.entry.Bytes += int64(p.extent.Len)
+		pc.entry.MaxTimestamp = max(pc.entry.MaxTimestamp, m.maxTimestamp)
+	}
+	pc.entry.LastOffset = next - 1
+	return pc
+}
+
+func (pc *partitionCommit) commit() coord.Commit {
+	c := coord.Commit{TP: pc.pl.tp, Epoch: pc.pl.epoch, Entry: pc.entry}
+	for _, st := range pc.states {
+		c.Producers = append(c.Producers, st)
+	}
+	return c
+}
+
+// checkSequence applies Kafka's idempotent-producer rules to a batch from a producer whose committed
+// state is prev (nil for a producer this partition has not seen). It returns the original base offset
+// of a retried duplicate, or -1 for a batch to append, or the Kafka error to answer.
+func checkSequence(prev *coord.ProducerState, m batchMeta) (dup int64, err error) {
+	switch {
+	case prev == nil:
+		return -1, nil
+	case m.producerEpoch < prev.Epoch:
+		return -1, kerr.InvalidProducerEpoch
+	case m.producerEpoch > prev.Epoch:
+		if m.baseSequence != 0 {
+			return -1, kerr.OutOfOrderSequenceNumber
+		}
+		return -1, nil
+	}
+	for _, b := range prev.Batches {
+		if b.FirstSeq == m.baseSequence && b.LastSeq == m.lastSequence() {
+			return b.FirstOffset, nil
+		}
+	}
+	if len(prev.Batches) == 0 {
+		return -1, nil
+	}
+	last := prev.Batches[len(prev.Batches)-1].LastSeq
+	if m.baseSequence != int32((int64(last)+1)%(1<<31)) {
+		return -1, kerr.OutOfOrderSequenceNumber
+	}
+	return -1, nil
+}
+
+// recordSequence returns the producer's state after appending the batch at offset base.
+func recordSequence(prev *coord.ProducerState, m batchMeta, base int64) coord.ProducerState {
+	st := coord.ProducerState{ID: m.producerID, Epoch: m.producerEpoch}
+	if prev != nil && prev.Epoch == m.producerEpoch {
+		st.Batches = append(st.Batches, prev.Batches...)
+	}
+	st.Batches = append(st.Batches, coord.SeqBatch{
+		FirstSeq: m.baseSequence, LastSeq: m.lastSequence(),
+		FirstOffset: base, LastOffset: base + int64(m.records) - 1,
+	})
+	if n := len(st.Batches); n > maxProducerBatches {
+		st.Batches = append([]coord.SeqBatch(nil), st.Batches[n-maxProducerBatches:]...)
+	}
+	return st
+}
+
+func (a *Agent) dropLeaderMetrics(pl *partitionLeader) {
+	a.metrics.partitionEpoch.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
+	a.metrics.leasesHeld.Set(float64(len(a.leaders.snapshot())))
+}
+
+var _ = errors.Is

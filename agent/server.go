@@ -1,0 +1,198 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxInFlight bounds the requests one connection may have outstanding. Responses are written in
+// request order, as Kafka requires; handlers run concurrently so that one long-polling Fetch does not
+// hold up the produce requests pipelined behind it on the same connection.
+const maxInFlight = 16
+
+// client describes the connection a request came from.
+type client struct {
+	id     string // Kafka client id
+	remote string
+}
+
+// inflight is one request awaiting its response.
+type inflight struct {
+	corr int32
+	done chan struct{}
+	resp kmsg.Response // nil: send nothing (acks=0 produce)
+}
+
+func (f *inflight) finish(resp kmsg.Response) {
+	f.resp = resp
+	close(f.done)
+}
+
+// serveKafka accepts Kafka connections until ctx is cancelled.
+func (a *Agent) serveKafka(ctx context.Context, ln net.Listener) {
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				a.log.Error("kafka listener failed", "error", err)
+			}
+			return
+		}
+		conns.Add(1)
+		go func() {
+			defer conns.Done()
+			a.serveConn(ctx, nc)
+		}()
+	}
+}
+
+// serveConn reads requests from one connection and writes their responses in order. A malformed
+// frame or an API the agent does not serve closes this connection only (as Kafka does), with a log line.
+func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
+	ctx, cancel := context.WithCancel(ctx)
+	log := a.log.With("client", nc.RemoteAddr().String())
+	a.metrics.connections.Inc()
+	defer a.metrics.connections.Dec()
+	queue := make(chan *inflight, maxInFlight)
+	var handlers, writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		a.writeResponses(ctx, nc, queue, log)
+		cancel() // a failed write ends the connection
+		nc.Close()
+	}()
+	defer func() {
+		cancel()
+		nc.Close()
+		handlers.Wait()
+		close(queue)
+		writer.Wait()
+	}()
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+
+	r := bufio.NewReaderSize(nc, 64<<10)
+	for {
+		body, err := readFrame(r, a.cfg.MaxRequestBytes)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+				log.Warn("closing connection", "error", err)
+			}
+			return
+		}
+		h, req, err := parseRequest(body)
+		if err != nil {
+			log.Warn("closing connection: malformed request", "error", err)
+			return
+		}
+		if req == nil {
+			log.Warn("closing connection: unsupported API or version",
+				"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
+			return
+		}
+		f := &inflight{corr: h.corr, done: make(chan struct{})}
+		select {
+		case queue <- f:
+		case <-ctx.Done():
+			return
+		}
+		a.dispatch(ctx, &handlers, cancel, client{id: h.clientID, remote: nc.RemoteAddr().String()}, req, f)
+	}
+}
+
+// writeResponses writes each queued response once it is ready, in queue order.
+func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *inflight, log hclog.Logger) {
+	w := bufio.NewWriterSize(nc, 64<<10)
+	var buf []byte
+	for f := range queue {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return
+		}
+		if f.resp == nil {
+			continue
+		}
+		buf = appendResponse(buf[:0], f.corr, f.resp)
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		if len(queue) == 0 {
+			if err := w.Flush(); err != nil {
+				if ctx.Err() == nil {
+					log.Debug("write failed", "error", err)
+				}
+				return
+			}
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not pin one large fetch response's buffer for the life of the connection
+		}
+	}
+}
+
+// dispatch routes one request to its handler. Produce enqueues its batches before dispatch returns, so
+// that pipelined produce requests of one connection are sequenced in the order they were sent; every
+// handler's wait for its answer runs on its own goroutine.
+func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func(), c client, req kmsg.Request, f *inflight) {
+	if p, ok := req.(*kmsg.ProduceRequest); ok {
+		wait := a.handleProduce(ctx, c, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.finish(wait())
+		}()
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		resp := a.handle(ctx, c, req)
+		if resp == nil {
+			closeConn()
+		}
+		f.finish(resp)
+	}()
+}
+
+// handle answers every request but Produce.
+func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Response {
+	switch req := req.(type) {
+	case *kmsg.FetchRequest:
+		return a.handleFetch(ctx, c, req)
+	case *kmsg.ListOffsetsRequest:
+		return a.handleListOffsets(ctx, c, req)
+	case *kmsg.MetadataRequest:
+		return a.handleMetadata(ctx, c, req)
+	case *kmsg.ApiVersionsRequest:
+		return a.handleApiVersions(req)
+	case *kmsg.CreateTopicsRequest:
+		return a.handleCreateTopics(ctx, c, req)
+	case *kmsg.DeleteTopicsRequest:
+		return a.handleDeleteTopics(ctx, c, req)
+	case *kmsg.InitProducerIDRequest:
+		return a.handleInitProducerID(ctx, c, req)
+	case *kmsg.DescribeConfigsRequest:
+		return a.handleDescribeConfigs(ctx, c, req)
+	case *kmsg.CreatePartitionsRequest:
+		return a.handleCreatePartitions(ctx, c, req)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		return a.handleIncrementalAlterConfigs(ctx, c, req)
+	case *kmsg.DescribeClusterRequest:
+		return a.handleDescribeCluster(ctx, c, req)
+	}
+	// parseRequest only returns requests listed in apis, and each has a case above; should one be
+	// missing, the connection is closed rather than answered wrongly.
+	a.log.Error("no handler for a served API", "api", kmsg.NameForKey(req.Key()))
+	return nil
+}

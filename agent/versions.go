@@ -1,0 +1,32 @@
+package agent
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+const apiKeyApiVersions = 18
+
+// apiRange is the versions of one API this agent serves.
+type apiRange struct{ min, max int16 }
+
+// apis lists every API the agent serves. Minimum versions are 0, as Kafka's; the maximums are the ones
+// modern clients negotiate, capped where a later version needs a feature the agent does not have.
+var apis = map[int16]apiRange{
+	int16(kmsg.Produce):                 {0, 11}, // v12 is transactions v2 (KIP-890); v13 topic ids
+	int16(kmsg.Fetch):                   {0, 16},
+	int16(kmsg.ListOffsets):             {0, 8},
+	int16(kmsg.Metadata):                {0, 12},
+	int16(kmsg.ApiVersions):             {0, 4},
+	int16(kmsg.CreateTopics):            {0, 7},
+	int16(kmsg.DeleteTopics):            {0, 6},
+	int16(kmsg.InitProducerID):          {0, 5},
+	int16(kmsg.DescribeConfigs):         {0, 4},
+	int16(kmsg.CreatePartitions):        {0, 3},
+	int16(kmsg.IncrementalAlterConfigs): {0, 1},
+	int16(kmsg.DescribeCluster):         {0, 1},
+}
+
+func supported(key, version int16) bool {
+	r, ok := apis[key]
+	return ok && version >= r.min && version <= r.max
+}
+
+func maxVersion(key int16) int16 { return apis[key].max }
