@@ -1,0 +1,110 @@
+# StreamHouse. `make dev` runs a single-node StreamHouse; `make test` runs everything CI runs.
+# Recipes run in bash with -euo pipefail, one shell per recipe.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := build
+
+GO            ?= go
+BIN           := bin/streamhouse
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       := -X main.version=$(VERSION)
+TEST_TIMEOUT  ?= 30m
+FUZZTIME      ?= 10s
+FUZZTIME_LONG ?= 5m
+DEV_FLAGS     ?=
+# The franz-go integration suite (make compat): its broker tests, listed in e2e/kgo-integration.re.
+KGO_TEST_RECORDS ?= 50000
+COMPAT_TIMEOUT   ?= 20m
+COMPAT_SKIP      ?= ^TestTxnEtl$$
+
+.PHONY: build dev test deps vet unit fuzz-short fuzz compat clean
+
+## build: the one binary, bin/streamhouse
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/streamhouse
+
+## dev: a single-node StreamHouse in the foreground (data in ./.streamhouse); DEV_FLAGS passes flags
+dev: build
+	./$(BIN) dev $(DEV_FLAGS)
+
+## test: what CI runs: tools, build, vet, every test, each fuzz target briefly
+test: deps build vet unit fuzz-short
+
+## deps: kcat (Debian package), which the integration tests drive
+deps:
+	@if command -v kcat >/dev/null; then exit 0; fi
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else
+		echo "kcat is missing and installing it needs root: run 'sudo apt-get install -y kcat', then 'make test' again" >&2
+		exit 1
+	fi
+	echo "installing kcat"
+	$$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq kcat >/dev/null
+	command -v kcat >/dev/null
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# run_fuzz runs every Fuzz function of the module for $(1), one at a time (go test -fuzz takes one
+# target per run), so that new fuzz tests are picked up without editing this file.
+define run_fuzz
+	@targets=$$(grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . \
+		| sed -E 's#^\./((.*)/)?[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)$$#./\2 \3#' | sort -u)
+	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi
+	while read -r pkg fn; do
+		echo "fuzz: $$fn in $$pkg for $(1)"
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(1) "$$pkg"
+	done <<< "$$targets"
+endef
+
+## fuzz-short: each fuzz target for FUZZTIME (10s)
+fuzz-short:
+	$(call run_fuzz,$(FUZZTIME))
+
+## fuzz: each fuzz target for FUZZTIME_LONG (5m)
+fuzz:
+	$(call run_fuzz,$(FUZZTIME_LONG))
+
+## compat: franz-go's integration suite against `streamhouse dev` on free ports and a temp data dir
+compat: build
+	@tmp=$$(mktemp -d)
+	./$(BIN) dev --data-dir "$$tmp/data" --kafka-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+		--etcd-addr 127.0.0.1:0 --s3-addr 127.0.0.1:0 >"$$tmp/dev.out" 2>"$$tmp/dev.log" &
+	pid=$$!
+	stop() {
+		kill -TERM "$$pid" 2>/dev/null || true
+		timeout 30 tail --pid="$$pid" -f /dev/null || kill -KILL "$$pid" 2>/dev/null || true
+		rm -rf "$$tmp"
+	}
+	trap stop EXIT
+	fail() { echo "compat: $$*" >&2; tail -n 20 "$$tmp/dev.log" >&2; exit 1; }
+	for _ in $$(seq 120); do
+		if grep -q '^ready' "$$tmp/dev.out"; then break; fi
+		kill -0 "$$pid" 2>/dev/null || fail "streamhouse dev exited"
+		sleep 0.5
+	done
+	kafka=$$(sed -n 's/^kafka address: //p' "$$tmp/dev.out" | head -n 1)
+	http=$$(sed -n 's/^http address: //p' "$$tmp/dev.out" | head -n 1)
+	[ -n "$$kafka" ] && [ -n "$$http" ] || fail "streamhouse dev did not start within 60s"
+	ready=""
+	for _ in $$(seq 60); do
+		if curl -fsS --max-time 2 "$$http/readyz" >/dev/null 2>&1; then ready=1; break; fi
+		sleep 0.5
+	done
+	[ -n "$$ready" ] || fail "$$http/readyz did not answer 200 within 30s"
+	echo "compat: streamhouse dev ready, kafka $$kafka"
+	status=0
+	KGO_SEEDS="$$kafka" KGO_TEST_RF=1 KGO_TEST_RECORDS=$(KGO_TEST_RECORDS) \
+		$(GO) test -count=1 -v -timeout $(COMPAT_TIMEOUT) -run "$$(cat e2e/kgo-integration.re)" -skip '$(COMPAT_SKIP)' \
+		github.com/twmb/franz-go/pkg/kgo 2>&1 | tee "$$tmp/kgo.log" || status=$$?
+	echo "compat: results"
+	grep -E '^--- (PASS|FAIL|SKIP)' "$$tmp/kgo.log" | sort -k2,2 -s || true
+	exit $$status
+
+clean:
+	rm -rf bin

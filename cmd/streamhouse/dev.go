@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/streamhouse/streamhouse/agent"
+	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/segstore"
+)
+
+const (
+	devBucket     = "streamhouse"
+	devCredential = "streamhouse" // the dev S3 endpoint accepts any credentials
+	devRegion     = "us-east-1"
+	maxDevAgents  = 32
+)
+
+// devFlags are the flags of "streamhouse dev".
+type devFlags struct {
+	agentFlags
+	dataDir  string
+	etcdAddr string
+	s3Addr   string
+	agents   int
+}
+
+func (c *cli) devFlagSet() (*flagSet, *devFlags) {
+	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig()}, dataDir: "./.streamhouse",
+		etcdAddr: "127.0.0.1:2379", s3Addr: "127.0.0.1:9000", agents: 1}
+	fs := c.newFlagSet("dev", "", "Run a single-node StreamHouse for development: embedded etcd, an S3-compatible endpoint on a\n"+
+		"local directory (bucket \"streamhouse\", any credentials) and N agents, all in one process. Data\n"+
+		"survives a restart with the same --data-dir. Agent i listens on the Kafka and HTTP ports + i-1.\n"+
+		"With --agents 0 only etcd and S3 run, for separate 'streamhouse agent' processes to join.")
+	fs.fromEnv()
+	fs.StringVar(&f.dataDir, "data-dir", f.dataDir, "`directory` of etcd's data and the S3 objects")
+	fs.StringVar(&f.cfg.KafkaAddr, "kafka-addr", f.cfg.KafkaAddr, "Kafka listen `address` of the first agent (port 0: any free port)")
+	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "HTTP listen `address` of the first agent (port 0: any free port)")
+	fs.StringVar(&f.etcdAddr, "etcd-addr", f.etcdAddr, "etcd client `address`; its peer address is the next port")
+	fs.StringVar(&f.s3Addr, "s3-addr", f.s3Addr, "S3 endpoint listen `address`")
+	fs.IntVar(&f.agents, "agents", f.agents, "`number` of agents to run in this process (0: only etcd and S3)")
+	f.flushFlags(fs)
+	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
+	f.log = fs.logFlags()
+	return fs, f
+}
+
+func (c *cli) dev(args []string) error {
+	fs, f := c.devFlagSet()
+	if _, err := fs.parseN(args, 0); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return usageError{err}
+	}
+	log := f.log.logger(c.stderr)
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	ctx, started := c.startup()
+	d, err := f.start(ctx, log)
+	if interrupted := started(); interrupted {
+		if err == nil {
+			d.close(true)
+		}
+		return errInterrupted
+	}
+	if err != nil {
+		return err
+	}
+	d.print(c.stdout, f)
+	if len(d.agents) == 0 {
+		c.waitSignal(log)
+		return d.close(false)
+	}
+	err = c.serve(log, d.agents)
+	return errors.Join(err, d.close(false))
+}
+
+func (f *devFlags) validate() error {
+	if f.agents < 0 || f.agents > maxDevAgents {
+		return fmt.Errorf("--agents must be between 0 and %d, got %d", maxDevAgents, f.agents)
+	}
+	for name, addr := range map[string]string{"etcd-addr": f.etcdAddr, "s3-addr": f.s3Addr, "kafka-addr": f.cfg.KafkaAddr} {
+		if _, err := offsetPort(addr, 0); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	if f.cfg.HTTPAddr != "" {
+		if _, err := offsetPort(f.cfg.HTTPAddr, 0); err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+	}
+	return nil
+}
+
+// devCluster is what dev runs; close stops it in reverse order of start.
+type devCluster struct {
+	etcd    *coord.Embedded
+	s3      *segstore.S3Server
+	clients []*coord.Client
+	agents  []*agent.Agent
+}
+
+func (f *devFlags) start(ctx context.Context, log hclog.Logger) (d *devCluster, err error) {
+	d = &devCluster{}
+	defer func() {
+		if err != nil {
+			d.close(true)
+		}
+	}()
+	if d.etcd, err = f.startEtcd(ctx, log); err != nil {
+		return nil, err
+	}
+	if d.s3, err = f.startS3(log); err != nil {
+		return nil, err
+	}
+	for i := 1; i <= f.agents; i++ {
+		cfg, err := f.agentConfig(i, log)
+		if err != nil {
+			return nil, err
+		}
+		a, client, err := startAgent(ctx, cfg, coord.Config{Endpoints: d.etcd.Endpoints(), Logger: cfg.Logger,
+			Registerer: cfg.Registerer}, f.s3Config(d.s3URL()), cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		d.agents, d.clients = append(d.agents, a), append(d.clients, client)
+	}
+	return d, nil
+}
+
+func (f *devFlags) startEtcd(ctx context.Context, log hclog.Logger) (*coord.Embedded, error) {
+	peer, err := offsetPort(f.etcdAddr, 1)
+	if err != nil {
+		return nil, err
+	}
+	e, err := coord.StartEmbedded(ctx, coord.EmbedConfig{
+		Dir: filepath.Join(f.dataDir, "etcd"), Name: "dev", ClientAddr: f.etcdAddr, PeerAddr: peer, Logger: quiet(log),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	return e, nil
+}
+
+func (f *devFlags) startS3(log hclog.Logger) (*segstore.S3Server, error) {
+	dir := filepath.Join(f.dataDir, "s3")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("s3 data dir: %w", err)
+	}
+	srv, err := segstore.NewS3Server(segstore.S3ServerConfig{Dir: dir, Bucket: devBucket, Logger: quiet(log)})
+	if err != nil {
+		return nil, fmt.Errorf("embedded s3: %w", err)
+	}
+	ln, err := net.Listen("tcp", f.s3Addr)
+	if err != nil {
+		_ = srv.Close()
+		return nil, fmt.Errorf("embedded s3: %w", err)
+	}
+	if err := srv.Start(ln); err != nil {
+		_ = ln.Close()
+		_ = srv.Close()
+		return nil, fmt.Errorf("embedded s3: %w", err)
+	}
+	return srv, nil
+}
+
+// agentConfig is the configuration of dev agent i (1-based).
+func (f *devFlags) agentConfig(i int, log hclog.Logger) (agent.Config, error) {
+	cfg := f.cfg
+	cfg.ID = "dev-" + strconv.Itoa(i)
+	var err error
+	if cfg.KafkaAddr, err = offsetPort(f.cfg.KafkaAddr, i-1); err != nil {
+		return cfg, err
+	}
+	if cfg.HTTPAddr != "" {
+		if cfg.HTTPAddr, err = offsetPort(f.cfg.HTTPAddr, i-1); err != nil {
+			return cfg, err
+		}
+	}
+	reg := newRegistry() // one per agent: each serves its own /metrics
+	cfg.Logger, cfg.Registerer, cfg.Gatherer, cfg.Version = log.Named(cfg.ID), reg, reg, buildVersion()
+	return cfg, nil
+}
+
+func (f *devFlags) s3Config(endpoint string) segstore.S3Config {
+	return segstore.S3Config{Endpoint: endpoint, Bucket: devBucket, Region: devRegion, PathStyle: true,
+		AccessKeyID: devCredential, SecretAccessKey: devCredential}
+}
+
+// offsetPort adds delta to the port of a host:port address; port 0 (any free port) stays 0.
+func offsetPort(addr string, delta int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", fmt.Errorf("address %q: bad port", addr)
+	}
+	if p == 0 {
+		return addr, nil
+	}
+	if p+delta > 65535 {
+		return "", fmt.Errorf("address %q: port %d out of range", addr, p+delta)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+delta)), nil
+}
+
+// urls gives host:port endpoints an http:// scheme, as etcd's own tools print them.
+func urls(eps []string) []string {
+	out := make([]string, len(eps))
+	for i, ep := range eps {
+		if !strings.Contains(ep, "://") {
+			ep = "http://" + ep
+		}
+		out[i] = ep
+	}
+	return out
+}
+
+func (d *devCluster) s3URL() string { return urls([]string{d.s3.Endpoint()})[0] }
+
+// print tells the user, on stdout, where everything listens.
+func (d *devCluster) print(w io.Writer, f *devFlags) {
+	etcd := strings.Join(urls(d.etcd.Endpoints()), ",")
+	fmt.Fprintf(w, "data dir: %s\n", f.dataDir)
+	fmt.Fprintf(w, "etcd endpoint: %s\n", etcd)
+	fmt.Fprintf(w, "s3 endpoint: %s\n", d.s3URL())
+	fmt.Fprintf(w, "s3 bucket: %s\n", devBucket)
+	for _, a := range d.agents {
+		fmt.Fprintf(w, "kafka address: %s\n", a.KafkaAddr())
+		if a.HTTPAddr() != "" {
+			fmt.Fprintf(w, "http address: http://%s\n", a.HTTPAddr())
+		}
+	}
+	if len(d.agents) == 0 {
+		fmt.Fprintf(w, "start an agent with: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s streamhouse agent"+
+			" --etcd %s --s3-endpoint %s --s3-bucket %s --s3-path-style --id agent-1 --kafka-addr %s --http-addr %s\n",
+			devCredential, devCredential, etcd, d.s3URL(), devBucket, f.cfg.KafkaAddr, f.cfg.HTTPAddr)
+	}
+	fmt.Fprintln(w, "ready; Ctrl-C to stop")
+}
+
+// close stops the agents (at once when abort, else they were shut down already), then the etcd clients,
+// the S3 endpoint and etcd.
+func (d *devCluster) close(abort bool) error {
+	if abort {
+		closeAll(d.agents)
+	}
+	var errs []error
+	for _, c := range d.clients {
+		errs = append(errs, c.Close())
+	}
+	if d.s3 != nil {
+		errs = append(errs, d.s3.Close())
+	}
+	if d.etcd != nil {
+		d.etcd.Close()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// sizeValue is a byte count flag: plain bytes (4194304) or a size with a unit (4MiB, 64KiB, 1.5GiB;
+// K, M, G, T alone are binary too; KB, MB, GB, TB are decimal).
+type sizeValue struct{ p *int64 }
+
+func (v sizeValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return formatSize(*v.p)
+}
+
+func (v sizeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*v.p = n
+	return nil
+}
+
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "ki": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+	"m": 1 << 20, "mi": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+	"g": 1 << 30, "gi": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+	"t": 1 << 40, "ti": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+}
+
+var errSize = errors.New("want bytes or a size such as 64KiB, 4MiB, 1GiB")
+
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(s)
+	}
+	num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
+	mult, ok := sizeUnits[unit]
+	if num == "" || !ok {
+		return 0, errSize
+	}
+	if !strings.Contains(num, ".") {
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n > math.MaxInt64/int64(mult) {
+			return 0, fmt.Errorf("%w (out of range)", errSize)
+		}
+		return n * int64(mult), nil
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, errSize
+	}
+	if b := f * mult; b < math.MaxInt64 {
+		return int64(b), nil
+	}
+	return 0, fmt.Errorf("%w (out of range)", errSize)
+}
+
+// formatSize writes n with the largest binary unit that divides it: 4194304 → 4MiB.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// int32Value is an int32 flag (partition counts and numbers are int32 in Kafka).
+type int32Value struct{ p *int32 }
+
+func (v int32Value) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatInt(int64(*v.p), 10)
+}
+
+func (v int32Value) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil {
+		return errors.New("want a 32-bit integer")
+	}
+	*v.p = int32(n)
+	return nil
+}
+
+// enumValue is a string flag restricted to a few values.
+type enumValue struct {
+	p       *string
+	allowed []string
+}
+
+func (v enumValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v enumValue) Set(s string) error {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for _, a := range v.allowed {
+		if s == a {
+			*v.p = s
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s", strings.Join(v.allowed, ", "))
+}
+
+// configsValue is a repeatable key=value flag.
+type configsValue struct{ p *map[string]string }
+
+func (v configsValue) String() string {
+	if v.p == nil || len(*v.p) == 0 {
+		return ""
+	}
+	var parts []string
+	for k, val := range *v.p {
+		parts = append(parts, k+"="+val)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v configsValue) Set(s string) error {
+	k, val, ok := strings.Cut(s, "=")
+	if k = strings.TrimSpace(k); !ok || k == "" {
+		return errors.New("want key=value")
+	}
+	if *v.p == nil {
+		*v.p = map[string]string{}
+	}
+	(*v.p)[k] = val
+	return nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
