@@ -112,6 +112,9 @@ func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.Fe
 			if sp.ErrorCode != 0 {
 				final = true
 			}
+			if sp.RecordBatches == nil {
+				sp.RecordBatches = []byte{} // an empty record set, never a null one: librdkafka rejects null
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
