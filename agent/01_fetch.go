@@ -140,16 +140,14 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 			data, err := a.reader.extent(ctx, x)
 			if err != nil {
 				if len(records) > 0 {
-					sp.RecordBatches = records // serve what was read; the consumer comes back for the rest
-					return int64(len(records)), nil
+					return a.served(sp, records), nil // serve what was read; the consumer comes back for the rest
 				}
 				return 0, err
 			}
 			if int64(len(records)+len(data)) > limit && (len(records) > 0 || !first) {
-				sp.RecordBatches = records
-				return int64(len(records)), nil
+				return a.served(sp, records), nil
 			}
-			n := len(records)
+			n, from := len(records), max(base, offset)
 			if records, base, err = patchBatches(records, data, base, int32(e.Epoch), offset); err != nil {
 				a.metrics.corruptExtents.Inc()
 				a.log.Error("stored extent has broken batch framing; not served", "object", x.Object, "pos", x.Pos, "error", err)
@@ -157,12 +155,18 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 			}
 			if len(records) > n {
 				first = false
+				a.metrics.fetchRecords.Add(float64(base - from))
 			}
 		}
 	}
+	return a.served(sp, records), nil
+}
+
+// served puts records into the partition's response and counts them.
+func (a *Agent) served(sp *kmsg.FetchResponseTopicPartition, records []byte) int64 {
 	sp.RecordBatches = records
 	a.metrics.fetchBytes.Add(float64(len(records)))
-	return int64(len(records)), nil
+	return int64(len(records))
 }
 
 // kafkaFetchCode maps a fetch error: anything from storage is KAFKA_STORAGE_ERROR, which consumers retry.

@@ -135,6 +135,7 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 // takeLead becomes tp's leader: acquire the leader key (its create revision is the epoch), then load
 // the partition's committed state. Only then does the partition take produce.
 func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) {
+	prev, _, hadLeader := a.cache.Leader(tp)
 	epoch, err := s.Acquire(ctx, tp)
 	if err != nil {
 		if !errors.Is(err, coord.ErrLeaderHeld) && ctx.Err() == nil {
@@ -162,6 +163,9 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 	n := len(a.leaders.m)
 	a.leaders.mu.Unlock()
 	a.metrics.leasesHeld.Set(float64(n))
+	if hadLeader && prev != a.cfg.ID {
+		a.metrics.failovers.Inc()
+	}
 	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(epoch))
 	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", epoch, "next_offset", next)
 }

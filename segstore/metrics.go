@@ -15,7 +15,6 @@ type Metrics struct {
 	requests *prometheus.CounterVec   // op, result
 	duration *prometheus.HistogramVec // op
 	bytes    *prometheus.CounterVec   // op, direction
-	corrupt  prometheus.Counter
 }
 
 // Result and direction label values.
@@ -43,10 +42,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "streamhouse_s3_bytes_total",
 			Help: "Bytes moved by successful object store requests, by operation and direction (upload, download).",
 		}, []string{"op", "direction"}),
-		corrupt: f.NewCounter(prometheus.CounterOpts{
-			Name: "streamhouse_segment_corrupt_total",
-			Help: "Segment extents or objects that failed their CRC or format checks.",
-		}),
 	}
 	// Initialise every series so that rates and alerts see zeros rather than nothing.
 	for _, op := range allOps {
@@ -59,10 +54,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.bytes.WithLabelValues(OpGetRange, dirDownload)
 	return m
 }
-
-// ObserveCorrupt counts one corrupt extent or object (streamhouse_segment_corrupt_total); the agent
-// calls it when VerifyExtent or Decode fails.
-func (m *Metrics) ObserveCorrupt() { m.corrupt.Inc() }
 
 // Wrap returns s with every request measured.
 func (m *Metrics) Wrap(s Store) Store { return &instrumented{m: m, s: s} }
