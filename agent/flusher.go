@@ -38,10 +38,11 @@ func (p *pendingAppend) finish(base int64, err error) {
 
 // flush is one sealed buffer: the appends that go into one segment object.
 type flush struct {
-	appends []*pendingAppend
-	bytes   int64
-	putDone chan struct{}
-	putErr  error
+	appends  []*pendingAppend
+	bytes    int64
+	sealedAt time.Time
+	putDone  chan struct{}
+	putErr   error
 }
 
 // flusher buffers appends and writes one segment object per flush. It hands sealed flushes, in order,
@@ -191,7 +192,7 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 		return false
 	}
 	f.mu.Lock()
-	fl := &flush{appends: f.cur, bytes: f.curBytes, putDone: make(chan struct{})}
+	fl := &flush{appends: f.cur, bytes: f.curBytes, sealedAt: time.Now(), putDone: make(chan struct{})}
 	f.cur, f.curBytes = nil, 0
 	f.mu.Unlock()
 

@@ -167,6 +167,7 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 		a.metrics.failovers.Inc()
 	}
 	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(epoch))
+	a.metrics.partitionLeader.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(1)
 	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", epoch, "next_offset", next)
 }
 

@@ -6,25 +6,27 @@ import (
 
 // metrics are the agent's own Prometheus series; coord and segstore register theirs.
 type metrics struct {
-	produceBytes   prometheus.Counter
-	produceRecords prometheus.Counter
-	produceLatency prometheus.Histogram
-	produceErrors  *prometheus.CounterVec
-	fetchBytes     prometheus.Counter
-	fetchRecords   prometheus.Counter
-	flushBytes     prometheus.Histogram
-	flushAppends   prometheus.Histogram
-	flushDuration  *prometheus.HistogramVec
-	bufferedBytes  prometheus.Gauge
-	cacheHits      prometheus.Counter
-	cacheMisses    prometheus.Counter
-	cacheBytes     prometheus.Gauge
-	corruptExtents prometheus.Counter
-	agentUp        prometheus.Gauge
-	leasesHeld     prometheus.Gauge
-	partitionEpoch *prometheus.GaugeVec
-	failovers      prometheus.Counter
-	connections    prometheus.Gauge
+	produceBytes    prometheus.Counter
+	produceRecords  prometheus.Counter
+	produceLatency  prometheus.Histogram
+	produceErrors   *prometheus.CounterVec
+	fetchBytes      prometheus.Counter
+	fetchRecords    prometheus.Counter
+	flushBytes      prometheus.Histogram
+	flushAppends    prometheus.Histogram
+	flushDuration   *prometheus.HistogramVec
+	bufferedBytes   prometheus.Gauge
+	cacheHits       prometheus.Counter
+	cacheMisses     prometheus.Counter
+	cacheBytes      prometheus.Gauge
+	corruptExtents  prometheus.Counter
+	agentUp         prometheus.Gauge
+	leasesHeld      prometheus.Gauge
+	partitionEpoch  *prometheus.GaugeVec
+	partitionLeader *prometheus.GaugeVec
+	writeLatency    prometheus.Histogram
+	failovers       prometheus.Counter
+	connections     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,6 +66,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_agent_lease_count", Help: "Partitions this agent leads."}),
 		partitionEpoch: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "streamhouse_partition_lease_epoch", Help: "Leader epoch (etcd create revision of the leader key) of each partition this agent leads."}, []string{"topic", "partition"}),
+		partitionLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamhouse_partition_leader", Help: "1 for each partition this agent leads."}, []string{"topic", "partition"}),
+		writeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "streamhouse_agent_write_latency_seconds", Help: "Time from sealing a flush to its commit: S3 PUT, sequencing and the fenced etcd Txn.", Buckets: latency}),
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamhouse_partition_failover_total", Help: "Partitions this agent took over from a previous leader."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -75,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.produceBytes, m.produceRecords, m.produceLatency, m.produceErrors, m.fetchBytes,
 			m.fetchRecords, m.flushBytes, m.flushAppends, m.flushDuration, m.bufferedBytes, m.cacheHits,
-			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch,
+			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
 			m.failovers, m.connections)
 	}
 	return m

@@ -78,6 +78,7 @@ func (a *Agent) runSequencer(ctx context.Context) {
 		start := time.Now()
 		a.sequence(ctx, fl)
 		a.metrics.flushDuration.WithLabelValues("commit").Observe(time.Since(start).Seconds())
+		a.metrics.writeLatency.Observe(time.Since(fl.sealedAt).Seconds())
 		a.flusher.release(fl.bytes)
 	}
 }
@@ -273,6 +274,7 @@ func recordSequence(prev *coord.ProducerState, m batchMeta, base int64) coord.Pr
 
 func (a *Agent) dropLeaderMetrics(pl *partitionLeader) {
 	a.metrics.partitionEpoch.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
+	a.metrics.partitionLeader.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
 	a.metrics.leasesHeld.Set(float64(len(a.leaders.snapshot())))
 }
 
