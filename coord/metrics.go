@@ -40,6 +40,7 @@ type metrics struct {
 	fenced       prometheus.Counter
 	leaseAcquire prometheus.Histogram
 	query        *prometheus.HistogramVec
+	heartbeat    *heartbeatGauge
 }
 
 // etcd round trips take around a millisecond on a LAN; a second is already an outage.
@@ -70,6 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Latency of metadata reads and writes against etcd, by operation.",
 			Buckets: etcdBuckets,
 		}, []string{"op"}),
+		heartbeat: newHeartbeatGauge(),
 	}
 	for _, r := range []string{resultOK, resultFenced, resultError} {
 		m.txns.WithLabelValues(r)
@@ -83,6 +85,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.fenced = register(reg, m.fenced)
 		m.leaseAcquire = register(reg, m.leaseAcquire)
 		m.query = register(reg, m.query)
+		m.heartbeat = register(reg, m.heartbeat)
 	}
 	return m
 }

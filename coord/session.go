@@ -21,6 +21,7 @@ type Session struct {
 	c    *Client
 	info AgentInfo
 	cs   *concurrency.Session
+	hb   heartbeat
 
 	closeOnce sync.Once
 	closeErr  error
@@ -46,6 +47,7 @@ func (c *Client) Register(ctx context.Context, info AgentInfo, ttl time.Duration
 		return nil, fmt.Errorf("coord: register: encode agent %q: %w", info.ID, err)
 	}
 	secs := int64(max(1, math.Ceil(ttl.Seconds())))
+	granted := time.Now()
 	grant, err := c.etcd.Grant(ctx, secs)
 	if err != nil {
 		return nil, fmt.Errorf("coord: register %q: grant lease: %w", info.ID, err)
@@ -61,8 +63,15 @@ func (c *Client) Register(ctx context.Context, info AgentInfo, ttl time.Duration
 		c.revokeQuietly(grant.ID)
 		return nil, err
 	}
+	s := &Session{c: c, info: info, cs: cs}
+	if err := s.startHeartbeat(granted); err != nil { // only when the client is closing
+		cs.Orphan()
+		c.revokeQuietly(grant.ID)
+		return nil, fmt.Errorf("coord: register %q: watch lease renewals: %w", info.ID, err)
+	}
+	c.metrics.heartbeat.follow(s)
 	c.log.Info("agent registered", "agent", info.ID, "addr", info.Addr, "lease", fmt.Sprintf("%x", grant.ID), "ttl", secs)
-	return &Session{c: c, info: info, cs: cs}, nil
+	return s, nil
 }
 
 // claimAgentKey puts agents/<id> on lease unless a live agent at another address holds it.
@@ -150,6 +159,7 @@ func (s *Session) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		// Stop renewing first so that nothing re-extends the lease while it is being revoked.
 		s.cs.Orphan()
+		s.stopHeartbeat()
 		_, err := s.c.etcd.Revoke(ctx, s.LeaseID())
 		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			s.closeErr = fmt.Errorf("coord: close session of %q: revoke lease: %w", s.info.ID, err)

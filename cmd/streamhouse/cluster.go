@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// Limits of "cluster status": it reads etcd directly, so that it works while no agent answers, and an
+// unreachable etcd must be an error within seconds, not a hang.
+const (
+	etcdDialTimeout = 3 * time.Second
+	statusTimeout   = 30 * time.Second // the whole read; thousands of partitions take well under a second
+)
+
+var clusterCommands = []command{
+	{"status", "show the agents, and each partition's leader, epoch and next offset", (*cli).clusterStatus},
+}
+
+func (c *cli) cluster(args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(c.stdout, "Usage: streamhouse cluster <subcommand> [flags]\n\nSubcommands:\n")
+		for _, cmd := range clusterCommands {
+			fmt.Fprintf(c.stdout, "  %-9s %s\n", cmd.name, cmd.summary)
+		}
+		fmt.Fprint(c.stdout, "\nRun 'streamhouse cluster <subcommand> --help' for its flags.\n")
+		return flag.ErrHelp
+	}
+	if len(args) == 0 {
+		return usagef("cluster: want a subcommand: status (see 'streamhouse cluster --help')")
+	}
+	for _, cmd := range clusterCommands {
+		if cmd.name == args[0] {
+			return cmd.run(c, args[1:])
+		}
+	}
+	return usagef("cluster: unknown subcommand %q (see 'streamhouse cluster --help')", args[0])
+}
+
+func (c *cli) clusterStatus(args []string) error {
+	fs := c.newFlagSet("cluster status", "", "Show the registered agents (zone, group, address, lease time left, partitions led) and every\n"+
+		"partition's leader, epoch and next offset, read from etcd at one revision. Works while no agent runs.")
+	etcd := fs.String("etcd", "", "etcd `endpoints`, comma-separated (required)")
+	prefix := fs.String("etcd-prefix", coord.DefaultPrefix, "`prefix` of StreamHouse's etcd keys")
+	asJSON := fs.Bool("json", false, `print {"agents":[...],"partitions":[...]} instead of tables`)
+	fs.fromEnv("etcd", "etcd-prefix") // the agent's variables, so that one agent.env serves both
+	fs.require("etcd")
+	if _, err := fs.parseN(args, 0); err != nil {
+		return err
+	}
+	endpoints := splitList(*etcd)
+	if len(endpoints) == 0 {
+		return usagef("cluster status: --etcd: no endpoints")
+	}
+	ctx, cancel := c.interruptible()
+	defer cancel()
+	st, err := readStatus(ctx, coord.Config{Endpoints: endpoints, Prefix: *prefix, DialTimeout: etcdDialTimeout})
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return printStatus(c.stdout, st)
+}
+
+func readStatus(ctx context.Context, cfg coord.Config) (coord.ClusterStatus, error) {
+	cl, err := coord.Connect(ctx, cfg)
+	if err != nil {
+		return coord.ClusterStatus{}, err
+	}
+	defer cl.Close()
+	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	return cl.Status(sctx)
+}
+
+// printStatus writes two tables, each aligned on its own: agents, then partitions ("-" where a
+// partition has no leader).
+func printStatus(w io.Writer, st coord.ClusterStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAZ\tGROUP\tADDR\tTTL\tPARTITIONS")
+	for _, a := range st.Agents {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%ds\t%d\n", a.ID, orDash(a.AZ), orDash(a.Group), a.Addr, a.TTLSeconds, a.PartitionsLed)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADER\tEPOCH\tNEXT-OFFSET")
+	for _, p := range st.Partitions {
+		leader := "-"
+		if p.Leader != nil {
+			leader = *p.Leader
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\n", p.Topic, p.Partition, leader, p.Epoch, p.NextOffset)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
