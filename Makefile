@@ -19,7 +19,7 @@ KGO_TEST_RECORDS ?= 50000
 COMPAT_TIMEOUT   ?= 20m
 COMPAT_SKIP      ?= ^TestTxnEtl$$
 
-.PHONY: build dev test deps vet unit fuzz-short fuzz compat clean
+.PHONY: build dev test deps vet unit e2e fuzz-short fuzz compat clean
 
 ## build: the one binary, bin/streamhouse
 build:
@@ -49,6 +49,10 @@ vet:
 
 unit:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## e2e: only the multi-process tests (real binaries, kcat, sarama, franz-go); unit runs them too
+e2e: deps
+	$(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./e2e/
 
 # run_fuzz runs every Fuzz function of the module for $(1), one at a time (go test -fuzz takes one
 # target per run), so that new fuzz tests are picked up without editing this file.
@@ -104,6 +108,8 @@ compat: build
 		github.com/twmb/franz-go/pkg/kgo 2>&1 | tee "$$tmp/kgo.log" || status=$$?
 	echo "compat: results"
 	grep -E '^--- (PASS|FAIL|SKIP)' "$$tmp/kgo.log" | sort -k2,2 -s || true
+	count() { grep -c "^--- $$1" "$$tmp/kgo.log" || true; }
+	echo "compat: $$(count PASS) passed, $$(count FAIL) failed, $$(count SKIP) skipped"
 	exit $$status
 
 clean:
