@@ -1,0 +1,322 @@
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Consumer groups. A group coordinator keeps its groups in memory and persists here what must
+// outlive it: each group's metadata (generation, protocol, members and their assignments) and its
+// committed offsets. Every write is one or more Txns guarded by the leader key of the coordinator
+// shard that owns the group — a partition of the internal offsets topic — exactly as index commits
+// are guarded by their partition's leader key: a coordinator that lost its shard (lease expired,
+// key re-created by a successor) gets ErrFenced and changes nothing.
+//
+// Keys, per agent group ns (consumer groups are a namespace of the agent group that serves them):
+//
+//	groups/<ns>/meta/<group, path-escaped>                              JSON GroupMeta
+//	groups/<ns>/offsets/<group, path-escaped>/<topic id>/<partition>    JSON GroupOffset
+//
+// Metadata lives apart from offsets so that a coordinator taking a shard over lists every group's
+// metadata with one range read and reads offsets only for the groups of its shard.
+
+// GroupFence is what every group write is guarded by: the coordinator shard and the epoch at which
+// the writer leads it.
+type GroupFence struct {
+	Shard TP
+	Epoch int64
+}
+
+// GroupProtocol is one protocol a member supports, with its opaque metadata.
+type GroupProtocol struct {
+	Name     string `json:"name"`
+	Metadata []byte `json:"metadata,omitempty"`
+}
+
+// GroupMember is a member as persisted: enough for a successor coordinator to keep serving it.
+type GroupMember struct {
+	ID                 string          `json:"id"`
+	InstanceID         *string         `json:"instanceId,omitempty"`
+	ClientID           string          `json:"clientId"`
+	ClientHost         string          `json:"clientHost"`
+	SessionTimeoutMs   int32           `json:"sessionTimeoutMs"`
+	RebalanceTimeoutMs int32           `json:"rebalanceTimeoutMs"`
+	Protocols          []GroupProtocol `json:"protocols"`
+	Assignment         []byte          `json:"assignment,omitempty"`
+}
+
+// GroupMeta is the value of groups/<ns>/meta/<group>.
+type GroupMeta struct {
+	State        string        `json:"state"` // Kafka's name: Empty, CompletingRebalance or Stable
+	Generation   int32         `json:"generation"`
+	ProtocolType string        `json:"protocolType,omitempty"`
+	Protocol     string        `json:"protocol,omitempty"`
+	Leader       string        `json:"leader,omitempty"`
+	Members      []GroupMember `json:"members,omitempty"`
+}
+
+// GroupOffset is the value of groups/<ns>/offsets/<group>/<t>/<p>: one committed offset.
+type GroupOffset struct {
+	Topic       TopicID `json:"topic"`
+	Partition   int32   `json:"partition"`
+	Offset      int64   `json:"offset"`
+	LeaderEpoch int32   `json:"leaderEpoch"`
+	Metadata    string  `json:"metadata,omitempty"`
+	CommitMs    int64   `json:"commitMs"`
+}
+
+// TP is the partition the offset is committed for.
+func (o GroupOffset) TP() TP { return TP{Topic: o.Topic, Partition: o.Partition} }
+
+// GroupSnapshot is one group as stored.
+type GroupSnapshot struct {
+	Name    string
+	Meta    *GroupMeta // nil when the group has no metadata
+	Offsets []GroupOffset
+}
+
+// GroupWrite is one change to a group. Delete removes the group (metadata and every offset) and
+// excludes the other fields.
+type GroupWrite struct {
+	Meta          *GroupMeta
+	Offsets       []GroupOffset
+	DeleteOffsets []TP
+	Delete        bool
+}
+
+const dirGroups = "groups/"
+
+func (k keys) groupMetas(ns string) string { return k.prefix + dirGroups + ns + "/meta/" }
+func (k keys) groupMeta(ns, group string) string {
+	return k.groupMetas(ns) + url.PathEscape(group)
+}
+
+// groupOffsets is the prefix of a group's offsets; group names are escaped, so they hold no '/'.
+func (k keys) groupOffsets(ns, group string) string {
+	return k.prefix + dirGroups + ns + "/offsets/" + url.PathEscape(group) + "/"
+}
+
+func (k keys) groupOffset(ns, group string, tp TP) string {
+	return k.groupOffsets(ns, group) + tp.Topic.String() + "/" + strconv.FormatInt(int64(tp.Partition), 10)
+}
+
+// validateGroupNS rejects namespaces that would break the key layout.
+func validateGroupNS(ns string) error {
+	if ns == "" || strings.ContainsAny(ns, "/\x00") {
+		return fmt.Errorf("coord: group namespace %q: empty or contains '/' or NUL", ns)
+	}
+	return nil
+}
+
+// Query operations of the group store, labelled in streamhouse_metadata_store_query_duration_seconds.
+const (
+	opLoadGroups = "load_groups"
+	opLoadGroup  = "load_group"
+	opWriteGroup = "write_group"
+)
+
+// LoadGroups reads, at one revision, every group of namespace ns that keep accepts: its metadata
+// and its offsets. A coordinator calls it once it leads a shard, with keep selecting the shard's
+// groups; the read is linearizable, so it sees every write of the shard's previous coordinators.
+func (c *Client) LoadGroups(ctx context.Context, ns string, keep func(group string) bool) ([]GroupSnapshot, error) {
+	defer c.metrics.observeQuery(ctx, opLoadGroups, time.Now())
+	if err := validateGroupNS(ns); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		out, err := c.loadGroups(ctx, ns, keep)
+		if errors.Is(err, rpctypes.ErrCompacted) && attempt < 3 {
+			continue // the pinned revision was compacted between our reads: read afresh
+		}
+		return out, err
+	}
+}
+
+func (c *Client) loadGroups(ctx context.Context, ns string, keep func(string) bool) ([]GroupSnapshot, error) {
+	metas, rev, err := c.rangeAll(ctx, c.keys.groupMetas(ns), 0)
+	if err != nil {
+		return nil, fmt.Errorf("coord: load groups of %q: %w", ns, err)
+	}
+	var out []GroupSnapshot
+	for _, kv := range metas {
+		name, err := url.PathUnescape(strings.TrimPrefix(string(kv.Key), c.keys.groupMetas(ns)))
+		if err != nil || !keep(name) {
+			continue
+		}
+		g := GroupSnapshot{Name: name, Meta: new(GroupMeta)}
+		if err := json.Unmarshal(kv.Value, g.Meta); err != nil {
+			return nil, fmt.Errorf("coord: load groups: decode %s: %w", kv.Key, err)
+		}
+		kvs, _, err := c.rangeAll(ctx, c.keys.groupOffsets(ns, name), rev)
+		if err != nil {
+			return nil, fmt.Errorf("coord: load group %q: %w", name, err)
+		}
+		if g.Offsets, err = decodeOffsets(kvs); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// rangeAll reads every key under prefix, page by page, at rev (0: now). It returns the revision read.
+func (c *Client) rangeAll(ctx context.Context, prefix string, rev int64) ([]*mvccpb.KeyValue, int64, error) {
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	var kvs []*mvccpb.KeyValue
+	for key := prefix; ; {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPageSize)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := c.etcd.Get(ctx, key, opts...)
+		if err != nil {
+			return nil, 0, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		kvs = append(kvs, resp.Kvs...)
+		if !resp.More || len(resp.Kvs) == 0 {
+			return kvs, rev, nil
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+func decodeOffsets(kvs []*mvccpb.KeyValue) ([]GroupOffset, error) {
+	out := make([]GroupOffset, 0, len(kvs))
+	for _, kv := range kvs {
+		var o GroupOffset
+		if err := json.Unmarshal(kv.Value, &o); err != nil {
+			return nil, fmt.Errorf("coord: decode %s: %w", kv.Key, err)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// LoadGroup reads one group (linearizable, one Txn). A group that was never written, or was
+// deleted, has a nil Meta and no offsets.
+func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot, error) {
+	defer c.metrics.observeQuery(ctx, opLoadGroup, time.Now())
+	if err := validateGroupNS(ns); err != nil {
+		return GroupSnapshot{}, err
+	}
+	resp, err := c.etcd.Txn(ctx).Then(
+		clientv3.OpGet(c.keys.groupMeta(ns, group)),
+		clientv3.OpGet(c.keys.groupOffsets(ns, group), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return GroupSnapshot{}, fmt.Errorf("coord: load group %q: %w", group, err)
+	}
+	g := GroupSnapshot{Name: group}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		g.Meta = new(GroupMeta)
+		if err := json.Unmarshal(kvs[0].Value, g.Meta); err != nil {
+			return GroupSnapshot{}, fmt.Errorf("coord: load group %q: decode metadata: %w", group, err)
+		}
+	}
+	if g.Offsets, err = decodeOffsets(resp.Responses[1].GetResponseRange().GetKvs()); err != nil {
+		return GroupSnapshot{}, err
+	}
+	return g, nil
+}
+
+// WriteGroup applies w to group, guarded by Compare(CreateRevision(leaders/<shard>) == f.Epoch).
+// A write needing more operations than one Txn allows is split into several Txns, each guarded,
+// applied in order (metadata in the first); a failure stops the rest. It returns ErrFenced when the
+// shard's leader key is no longer the one created at f.Epoch. Any other error leaves the outcome
+// unknown, as with any etcd write: the coordinator must reload the group before going on.
+func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string, w GroupWrite) error {
+	defer c.metrics.observeQuery(ctx, opWriteGroup, time.Now())
+	if err := validateGroupNS(ns); err != nil {
+		return err
+	}
+	if f.Epoch <= 0 {
+		return fmt.Errorf("coord: write group %q: invalid epoch %d", group, f.Epoch)
+	}
+	ops, err := c.groupOps(ns, group, w)
+	if err != nil {
+		return err
+	}
+	leader := c.keys.leader(f.Shard)
+	limit := c.cfg.MaxTxnOps
+	for len(ops) > 0 {
+		n := min(len(ops), limit)
+		resp, err := c.etcd.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(leader), "=", f.Epoch)).
+			Then(ops[:n]...).
+			Else(clientv3.OpGet(leader)).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("coord: write group %q: %w", group, err)
+		}
+		if !resp.Succeeded {
+			var current int64
+			holder := ""
+			if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+				current, holder = kvs[0].CreateRevision, string(kvs[0].Value)
+			}
+			c.metrics.fenced.Inc()
+			c.log.Warn("group write fenced", "group", group, "shard", f.Shard, "epoch", f.Epoch, "current", current, "holder", holder)
+			return fmt.Errorf("%w: group %q on shard %s epoch %d, leader key now epoch %d (holder %q)",
+				ErrFenced, group, f.Shard, f.Epoch, current, holder)
+		}
+		ops = ops[n:]
+	}
+	return nil
+}
+
+// groupOps encodes a write: metadata first, then offset puts (the last of a partition wins, since
+// etcd refuses a Txn that writes one key twice), then deletions.
+func (c *Client) groupOps(ns, group string, w GroupWrite) ([]clientv3.Op, error) {
+	if w.Delete {
+		if w.Meta != nil || len(w.Offsets) > 0 || len(w.DeleteOffsets) > 0 {
+			return nil, fmt.Errorf("coord: write group %q: a deletion cannot also write", group)
+		}
+		return []clientv3.Op{
+			clientv3.OpDelete(c.keys.groupMeta(ns, group)),
+			clientv3.OpDelete(c.keys.groupOffsets(ns, group), clientv3.WithPrefix()),
+		}, nil
+	}
+	var ops []clientv3.Op
+	if w.Meta != nil {
+		val, err := json.Marshal(w.Meta)
+		if err != nil {
+			return nil, fmt.Errorf("coord: write group %q: encode metadata: %w", group, err)
+		}
+		ops = append(ops, clientv3.OpPut(c.keys.groupMeta(ns, group), string(val)))
+	}
+	at := map[TP]int{}
+	for _, o := range w.Offsets {
+		if o.Partition < 0 || o.Topic.IsZero() {
+			return nil, fmt.Errorf("coord: write group %q: invalid partition %s", group, o.TP())
+		}
+		val, _ := json.Marshal(o) // numbers and strings: cannot fail
+		op := clientv3.OpPut(c.keys.groupOffset(ns, group, o.TP()), string(val))
+		if i, ok := at[o.TP()]; ok {
+			ops[i] = op
+			continue
+		}
+		at[o.TP()] = len(ops)
+		ops = append(ops, op)
+	}
+	for _, tp := range w.DeleteOffsets {
+		if _, ok := at[tp]; ok {
+			return nil, fmt.Errorf("coord: write group %q: %s both written and deleted", group, tp)
+		}
+		at[tp] = len(ops)
+		ops = append(ops, clientv3.OpDelete(c.keys.groupOffset(ns, group, tp)))
+	}
+	return ops, nil
+}
