@@ -97,7 +97,7 @@ func (c *cli) agent(args []string) error {
 		return err
 	}
 	defer etcd.Close()
-	return c.serve(log, []*agent.Agent{a})
+	return serve(c, log, []*agent.Agent{a})
 }
 
 // startAgent connects to etcd, opens and checks the bucket, and starts an agent; on error it leaves

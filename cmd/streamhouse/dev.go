@@ -83,7 +83,7 @@ func (c *cli) dev(args []string) error {
 		c.waitSignal(log)
 		return d.close(false)
 	}
-	err = c.serve(log, d.agents)
+	err = serve(c, log, d.agents)
 	return errors.Join(err, d.close(false))
 }
 

@@ -28,6 +28,16 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// server is what serve needs of an agent.
+type server interface {
+	Done() <-chan struct{}
+	Err() error
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+var _ server = (*agent.Agent)(nil)
+
 // startup returns the context for starting servers: a signal cancels it while they start. The returned
 // function ends that watch (and reports whether a signal came), after which the context stays live for
 // good, since a server may tie its lifetime to the context it was started with.
@@ -57,8 +67,8 @@ func (c *cli) waitSignal(log hclog.Logger) {
 
 // serve runs until the first signal, or until an agent stops by itself, then shuts every agent down
 // gracefully; a second signal, or a Shutdown that overruns its deadline, closes them at once.
-func (c *cli) serve(log hclog.Logger, agents []*agent.Agent) error {
-	stopped := make(chan *agent.Agent, len(agents))
+func serve[S server](c *cli, log hclog.Logger, agents []S) error {
+	stopped := make(chan S, len(agents))
 	for _, a := range agents {
 		go func() { <-a.Done(); stopped <- a }()
 	}
@@ -70,7 +80,7 @@ func (c *cli) serve(log hclog.Logger, agents []*agent.Agent) error {
 		cause = a.Err()
 		log.Error("agent stopped", "error", cause)
 	}
-	err := c.shutdown(log, agents)
+	err := shutdown(c, log, agents)
 	if cause != nil {
 		// The stopped agent's Shutdown may repeat its error; the cause alone says it.
 		return fmt.Errorf("agent stopped: %w", cause)
@@ -78,7 +88,7 @@ func (c *cli) serve(log hclog.Logger, agents []*agent.Agent) error {
 	return err
 }
 
-func (c *cli) shutdown(log hclog.Logger, agents []*agent.Agent) error {
+func shutdown[S server](c *cli, log hclog.Logger, agents []S) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	errs := make([]error, len(agents))
@@ -102,7 +112,7 @@ func (c *cli) shutdown(log hclog.Logger, agents []*agent.Agent) error {
 	return errors.Join(errs...)
 }
 
-func closeAll(agents []*agent.Agent) {
+func closeAll[S server](agents []S) {
 	for _, a := range agents {
 		_ = a.Close()
 	}
