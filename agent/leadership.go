@@ -53,6 +53,9 @@ func (a *Agent) runLeadership(ctx context.Context) {
 		case <-changed:
 		case <-a.leadKick:
 		case <-s.Done():
+			if a.stopping.Load() {
+				return // Shutdown closed the session: a hand-over, not a loss
+			}
 			a.sessionLost(s)
 		case <-ctx.Done():
 			return
