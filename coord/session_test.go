@@ -138,3 +138,30 @@ func TestSessionDoneWhenLeaseRevoked(t *testing.T) {
 	// The keep-alive, sent every TTL/3, learns the lease is gone.
 	waitChan(t, s.Done(), "Done after the lease was revoked")
 }
+
+func TestEvictRevokesRegistrationAndLeadership(t *testing.T) {
+	te := newTestEtcd(t)
+	ctx := testCtx(t)
+	c := te.client(t)
+	tp := newTopic(t, c, "t", 1).TP(0)
+	s := newSession(t, c, "gone", "127.0.0.1:1")
+	if _, err := s.Acquire(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Evict(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// Revoking deleted the keys at once; the session itself notices at its next keep-alive.
+	agents, err := c.Agents(ctx)
+	if err != nil || len(agents) != 0 {
+		t.Fatalf("agents after evict: %v, %v", agents, err)
+	}
+	// A new agent at another address may now take the id and the partition.
+	s2 := newSession(t, c, "gone", "127.0.0.1:2")
+	if _, err := s2.Acquire(ctx, tp); err != nil {
+		t.Fatalf("acquire after evict: %v", err)
+	}
+	if err := c.Evict(ctx, "never-registered"); err != nil {
+		t.Fatalf("evicting an unknown agent: %v", err)
+	}
+}

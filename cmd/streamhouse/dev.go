@@ -112,17 +112,23 @@ type devCluster struct {
 	agents  []*agent.Agent
 }
 
-func (f *devFlags) start(ctx context.Context, log hclog.Logger) (d *devCluster, err error) {
-	d = &devCluster{}
+// devAgentPrefix names dev mode's in-process agents: dev-1, dev-2, …
+const devAgentPrefix = "dev-"
+
+func (f *devFlags) start(ctx context.Context, log hclog.Logger) (_ *devCluster, err error) {
+	d := &devCluster{}
 	defer func() {
 		if err != nil {
-			d.close(true)
+			d.close(true) // whatever did start
 		}
 	}()
 	if d.etcd, err = f.startEtcd(ctx, log); err != nil {
 		return nil, err
 	}
 	if d.s3, err = f.startS3(log); err != nil {
+		return nil, err
+	}
+	if err = f.evictPreviousAgents(ctx, d.etcd.Endpoints(), log); err != nil {
 		return nil, err
 	}
 	for i := 1; i <= f.agents; i++ {
@@ -138,6 +144,29 @@ func (f *devFlags) start(ctx context.Context, log hclog.Logger) (d *devCluster, 
 		d.agents, d.clients = append(d.agents, a), append(d.clients, client)
 	}
 	return d, nil
+}
+
+// evictPreviousAgents revokes the leases of dev agents left registered by a previous run that was
+// killed: dev mode owns its etcd, so they are certainly gone, and waiting out their TTL would keep
+// a restart on other ports from registering the same ids.
+func (f *devFlags) evictPreviousAgents(ctx context.Context, endpoints []string, log hclog.Logger) error {
+	c, err := coord.Connect(ctx, coord.Config{Endpoints: endpoints, Logger: quiet(log)})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	agents, err := c.Agents(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range agents {
+		if strings.HasPrefix(a.ID, devAgentPrefix) {
+			if err := c.Evict(ctx, a.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (f *devFlags) startEtcd(ctx context.Context, log hclog.Logger) (*coord.Embedded, error) {
@@ -179,7 +208,7 @@ func (f *devFlags) startS3(log hclog.Logger) (*segstore.S3Server, error) {
 // agentConfig is the configuration of dev agent i (1-based).
 func (f *devFlags) agentConfig(i int, log hclog.Logger) (agent.Config, error) {
 	cfg := f.cfg
-	cfg.ID = "dev-" + strconv.Itoa(i)
+	cfg.ID = devAgentPrefix + strconv.Itoa(i)
 	var err error
 	if cfg.KafkaAddr, err = offsetPort(f.cfg.KafkaAddr, i-1); err != nil {
 		return cfg, err
