@@ -103,7 +103,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 		return nil, errShuttingDown
 	}
 	tp := coord.TP{Topic: t.ID, Partition: rp.Partition}
-	if a.leaders.get(tp) == nil {
+	if a.leading(tp) == nil {
 		return nil, errNotLeader
 	}
 	if len(rp.Records) > int(topicMaxMessageBytes(t)) {

@@ -38,6 +38,7 @@ type Agent struct {
 	flusher *flusher
 	reader  *reader
 	leaders leaderSet
+	acks    ackCount // produce answers not yet written (graceful shutdown waits for them)
 
 	sessMu   sync.Mutex
 	sess     session
@@ -222,6 +223,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		if cerr := s.Close(ctx); cerr != nil && err == nil {
 			err = cerr
 		}
+	}
+	if werr := a.acks.wait(ctx); werr != nil && err == nil {
+		err = werr
 	}
 	a.Close()
 	return err

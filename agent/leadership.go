@@ -29,6 +29,22 @@ func (a *Agent) session() session {
 	return a.sess
 }
 
+// leading returns this agent's leader state of tp, or nil when it does not lead tp. An agent whose
+// session is lost leads nothing, from that moment on: not only once the leadership loop has dropped
+// its partitions, which waits while that loop is busy (an Acquire blocked on an unreachable etcd).
+func (a *Agent) leading(tp coord.TP) *partitionLeader {
+	s := a.session()
+	if s == nil {
+		return nil
+	}
+	select {
+	case <-s.Done():
+		return nil
+	default:
+	}
+	return a.leaders.get(tp)
+}
+
 func (a *Agent) kickLeadership() {
 	select {
 	case a.leadKick <- struct{}{}:

@@ -170,7 +170,7 @@ func (a *Agent) commitFailed(pc *partitionCommit, err error) {
 // changing the leader's state: that happens only once the commit succeeds.
 func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 	pc := &partitionCommit{appends: appends, bases: make([]int64, len(appends)), errs: make([]error, len(appends))}
-	pl := a.leaders.get(appends[0].tp)
+	pl := a.leading(appends[0].tp)
 	if pl == nil {
 		for k := range appends {
 			pc.bases[k], pc.errs[k] = -1, errNotLeader
@@ -229,9 +229,17 @@ func (pc *partitionCommit) commit() coord.Commit {
 // checkSequence applies Kafka's idempotent-producer rules to a batch from a producer whose committed
 // state is prev (nil for a producer this partition has not seen). It returns the original base offset
 // of a retried duplicate, or -1 for a batch to append, or the Kafka error to answer.
+//
+// A producer this partition has not seen must start at sequence 0. Kafka accepts any first sequence
+// (its producer state can expire), but here the state never expires, and a later batch can be
+// sequenced after an earlier one of the same producer failed (its PUT or commit failed, or the
+// partition was reloaded): accepting it would put it ahead of the earlier batch's retry.
 func checkSequence(prev *coord.ProducerState, m batchMeta) (dup int64, err error) {
 	switch {
 	case prev == nil:
+		if m.baseSequence != 0 {
+			return -1, kerr.OutOfOrderSequenceNumber
+		}
 		return -1, nil
 	case m.producerEpoch < prev.Epoch:
 		return -1, kerr.InvalidProducerEpoch

@@ -28,6 +28,61 @@ type inflight struct {
 	corr int32
 	done chan struct{}
 	resp kmsg.Response // nil: send nothing (acks=0 produce)
+	ack  bool          // a produce counted in Agent.acks until its answer is written or dropped
+}
+
+// settle uncounts f's answer once it is written or will never be.
+func (a *Agent) settle(f *inflight) {
+	if f.ack {
+		f.ack = false
+		a.acks.done()
+	}
+}
+
+// ackCount counts produce answers not yet written to their connections. A graceful shutdown waits for
+// them before it closes the connections: a produce it committed must also be acknowledged, or the
+// client resends it (a duplicate, unless the producer is idempotent).
+type ackCount struct {
+	mu    sync.Mutex
+	n     int
+	moved chan struct{} // closed when n drops; nil when no one waits
+}
+
+func (c *ackCount) add() {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+}
+
+func (c *ackCount) done() {
+	c.mu.Lock()
+	c.n--
+	if c.moved != nil {
+		close(c.moved)
+		c.moved = nil
+	}
+	c.mu.Unlock()
+}
+
+// wait waits until no answer is pending or ctx ends.
+func (c *ackCount) wait(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		if c.n == 0 {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.moved == nil {
+			c.moved = make(chan struct{})
+		}
+		moved := c.moved
+		c.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (f *inflight) finish(resp kmsg.Response) {
@@ -77,6 +132,9 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 		handlers.Wait()
 		close(queue)
 		writer.Wait()
+		for f := range queue { // answers the writer never reached
+			a.settle(f)
+		}
 	}()
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
@@ -101,39 +159,72 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 			return
 		}
 		f := &inflight{corr: h.corr, done: make(chan struct{})}
+		if _, ok := req.(*kmsg.ProduceRequest); ok && !a.stopping.Load() {
+			// Produce read once a shutdown is under way is refused; earlier produce may hold appends
+			// the shutdown commits, so their answers count until written (see ackCount).
+			f.ack = true
+			a.acks.add()
+		}
 		select {
 		case queue <- f:
 		case <-ctx.Done():
+			a.settle(f)
 			return
 		}
 		a.dispatch(ctx, &handlers, cancel, client{id: h.clientID, remote: nc.RemoteAddr().String()}, req, f)
 	}
 }
 
-// writeResponses writes each queued response once it is ready, in queue order.
+// writeResponses writes each queued response once it is ready, in queue order. What is written is
+// flushed before waiting for an answer that is not ready yet, so that a ready answer (a produce
+// acknowledgement) is never held back behind a long-polling fetch pipelined after it.
 func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *inflight, log hclog.Logger) {
 	w := bufio.NewWriterSize(nc, 64<<10)
 	var buf []byte
+	var unsent []*inflight // taken from the queue, answer not yet flushed
+	defer func() {
+		for _, f := range unsent {
+			a.settle(f) // the connection failed before these answers went out
+		}
+	}()
+	flush := func() bool {
+		if err := w.Flush(); err != nil {
+			if ctx.Err() == nil {
+				log.Debug("write failed", "error", err)
+			}
+			return false
+		}
+		for _, f := range unsent {
+			a.settle(f)
+		}
+		unsent = unsent[:0]
+		return true
+	}
 	for f := range queue {
 		select {
 		case <-f.done:
-		case <-ctx.Done():
-			return
-		}
-		if f.resp == nil {
-			continue
-		}
-		buf = appendResponse(buf[:0], f.corr, f.resp)
-		if _, err := w.Write(buf); err != nil {
-			return
-		}
-		if len(queue) == 0 {
-			if err := w.Flush(); err != nil {
-				if ctx.Err() == nil {
-					log.Debug("write failed", "error", err)
-				}
+		default:
+			// Not ready: send what is written before waiting for it.
+			if !flush() {
+				a.settle(f)
 				return
 			}
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				a.settle(f)
+				return
+			}
+		}
+		unsent = append(unsent, f)
+		if f.resp != nil {
+			buf = appendResponse(buf[:0], f.corr, f.resp)
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+		if len(queue) == 0 && !flush() {
+			return
 		}
 		if cap(buf) > 1<<20 {
 			buf = nil // do not pin one large fetch response's buffer for the life of the connection
