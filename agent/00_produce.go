@@ -99,6 +99,8 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 		return nil, kerr.UnknownTopicOrPartition
 	case !a.servesTopic(t):
 		return nil, kerr.UnknownTopicOrPartition
+	case isInternalTopic(t.Name):
+		return nil, kerr.InvalidTopicException // as Kafka: clients cannot append to internal topics
 	case a.stopping.Load():
 		return nil, errShuttingDown
 	}

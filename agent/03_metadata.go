@@ -107,6 +107,7 @@ func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool) kmsg.Metadata
 	st := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	st.Topic, st.TopicID = &name, t.ID
+	st.IsInternal = isInternalTopic(t.Name)
 	for p := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p

@@ -39,6 +39,7 @@ type Agent struct {
 	reader  *reader
 	leaders leaderSet
 	acks    ackCount // produce answers not yet written (graceful shutdown waits for them)
+	groups  *groupCoordinator
 
 	sessMu   sync.Mutex
 	sess     session
@@ -83,6 +84,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.cache = etcd.NewCache(a.log)
 	a.flusher = newFlusher(a)
 	a.reader = newReader(a, cfg.CacheBytes)
+	a.groups = newGroupCoordinator(a)
 	return a, nil
 }
 
@@ -123,12 +125,16 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	case <-a.done:
 		return a.Err()
 	}
+	if err := a.groups.ensureTopic(ctx); err != nil {
+		return fmt.Errorf("agent: create the offsets topic: %w", err)
+	}
 	if err := a.register(ctx); err != nil {
 		return err
 	}
 	a.goRun(func() { a.flusher.run(runCtx, &a.wg) })
 	a.goRun(func() { a.runSequencer(runCtx) })
 	a.goRun(func() { a.runLeadership(runCtx) })
+	a.goRun(func() { a.groups.run(runCtx) })
 	a.goRun(func() { a.serveKafka(runCtx, a.kafkaLn) })
 	if a.httpLn != nil {
 		a.httpSrv = a.newHTTPServer()

@@ -46,8 +46,8 @@ func TestParseRequest(t *testing.T) {
 }
 
 func TestParseRequestUnsupported(t *testing.T) {
-	// JoinGroup is a real Kafka API the agent does not serve; Metadata v13 is beyond our range.
-	for _, frame := range [][]byte{frameOf(kmsg.NewPtrJoinGroupRequest(), 5, 1), frameOf(kmsg.NewPtrMetadataRequest(), 13, 1)} {
+	// ElectLeaders is a real Kafka API the agent does not serve (placement elects); Metadata v13 is beyond our range.
+	for _, frame := range [][]byte{frameOf(kmsg.NewPtrElectLeadersRequest(), 2, 1), frameOf(kmsg.NewPtrMetadataRequest(), 13, 1)} {
 		h, req, err := parseRequest(frame[4:])
 		if err != nil || req != nil {
 			t.Fatalf("key %d v%d: want unsupported (nil, nil), got %v, %v", h.key, h.version, req, err)

@@ -281,6 +281,28 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleIncrementalAlterConfigs(ctx, c, req)
 	case *kmsg.DescribeClusterRequest:
 		return a.handleDescribeCluster(ctx, c, req)
+	case *kmsg.OffsetCommitRequest:
+		return a.handleOffsetCommit(ctx, c, req)
+	case *kmsg.OffsetFetchRequest:
+		return a.handleOffsetFetch(ctx, c, req)
+	case *kmsg.FindCoordinatorRequest:
+		return a.handleFindCoordinator(ctx, c, req)
+	case *kmsg.JoinGroupRequest:
+		return a.handleJoinGroup(ctx, c, req)
+	case *kmsg.HeartbeatRequest:
+		return a.handleHeartbeat(ctx, c, req)
+	case *kmsg.LeaveGroupRequest:
+		return a.handleLeaveGroup(ctx, c, req)
+	case *kmsg.SyncGroupRequest:
+		return a.handleSyncGroup(ctx, c, req)
+	case *kmsg.DescribeGroupsRequest:
+		return a.handleDescribeGroups(ctx, c, req)
+	case *kmsg.ListGroupsRequest:
+		return a.handleListGroups(ctx, c, req)
+	case *kmsg.DeleteGroupsRequest:
+		return a.handleDeleteGroups(ctx, c, req)
+	case *kmsg.OffsetDeleteRequest:
+		return a.handleOffsetDelete(ctx, c, req)
 	}
 	// parseRequest only returns requests listed in apis, and each has a case above; should one be
 	// missing, the connection is closed rather than answered wrongly.

@@ -22,6 +22,17 @@ var apis = map[int16]apiRange{
 	int16(kmsg.CreatePartitions):        {0, 3},
 	int16(kmsg.IncrementalAlterConfigs): {0, 1},
 	int16(kmsg.DescribeCluster):         {0, 1},
+	int16(kmsg.OffsetCommit):            {0, 8}, // v9 is KIP-848's member epoch
+	int16(kmsg.OffsetFetch):             {0, 8},
+	int16(kmsg.FindCoordinator):         {0, 6},
+	int16(kmsg.JoinGroup):               {0, 9},
+	int16(kmsg.Heartbeat):               {0, 4},
+	int16(kmsg.LeaveGroup):              {0, 5},
+	int16(kmsg.SyncGroup):               {0, 5},
+	int16(kmsg.DescribeGroups):          {0, 5}, // v6 is KIP-1043's GROUP_ID_NOT_FOUND
+	int16(kmsg.ListGroups):              {0, 4}, // v5 is KIP-848's group types
+	int16(kmsg.DeleteGroups):            {0, 2},
+	int16(kmsg.OffsetDelete):            {0, 0},
 }
 
 func supported(key, version int16) bool {

@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Heartbeat: v0-4
+//
+// Keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to rejoin, ILLEGAL_GENERATION and
+// UNKNOWN_MEMBER_ID that it missed a rebalance or was dropped.
+//
+// Version notes:
+// * v1: ThrottleMillis
+// * v3: InstanceID (KIP-345)
+// * v4: flexible versions
+
+func (a *Agent) handleHeartbeat(ctx context.Context, c client, req *kmsg.HeartbeatRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if req.Group == "" {
+		resp.ErrorCode = kerr.InvalidGroupID.Code
+		return resp
+	}
+	var out kmsg.Response
+	code := a.groups.withGroup(ctx, req.Group, false, func(g *group) {
+		if g != nil {
+			out = g.heartbeat(req)
+		}
+	})
+	switch {
+	case code != 0:
+		resp.ErrorCode = code
+	case out == nil:
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+	default:
+		return out
+	}
+	return resp
+}
