@@ -66,6 +66,7 @@ type groupConfig struct {
 	writeTimeout     time.Duration // one etcd write of a group
 	loadWait         time.Duration // a request waits this long for its shard to load
 	sweepEvery       time.Duration // leadership changes are also noticed by watching etcd
+	reapEvery        time.Duration // groups holding nothing are forgotten this often
 }
 
 func defaultGroupConfig() groupConfig {
@@ -77,6 +78,7 @@ func defaultGroupConfig() groupConfig {
 		writeTimeout:     10 * time.Second,
 		loadWait:         5 * time.Second,
 		sweepEvery:       250 * time.Millisecond,
+		reapEvery:        time.Minute,
 	}
 }
 
@@ -191,15 +193,35 @@ func (gc *groupCoordinator) run(ctx context.Context) {
 	defer gc.shutdown()
 	tick := time.NewTicker(gc.cfg.sweepEvery)
 	defer tick.Stop()
+	lastReap := time.Now()
 	for {
 		changed := gc.view.Changed()
 		gc.sweep()
+		if time.Since(lastReap) >= gc.cfg.reapEvery {
+			gc.reap()
+			lastReap = time.Now()
+		}
 		select {
 		case <-changed:
 		case <-tick.C:
 		case <-gc.kick:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// reap forgets the groups that hold nothing (say, a member got MEMBER_ID_REQUIRED and never came
+// back), as Kafka's periodic group clean-up does.
+func (gc *groupCoordinator) reap() {
+	for _, sh := range gc.loadedShards() {
+		for _, g := range sh.list() {
+			g.mu.Lock()
+			vacant := g.vacant()
+			g.mu.Unlock()
+			if vacant {
+				sh.forget(g)
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -219,9 +220,17 @@ func committed(t *testing.T, adm *kadm.Client, group string) map[int32]int64 {
 	return out
 }
 
-// The coordinator dies (no graceful handover: its lease expires); the group's shard moves, members
-// carry on with the new coordinator, and no committed offset is lost or goes back.
+// The coordinator dies (no graceful handover: its lease expires) or shuts down (it resigns); the
+// group's shard moves, members carry on with the new coordinator, and no committed offset is lost
+// or goes back.
 func TestGroupCoordinatorFailover(t *testing.T) {
+	for _, crash := range []bool{true, false} {
+		name := map[bool]string{true: "crash", false: "shutdown"}[crash]
+		t.Run(name, func(t *testing.T) { testGroupFailover(t, crash) })
+	}
+}
+
+func testGroupFailover(t *testing.T, crash bool) {
 	tc := newTestCluster(t)
 	agents := []*Agent{tc.agent("a1"), tc.agent("a2"), tc.agent("a3")}
 	cl := kgoClient(t, nil, agents...)
@@ -258,9 +267,16 @@ func TestGroupCoordinatorFailover(t *testing.T) {
 		}
 		return false
 	})
-	t.Logf("killing coordinator %s", coordinator.cfg.ID)
-	coordinator.Close()
-	coordinator.etcd.Close() // as a dead process: its lease is no longer kept alive and expires
+	if crash {
+		t.Logf("killing coordinator %s", coordinator.cfg.ID)
+		coordinator.Close()
+		coordinator.etcd.Close() // as a dead process: its lease is no longer kept alive and expires
+	} else {
+		t.Logf("shutting coordinator %s down", coordinator.cfg.ID)
+		if err := coordinator.Shutdown(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var survivors []*Agent
 	for _, a := range agents {
 		if a != coordinator {
@@ -368,5 +384,267 @@ func TestGroupZombieCoordinatorIsFenced(t *testing.T) {
 	g, err := tc.client().LoadGroup(testCtx(t), DefaultGroup, "g")
 	if err != nil || len(g.Offsets) != 1 || g.Offsets[0].Offset != 20 {
 		t.Fatalf("committed offsets after the zombie's attempt: %+v, %v", g.Offsets, err)
+	}
+}
+
+// The admin side of groups through kadm: listing, describing, deleting offsets and groups, with
+// Kafka's refusals while members are there; the offsets topic is internal and refuses produce.
+func TestGroupAdmin(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.agent("a1")
+	cl := kgoClient(t, nil, a)
+	adm := kadm.NewClient(cl)
+	ctx := testCtx(t)
+	createTopic(t, cl, "subscribed", 2, nil)
+	createTopic(t, cl, "other", 1, nil)
+	produceKeys(t, cl, "subscribed", 0, 10)
+	l := newLedger(t)
+	m := startMember(t, "m", "g", "subscribed", l, kgo.RangeBalancer(), []*Agent{a})
+	groupWait(t, "the records", func() bool { return l.count() == 10 })
+	if err := m.cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := kadm.Offsets{}
+	other.Add(kadm.Offset{Topic: "other", Partition: 0, At: 1, LeaderEpoch: -1})
+	if resp, err := adm.CommitOffsets(ctx, "g", other); err == nil && resp.Error() == nil {
+		t.Fatal("a simple commit to a group with members succeeded")
+	}
+
+	listed, err := adm.ListGroups(ctx)
+	if err != nil || len(listed) != 1 || listed["g"].State != "Stable" || listed["g"].ProtocolType != "consumer" {
+		t.Fatalf("list: %+v, %v", listed, err)
+	}
+	described, err := adm.DescribeGroups(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg := described["g"]
+	if dg.State != "Stable" || dg.Protocol != "range" || len(dg.Members) != 1 || dg.Members[0].ClientID != "m" {
+		t.Fatalf("describe: %+v", dg)
+	}
+	if ca, ok := dg.Members[0].Assigned.AsConsumer(); !ok || len(ca.Topics) != 1 || len(ca.Topics[0].Partitions) != 2 {
+		t.Fatalf("assignment: %+v", dg.Members[0].Assigned)
+	}
+	if resp, err := adm.DeleteGroup(ctx, "g"); err == nil && resp.Err == nil || !errors.Is(resp.Err, kerr.NonEmptyGroup) {
+		t.Fatalf("delete a group with members: %+v, %v", resp, err)
+	}
+	del := kadm.TopicsSet{}
+	del.Add("subscribed", 0)
+	dresp, err := adm.DeleteOffsets(ctx, "g", del)
+	if err != nil || !errors.Is(dresp["subscribed"][0], kerr.GroupSubscribedToTopic) {
+		t.Fatalf("delete a subscribed topic's offsets: %v, %v", dresp, err)
+	}
+
+	m.close()
+	groupWait(t, "the group to empty", func() bool {
+		d, err := adm.DescribeGroups(ctx, "g")
+		return err == nil && d["g"].State == "Empty"
+	})
+	if resp, err := adm.CommitOffsets(ctx, "g", other); err != nil || resp.Error() != nil {
+		t.Fatalf("a simple commit to the Empty group: %v, %v", resp, err)
+	}
+	if got := committed(t, adm, "g"); len(got) != 2 || got[0]+got[1] != 10 {
+		t.Fatalf("committed %v", got)
+	}
+	if dresp, err = adm.DeleteOffsets(ctx, "g", del); err != nil || dresp.Error() != nil {
+		t.Fatalf("delete offsets of the Empty group: %v, %v", dresp, err)
+	}
+	offs, err := adm.FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := offs.Lookup("subscribed", 0); ok || len(offs["subscribed"]) != 1 || offs["other"][0].At != 1 {
+		t.Fatalf("offsets after the deletion: %+v", offs)
+	}
+	if resp, err := adm.DeleteGroup(ctx, "g"); err != nil || resp.Err != nil {
+		t.Fatalf("delete the Empty group: %+v, %v", resp, err)
+	}
+	if listed, err := adm.ListGroups(ctx); err != nil || len(listed) != 0 {
+		t.Fatalf("list after the deletion: %+v, %v", listed, err)
+	}
+	if g, err := tc.client().LoadGroup(ctx, DefaultGroup, "g"); err != nil || g.Meta != nil || len(g.Offsets) != 0 {
+		t.Fatalf("etcd after the deletion: %+v, %v", g, err)
+	}
+	if resp, err := adm.DeleteGroup(ctx, "g"); err == nil && !errors.Is(resp.Err, kerr.GroupIDNotFound) {
+		t.Fatalf("delete a missing group: %+v", resp)
+	}
+
+	md, err := adm.Metadata(ctx, offsetsTopicName)
+	if err != nil || !md.Topics[offsetsTopicName].IsInternal {
+		t.Fatalf("the offsets topic is not internal: %+v, %v", md.Topics[offsetsTopicName], err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: offsetsTopicName, Value: []byte("x")}).FirstErr(); !errors.Is(err, kerr.InvalidTopicException) {
+		t.Fatalf("produce to the offsets topic: %v, want INVALID_TOPIC_EXCEPTION", err)
+	}
+
+	// Closing the agent stops every goroutine of the coordinator: its loop, loaders and timers.
+	a.Close()
+	for _, frame := range []string{"agent.(*groupCoordinator)", "agent.(*shard)", "agent.(*timers)", "agent.(*group)"} {
+		if n := goroutinesIn(frame); n != 0 {
+			t.Errorf("%d goroutines in %s after Close", n, frame)
+		}
+	}
+}
+
+// FindCoordinator answers every key of a batch, and the single key of old versions; transaction
+// coordinators are refused.
+func TestFindCoordinator(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.agent("a1")
+	cl := kgoClient(t, nil, a)
+	ctx := testCtx(t)
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.CoordinatorKeys = []string{"g1", "g2", ""}
+	var resp *kmsg.FindCoordinatorResponse
+	groupWait(t, "every shard to have a leader", func() bool { // until then: COORDINATOR_NOT_AVAILABLE
+		var err error
+		resp, err = req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Coordinators) != 3 {
+			t.Fatalf("batched: %+v, %v", resp, err)
+		}
+		return !slices.ContainsFunc(resp.Coordinators, func(c kmsg.FindCoordinatorResponseCoordinator) bool {
+			return c.ErrorCode == kerr.CoordinatorNotAvailable.Code
+		})
+	})
+	for _, c := range resp.Coordinators {
+		if c.ErrorCode != 0 || c.NodeID != nodeID("a1") || c.Host+":"+strconv.Itoa(int(c.Port)) != a.KafkaAddr() {
+			t.Fatalf("coordinator of %q: %+v", c.Key, c)
+		}
+	}
+	raw := dialRaw(t, a)
+	for _, v := range []int16{0, 3} {
+		old := kmsg.NewPtrFindCoordinatorRequest()
+		old.CoordinatorKey = "g1"
+		r := raw.roundTrip(old, v).(*kmsg.FindCoordinatorResponse)
+		if r.ErrorCode != 0 || r.NodeID != nodeID("a1") || r.Host+":"+strconv.Itoa(int(r.Port)) != a.KafkaAddr() {
+			t.Fatalf("v%d: %+v", v, r)
+		}
+	}
+	txn := kmsg.NewPtrFindCoordinatorRequest()
+	txn.CoordinatorType, txn.CoordinatorKeys = 1, []string{"txn"}
+	kresp, err := cl.Broker(int(nodeID("a1"))).Request(ctx, txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := kresp.(*kmsg.FindCoordinatorResponse).Coordinators[0]; c.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("transaction coordinator: %+v", c)
+	}
+}
+
+// streamhouse_group_lag is each committed partition's high watermark minus its committed offset, on
+// the group's coordinator.
+func TestGroupLagMetric(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.agent("a1")
+	cl := kgoClient(t, nil, a)
+	ctx := testCtx(t)
+	createTopic(t, cl, "lagging", 2, nil)
+	var recs []*kgo.Record
+	for i := range 15 {
+		recs = append(recs, &kgo.Record{Topic: "lagging", Partition: int32(i % 2), Value: []byte("v")})
+	}
+	cl2 := kgoClient(t, []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner())}, a)
+	if err := cl2.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "lagging", Partition: 0, At: 3, LeaderEpoch: -1})
+	offs.Add(kadm.Offset{Topic: "lagging", Partition: 1, At: 7, LeaderEpoch: -1})
+	if resp, err := kadm.NewClient(cl).CommitOffsets(ctx, "lagger", offs); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v, %v", resp, err)
+	}
+	mfs, err := a.cfg.Gatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "streamhouse_group_lag" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			got[labels["group"]+"/"+labels["topic"]+"/"+labels["partition"]] = m.GetGauge().GetValue()
+		}
+	}
+	if want := map[string]float64{"lagger/lagging/0": 5, "lagger/lagging/1": 0}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("lag %v, want %v", got, want)
+	}
+}
+
+// The oldest versions, spoken by hand: JoinGroup v0 (no MEMBER_ID_REQUIRED, the session timeout as
+// rebalance timeout), SyncGroup, Heartbeat, OffsetCommit v1 and OffsetFetch v1 (errors per
+// partition), LeaveGroup v0; and NOT_COORDINATOR from an agent that does not coordinate the group.
+func TestGroupRawProtocol(t *testing.T) {
+	tc := newTestCluster(t)
+	a1, a2 := tc.agent("a1"), tc.agent("a2")
+	cl := kgoClient(t, nil, a1, a2)
+	createTopic(t, cl, "t", 1, nil)
+	shard := groupShardTP(t, a1, "raw")
+	var coordinator, other *Agent
+	waitFor(t, "the group's coordinator", func() bool {
+		switch {
+		case a1.leaders.get(shard) != nil:
+			coordinator, other = a1, a2
+		case a2.leaders.get(shard) != nil:
+			coordinator, other = a2, a1
+		}
+		return coordinator != nil
+	})
+	c := dialRaw(t, coordinator)
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.SessionTimeoutMillis, join.ProtocolType = "raw", 10000, "consumer"
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0, 1}}}
+	jr := c.roundTrip(join, 0).(*kmsg.JoinGroupResponse)
+	if jr.ErrorCode != 0 || jr.Generation != 1 || jr.MemberID == "" || jr.LeaderID != jr.MemberID || len(jr.Members) != 1 {
+		t.Fatalf("join v0: %+v", jr)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "raw", jr.MemberID, 1
+	wantOK(t, "heartbeat v0 before the sync", c.roundTrip(hb, 0).(*kmsg.HeartbeatResponse).ErrorCode)
+	wantCode(t, "heartbeat to another agent", dialRaw(t, other).roundTrip(hb, 0).(*kmsg.HeartbeatResponse).ErrorCode, kerr.NotCoordinator)
+
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = "raw", jr.MemberID, 1
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: jr.MemberID, MemberAssignment: []byte("all")}}
+	sr := c.roundTrip(sync, 0).(*kmsg.SyncGroupResponse)
+	if sr.ErrorCode != 0 || string(sr.MemberAssignment) != "all" {
+		t.Fatalf("sync v0: %+v", sr)
+	}
+
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.MemberID, commit.Generation = "raw", jr.MemberID, 1
+	md := "meta"
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{
+		{Partition: 0, Offset: 42, Metadata: &md}, {Partition: 9, Offset: 1}}}}
+	cr := c.roundTrip(commit, 1).(*kmsg.OffsetCommitResponse)
+	wantOK(t, "commit v1", cr.Topics[0].Partitions[0].ErrorCode)
+	wantCode(t, "commit v1 of a missing partition", cr.Topics[0].Partitions[1].ErrorCode, kerr.UnknownTopicOrPartition)
+	commit.Generation = 0
+	wantCode(t, "commit v1 at a wrong generation", c.roundTrip(commit, 1).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, kerr.IllegalGeneration)
+
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Group = "raw"
+	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0, 1}}, {Topic: "missing", Partitions: []int32{0}}}
+	fr := c.roundTrip(fetch, 1).(*kmsg.OffsetFetchResponse)
+	if p := fr.Topics[0].Partitions; p[0].Offset != 42 || *p[0].Metadata != "meta" || p[1].Offset != -1 || fr.Topics[1].Partitions[0].Offset != -1 {
+		t.Fatalf("fetch v1: %+v", fr.Topics)
+	}
+	fr = dialRaw(t, other).roundTrip(fetch, 1).(*kmsg.OffsetFetchResponse)
+	wantCode(t, "fetch v1 from another agent", fr.Topics[0].Partitions[0].ErrorCode, kerr.NotCoordinator)
+
+	leave := kmsg.NewPtrLeaveGroupRequest()
+	leave.Group, leave.MemberID = "raw", jr.MemberID
+	wantOK(t, "leave v0", c.roundTrip(leave, 0).(*kmsg.LeaveGroupResponse).ErrorCode)
+	wantCode(t, "leave v0 again", c.roundTrip(leave, 0).(*kmsg.LeaveGroupResponse).ErrorCode, kerr.UnknownMemberID)
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"raw", "never"}
+	dr := c.roundTrip(dg, 0).(*kmsg.DescribeGroupsResponse)
+	if dr.Groups[0].State != "Empty" || dr.Groups[0].ErrorCode != 0 || dr.Groups[1].State != "Dead" {
+		t.Fatalf("describe v0: %+v", dr.Groups)
 	}
 }
