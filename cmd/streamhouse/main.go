@@ -31,6 +31,7 @@ var commands = []command{
 	{"dev", "run etcd, an S3 endpoint and agents in one process, for development", (*cli).dev},
 	{"agent", "run a StreamHouse agent against an etcd cluster and an S3 bucket", (*cli).agent},
 	{"topic", "create, list, describe and delete topics", (*cli).topic},
+	{"group", "list and describe consumer groups, reset their offsets", (*cli).group},
 	{"cluster", "show agents, partition leaders, epochs and next offsets, from etcd", (*cli).cluster},
 	{"produce", "write stdin to a topic, one record per line", (*cli).produce},
 	{"consume", "print a topic's records, one per line", (*cli).consume},
