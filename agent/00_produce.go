@@ -81,9 +81,6 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 			}
 			a.answerProduce(s.p, s.pa, timedOut)
 		}
-		if req.Acks == 0 {
-			return nil
-		}
 		return resp
 	}
 }

@@ -36,7 +36,8 @@ func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchReques
 	for {
 		waits := a.fetchWaits(req)
 		resp, bytes, final := a.fillFetch(ctx, req)
-		if final || bytes >= int64(max(req.MinBytes, 1)) || !time.Now().Before(deadline) {
+		// A shutdown answers long-polls at once, so that it need not wait out their MaxWait.
+		if final || bytes >= int64(max(req.MinBytes, 1)) || !time.Now().Before(deadline) || a.stopping.Load() {
 			return resp
 		}
 		if !waitAny(ctx, waits, deadline) {
@@ -52,7 +53,7 @@ func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchReques
 // fetchWaits returns the channels that close when any requested partition advances. They are taken
 // before reading, so that a commit landing between the read and the wait is not missed.
 func (a *Agent) fetchWaits(req *kmsg.FetchRequest) []<-chan struct{} {
-	var out []<-chan struct{}
+	out := []<-chan struct{}{a.draining}
 	for i := range req.Topics {
 		t, ok := a.fetchTopic(req, &req.Topics[i])
 		if !ok {

@@ -48,11 +48,13 @@ type Agent struct {
 	// wrapSession lets in-package tests put a fault layer around the etcd session.
 	wrapSession func(session) session
 
-	kafkaLn  net.Listener
-	httpSrv  *http.Server
-	httpLn   net.Listener
-	stopping atomic.Bool // refuse new produce: a graceful shutdown is under way
-	ready    atomic.Bool
+	kafkaLn   net.Listener
+	httpSrv   *http.Server
+	httpLn    net.Listener
+	stopping  atomic.Bool   // refuse new produce: a graceful shutdown is under way
+	draining  chan struct{} // closed when Shutdown begins: wakes long-polling fetches
+	drainOnce sync.Once
+	ready     atomic.Bool
 
 	runCtx    context.Context // lives from Start to Close
 	cancel    context.CancelFunc
@@ -80,6 +82,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		leaders:  leaderSet{m: make(map[coord.TP]*partitionLeader)},
 		leadKick: make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		draining: make(chan struct{}),
 	}
 	a.cache = etcd.NewCache(a.log)
 	a.flusher = newFlusher(a)
@@ -131,6 +134,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
+	if err := a.awaitSelf(ctx); err != nil {
+		return err
+	}
 	a.goRun(func() { a.flusher.run(runCtx, &a.wg) })
 	a.goRun(func() { a.runSequencer(runCtx) })
 	a.goRun(func() { a.runLeadership(runCtx) })
@@ -148,6 +154,26 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.log.Info("agent started", "kafka", a.kafkaLn.Addr().String(), "advertised", a.cfg.AdvertisedAddr,
 		"http", a.HTTPAddr(), "az", a.cfg.AZ, "group", a.cfg.Group)
 	return nil
+}
+
+// awaitSelf waits until the watched view lists this agent, so that from the moment Start returns,
+// Metadata and DescribeCluster name it.
+func (a *Agent) awaitSelf(ctx context.Context) error {
+	for {
+		changed := a.cache.Changed()
+		for _, ag := range a.cache.Agents() {
+			if ag.ID == a.cfg.ID && ag.Addr == a.cfg.AdvertisedAddr {
+				return nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.done:
+			return a.Err()
+		}
+	}
 }
 
 // register creates a new etcd session and registers the agent on it.
@@ -222,6 +248,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	a.stopping.Store(true)
+	a.drainOnce.Do(func() { close(a.draining) })
 	a.log.Info("shutting down: flushing buffered produce and handing over leadership")
 	err := a.flusher.drain(ctx)
 	a.resignAll(ctx)

@@ -173,3 +173,13 @@ func TestProduceAcksZeroGetsNoResponse(t *testing.T) {
 	}
 	checkLog(t, a, "fire", 0, []string{"forgotten"})
 }
+
+// A failed acks=0 produce gets no answer either, but its connection is closed, as Kafka does, so that
+// the client refreshes its metadata instead of writing into the void.
+func TestProduceAcksZeroFailureClosesConnection(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.agent("a1")
+	c := dialRaw(t, a)
+	c.send(produceReq("no-such-topic", 0, map[int32][]byte{0: valueBatch(-1, -1, -1, nil, "lost")}), produceVersion)
+	c.expectClosed()
+}

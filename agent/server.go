@@ -241,7 +241,16 @@ func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.finish(wait())
+			resp := wait()
+			if p.Acks == 0 {
+				// No answer at all; a failed acks=0 produce closes the connection instead, as in
+				// Kafka, so that the client refreshes its metadata rather than write into the void.
+				if r, ok := resp.(*kmsg.ProduceResponse); ok && produceFailed(r) {
+					closeConn()
+				}
+				resp = nil
+			}
+			f.finish(resp)
 		}()
 		return
 	}
@@ -308,4 +317,15 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 	// missing, the connection is closed rather than answered wrongly.
 	a.log.Error("no handler for a served API", "api", kmsg.NameForKey(req.Key()))
 	return nil
+}
+
+func produceFailed(r *kmsg.ProduceResponse) bool {
+	for _, t := range r.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
