@@ -127,7 +127,7 @@ func newGroupCoordinator(a *Agent) *groupCoordinator {
 		topic:  offsetsTopic(a.cfg.Group),
 		store:  a.etcd,
 		view:   a.cache,
-		leader: a.leaders.get,
+		leader: a.leading, // nothing once the session is lost, even before the leadership loop notices
 		lost:   a.dropShardLeadership,
 		timers: &timers{},
 		kick:   make(chan struct{}, 1),
