@@ -49,6 +49,13 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	received := 0
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			received += len(req.Topics[i].Partitions[j].Records)
+		}
+	}
+	a.countClientRecords("in", clientZone(c.id, ""), received)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		t, known := a.cache.Topic(rt.Topic)

@@ -32,10 +32,24 @@ import (
 
 // handleFetch answers a fetch, long-polling at the log end.
 func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchRequest) kmsg.Response {
+	cz := clientZone(c.id, req.Rack)
+	resp := a.longPoll(ctx, req, cz)
+	n := 0
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			n += len(p.RecordBatches)
+		}
+	}
+	a.countClientRecords("out", cz, n)
+	return resp
+}
+
+// longPoll answers a fetch once it has MinBytes, its MaxWait is over, or waiting cannot help.
+func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string) *kmsg.FetchResponse {
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
 	for {
 		waits := a.fetchWaits(req)
-		resp, bytes, final := a.fillFetch(ctx, req)
+		resp, bytes, final := a.fillFetch(ctx, req, cz)
 		// A shutdown answers long-polls at once, so that it need not wait out their MaxWait.
 		if final || bytes >= int64(max(req.MinBytes, 1)) || !time.Now().Before(deadline) || a.stopping.Load() {
 			return resp
@@ -44,7 +58,7 @@ func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchReques
 			if ctx.Err() != nil {
 				return resp
 			}
-			resp, _, _ = a.fillFetch(ctx, req)
+			resp, _, _ = a.fillFetch(ctx, req, cz)
 			return resp
 		}
 	}
@@ -80,9 +94,9 @@ func (a *Agent) fetchTopic(req *kmsg.FetchRequest, rt *kmsg.FetchRequestTopic) (
 	return t, ok && a.servesTopic(t)
 }
 
-// fillFetch builds one fetch response from what is committed now. final is set when waiting could not
-// change the answer (an error to report).
-func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64, bool) {
+// fillFetch builds one fetch response, for a client of zone cz, from what is committed now. final is set
+// when waiting could not change the answer (an error to report, a client to send elsewhere).
+func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest, cz string) (*kmsg.FetchResponse, int64, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	budget := int64(math.MaxInt32)
 	if req.Version >= 3 && req.MaxBytes > 0 {
@@ -104,6 +118,8 @@ func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.Fe
 				sp.ErrorCode = kerr.UnknownTopicID.Code
 			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case a.redirectRead(req, cz, &sp, coord.TP{Topic: t.ID, Partition: rp.Partition}):
+				final = true // answer now: the client goes to its own zone's agent
 			default:
 				limit := min(int64(max(rp.PartitionMaxBytes, 0)), budget-total)
 				n, err := a.fetchPartition(ctx, &sp, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, total == 0)
@@ -121,6 +137,24 @@ func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest) (*kmsg.Fe
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total, final
+}
+
+// redirectRead sends a client of another zone to an agent of its own (KIP-392's preferred read
+// replica: any agent serves any partition), so that record bytes do not cross zones. It fills sp and
+// reports true when it does; a zone without a live agent is served here, and counted.
+func (a *Agent) redirectRead(req *kmsg.FetchRequest, cz string, sp *kmsg.FetchResponseTopicPartition, tp coord.TP) bool {
+	if req.Version < 11 || cz == "" || a.cfg.AZ == "" || cz == a.cfg.AZ {
+		return false
+	}
+	ag, ok := a.inZoneReplica(cz, tp)
+	if !ok {
+		a.metrics.zones.fallbacks.Inc()
+		return false
+	}
+	hwm := a.cache.HighWatermark(tp)
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hwm, hwm, a.cache.LogStart(tp)
+	sp.PreferredReadReplica = a.nodeID(ag.ID)
+	return true
 }
 
 // fetchPartition fills sp with the batches of tp from offset, up to limit bytes (or the first batch

@@ -27,6 +27,7 @@ type metrics struct {
 	writeLatency    prometheus.Histogram
 	failovers       prometheus.Counter
 	connections     prometheus.Gauge
+	zones           *zoneMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -75,6 +76,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "streamhouse_kafka_connections", Help: "Open Kafka client connections."}),
 	}
+	m.zones = newZoneMetrics()
 	for _, s := range []string{"put", "commit"} {
 		m.flushDuration.WithLabelValues(s)
 	}
@@ -83,6 +85,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.fetchRecords, m.flushBytes, m.flushAppends, m.flushDuration, m.bufferedBytes, m.cacheHits,
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
 			m.failovers, m.connections)
+		reg.MustRegister(m.zones.collectors()...)
 	}
 	return m
 }

@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"hash/fnv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// unknownZone labels the bytes of clients that declare no zone.
+const unknownZone = "unknown"
+
+// clientZone is the zone a client declares: Kafka's client.rack (Fetch v11+), or, for requests that
+// carry no rack (Metadata, Produce), an `az=<zone>` element in its client id, e.g.
+// `orders-app;az=eu-west-1a` — elements are separated by ';', ',', '&' or spaces.
+func clientZone(clientID, rack string) string {
+	if rack != "" {
+		return rack
+	}
+	for _, el := range strings.FieldsFunc(clientID, func(r rune) bool {
+		return r == ';' || r == ',' || r == '&' || r == ' '
+	}) {
+		if z, ok := strings.CutPrefix(el, "az="); ok && z != "" {
+			return z
+		}
+	}
+	return ""
+}
+
+// inZoneReplica picks the agent of this agent's group in zone z that should serve tp to a client of
+// that zone: a stable choice among the zone's live agents, so that a partition's reads in one zone
+// gather on one agent's cache. It reports false when z has no live agent.
+func (a *Agent) inZoneReplica(z string, tp coord.TP) (coord.AgentInfo, bool) {
+	var in []coord.AgentInfo
+	for _, ag := range a.brokers() { // sorted by id
+		if ag.AZ == z {
+			in = append(in, ag)
+		}
+	}
+	if len(in) == 0 {
+		return coord.AgentInfo{}, false
+	}
+	h := fnv.New32a()
+	h.Write(tp.Topic[:])
+	h.Write([]byte{byte(tp.Partition >> 24), byte(tp.Partition >> 16), byte(tp.Partition >> 8), byte(tp.Partition)})
+	return in[h.Sum32()%uint32(len(in))], true
+}
+
+// zoneMetrics count what a cloud bill counts: bytes between clients and agents by zone, and what
+// crosses zones.
+type zoneMetrics struct {
+	clientBytes    *prometheus.CounterVec // direction, agent_zone, client_zone
+	crossZoneBytes *prometheus.CounterVec // kind: records, metadata
+	fallbacks      prometheus.Counter
+}
+
+func newZoneMetrics() *zoneMetrics {
+	m := &zoneMetrics{
+		clientBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamhouse_client_bytes_total",
+			Help: "Record bytes received from (in) and served to (out) Kafka clients, by agent zone and client zone (unknown when the client declares none).",
+		}, []string{"direction", "agent_zone", "client_zone"}),
+		crossZoneBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamhouse_cross_zone_bytes_total",
+			Help: "Bytes this agent exchanged with a client or agent of another zone: records (client record bytes) or metadata.",
+		}, []string{"kind"}),
+		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_zone_fallback_total",
+			Help: "Fetches of a client whose zone has no live agent of its group, served from another zone.",
+		}),
+	}
+	m.crossZoneBytes.WithLabelValues("records")
+	m.crossZoneBytes.WithLabelValues("metadata")
+	return m
+}
+
+func (m *zoneMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.clientBytes, m.crossZoneBytes, m.fallbacks}
+}
+
+// countClientRecords counts n record bytes moved between this agent and a client of zone cz.
+func (a *Agent) countClientRecords(direction, cz string, n int) {
+	if n == 0 {
+		return
+	}
+	label := cz
+	if label == "" {
+		label = unknownZone
+	}
+	a.metrics.zones.clientBytes.WithLabelValues(direction, a.cfg.AZ, label).Add(float64(n))
+	if cz != "" && a.cfg.AZ != "" && cz != a.cfg.AZ {
+		a.metrics.zones.crossZoneBytes.WithLabelValues("records").Add(float64(n))
+	}
+}

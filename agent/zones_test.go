@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestClientZone(t *testing.T) {
+	for _, tc := range []struct{ id, rack, want string }{
+		{"app", "", ""},
+		{"app", "z1", "z1"},
+		{"app;az=z2", "", "z2"},
+		{"az=z3", "", "z3"},
+		{"app,az=z4,x=1", "", "z4"},
+		{"app az=z5", "", "z5"},
+		{"app;az=", "", ""},
+		{"app;az=z6", "z7", "z7"}, // client.rack wins
+		{"lazy=z8", "", ""},
+	} {
+		if got := clientZone(tc.id, tc.rack); got != tc.want {
+			t.Errorf("clientZone(%q, %q) = %q, want %q", tc.id, tc.rack, got, tc.want)
+		}
+	}
+}
+
+// A consumer declaring its zone reads every record from an agent of that zone, wherever the
+// partitions' leaders are: no record byte is served across zones.
+func TestConsumeInZone(t *testing.T) {
+	tc := newTestCluster(t)
+	a1 := tc.agent("a1", func(c *Config) { c.AZ = "z1" })
+	a2 := tc.agent("a2", func(c *Config) { c.AZ = "z2" })
+	cl := kgoClient(t, nil, a1, a2)
+	createTopic(t, cl, "zoned", 4, nil)
+	produced := produceN(t, cl, "zoned", "v", 400)
+
+	// A short MaxWait: a partition moved to its in-zone agent is fetched with that agent's next
+	// fetch, which waits behind one already long-polling there.
+	consumed := consumeAll(t, []*Agent{a1}, "zoned", len(produced), kgo.Rack("z2"), kgo.FetchMaxWait(100*time.Millisecond))
+	checkDense(t, produced, consumed)
+	out := func(a *Agent, zone string) float64 {
+		return testutil.ToFloat64(a.metrics.zones.clientBytes.WithLabelValues("out", a.cfg.AZ, zone))
+	}
+	if got := out(a1, "z2"); got != 0 {
+		t.Fatalf("agent of z1 served %v record bytes to the z2 consumer", got)
+	}
+	if got := out(a2, "z2"); got == 0 {
+		t.Fatal("agent of z2 served the z2 consumer nothing")
+	}
+	for _, a := range []*Agent{a1, a2} {
+		if got := testutil.ToFloat64(a.metrics.zones.crossZoneBytes.WithLabelValues("records")); got != 0 {
+			// The producer declared no zone, so only a known zone mismatch counts as crossing.
+			t.Fatalf("agent %s counted %v cross-zone record bytes", a.cfg.ID, got)
+		}
+	}
+}
+
+// A consumer of a zone without a live agent is served from another zone, and that is counted.
+func TestConsumeZoneFallback(t *testing.T) {
+	tc := newTestCluster(t)
+	a1 := tc.agent("a1", func(c *Config) { c.AZ = "z1" })
+	cl := kgoClient(t, nil, a1)
+	createTopic(t, cl, "fallback", 1, nil)
+	produced := produceN(t, cl, "fallback", "v", 10)
+	consumed := consumeAll(t, []*Agent{a1}, "fallback", len(produced), kgo.Rack("z9"))
+	checkDense(t, produced, consumed)
+	if got := testutil.ToFloat64(a1.metrics.zones.fallbacks); got == 0 {
+		t.Fatal("no fallback counted for a zone without agents")
+	}
+	if got := testutil.ToFloat64(a1.metrics.zones.crossZoneBytes.WithLabelValues("records")); got == 0 {
+		t.Fatal("records served across zones were not counted")
+	}
+}
