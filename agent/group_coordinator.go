@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/coord"
@@ -539,38 +537,4 @@ func (sh *shard) lose(err error) {
 		sh.gc.log.Warn("coordinator shard lost", "shard", sh.tp.Partition, "epoch", sh.fence.Epoch, "error", err)
 	}
 	sh.gc.kickSweep()
-}
-
-// groupLagCollector exports streamhouse_group_lag for the groups this agent coordinates: each
-// committed partition's high watermark minus its committed offset.
-type groupLagCollector struct {
-	gc   *groupCoordinator
-	desc *prometheus.Desc
-}
-
-func newGroupLagCollector(gc *groupCoordinator) *groupLagCollector {
-	return &groupLagCollector{gc: gc, desc: prometheus.NewDesc("streamhouse_group_lag",
-		"Records between a consumer group's committed offset and the partition's high watermark, for the groups this agent coordinates.",
-		[]string{"group", "topic", "partition"}, nil)}
-}
-
-func (c *groupLagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *groupLagCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, sh := range c.gc.loadedShards() {
-		for _, g := range sh.list() {
-			g.mu.Lock()
-			offs := g.committedOffsets()
-			g.mu.Unlock()
-			for _, o := range offs {
-				t, ok := c.gc.view.TopicByID(o.Topic)
-				if !ok || o.Partition >= t.Partitions {
-					continue
-				}
-				lag := max(0, c.gc.view.HighWatermark(o.TP())-o.Offset)
-				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(lag),
-					g.name, t.Name, strconv.Itoa(int(o.Partition)))
-			}
-		}
-	}
 }

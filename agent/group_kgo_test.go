@@ -224,13 +224,25 @@ func committed(t *testing.T, adm *kadm.Client, group string) map[int32]int64 {
 // group's shard moves, members carry on with the new coordinator, and no committed offset is lost
 // or goes back.
 func TestGroupCoordinatorFailover(t *testing.T) {
-	for _, crash := range []bool{true, false} {
-		name := map[bool]string{true: "crash", false: "shutdown"}[crash]
-		t.Run(name, func(t *testing.T) { testGroupFailover(t, crash) })
+	for _, tt := range []struct {
+		name                string
+		crash, midRebalance bool
+	}{{"crash", true, false}, {"shutdown", false, false}, {"crash mid-rebalance", true, true}} {
+		t.Run(tt.name, func(t *testing.T) { testGroupFailover(t, tt.crash, tt.midRebalance) })
 	}
 }
 
-func testGroupFailover(t *testing.T, crash bool) {
+// generation reads a group's persisted generation from etcd.
+func generation(t *testing.T, tc *testCluster, group string) int32 {
+	t.Helper()
+	g, err := tc.client().LoadGroup(testCtx(t), DefaultGroup, group)
+	if err != nil || g.Meta == nil {
+		t.Fatalf("group %s in etcd: %+v, %v", group, g, err)
+	}
+	return g.Meta.Generation
+}
+
+func testGroupFailover(t *testing.T, crash, midRebalance bool) {
 	tc := newTestCluster(t)
 	agents := []*Agent{tc.agent("a1"), tc.agent("a2"), tc.agent("a3")}
 	cl := kgoClient(t, nil, agents...)
@@ -267,6 +279,14 @@ func testGroupFailover(t *testing.T, crash bool) {
 		}
 		return false
 	})
+	gen := generation(t, tc, "g")
+	if midRebalance { // a third member's join starts a rebalance the coordinator will not finish
+		members = append(members, startMember(t, "m2", "g", "events", l, kgo.CooperativeStickyBalancer(), agents))
+		groupWait(t, "the rebalance", func() bool {
+			d, err := adm.DescribeGroups(testCtx(t), "g")
+			return err == nil && d["g"].State != "Stable"
+		})
+	}
 	if crash {
 		t.Logf("killing coordinator %s", coordinator.cfg.ID)
 		coordinator.Close()
@@ -315,6 +335,9 @@ func testGroupFailover(t *testing.T, crash bool) {
 	}
 	if st := described["g"].State; st != "Empty" {
 		t.Errorf("group state %s after every member left, want Empty", st)
+	}
+	if after := generation(t, tc, "g"); after <= gen {
+		t.Errorf("generation %d after the failover and the members leaving, %d before", after, gen)
 	}
 }
 
