@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -12,8 +13,9 @@ import (
 // ListGroups: v0-4
 //
 // The groups this agent coordinates (clients ask every broker and merge), in every state, including
-// groups that only hold committed offsets. While a shard it leads is still loading, the answer is
-// COORDINATOR_LOAD_IN_PROGRESS, which clients retry, rather than a list missing that shard's groups.
+// groups that only hold committed offsets. A shard it leads that is still loading is waited for; past
+// a few seconds the answer is COORDINATOR_LOAD_IN_PROGRESS, which clients retry, rather than a list
+// missing that shard's groups.
 //
 // Version notes:
 // * v1: ThrottleMillis
@@ -22,7 +24,7 @@ import (
 
 func (a *Agent) handleListGroups(ctx context.Context, c client, req *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	if !a.groups.loaded() {
+	if !a.groups.loaded(ctx) {
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		return resp
 	}
@@ -45,15 +47,23 @@ func (a *Agent) handleListGroups(ctx context.Context, c client, req *kmsg.ListGr
 	return resp
 }
 
-// loaded reports whether every shard this agent leads has finished loading.
-func (gc *groupCoordinator) loaded() bool {
+// loaded waits, for at most loadWait, until every shard this agent leads has finished loading.
+func (gc *groupCoordinator) loaded(ctx context.Context) bool {
 	gc.sweep() // a shard led since the last sweep starts loading now
 	gc.mu.Lock()
-	defer gc.mu.Unlock()
+	var loading []*shard
 	for _, sh := range gc.shards {
+		loading = append(loading, sh)
+	}
+	gc.mu.Unlock()
+	wait := time.NewTimer(gc.cfg.loadWait)
+	defer wait.Stop()
+	for _, sh := range loading {
 		select {
 		case <-sh.ready:
-		default:
+		case <-wait.C:
+			return false
+		case <-ctx.Done():
 			return false
 		}
 	}
