@@ -6,7 +6,8 @@
 //   - a small, context-first store interface (Reader split from Writer, Store adding Delete, List and
 //     Check; consumers declare interfaces embedding just what they call) with in-memory (Memory),
 //     on-disk (Disk) and S3 (S3) implementations that all pass one contract test;
-//   - wrappers around any Store: Metrics (Prometheus) and Faulty (fault injection for tests);
+//   - wrappers around any Store: Metrics (Prometheus), Faulty (fault injection for tests) and Latency
+//     (simulated S3 latency and SlowDown, by profile: none, standard, express);
 //   - S3Server, an embedded S3-compatible endpoint on a local directory for dev mode and tests, so
 //     that dev mode, tests and production all go through the same S3 client code.
 //

@@ -85,7 +85,7 @@ func (c *cli) agent(args []string) error {
 	ctx, started := c.startup()
 	a, etcd, err := startAgent(ctx, f.cfg, coord.Config{
 		Endpoints: splitList(f.etcd), Prefix: f.etcdPrefix, Logger: log, Registerer: reg,
-	}, f.s3, reg)
+	}, f.s3, reg, nil)
 	if interrupted := started(); interrupted {
 		if err == nil {
 			_ = a.Close()
@@ -101,8 +101,10 @@ func (c *cli) agent(args []string) error {
 }
 
 // startAgent connects to etcd, opens and checks the bucket, and starts an agent; on error it leaves
-// nothing open.
-func startAgent(ctx context.Context, cfg agent.Config, cc coord.Config, s3 segstore.S3Config, reg prometheus.Registerer) (*agent.Agent, *coord.Client, error) {
+// nothing open. wrap, when not nil, wraps the bucket's store inside the metrics (dev mode's simulated
+// S3 latency, which the metrics then see).
+func startAgent(ctx context.Context, cfg agent.Config, cc coord.Config, s3 segstore.S3Config, reg prometheus.Registerer,
+	wrap func(segstore.Store) segstore.Store) (*agent.Agent, *coord.Client, error) {
 	etcd, err := coord.Connect(ctx, cc)
 	if err != nil {
 		return nil, nil, err
@@ -112,7 +114,11 @@ func startAgent(ctx context.Context, cfg agent.Config, cc coord.Config, s3 segst
 		_ = etcd.Close()
 		return nil, nil, err
 	}
-	a, err := agent.New(cfg, etcd, segstore.NewMetrics(reg).Wrap(store))
+	var st segstore.Store = store
+	if wrap != nil {
+		st = wrap(st)
+	}
+	a, err := agent.New(cfg, etcd, segstore.NewMetrics(reg).Wrap(st))
 	if err == nil {
 		if err = a.Start(ctx); err != nil {
 			_ = a.Close()

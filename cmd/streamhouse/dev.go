@@ -32,11 +32,13 @@ type devFlags struct {
 	etcdAddr string
 	s3Addr   string
 	agents   int
+	// s3Profile simulates S3's latency in the in-process agents' stores (segstore.Profile).
+	s3Profile string
 }
 
 func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig()}, dataDir: "./.streamhouse",
-		etcdAddr: "127.0.0.1:2379", s3Addr: "127.0.0.1:9000", agents: 1}
+		etcdAddr: "127.0.0.1:2379", s3Addr: "127.0.0.1:9000", agents: 1, s3Profile: segstore.ProfileNone}
 	fs := c.newFlagSet("dev", "", "Run a single-node StreamHouse for development: embedded etcd, an S3-compatible endpoint on a\n"+
 		"local directory (bucket \"streamhouse\", any credentials) and N agents, all in one process. Data\n"+
 		"survives a restart with the same --data-dir. Agent i listens on the Kafka and HTTP ports + i-1.\n"+
@@ -48,6 +50,8 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	fs.StringVar(&f.etcdAddr, "etcd-addr", f.etcdAddr, "etcd client `address`; its peer address is the next port")
 	fs.StringVar(&f.s3Addr, "s3-addr", f.s3Addr, "S3 endpoint listen `address`")
 	fs.IntVar(&f.agents, "agents", f.agents, "`number` of agents to run in this process (0: only etcd and S3)")
+	fs.StringVar(&f.s3Profile, "s3-profile", f.s3Profile, "simulated S3 latency of the in-process agents: `profile` "+
+		strings.Join(segstore.ProfileNames, ", ")+" (standard: PUT p50 30ms, p99 150ms, occasional 503 SlowDown; express: ~5ms)")
 	f.flushFlags(fs)
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
 	f.log = fs.logFlags()
@@ -90,6 +94,11 @@ func (c *cli) dev(args []string) error {
 func (f *devFlags) validate() error {
 	if f.agents < 0 || f.agents > maxDevAgents {
 		return fmt.Errorf("--agents must be between 0 and %d, got %d", maxDevAgents, f.agents)
+	}
+	if p, err := segstore.Profile(f.s3Profile); err != nil {
+		return fmt.Errorf("--s3-profile: %w", err)
+	} else if p.Name != segstore.ProfileNone && f.agents == 0 {
+		return errors.New("--s3-profile applies to the in-process agents, and --agents 0 runs none")
 	}
 	for name, addr := range map[string]string{"etcd-addr": f.etcdAddr, "s3-addr": f.s3Addr, "kafka-addr": f.cfg.KafkaAddr} {
 		if _, err := offsetPort(addr, 0); err != nil {
@@ -137,7 +146,7 @@ func (f *devFlags) start(ctx context.Context, log hclog.Logger) (_ *devCluster, 
 			return nil, err
 		}
 		a, client, err := startAgent(ctx, cfg, coord.Config{Endpoints: d.etcd.Endpoints(), Logger: cfg.Logger,
-			Registerer: cfg.Registerer}, f.s3Config(d.s3URL()), cfg.Registerer)
+			Registerer: cfg.Registerer}, f.s3Config(d.s3URL()), cfg.Registerer, f.s3Latency(i))
 		if err != nil {
 			return nil, err
 		}
@@ -221,6 +230,12 @@ func (f *devFlags) agentConfig(i int, log hclog.Logger) (agent.Config, error) {
 	reg := newRegistry() // one per agent: each serves its own /metrics
 	cfg.Logger, cfg.Registerer, cfg.Gatherer, cfg.Version = log.Named(cfg.ID), reg, reg, buildVersion()
 	return cfg, nil
+}
+
+// s3Latency wraps agent i's store in the --s3-profile, seeded by i so that runs are reproducible.
+func (f *devFlags) s3Latency(i int) func(segstore.Store) segstore.Store {
+	p, _ := segstore.Profile(f.s3Profile) // validated
+	return func(s segstore.Store) segstore.Store { return segstore.WithProfile(s, p, uint64(i)) }
 }
 
 func (f *devFlags) s3Config(endpoint string) segstore.S3Config {
