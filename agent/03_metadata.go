@@ -36,6 +36,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c client, req *kmsg.Metadata
 	id := clusterID
 	resp.ClusterID = &id
 	resp.ControllerID = a.nodeID(a.cfg.ID)
+	cz := clientZone(c.id, "")
 	live := map[string]bool{}
 	for _, ag := range a.brokers() {
 		b := kmsg.NewMetadataResponseBroker()
@@ -58,7 +59,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c client, req *kmsg.Metadata
 	if all {
 		for _, t := range a.cache.Topics() {
 			if a.servesTopic(t) {
-				resp.Topics = append(resp.Topics, a.metadataTopic(t, live))
+				resp.Topics = append(resp.Topics, a.metadataTopic(t, live, cz))
 			}
 		}
 		return resp
@@ -77,7 +78,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c client, req *kmsg.Metadata
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		resp.Topics = append(resp.Topics, a.metadataTopic(t, live))
+		resp.Topics = append(resp.Topics, a.metadataTopic(t, live, cz))
 	}
 	return resp
 }
@@ -103,7 +104,8 @@ func (a *Agent) metadataLookup(ctx context.Context, req *kmsg.MetadataRequest, r
 	return t, true
 }
 
-func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool) kmsg.MetadataResponseTopic {
+// metadataTopic describes t to a client of zone cz (empty when unknown).
+func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool, cz string) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	st.Topic, st.TopicID = &name, t.ID
@@ -111,7 +113,11 @@ func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool) kmsg.Metadata
 	for p := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p
-		leader, epoch, ok := a.cache.Leader(coord.TP{Topic: t.ID, Partition: p})
+		tp := coord.TP{Topic: t.ID, Partition: p}
+		leader, epoch, ok := a.cache.Leader(tp)
+		if ok && !st.IsInternal {
+			leader, ok = a.produceTarget(cz, tp, leader, live)
+		}
 		if ok && live[leader] {
 			node := a.nodeID(leader)
 			sp.Leader, sp.LeaderEpoch = node, int32(epoch)
@@ -123,4 +129,27 @@ func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool) kmsg.Metadata
 		st.Partitions = append(st.Partitions, sp)
 	}
 	return st
+}
+
+// produceTarget is the agent a client of zone cz is told leads tp, whose true leader is leader. Any
+// agent takes produce for a partition that has a live leader: it writes the bytes to S3 itself and
+// forwards only the sequencing to the leader. So a client of a zone with agents is told one of them,
+// and record bytes stay in its zone; a client that names no zone is told the true leader, or, when
+// that agent is of another agent group, an agent of the client's group.
+func (a *Agent) produceTarget(cz string, tp coord.TP, leader string, live map[string]bool) (string, bool) {
+	if _, ok := a.agentAddr(leader); !ok {
+		return "", false // no live leader: nobody can sequence
+	}
+	if cz != "" {
+		if ag, ok := a.inZoneReplica(cz, tp); ok {
+			return ag.ID, true
+		}
+	}
+	if live[leader] {
+		return leader, true
+	}
+	if ag, ok := a.inZoneReplica(a.cfg.AZ, tp); ok {
+		return ag.ID, true
+	}
+	return a.cfg.ID, true
 }

@@ -29,17 +29,19 @@ type objectStore interface {
 // Agent is one StreamHouse agent. New wires it and starts nothing; Start binds its listeners, registers
 // in etcd and serves; Shutdown hands its work over gracefully; Close stops it at once.
 type Agent struct {
-	cfg     Config
-	log     hclog.Logger
-	etcd    *coord.Client
-	store   objectStore
-	cache   *coord.Cache
-	metrics *metrics
-	flusher *flusher
-	reader  *reader
-	leaders leaderSet
-	acks    ackCount // produce answers not yet written (graceful shutdown waits for them)
-	groups  *groupCoordinator
+	cfg       Config
+	log       hclog.Logger
+	etcd      *coord.Client
+	store     objectStore
+	cache     *coord.Cache
+	metrics   *metrics
+	flusher   *flusher
+	forwarder *forwarder
+	remote    chan *remoteWork // sequencing forwarded by other agents
+	reader    *reader
+	leaders   leaderSet
+	acks      ackCount // produce answers not yet written (graceful shutdown waits for them)
+	groups    *groupCoordinator
 
 	sessMu   sync.Mutex
 	sess     session
@@ -83,9 +85,11 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		leadKick: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		draining: make(chan struct{}),
+		remote:   make(chan *remoteWork, 64),
 	}
 	a.cache = etcd.NewCache(a.log)
 	a.flusher = newFlusher(a)
+	a.forwarder = newForwarder(a)
 	a.reader = newReader(a, cfg.CacheBytes)
 	a.groups = newGroupCoordinator(a)
 	return a, nil
@@ -264,12 +268,16 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close stops the agent at once; safe to call twice. Its session is not revoked: its leaderships move
-// when the lease expires, as after a crash.
+// Close stops the agent at once; safe to call twice. Its session is abandoned, not revoked: its
+// leaderships move when the lease expires, as after a crash. (After Shutdown the session is closed
+// already.)
 func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		a.ready.Store(false)
 		a.metrics.agentUp.Set(0)
+		if s := a.session(); s != nil {
+			s.Abandon()
+		}
 		if a.cancel != nil {
 			a.cancel()
 		}

@@ -27,7 +27,7 @@ func kafkaCode(err error) int16 {
 	case errors.As(err, &ke):
 		return ke.Code
 	case errors.Is(err, errNotLeader), errors.Is(err, errShuttingDown), errors.Is(err, coord.ErrFenced),
-		errors.Is(err, coord.ErrSessionClosed), errors.Is(err, coord.ErrLeaderHeld):
+		errors.Is(err, coord.ErrSessionClosed), errors.Is(err, coord.ErrLeaderHeld), errors.Is(err, errForwardFailed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, coord.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code

@@ -21,6 +21,7 @@ type session interface {
 	Resign(ctx context.Context, tp coord.TP, epoch int64) error
 	Commit(ctx context.Context, commits []coord.Commit) []error
 	Close(ctx context.Context) error
+	Abandon()
 }
 
 func (a *Agent) session() session {

@@ -63,24 +63,55 @@ func (s *leaderSet) snapshot() []*partitionLeader {
 // runSequencer takes sealed flushes in order, waits for each object write, then sequences and commits
 // it. Sequencing is serial: a partition's offsets and producer sequences follow from the previous
 // flush's commit.
+//
+// Sequencing forwarded by other agents for partitions this agent leads is interleaved, in arrival
+// order. The sequencer never waits on another agent: what this agent's flushes hold for partitions led
+// elsewhere goes to the forwarder, and the flush's buffer is released once those answers are in too.
 func (a *Agent) runSequencer(ctx context.Context) {
-	for fl := range a.flusher.sealed {
+	for {
 		select {
-		case <-fl.putDone:
-		case <-ctx.Done():
-			a.flusher.fail(fl, errShuttingDown)
-			continue
+		case fl, ok := <-a.flusher.sealed:
+			if !ok {
+				return
+			}
+			a.sequenceFlush(ctx, fl)
+		case w := <-a.remote:
+			a.sequence(ctx, w.appends, false)
+			close(w.done)
 		}
-		if fl.putErr != nil {
-			a.flusher.fail(fl, errStorage)
-			continue
-		}
-		start := time.Now()
-		a.sequence(ctx, fl)
-		a.metrics.flushDuration.WithLabelValues("commit").Observe(time.Since(start).Seconds())
+	}
+}
+
+// sequenceFlush sequences one of this agent's flushes once its object is written.
+func (a *Agent) sequenceFlush(ctx context.Context, fl *flush) {
+	select {
+	case <-fl.putDone:
+	case <-ctx.Done():
+		a.flusher.fail(fl, errShuttingDown)
+		return
+	}
+	if fl.putErr != nil {
+		a.flusher.fail(fl, errStorage)
+		return
+	}
+	start := time.Now()
+	forwards := a.sequence(ctx, fl.appends, true)
+	a.metrics.flushDuration.WithLabelValues("commit").Observe(time.Since(start).Seconds())
+	if len(forwards) == 0 {
 		a.metrics.writeLatency.Observe(time.Since(fl.sealedAt).Seconds())
 		a.flusher.release(fl.bytes)
+		return
 	}
+	var left sync.WaitGroup
+	left.Add(len(forwards))
+	for leader, appends := range forwards {
+		a.forwarder.send(ctx, leader, appends, left.Done)
+	}
+	a.goRun(func() {
+		left.Wait()
+		a.metrics.writeLatency.Observe(time.Since(fl.sealedAt).Seconds())
+		a.flusher.release(fl.bytes)
+	})
 }
 
 // partitionCommit is the sequencing of one partition's appends in one flush.
@@ -94,16 +125,26 @@ type partitionCommit struct {
 	accepted bool // at least one append gets new offsets
 }
 
-// sequence assigns offsets to one written flush, commits its index entries in fenced Txns, and answers
-// its appends. Nothing is acknowledged unless its partition's commit succeeded.
-func (a *Agent) sequence(ctx context.Context, fl *flush) {
+// sequence assigns offsets to written appends (grouped by partition), commits their index entries in
+// fenced Txns, and answers them. Nothing is acknowledged unless its partition's commit succeeded. With
+// forward set, the appends of partitions another agent leads are not answered but returned, by leader,
+// to be forwarded; forwarded appends are never forwarded again.
+func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward bool) map[string][]*pendingAppend {
 	var parts []*partitionCommit
-	for i := 0; i < len(fl.appends); {
+	var forwards map[string][]*pendingAppend
+	for i := 0; i < len(appends); {
 		j := i + 1
-		for j < len(fl.appends) && fl.appends[j].tp == fl.appends[i].tp {
+		for j < len(appends) && appends[j].tp == appends[i].tp {
 			j++
 		}
-		parts = append(parts, a.sequencePartition(fl.appends[i:j]))
+		if leader, ok := a.forwardTo(appends[i].tp); forward && ok {
+			if forwards == nil {
+				forwards = map[string][]*pendingAppend{}
+			}
+			forwards[leader] = append(forwards[leader], appends[i:j]...)
+		} else {
+			parts = append(parts, a.sequencePartition(appends[i:j]))
+		}
 		i = j
 	}
 	var commits []coord.Commit
@@ -134,6 +175,21 @@ func (a *Agent) sequence(ctx context.Context, fl *flush) {
 			p.finish(pc.bases[k], pc.errs[k])
 		}
 	}
+	return forwards
+}
+
+// forwardTo names the agent to forward tp's sequencing to: its leader, when that is another live agent
+// and this agent does not lead tp itself.
+func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
+	if a.leading(tp) != nil {
+		return "", false
+	}
+	leader, _, ok := a.cache.Leader(tp)
+	if !ok || leader == a.cfg.ID {
+		return "", false
+	}
+	_, ok = a.agentAddr(leader)
+	return leader, ok
 }
 
 // commit commits through the current session; a lost session fails every commit.

@@ -170,6 +170,14 @@ func (s *Session) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
+// Abandon stops renewing the lease without revoking it, as a crashed agent would: the registration and
+// the leader keys stay until the lease's TTL runs out. For a hard stop (and tests of one); Close is the
+// graceful way out.
+func (s *Session) Abandon() {
+	s.cs.Orphan()
+	s.stopHeartbeat()
+}
+
 // closed reports whether the lease is known to be gone.
 func (s *Session) closed() bool {
 	select {
