@@ -94,13 +94,13 @@ type loc struct {
 
 // state is what the checker gathers from the history before judging it.
 type state struct {
-	sends    map[string]history.Event       // by value
-	values   map[loc][]string               // distinct values read at each offset
-	at       map[string][]loc               // distinct offsets each value was read at
-	maxRead  map[history.TP]int64           // highest offset read
-	logEnd   map[history.TP]int64           // log end offsets at the end
-	read     map[history.TP]map[int64]bool  // offsets read
-	sessions map[sessionKey]int64           // last offset read in a consumer session
+	sends    map[string]history.Event      // by value
+	values   map[loc][]string              // distinct values read at each offset
+	at       map[string][]loc              // distinct offsets each value was read at
+	maxRead  map[history.TP]int64          // highest offset read
+	logEnd   map[history.TP]int64          // log end offsets at the end
+	read     map[history.TP]map[int64]bool // offsets read
+	sessions map[sessionKey]int64          // last offset read in a consumer session
 	res      Result
 }
 

@@ -36,7 +36,9 @@ func (h *hist) send(value string, p int32, outcome history.Outcome, offset int64
 	return h
 }
 
-func (h *hist) ok(value string, p int32, offset int64) *hist { return h.send(value, p, history.OK, offset) }
+func (h *hist) ok(value string, p int32, offset int64) *hist {
+	return h.send(value, p, history.OK, offset)
+}
 
 // poll records a poll of proc's session returning values at consecutive offsets from first.
 func (h *hist) poll(proc string, session int, p int32, first int64, values ...string) *hist {
