@@ -118,7 +118,12 @@ func startAgent(ctx context.Context, cfg agent.Config, cc coord.Config, s3 segst
 	if wrap != nil {
 		st = wrap(st)
 	}
-	a, err := agent.New(cfg, etcd, segstore.NewMetrics(reg).Wrap(st))
+	// S3 requests carry the agent's zone, so that a bill's per-zone request counts can be read off.
+	var s3reg prometheus.Registerer = reg
+	if cfg.AZ != "" {
+		s3reg = prometheus.WrapRegistererWith(prometheus.Labels{"agent_zone": cfg.AZ}, reg)
+	}
+	a, err := agent.New(cfg, etcd, segstore.NewMetrics(s3reg).Wrap(st))
 	if err == nil {
 		if err = a.Start(ctx); err != nil {
 			_ = a.Close()
