@@ -18,9 +18,9 @@ import (
 // that a fault can cut one agent off and leave the others be.
 type agent struct {
 	id, az      string
-	kafka, http string           // host:port, kept across restarts
-	etcd        []*proxy.Proxy   // one per etcd member
-	s3          *proxy.Proxy     // to the S3 fault layer
+	kafka, http string         // host:port, kept across restarts
+	etcd        []*proxy.Proxy // one per etcd member
+	s3          *proxy.Proxy   // to the S3 fault layer
 	incarnation int
 	proc        *proc
 	paused      bool
