@@ -46,12 +46,12 @@ var prefixSeq atomic.Int64
 
 // testCluster is an etcd prefix and an object store shared by the agents of one test.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	store  *segstore.Faulty
 }
 
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t testing.TB) *testCluster {
 	t.Helper()
 	name := regexp.MustCompile(`[^A-Za-z0-9_]+`).ReplaceAllString(t.Name(), "_")
 	return &testCluster{
@@ -61,11 +61,11 @@ func newTestCluster(t *testing.T) *testCluster {
 	}
 }
 
-func testLogger(t *testing.T) hclog.Logger {
+func testLogger(t testing.TB) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -73,7 +73,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -123,7 +123,7 @@ func (tc *testCluster) newAgent(id string, opts ...func(*Config)) *Agent {
 }
 
 // kgoClient is a franz-go client of the given agents.
-func kgoClient(t *testing.T, opts []kgo.Opt, agents ...*Agent) *kgo.Client {
+func kgoClient(t testing.TB, opts []kgo.Opt, agents ...*Agent) *kgo.Client {
 	t.Helper()
 	var seeds []string
 	for _, a := range agents {
@@ -138,7 +138,7 @@ func kgoClient(t *testing.T, opts []kgo.Opt, agents ...*Agent) *kgo.Client {
 }
 
 // createTopic creates a topic through the Kafka protocol and waits until every partition has a leader.
-func createTopic(t *testing.T, cl *kgo.Client, name string, partitions int32, configs map[string]*string) {
+func createTopic(t testing.TB, cl *kgo.Client, name string, partitions int32, configs map[string]*string) {
 	t.Helper()
 	adm := kadm.NewClient(cl)
 	ctx := testCtx(t)
