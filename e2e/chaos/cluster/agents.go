@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streamhouse/streamhouse/e2e/chaos/proxy"
+	"github.com/streamhouse/streamhouse/e2e/chaos/s3fault"
 )
 
 // agent is one agent id and its current process. Its etcd and S3 links are proxies of its own, so
@@ -304,3 +305,6 @@ func (c *Cluster) runningAgents() map[string]*agent {
 	}
 	return m
 }
+
+// SetS3Rule sets the rule of the S3 fault layer, which every agent's S3 requests go through.
+func (c *Cluster) SetS3Rule(r s3fault.Rule) error { return c.s3fault.Set(r) }
