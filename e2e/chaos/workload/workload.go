@@ -144,7 +144,9 @@ func (w *Workload) Start() error {
 		if i == w.cfg.Producers-1 {
 			timeout = w.cfg.RecordTimeout
 		}
-		p, err := w.startProducer(fmt.Sprintf("producer-%d", i+1), interval, timeout, i)
+		// Producers start at evenly spaced partitions, so that each partition hears from one of them
+		// every interval/producers.
+		p, err := w.startProducer(fmt.Sprintf("producer-%d", i+1), interval, timeout, i*len(w.tps)/w.cfg.Producers)
 		if err != nil {
 			return err
 		}

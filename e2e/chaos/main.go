@@ -1,0 +1,113 @@
+// Command chaos is StreamHouse's chaos suite: it runs a cluster of real processes on loopback (three
+// etcd members, the S3 endpoint, three agents, each agent reaching etcd and S3 through
+// fault-injecting proxies), drives it with Kafka clients in the shape of Jepsen's queue workload,
+// injects one fault at a time from a seeded schedule, and checks the recorded history for lost,
+// duplicated or reordered records and commits going backwards.
+//
+//	go run ./e2e/chaos --bin bin/streamhouse --etcd-bin bin/etcdmember            # CI: every fault once
+//	go run ./e2e/chaos --mode long --duration 30m --seed 1234 ...                  # a long run, replayable
+//
+// "make chaos" and "make chaos-long" build the binaries and run it; docs/CHAOS.md says how to read
+// its report. It exits 1 when the checker finds an anomaly, a fault could not be injected or healed,
+// or the cluster did not recover from one; 2 on bad flags.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/streamhouse/streamhouse/e2e/chaos/fault"
+)
+
+// Modes.
+const (
+	modeCI   = "ci"   // one round: every fault once, a few minutes
+	modeLong = "long" // rounds, then random faults, until --duration
+)
+
+type config struct {
+	bin, etcdBin  string
+	seed          uint64
+	mode          string
+	duration      time.Duration
+	out           string
+	keep          bool
+	agents        int
+	topics        int
+	partitions    int
+	producers     int
+	rate          int
+	ttl           time.Duration
+	herdConns     int
+	recordTimeout time.Duration
+	churn         time.Duration
+	only          []string
+	quiet         time.Duration
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		os.Exit(2)
+	}
+	ok, err := run(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		os.Exit(1)
+	}
+	if !ok {
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (config, error) {
+	var cfg config
+	var only string
+	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
+	fs.StringVar(&cfg.bin, "bin", "bin/streamhouse", "the streamhouse `binary`")
+	fs.StringVar(&cfg.etcdBin, "etcd-bin", "bin/etcdmember", "the etcdmember `binary` (e2e/chaos/cmd/etcdmember)")
+	fs.Uint64Var(&cfg.seed, "seed", 0, "`seed` of the fault schedule (0: a new one, printed)")
+	fs.StringVar(&cfg.mode, "mode", modeCI, "ci (every fault once) or long (until --duration)")
+	fs.DurationVar(&cfg.duration, "duration", 30*time.Minute, "length of a long run")
+	fs.StringVar(&cfg.out, "out", "", "`directory` of the history, anomalies, summary and logs (default: a new temporary one)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep etcd's and S3's data in --out after the run")
+	fs.IntVar(&cfg.agents, "agents", 3, "agents")
+	fs.IntVar(&cfg.topics, "topics", 3, "topics")
+	fs.IntVar(&cfg.partitions, "partitions", 8, "partitions per topic")
+	fs.IntVar(&cfg.producers, "producers", 3, "producers")
+	fs.IntVar(&cfg.rate, "rate", 150, "records/s over every producer")
+	fs.DurationVar(&cfg.ttl, "lease-ttl", 3*time.Second, "agents' --lease-ttl")
+	fs.IntVar(&cfg.herdConns, "herd-conns", 200, "client connections of the thundering herd")
+	fs.DurationVar(&cfg.recordTimeout, "record-timeout", 5*time.Second, "delivery deadline of the last producer's records (0: none)")
+	fs.DurationVar(&cfg.churn, "churn", 15*time.Second, "a group member leaves and another joins this often (0: never)")
+	fs.StringVar(&only, "faults", "", "comma-separated `names` of the faults to inject (default: all of "+strings.Join(fault.Names, ", ")+")")
+	fs.DurationVar(&cfg.quiet, "quiet", time.Second, "pause between one fault's recovery and the next fault")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.mode != modeCI && cfg.mode != modeLong {
+		return cfg, fmt.Errorf("--mode %q: want ci or long", cfg.mode)
+	}
+	if cfg.agents < 2 || cfg.topics < 1 || cfg.partitions < 1 || cfg.producers < 1 || cfg.rate < cfg.producers {
+		return cfg, fmt.Errorf("need at least 2 agents, 1 topic, 1 partition, 1 producer and a rate of 1 record/s per producer")
+	}
+	if cfg.churn == 0 {
+		cfg.churn = -1 // workload: never
+	}
+	if only != "" {
+		for _, n := range strings.Split(only, ",") {
+			cfg.only = append(cfg.only, strings.TrimSpace(n))
+		}
+	}
+	if cfg.seed == 0 {
+		cfg.seed = uint64(time.Now().UnixNano()%1_000_000_000) + 1
+	}
+	return cfg, nil
+}
