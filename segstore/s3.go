@@ -78,9 +78,10 @@ type S3 struct {
 	bucket string
 	region string
 	where  string // the endpoint, for error messages
-	// putOpts are per-Put client options: over TLS, UNSIGNED-PAYLOAD instead of hashing every
-	// object with SHA-256 before sending it (TLS protects the bytes in transit, and every extent
-	// carries its own CRC).
+	// putOpts are per-Put client options: over TLS or to a loopback endpoint (dev mode's embedded
+	// one), UNSIGNED-PAYLOAD instead of hashing every object with SHA-256 before sending it (TLS
+	// protects the bytes in transit, loopback traffic never leaves the host, and every extent carries
+	// its own CRC). Hashing was half of a dev agent's CPU.
 	putOpts []func(*s3.Options)
 }
 
@@ -108,10 +109,24 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 	if st.where == "" {
 		st.where = "AWS S3 (" + cfg.Region + ")"
 	}
-	if cfg.Endpoint == "" || strings.HasPrefix(cfg.Endpoint, "https://") {
+	if cfg.Endpoint == "" || strings.HasPrefix(cfg.Endpoint, "https://") || isLoopback(cfg.Endpoint) {
 		st.putOpts = []func(*s3.Options){s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)}
 	}
 	return st, nil
+}
+
+// isLoopback reports whether endpoint's host is a loopback address or "localhost".
+func isLoopback(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	if h := u.Hostname(); h == "localhost" {
+		return true
+	} else if ip := net.ParseIP(h); ip != nil {
+		return ip.IsLoopback()
+	}
+	return false
 }
 
 // loadAWSConfig resolves credentials and settings the standard AWS way (environment, shared files),

@@ -248,8 +248,8 @@ func TestS3PutRetryAfterLostResponse(t *testing.T) {
 	if dropped.Load() < 2 {
 		t.Fatalf("the SDK made %d PUT attempts, want a retry", dropped.Load())
 	}
-	if got, _ := putHash.Load().(string); len(got) != 64 { // plain HTTP: the payload is signed
-		t.Errorf("PUT over plain HTTP sent X-Amz-Content-Sha256 %q, want a SHA-256", got)
+	if got, _ := putHash.Load().(string); got != "UNSIGNED-PAYLOAD" { // loopback: the payload is not hashed
+		t.Errorf("PUT to loopback sent X-Amz-Content-Sha256 %q, want UNSIGNED-PAYLOAD", got)
 	}
 	if got, err := s.Get(context.Background(), "seg/retried"); err != nil || string(got) != "payload" {
 		t.Fatalf("Get = %q, %v", got, err)
@@ -260,7 +260,8 @@ func TestS3PutRetryAfterLostResponse(t *testing.T) {
 }
 
 // TestS3OverTLS goes through an HTTPS front to the embedded server: over TLS, Put sends
-// UNSIGNED-PAYLOAD rather than hashing the object; over plain HTTP it signs the payload.
+// UNSIGNED-PAYLOAD rather than hashing the object (as it does to a loopback endpoint: see
+// TestS3PayloadSigning).
 func TestS3OverTLS(t *testing.T) {
 	srv := newS3Server(t, t.TempDir())
 	target, err := url.Parse(srv.Endpoint())
@@ -290,5 +291,57 @@ func TestS3OverTLS(t *testing.T) {
 	}
 	if got, err := s.Get(context.Background(), "seg/tls"); err != nil || string(got) != "over tls" {
 		t.Fatalf("Get over TLS = %q, %v", got, err)
+	}
+}
+
+// TestS3PayloadSigning: over plain HTTP, Put hashes and signs the payload, except to a loopback
+// endpoint, whose traffic never leaves the host.
+func TestS3PayloadSigning(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		unsigned bool
+	}{
+		{"http://127.0.0.1:9000", true},
+		{"http://[::1]:9000", true},
+		{"http://localhost:9000", true},
+		{"http://10.0.0.7:9000", false},
+		{"http://minio:9000", false},
+		{"https://minio:9000", true},
+		{"", true},
+	} {
+		if got := isLoopback(tc.endpoint) || tc.endpoint == "" || strings.HasPrefix(tc.endpoint, "https://"); got != tc.unsigned {
+			t.Errorf("%q: unsigned %v, want %v", tc.endpoint, got, tc.unsigned)
+		}
+		s, err := NewS3(context.Background(), S3Config{Endpoint: tc.endpoint, Bucket: testBucket, AccessKeyID: "a", SecretAccessKey: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(s.putOpts) > 0; got != tc.unsigned {
+			t.Errorf("%q: Put sends UNSIGNED-PAYLOAD: %v, want %v", tc.endpoint, got, tc.unsigned)
+		}
+	}
+
+	// End to end: a PUT to the embedded server on 127.0.0.1 is not hashed.
+	srv := newS3Server(t, t.TempDir())
+	target, err := url.Parse(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var putHash atomic.Value
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			putHash.Store(r.Header.Get("X-Amz-Content-Sha256"))
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	s := newS3Store(t, front.URL, testBucket)
+	mustPut(t, s, "seg/loopback", []byte("on loopback"))
+	if got, _ := putHash.Load().(string); got != "UNSIGNED-PAYLOAD" {
+		t.Errorf("PUT to loopback sent X-Amz-Content-Sha256 %q, want UNSIGNED-PAYLOAD", got)
+	}
+	if got, err := s.Get(context.Background(), "seg/loopback"); err != nil || string(got) != "on loopback" {
+		t.Fatalf("Get = %q, %v", got, err)
 	}
 }
