@@ -122,6 +122,7 @@ func (a *Agent) reregister(ctx context.Context) bool {
 // reconcile acquires the partitions placement gives this agent and resigns the others.
 func (a *Agent) reconcile(ctx context.Context, s session) {
 	want := a.desiredPartitions()
+	a.resignOrphans(ctx, s, want)
 	for _, pl := range a.leaders.snapshot() {
 		if _, ok := want[pl.tp]; ok {
 			delete(want, pl.tp)
@@ -150,6 +151,29 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 		}()
 	}
 	wg.Wait()
+}
+
+// resignOrphans resigns the leader keys held in this agent's name for partitions it does not lead
+// and placement no longer gives it. A failed commit or a failed load drops a partition's leader state
+// but keeps its key, for the next reconcile to lead it again; if placement has meanwhile moved the
+// partition, nothing else would let go of the key, and its new leader could not take it until this
+// agent's lease ended. Resign is fenced by the epoch, so a stale view resigns nothing it should not.
+func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]string) {
+	for _, t := range a.cache.Topics() {
+		for p := range t.Partitions {
+			tp := t.TP(p)
+			if _, ok := want[tp]; ok || a.leaders.get(tp) != nil {
+				continue
+			}
+			holder, epoch, ok := a.cache.Leader(tp)
+			if !ok || holder != a.cfg.ID {
+				continue
+			}
+			if err := s.Resign(ctx, tp, epoch); err != nil && ctx.Err() == nil {
+				a.log.Warn("resign of a partition no longer led failed", "topic", t.Name, "partition", p, "error", err)
+			}
+		}
+	}
 }
 
 // takeLead becomes tp's leader: acquire the leader key (its create revision is the epoch), then load
