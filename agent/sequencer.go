@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -192,7 +193,11 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 	return leader, ok
 }
 
-// commit commits through the current session; a lost session fails every commit.
+// commit commits through the current session; a lost session fails every commit, one already
+// waiting on etcd too. An agent cut off from etcd can wait for that answer long after its session
+// (and its partitions) are gone, and its clients, waiting for their produce answers, would not go
+// to the new leaders meanwhile. Abandoning the Txn is safe: applied or not, this agent leads nothing
+// any more, and a successor loads whatever did apply, producer sequences included.
 func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 	s := a.session()
 	if s == nil {
@@ -202,7 +207,26 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 		}
 		return errs
 	}
-	return s.Commit(ctx, commits)
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	committed := make(chan struct{})
+	defer close(committed)
+	go func() {
+		select {
+		case <-s.Done():
+			cancel(coord.ErrSessionClosed)
+		case <-committed:
+		}
+	}()
+	errs := s.Commit(cctx, commits)
+	if errors.Is(context.Cause(cctx), coord.ErrSessionClosed) {
+		for i, err := range errs {
+			if err != nil {
+				errs[i] = fmt.Errorf("%w: %w", coord.ErrSessionClosed, err)
+			}
+		}
+	}
+	return errs
 }
 
 // commitFailed fails the partition's appends. The leader state is dropped either way: after a fence
