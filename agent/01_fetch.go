@@ -168,8 +168,14 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 	if offset == hwm || (limit <= 0 && !first) {
 		return 0, nil
 	}
-	var records []byte
-	for _, e := range a.cache.Entries(tp, offset, max(limit, 1)) {
+	entries := a.cache.Entries(tp, offset, max(limit, 1))
+	// One allocation for the response's records, rather than one per doubling as they are appended.
+	var size int64
+	for _, e := range entries {
+		size += e.Bytes
+	}
+	records := make([]byte, 0, min(size, max(limit, 0)))
+	for _, e := range entries {
 		base := e.BaseOffset
 		for _, x := range e.Extents {
 			data, err := a.reader.extent(ctx, x)

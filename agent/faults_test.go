@@ -302,6 +302,7 @@ func TestCorruptStoredExtentIsNotServed(t *testing.T) {
 	c := dialRaw(t, a)
 	wantOK(t, "produce", c.produceOne("rot", 0, valueBatch(-1, -1, -1, nil, values("r", 20)...)).ErrorCode)
 
+	a.reader.purge() // a1 cached what it wrote (write-through): read the stored copy
 	store.on.Store(true)
 	for range 2 { // the second read must not be served from a cache either
 		sp := c.fetchOne("rot", 0, 0, 1<<20)

@@ -222,6 +222,8 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 		f.a.metrics.flushDuration.WithLabelValues("put").Observe(time.Since(start).Seconds())
 		if fl.putErr != nil {
 			f.a.log.Warn("segment write failed; failing its produces", "object", key, "error", fl.putErr)
+		} else {
+			f.keep(key, fl.appends)
 		}
 		*buf = obj[:0]
 		f.bufs.Put(buf)
@@ -235,6 +237,15 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 		<-fl.putDone
 		f.fail(fl, errShuttingDown)
 		return false
+	}
+}
+
+// keep puts the extents just written into the read cache (write-through), so that consumers tailing
+// the log are served from memory rather than by GETs of what was just PUT. The cached bytes are the
+// produce requests' own (decoded in place from their frames, never modified): no copy.
+func (f *flusher) keep(key string, appends []*pendingAppend) {
+	for _, p := range appends {
+		f.a.reader.keep(coord.Extent{Object: key, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}, p.batch)
 	}
 }
 

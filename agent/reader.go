@@ -88,6 +88,15 @@ func (r *reader) load(e coord.Extent, call *readCall) {
 	close(call.done)
 }
 
+// keep caches data, which this agent has just written as extent e. data must never be modified.
+func (r *reader) keep(e coord.Extent, data []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.items[e]; !ok {
+		r.add(e, data)
+	}
+}
+
 func (r *reader) add(e coord.Extent, data []byte) {
 	if int64(len(data)) > r.max {
 		return
