@@ -4,7 +4,7 @@
 // injects one fault at a time from a seeded schedule, and checks the recorded history for lost,
 // duplicated or reordered records and commits going backwards.
 //
-//	go run ./e2e/chaos --bin bin/streamhouse --etcd-bin bin/etcdmember            # CI: every fault once
+//	go run ./e2e/chaos --bin bin/streamhouse --etcd-bin bin/etcdmember            # CI: every fault twice
 //	go run ./e2e/chaos --mode long --duration 30m --seed 1234 ...                  # a long run, replayable
 //
 // "make chaos" and "make chaos-long" build the binaries and run it; docs/CHAOS.md says how to read
@@ -24,7 +24,7 @@ import (
 
 // Modes.
 const (
-	modeCI   = "ci"   // one round: every fault once, a few minutes
+	modeCI   = "ci"   // --rounds rounds of every fault, a few minutes
 	modeLong = "long" // rounds, then random faults, until --duration
 )
 
@@ -33,6 +33,7 @@ type config struct {
 	seed          uint64
 	mode          string
 	duration      time.Duration
+	rounds        int
 	out           string
 	keep          bool
 	agents        int
@@ -73,6 +74,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Uint64Var(&cfg.seed, "seed", 0, "`seed` of the fault schedule (0: a new one, printed)")
 	fs.StringVar(&cfg.mode, "mode", modeCI, "ci (every fault once) or long (until --duration)")
 	fs.DurationVar(&cfg.duration, "duration", 30*time.Minute, "length of a long run")
+	fs.IntVar(&cfg.rounds, "rounds", 2, "rounds of CI mode: each injects every fault once, in a new order, on new targets")
 	fs.StringVar(&cfg.out, "out", "", "`directory` of the history, anomalies, summary and logs (default: a new temporary one)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep etcd's and S3's data in --out after the run")
 	fs.IntVar(&cfg.agents, "agents", 3, "agents")
@@ -94,6 +96,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if cfg.mode != modeCI && cfg.mode != modeLong {
 		return cfg, fmt.Errorf("--mode %q: want ci or long", cfg.mode)
+	}
+	if cfg.rounds < 1 {
+		return cfg, fmt.Errorf("--rounds %d: want at least 1", cfg.rounds)
 	}
 	if cfg.agents < 2 || cfg.topics < 1 || cfg.partitions < 1 || cfg.producers < 1 || cfg.rate < cfg.producers {
 		return cfg, fmt.Errorf("need at least 2 agents, 1 topic, 1 partition, 1 producer and a rate of 1 record/s per producer")

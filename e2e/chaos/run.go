@@ -143,11 +143,16 @@ func (r *runner) startWorkload(ctx context.Context) error {
 	return nil
 }
 
-// runSchedule injects the schedule's faults one at a time: a round of every fault, then (long mode)
-// random faults until the duration is spent.
+// runSchedule injects the schedule's faults one at a time: rounds of every fault (CI mode), or one
+// round and then random faults until the duration is spent (long mode).
 func (r *runner) runSchedule(ctx context.Context, sched *fault.Schedule) {
 	deadline := time.Now().Add(r.cfg.duration)
 	steps := sched.Round()
+	if r.cfg.mode == modeCI {
+		for range r.cfg.rounds - 1 {
+			steps = append(steps, sched.Round()...)
+		}
+	}
 	for i := 0; ; i++ {
 		if i == len(steps) {
 			if r.cfg.mode != modeLong || time.Now().After(deadline) {

@@ -6,16 +6,44 @@ import (
 	"fmt"
 )
 
-// MemberKill kills one etcd member with SIGKILL and starts it again on its data when healed. Two
-// members keep a quorum: clients should see nothing but a reconnection.
-type MemberKill struct{ Member string }
-
-func (f *MemberKill) Name() string   { return NameMemberKill }
-func (f *MemberKill) String() string { return fmt.Sprintf("%s %s", NameMemberKill, f.Member) }
-func (f *MemberKill) Inject(ctx context.Context, c Cluster) error {
-	return c.KillMember(f.Member)
+// MemberKill kills one etcd member that does not lead (a follower) with SIGKILL and starts it again
+// on its data when healed. Two members keep a quorum and the leader: clients should see nothing but
+// a reconnection. (LeaderKill kills the leader.) Pick chooses among the followers.
+type MemberKill struct {
+	Pick   int
+	killed string
 }
-func (f *MemberKill) Heal(ctx context.Context, c Cluster) error { return c.StartMember(ctx, f.Member) }
+
+func (f *MemberKill) Name() string { return NameMemberKill }
+func (f *MemberKill) String() string {
+	if f.killed != "" {
+		return fmt.Sprintf("%s %s (a follower)", NameMemberKill, f.killed)
+	}
+	return NameMemberKill + " (a follower)"
+}
+func (f *MemberKill) Inject(ctx context.Context, c Cluster) error {
+	leader, err := c.EtcdLeader(ctx)
+	if err != nil {
+		return err
+	}
+	var followers []string
+	for _, m := range c.Members() {
+		if m != leader {
+			followers = append(followers, m)
+		}
+	}
+	if len(followers) == 0 {
+		return errors.New("no follower to kill")
+	}
+	f.killed = followers[f.Pick%len(followers)]
+	return c.KillMember(f.killed)
+}
+func (f *MemberKill) Heal(ctx context.Context, c Cluster) error {
+	if f.killed == "" {
+		return errors.New("no member was killed")
+	}
+	return c.StartMember(ctx, f.killed)
+}
 
 // LeaderKill kills whichever etcd member leads at the time with SIGKILL, forcing an election while
 // requests are in flight, and starts it again when healed.

@@ -87,7 +87,7 @@ func TestFaults(t *testing.T) {
 		{&S3Partition{Agent: "a1", Mode: proxy.Mode{Kind: proxy.Blackhole}}, []string{"s3-link a1 blackhole"}, []string{"s3-link a1 pass"}},
 		{&S3Errors{Rule: slow}, []string{"s3-rule " + slow.String()}, []string{"s3-rule none"}},
 		{&S3Latency{Rule: stall}, []string{"s3-rule " + stall.String()}, []string{"s3-rule none"}},
-		{&MemberKill{Member: "etcd3"}, []string{"kill-member etcd3"}, []string{"start-member etcd3"}},
+		{&MemberKill{Pick: 1}, []string{"leader?", "kill-member etcd3"}, []string{"start-member etcd3"}}, // etcd2 leads
 		{&LeaderKill{}, []string{"leader?", "kill-member etcd2"}, []string{"start-member etcd2"}},
 		{&RollingRestart{}, []string{"stop a1", "start a1", "wait-healthy", "stop a2", "start a2", "wait-healthy",
 			"stop a3", "start a3", "wait-healthy"}, nil},
@@ -152,6 +152,9 @@ func TestInjectErrors(t *testing.T) {
 	}
 	if err := (&AddRemove{}).Heal(context.Background(), c); err == nil {
 		t.Error("AddRemove.Heal before Inject: no error")
+	}
+	if err := (&MemberKill{}).Heal(context.Background(), c); err == nil {
+		t.Error("MemberKill.Heal before Inject: no error")
 	}
 	if err := (&LeaderKill{}).Heal(context.Background(), c); err == nil {
 		t.Error("LeaderKill.Heal before Inject: no error")

@@ -72,8 +72,7 @@ func (s *Schedule) between(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(s.rng.Int64N(steps+1))*100*time.Millisecond
 }
 
-func (s *Schedule) agent() string  { return s.opts.Agents[s.rng.IntN(len(s.opts.Agents))] }
-func (s *Schedule) member() string { return s.opts.Members[s.rng.IntN(len(s.opts.Members))] }
+func (s *Schedule) agent() string { return s.opts.Agents[s.rng.IntN(len(s.opts.Agents))] }
 
 // cut is a mode that breaks a link.
 func (s *Schedule) cut() proxy.Mode {
@@ -106,7 +105,7 @@ func (s *Schedule) step(name string) Step {
 		rule := s3fault.Rule{Share: share, Kind: s3fault.Stall, Stall: s.between(500*time.Millisecond, 3*time.Second)}
 		return Step{&S3Latency{Rule: rule}, s.between(3*time.Second, 6*time.Second)}
 	case NameMemberKill:
-		return Step{&MemberKill{Member: s.member()}, s.between(2*time.Second, 5*time.Second)}
+		return Step{&MemberKill{Pick: s.rng.IntN(len(s.opts.Members))}, s.between(2*time.Second, 5*time.Second)}
 	case NameLeaderKill:
 		return Step{&LeaderKill{}, s.between(2*time.Second, 5*time.Second)}
 	case NameRollingRestart:
