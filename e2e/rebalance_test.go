@@ -25,17 +25,17 @@ const (
 // leadership must end balanced with every partition taking produce; then the third leaves (SIGTERM)
 // and the two take everything back. A few rounds.
 //
-// Reproduces a bug: an agent's flush commits many partitions per etcd Txn. When the agent resigns
-// partitions that a pending flush holds, the Txn fails on their fenced compare; coord.Session.Commit
-// retries the other partitions once, and when that retry fails too (more partitions were resigned
-// meanwhile) it fails them with "not committed: its retry Txn failed on another partition's fenced
-// compare". The agent (sequencer.go, commitFailed) then drops those partitions' leadership locally —
-// "commit failed; partition leadership dropped until re-established" — but keeps their leader keys
-// in etcd, on its lease. If placement then gives such a partition to another agent, the holder never
-// resigns it (reconcile resigns only what it leads locally) and the other can never acquire it
-// (ErrLeaderHeld): the partition is led, per etcd and Metadata, by an agent that answers every
-// produce with NOT_LEADER_OR_FOLLOWER, until that agent's lease ends. Leadership stays unbalanced and
-// those partitions take no produce.
+// A regression test: it reproduced a bug, fixed in f9b0fdd (which the chaos suite found too). An
+// agent's flush commits many partitions per etcd Txn. When the agent resigns partitions that a pending
+// flush holds, the Txn fails on their fenced compare; coord.Session.Commit retries the others once, and
+// when that retry fails too (more partitions were resigned meanwhile) it fails them with "not
+// committed: its retry Txn failed on another partition's fenced compare". The agent then drops those
+// partitions' leadership locally ("commit failed; partition leadership dropped until re-established")
+// but keeps their leader keys in etcd, on its lease. When placement gave such a partition to another
+// agent, the holder never resigned it (reconcile resigned only what it led locally) and the other could
+// never acquire it: the partition stayed led, per etcd and Metadata, by an agent answering every
+// produce with NOT_LEADER_OR_FOLLOWER, until that agent's lease ended. The agent now resigns such
+// keys (resignOrphans).
 func TestClusterJoinUnderLoad(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 2)
