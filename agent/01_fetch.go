@@ -97,6 +97,7 @@ func (a *Agent) fetchTopic(req *kmsg.FetchRequest, rt *kmsg.FetchRequestTopic) (
 // fillFetch builds one fetch response, for a client of zone cz, from what is committed now. final is set
 // when waiting could not change the answer (an error to report, a client to send elsewhere).
 func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest, cz string) (*kmsg.FetchResponse, int64, bool) {
+	a.prefetch(req, cz)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	budget := int64(math.MaxInt32)
 	if req.Version >= 3 && req.MaxBytes > 0 {
