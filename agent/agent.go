@@ -255,7 +255,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.drainOnce.Do(func() { close(a.draining) })
 	a.log.Info("shutting down: flushing buffered produce and handing over leadership")
 	err := a.flusher.drain(ctx)
-	a.resignAll(ctx)
+	a.releaseAll()
 	if s := a.session(); s != nil {
 		if cerr := s.Close(ctx); cerr != nil && err == nil {
 			err = cerr

@@ -245,18 +245,13 @@ func (a *Agent) desiredPartitions() map[coord.TP]string {
 	return want
 }
 
-// resignAll hands every partition back (graceful shutdown), so successors need not wait for the lease.
-func (a *Agent) resignAll(ctx context.Context) {
-	s := a.session()
+// releaseAll drops every leadership this agent holds, at shutdown. It writes nothing to etcd: closing
+// the session next revokes the lease, which deletes every leader key and the registration in one step,
+// so successors see the whole handover at once instead of one resignation per partition.
+func (a *Agent) releaseAll() {
 	for _, pl := range a.leaders.snapshot() {
-		if a.leaders.remove(pl.tp, pl) == nil {
-			continue
-		}
-		a.dropLeaderMetrics(pl)
-		if s != nil {
-			if err := s.Resign(ctx, pl.tp, pl.epoch); err != nil {
-				a.log.Warn("resign failed", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
-			}
+		if a.leaders.remove(pl.tp, pl) != nil {
+			a.dropLeaderMetrics(pl)
 		}
 	}
 }
