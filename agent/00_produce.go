@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -88,8 +90,91 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 			}
 			a.answerProduce(s.p, s.pa, timedOut)
 		}
+		if req.Version >= 10 {
+			a.leaderHints(resp, clientZone(c.id, ""))
+		}
 		return resp
 	}
+}
+
+// leaderHints names, in each NOT_LEADER_OR_FOLLOWER answer, the agent the client should produce to now
+// (KIP-951, v10+), with its address, so that the client moves at once instead of waiting for its next
+// metadata refresh — a handover then costs a client a retry, not its metadata refresh interval.
+func (a *Agent) leaderHints(resp *kmsg.ProduceResponse, cz string) {
+	var live map[string]bool
+	added := map[string]bool{}
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		t, ok := a.cache.Topic(rt.Topic)
+		for j := range rt.Partitions {
+			sp := &rt.Partitions[j]
+			if !ok || sp.ErrorCode != kerr.NotLeaderForPartition.Code {
+				continue
+			}
+			if live == nil {
+				live = map[string]bool{}
+				for _, ag := range a.brokers() {
+					live[ag.ID] = true
+				}
+			}
+			tp := coord.TP{Topic: t.ID, Partition: sp.Partition}
+			leader, epoch, ok := a.cache.Leader(tp)
+			if !ok {
+				continue
+			}
+			target, ok := a.produceTarget(cz, tp, leader, live)
+			if ok && target == a.cfg.ID && a.stopping.Load() {
+				target, ok = a.otherAgent() // going away: any other agent takes the produce and forwards it
+			}
+			if !ok || !live[target] {
+				continue
+			}
+			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = a.nodeID(target), int32(epoch)
+			if !added[target] {
+				added[target] = true
+				if b, ok := a.produceBroker(target); ok {
+					resp.Brokers = append(resp.Brokers, b)
+				}
+			}
+		}
+	}
+}
+
+// otherAgent is another live agent of this agent's group, of its zone if there is one.
+func (a *Agent) otherAgent() (string, bool) {
+	other := ""
+	for _, ag := range a.brokers() {
+		switch {
+		case ag.ID == a.cfg.ID:
+		case ag.AZ == a.cfg.AZ:
+			return ag.ID, true
+		case other == "":
+			other = ag.ID
+		}
+	}
+	return other, other != ""
+}
+
+// produceBroker is agent id as a produce response's broker entry.
+func (a *Agent) produceBroker(id string) (kmsg.ProduceResponseBroker, bool) {
+	for _, ag := range a.brokers() {
+		if ag.ID != id {
+			continue
+		}
+		host, port, err := net.SplitHostPort(ag.Addr)
+		if err != nil {
+			return kmsg.ProduceResponseBroker{}, false
+		}
+		p, _ := strconv.Atoi(port)
+		b := kmsg.NewProduceResponseBroker()
+		b.NodeID, b.Host, b.Port = a.nodeID(ag.ID), host, int32(p)
+		if ag.AZ != "" {
+			az := ag.AZ
+			b.Rack = &az
+		}
+		return b, true
+	}
+	return kmsg.ProduceResponseBroker{}, false
 }
 
 // admitProduce checks one partition of a produce request and, when it may be written, buffers it.
