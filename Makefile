@@ -21,6 +21,10 @@ COMPAT_SKIP      ?= ^TestTxnEtl$$
 # Three agents, as issue 4 asks; a 10ms flush keeps the suite's thousands of small synchronous
 # produces quick (every produce waits for its flush).
 COMPAT_DEV_FLAGS ?= --agents 3 --flush-interval 10ms
+# Side-by-side benchmarks (make bench, make bench-short): where the results go, and more flags for
+# e2e/bench (e.g. BENCH_FLAGS='--profile-dir prof' keeps each produce run's CPU profile).
+BENCH_JSON    ?= bench.json
+BENCH_FLAGS   ?=
 # Failover figures (make bench-failover): trials of each fault per lease TTL, and the etcd rate windows.
 TRIALS          ?= 10
 FAILOVER_WINDOW ?= 20s
@@ -35,7 +39,7 @@ CHAOS_FLAGS ?=
 CHAOS       := bin/streamhouse-chaos --bin $(BIN) --etcd-bin bin/etcdmember --seed $(SEED) \
 	$(if $(CHAOS_OUT),--out $(CHAOS_OUT)) $(CHAOS_FLAGS)
 
-.PHONY: build dev test deps vet unit e2e bench-failover fuzz-short fuzz compat chaos chaos-long chaos-bins clean
+.PHONY: build dev test deps vet unit e2e bench bench-short bench-bin bench-failover fuzz-short fuzz compat chaos chaos-long chaos-bins clean
 
 ## build: the one binary, bin/streamhouse
 build:
@@ -69,6 +73,19 @@ unit:
 ## e2e: only the multi-process tests (real binaries, kcat, sarama, franz-go); unit runs them too
 e2e: deps
 	$(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./e2e/
+
+## bench: StreamHouse (dev mode in-process: embedded etcd and S3, 1 and 3 agents) side by side with
+## franz-go's kfake on the same workloads, one table with the ratios (docs/BENCHMARKS.md); JSON in BENCH_JSON
+bench: build bench-bin
+	bin/streamhouse-bench --suite full --bin $(BIN) --json $(BENCH_JSON) $(BENCH_FLAGS)
+
+## bench-short: the CI subset of make bench (under 3 minutes): 1 KiB records, 8 partitions, 1 and 8 producers,
+## 1,024 partitions once
+bench-short: build bench-bin
+	bin/streamhouse-bench --suite short --bin $(BIN) --json $(BENCH_JSON) $(BENCH_FLAGS)
+
+bench-bin:
+	$(GO) build -o bin/streamhouse-bench ./e2e/bench
 
 ## bench-failover: failover figures (a benchmark, not a test): time until every partition is led again after
 ## kill -9 and SIGTERM (median, max of TRIALS per lease TTL 10s and 3s), lease acquisition p50/p99, etcd

@@ -1,18 +1,14 @@
-// Command bench measures a Kafka-compatible endpoint the way the issues' figures are defined: produce
-// throughput and latency with one franz-go producer, then consume throughput reading it all back, and
-// (for a StreamHouse agent) S3 PUTs/s and etcd Txns/s from the agent's /metrics during the produce.
-//
-//	go run ./e2e/bench --brokers 127.0.0.1:9092 --metrics http://127.0.0.1:8080/metrics
 package main
+
+// The single-endpoint mode: one running Kafka-compatible endpoint, measured the way the single-node
+// issue's figures are defined.
 
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,23 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func main() {
-	brokers := flag.String("brokers", "127.0.0.1:9092", "seed brokers")
-	metrics := flag.String("metrics", "", "agent /metrics URL (optional) for S3 and etcd request rates")
-	topic := flag.String("topic", fmt.Sprintf("bench-%d", time.Now().UnixNano()), "topic to create")
-	partitions := flag.Int("partitions", 8, "partitions")
-	size := flag.Int("record-size", 1024, "record value bytes")
-	duration := flag.Duration("duration", 20*time.Second, "produce duration")
-	codec := flag.String("compression", "none", "producer compression: none, snappy, lz4, zstd, gzip")
-	rate := flag.Int("rate", 0, "records/s to send at a fixed schedule (open loop); 0 sends as fast as the client takes them")
-	flag.Parse()
-	if err := run(*brokers, *metrics, *topic, int32(*partitions), *size, *duration, *codec, *rate); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
-
-func run(brokers, metricsURL, topic string, partitions int32, size int, d time.Duration, codec string, rate int) error {
+func runSingle(brokers, metricsURL, topic string, partitions int32, size int, d time.Duration, codec string, rate int) error {
 	ctx := context.Background()
 	codecs := map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "snappy": kgo.SnappyCompression(),
 		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(), "gzip": kgo.GzipCompression()}

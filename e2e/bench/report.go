@@ -1,0 +1,353 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The table's value columns, and the ratios printed for each row.
+var columns = []string{"sh-1", "sh-3", "kfake"}
+
+// row is one figure of one workload across the targets.
+type row struct {
+	Section  string             `json:"section"`
+	Figure   string             `json:"figure"`
+	Workload string             `json:"workload"`
+	Unit     string             `json:"unit"`
+	Values   map[string]float64 `json:"values"`
+	Ratios   map[string]float64 `json:"ratios,omitempty"` // "sh-1/kfake", "sh-3/kfake"
+}
+
+// verdict is one target of the issue, measured.
+type verdict struct {
+	Target   string `json:"target"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+}
+
+type report struct {
+	Suite     string    `json:"suite"`
+	Command   string    `json:"command"`
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"`
+	Machine   machine   `json:"machine"`
+	Workloads struct {
+		Warm, Window, LatencyWindow string
+	} `json:"timing"`
+	Rows     []row     `json:"rows"`
+	Verdicts []verdict `json:"targets"`
+	Notes    []string  `json:"notes"`
+
+	tput    map[produceSpec]map[string]throughputResult
+	lat     map[string]latencyResult
+	express *latencyResult
+	cons    map[string]consumeResult
+	procs   *procResult
+}
+
+func newReport(o suiteOptions, p plan) *report {
+	r := &report{Suite: o.suite, Command: strings.Join(os.Args, " "), Started: time.Now(), Machine: describeMachine(),
+		tput: map[produceSpec]map[string]throughputResult{}}
+	r.Workloads.Warm, r.Workloads.Window, r.Workloads.LatencyWindow = p.warm.String(), p.window.String(), p.latWindow.String()
+	return r
+}
+
+func (r *report) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+func (r *report) add(section, figure, workload, unit string, values map[string]float64) {
+	v := map[string]float64{}
+	for k, x := range values {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			v[k] = x
+		}
+	}
+	row := row{Section: section, Figure: figure, Workload: workload, Unit: unit, Values: v}
+	if k, ok := v["kfake"]; ok && k != 0 {
+		for _, sh := range []string{"sh-1", "sh-3"} {
+			if x, ok := v[sh]; ok {
+				if row.Ratios == nil {
+					row.Ratios = map[string]float64{}
+				}
+				row.Ratios[sh+"/kfake"] = x / k
+			}
+		}
+	}
+	r.Rows = append(r.Rows, row)
+}
+
+func pick[T any](res map[string]T, f func(T) float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range res {
+		out[k] = f(v)
+	}
+	return out
+}
+
+// shOnly drops kfake from figures that only StreamHouse has (S3 and etcd requests).
+func shOnly(m map[string]float64) map[string]float64 {
+	delete(m, "kfake")
+	return m
+}
+
+func (r *report) addThroughput(spec produceSpec, res map[string]throughputResult) {
+	r.tput[spec] = res
+}
+
+// throughputRows lays the produce runs out figure by figure, so that one figure's workloads read down
+// one block of the table.
+func (r *report) throughputRows(specs []produceSpec) {
+	const sec = "produce, closed loop"
+	figures := []struct {
+		name, unit string
+		f          func(throughputResult) float64
+		shOnly     bool
+	}{
+		{"produce", "MiB/s", func(t throughputResult) float64 { return t.mibps }, false},
+		{"produce", "records/s", func(t throughputResult) float64 { return t.recps }, false},
+		{"S3 PUTs/s, busiest agent", "/s", func(t throughputResult) float64 { return t.puts }, true},
+		{"etcd Txns/s, busiest agent", "/s", func(t throughputResult) float64 { return t.txns }, true},
+		{"S3 PUT p50", "ms", func(t throughputResult) float64 { return t.putP50 }, true},
+		{"S3 PUT size, mean", "MiB", func(t throughputResult) float64 { return t.putMiB }, true},
+		{"broker CPU (pprof labels)", "CPU-s/GiB", throughputResult.brokerCPUPerGiB, false},
+		{"process CPU (all in-process)", "CPU-s/GiB", throughputResult.processCPUPerGiB, false},
+		{"  of which S3 endpoint (gofakes3)", "CPU-s/GiB", func(t throughputResult) float64 { return t.cpuBy[compS3] / t.gib }, true},
+		{"  of which etcd server", "CPU-s/GiB", func(t throughputResult) float64 { return t.cpuBy[compEtcd] / t.gib }, true},
+		{"  of which clients", "CPU-s/GiB", func(t throughputResult) float64 { return t.cpuBy[compClient] / t.gib }, false},
+		{"  of which runtime (GC workers, unlabelled)", "CPU-s/GiB", func(t throughputResult) float64 { return t.cpuBy["unlabelled"] / t.gib }, false},
+	}
+	for _, fig := range figures {
+		for _, spec := range specs {
+			v := pick(r.tput[spec], fig.f)
+			if fig.shOnly {
+				v = shOnly(v)
+			}
+			r.add(sec, fig.name, spec.String(), fig.unit, v)
+		}
+	}
+}
+
+func (r *report) addLatency(label string, res map[string]latencyResult) {
+	r.lat = res
+	r.latencyRows(latencySpec.String(), res)
+}
+
+func (r *report) latencyRows(workload string, res map[string]latencyResult) {
+	const sec = "produce latency, open loop at min(50% of max, the rate cap)"
+	ms := func(name string, f func(latencyResult) float64, sh bool) {
+		v := pick(res, f)
+		if sh {
+			v = shOnly(v)
+		}
+		r.add(sec, name, workload, "ms", v)
+	}
+	r.add(sec, "offered rate", workload, "records/s", pick(res, func(l latencyResult) float64 { return l.rate }))
+	ms("produce p50", func(l latencyResult) float64 { return l.p50 }, false)
+	ms("produce p99", func(l latencyResult) float64 { return l.p99 }, false)
+	ms("produce p99.9", func(l latencyResult) float64 { return l.p999 }, false)
+	ms("end-to-end p50", func(l latencyResult) float64 { return l.e2e50 }, false)
+	ms("end-to-end p99", func(l latencyResult) float64 { return l.e2e99 }, false)
+	ms("S3 PUT p50", func(l latencyResult) float64 { return l.putP50 }, true)
+	ms("etcd Txn p50", func(l latencyResult) float64 { return l.txnP50 }, true)
+	ms("floor: flush + PUT p50 + Txn p50", latencyResult.floor, true)
+	ms("agent overhead p50 (p50 - floor)", func(l latencyResult) float64 { return l.p50 - l.floor() }, true)
+	ms("agent overhead p99 (p99 - floor)", func(l latencyResult) float64 { return l.p99 - l.floor() }, true)
+}
+
+func (r *report) addProfile(label string, tr throughputResult, lr latencyResult) {
+	w := latencySpec.String() + ", " + label
+	r.latencyRows(w, map[string]latencyResult{"sh-1": lr})
+	r.add("produce latency, open loop at min(50% of max, the rate cap)", "max produce, closed loop (sets the rate)", w, "MiB/s", map[string]float64{"sh-1": tr.mibps})
+	if strings.Contains(label, "express") {
+		r.express = &lr
+	}
+}
+
+func (r *report) addConsume(res map[string]consumeResult) {
+	r.cons = res
+	const sec = "consume"
+	var w string
+	for _, c := range res {
+		w = fmt.Sprintf("%.0f MiB of 1 KiB records, 8p", c.mib)
+	}
+	r.add(sec, "consume cold (from S3)", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.cold }))
+	r.add(sec, "consume warm (agent cache)", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.warm }))
+	r.add(sec, "S3 GETs/s during cold read, busiest agent", w, "/s", shOnly(pick(res, func(c consumeResult) float64 { return c.gets })))
+}
+
+func (r *report) addProcs(p procResult) {
+	r.procs = &p
+	const sec = "agent processes (3 x streamhouse agent)"
+	idle := fmt.Sprintf("%d partitions idle", p.partitions)
+	r.add(sec, "agent RSS, largest", idle, "MiB", map[string]float64{"sh-3": p.idleRSS})
+	r.add(sec, "etcd requests/s, all agents", idle, "/s", map[string]float64{"sh-3": p.idleEtcdRPS})
+	r.add(sec, "produce", p.load.String(), "MiB/s", map[string]float64{"sh-3": p.loadMiBps})
+	r.add(sec, "agent CPU, sum of agents (/proc)", p.load.String(), "CPU-s/GiB", map[string]float64{"sh-3": p.cpuPerGiB})
+	r.add(sec, "agent peak RSS, largest", "after "+p.load.String(), "MiB", map[string]float64{"sh-3": p.peakRSS})
+}
+
+func (r *report) addPeakRSS(mib float64) {
+	r.add("process", "peak RSS of the bench process (every target, clients)", "whole suite", "MiB", map[string]float64{"sh-1": mib})
+}
+
+// finish lays out the produce rows and judges the issue's targets.
+func (r *report) finish() {
+	var specs []produceSpec
+	for _, s := range fullPlan().throughput {
+		if _, ok := r.tput[s]; ok {
+			specs = append(specs, s)
+		}
+	}
+	rows := r.Rows
+	r.Rows = nil
+	r.throughputRows(specs)
+	r.Rows = append(r.Rows, rows...)
+	r.Seconds = time.Since(r.Started).Seconds()
+	r.Machine.LoadAfter = loadAvg()
+	r.judge()
+}
+
+func (r *report) judge() {
+	ratio := func(spec produceSpec, sh string) float64 {
+		res := r.tput[spec]
+		k, ok1 := res["kfake"]
+		s, ok2 := res[sh]
+		if !ok1 || !ok2 || k.mibps == 0 {
+			return nan
+		}
+		return s.mibps / k.mibps
+	}
+	one := latencySpec
+	eight := produceSpec{1024, 8, 8, "none"}
+	for _, c := range []struct {
+		spec produceSpec
+		want float64
+	}{{one, 1.0}, {eight, 1.5}} {
+		for _, sh := range []string{"sh-1", "sh-3"} {
+			if x := ratio(c.spec, sh); !math.IsNaN(x) {
+				r.verdict(fmt.Sprintf("produce %s: %s >= %.1fx kfake", c.spec, sh, c.want), fmt.Sprintf("%.2fx", x), x >= c.want)
+			}
+		}
+	}
+	for spec, res := range r.tput {
+		for _, sh := range []string{"sh-1", "sh-3"} {
+			t, ok := res[sh]
+			if !ok || spec.codec != "none" || spec.size != 1024 || spec.producers != 1 || (spec.partitions != 8 && spec.partitions != 1024) {
+				continue
+			}
+			bound := 1/t.flushInterval.Seconds() + 1
+			r.verdict(fmt.Sprintf("S3 PUTs/s per agent <= 1/flush-interval + 1 = %.0f (%s, %s)", bound, spec, sh),
+				fmt.Sprintf("%.1f/s", t.puts), t.puts <= bound)
+		}
+	}
+	for _, sh := range []string{"sh-1", "sh-3"} {
+		a, ok1 := r.tput[one][sh]
+		b, ok2 := r.tput[produceSpec{1024, 1024, 1, "none"}][sh]
+		if ok1 && ok2 {
+			r.verdict(fmt.Sprintf("etcd Txns/s independent of partitions (%s, 8p vs 1,024p, within 1.5x)", sh),
+				fmt.Sprintf("%.1f vs %.1f /s", a.txns, b.txns), b.txns <= 1.5*a.txns+1)
+		}
+	}
+	for _, sh := range []string{"sh-1", "sh-3"} {
+		if l, ok := r.lat[sh]; ok {
+			o := l.p99 - l.floor()
+			r.verdict(fmt.Sprintf("produce p99 overhead over the floor <= 10 ms at 50%% load or the rate cap (%s)", sh), fmt.Sprintf("%.1f ms", o), o <= 10)
+		}
+	}
+	if r.express != nil {
+		r.verdict("express profile, 20 ms flush: produce p99 <= 50 ms (sh-1)", fmt.Sprintf("%.1f ms", r.express.p99), r.express.p99 <= 50)
+	}
+	if k, ok := r.cons["kfake"]; ok {
+		for _, sh := range []string{"sh-1", "sh-3"} {
+			if c, ok := r.cons[sh]; ok {
+				r.verdict(fmt.Sprintf("consume warm >= 1.0x kfake (%s)", sh), fmt.Sprintf("%.2fx", c.warm/k.warm), c.warm >= k.warm)
+				r.verdict(fmt.Sprintf("consume cold >= 0.7x kfake (%s)", sh), fmt.Sprintf("%.2fx", c.cold/k.cold), c.cold >= 0.7*k.cold)
+			}
+		}
+	}
+	if t, ok := r.tput[eight]["sh-1"]; ok {
+		x := t.brokerCPUPerGiB()
+		r.verdict("agent CPU <= 10 CPU-s/GiB (sh-1, in-process, pprof labels, "+eight.String()+")", fmt.Sprintf("%.1f", x), x <= 10)
+	}
+	if p := r.procs; p != nil {
+		r.verdict("agent CPU <= 10 CPU-s/GiB (agent processes, /proc, "+p.load.String()+")", fmt.Sprintf("%.1f", p.cpuPerGiB), p.cpuPerGiB <= 10)
+		r.verdict(fmt.Sprintf("%d partitions idle on 3 agents: RSS <= 150 MiB each", p.partitions), fmt.Sprintf("%.0f MiB", p.idleRSS), p.idleRSS <= 150)
+		r.verdict(fmt.Sprintf("%d partitions idle on 3 agents: etcd requests/s <= 5", p.partitions), fmt.Sprintf("%.1f/s", p.idleEtcdRPS), p.idleEtcdRPS <= 5)
+	}
+}
+
+func (r *report) verdict(target, measured string, met bool) {
+	r.Verdicts = append(r.Verdicts, verdict{Target: target, Measured: measured, Met: met})
+}
+
+// print writes the table: one row per figure and workload, the targets' values, then the ratios.
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "\nStreamHouse vs kfake, suite %s: %d CPUs (%s), %s, load average %s before and %s after, %.0fs\n",
+		r.Suite, r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Seconds)
+	fmt.Fprintf(w, "sh-1, sh-3: StreamHouse dev mode in this process (embedded etcd, embedded S3, 1 or 3 agents); kfake: franz-go's in-memory broker\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.Debug)
+	header := []string{"figure", "workload", "unit"}
+	header = append(header, columns...)
+	header = append(header, "sh-1/kfake", "sh-3/kfake")
+	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
+	section := ""
+	for _, row := range r.Rows {
+		if row.Section != section {
+			section = row.Section
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\n", "["+section+"]")
+		}
+		cells := []string{row.Figure, row.Workload, row.Unit}
+		for _, c := range columns {
+			cells = append(cells, num(row.Values, c))
+		}
+		for _, c := range []string{"sh-1/kfake", "sh-3/kfake"} {
+			if x, ok := row.Ratios[c]; ok {
+				cells = append(cells, fmt.Sprintf("%.2fx", x))
+			} else {
+				cells = append(cells, "-")
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\ntargets of the issue:")
+	for _, v := range r.Verdicts {
+		mark := "MISSED"
+		if v.Met {
+			mark = "met"
+		}
+		fmt.Fprintf(w, "  %-6s %s: %s\n", mark, v.Target, v.Measured)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+func num(v map[string]float64, k string) string {
+	x, ok := v[k]
+	switch {
+	case !ok:
+		return "-"
+	case math.Abs(x) >= 1000:
+		return fmt.Sprintf("%.0f", x)
+	case math.Abs(x) >= 100:
+		return fmt.Sprintf("%.1f", x)
+	default:
+		return fmt.Sprintf("%.2f", x)
+	}
+}
+
+func (r *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var nan = math.NaN()
+
+// Series read from the agents' registries.
+const (
+	seriesPuts    = `streamhouse_s3_requests_total{op="put",result="ok"}`
+	seriesGets    = `streamhouse_s3_requests_total{op="get_range",result="ok"}`
+	seriesTxnHist = `streamhouse_etcd_txn_duration_seconds`
+	seriesUpload  = `streamhouse_s3_bytes_total{direction="upload",op="put"}`
+)
+
+var txnResults = []string{"ok", "fenced", "error"}
+
+func snapAgents(t target) []series {
+	var out []series
+	for _, a := range t.Agents() {
+		out = append(out, gather(a.reg))
+	}
+	return out
+}
+
+// perAgent is, over the agents, the highest rate of a counter between two snapshots.
+func perAgent(before, after []series, secs float64, keys ...string) float64 {
+	if len(after) == 0 {
+		return nan
+	}
+	top := 0.0
+	for i := range after {
+		n := 0.0
+		for _, k := range keys {
+			n += delta(before[i], after[i], k)
+		}
+		top = max(top, n/secs)
+	}
+	return top
+}
+
+func txnKeys() []string {
+	var keys []string
+	for _, r := range txnResults {
+		keys = append(keys, `streamhouse_etcd_txns_total{result="`+r+`"}`)
+	}
+	return keys
+}
+
+// throughputResult is one closed-loop produce run.
+type throughputResult struct {
+	spec           produceSpec
+	mibps, recps   float64
+	puts, txns     float64 // per second, of the busiest agent
+	gets           float64
+	putP50, putMiB float64            // ms, and MiB per PUT
+	cpuBy          map[string]float64 // CPU seconds by component (this target's labels) and "unlabelled"
+	brokerCPU      float64            // CPU seconds of the broker (pprof labels) during the window
+	processCPU     float64            // CPU seconds of the whole process during the window
+	gib            float64            // GiB acknowledged during the window
+	failed         int64
+	firstErr       error
+	flushInterval  time.Duration
+}
+
+func (r throughputResult) brokerCPUPerGiB() float64  { return r.brokerCPU / r.gib }
+func (r throughputResult) processCPUPerGiB() float64 { return r.processCPU / r.gib }
+
+// runThroughput produces closed loop for warm, then measures over window.
+func runThroughput(ctx context.Context, t target, spec produceSpec, warm, window time.Duration, profileDir string) (throughputResult, error) {
+	r := throughputResult{spec: spec}
+	topic, err := createTopic(ctx, t, spec.partitions)
+	if err != nil {
+		return r, err
+	}
+	defer deleteTopic(ctx, t, topic)
+	p, err := startProducers(ctx, t, topic, spec)
+	if err != nil {
+		return r, err
+	}
+	time.Sleep(warm)
+	c0, m0, marks, cpu, t0 := p.snapshot(), snapAgents(t), markPuts(t), startCPU(), time.Now()
+	time.Sleep(window)
+	c1, m1, u := p.snapshot(), snapAgents(t), cpu.stop()
+	var puts []time.Duration
+	for i, a := range t.Agents() {
+		puts = append(puts, a.puts.sortedFrom(marks[i])...)
+	}
+	slices.Sort(puts)
+	r.putP50 = percentile(puts, 0.5)
+	var upload float64
+	for i := range m1 {
+		upload += delta(m0[i], m1[i], seriesUpload)
+	}
+	r.putMiB = upload / (1 << 20) / float64(len(puts))
+	r.cpuBy = map[string]float64{"unlabelled": u.byLabel["unlabelled"]}
+	for _, comp := range []string{compBroker, compEtcd, compS3, compClient} {
+		r.cpuBy[comp] = u.component(comp, t.Name())
+	}
+	secs := time.Since(t0).Seconds()
+	p.abandon()
+	r.mibps = float64(c1.bytes-c0.bytes) / (1 << 20) / secs
+	r.recps = float64(c1.records-c0.records) / secs
+	r.gib = float64(c1.bytes-c0.bytes) / (1 << 30)
+	r.puts = perAgent(m0, m1, secs, seriesPuts)
+	r.gets = perAgent(m0, m1, secs, seriesGets)
+	r.txns = perAgent(m0, m1, secs, txnKeys()...)
+	r.brokerCPU, r.processCPU = u.component(compBroker, t.Name()), u.process
+	r.failed, r.firstErr = p.failed.Load(), p.err()
+	if ags := t.Agents(); len(ags) > 0 {
+		r.flushInterval = ags[0].cfg.FlushInterval
+	}
+	name := strings.NewReplacer(" ", "", "×", "-").Replace(t.Name() + "-" + spec.String())
+	return r, writeProfile(profileDir, name, u.profile)
+}
+
+// latencyResult is one open-loop run at a fixed rate.
+type latencyResult struct {
+	rate           float64 // records/s offered
+	p50, p99, p999 float64 // produce latency, ms, from each record's scheduled send time
+	e2e50, e2e99   float64 // produce → consume, ms
+	putP50, txnP50 float64 // ms, during the run
+	flush          float64 // flush interval, ms
+	sent, failed   int64
+}
+
+// floor is what a produce cannot beat: its flush interval, one PUT and one etcd Txn.
+func (r latencyResult) floor() float64 { return r.flush + r.putP50 + r.txnP50 }
+
+// runLatency sends spec's records at a fixed rate (open loop: each record has a scheduled send time,
+// and its latency counts from then, so that queueing in the client does not hide the broker's
+// latency) while a consumer tails the topic. Records scheduled during warm are not measured.
+func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, warm, window time.Duration) (latencyResult, error) {
+	r := latencyResult{rate: rate, putP50: nan, txnP50: nan, flush: nan}
+	topic, err := createTopic(ctx, t, spec.partitions)
+	if err != nil {
+		return r, err
+	}
+	defer deleteTopic(ctx, t, topic)
+	prod, err := newClient(ctx, t.Name(), producerOpts(t.Brokers(), topic, spec.codec)...)
+	if err != nil {
+		return r, err
+	}
+	defer prod.Close()
+	cons, err := newClient(ctx, t.Name(), kgo.SeedBrokers(t.Brokers()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return r, err
+	}
+	defer cons.Close()
+
+	start := time.Now().Add(200 * time.Millisecond)
+	from := start.Add(warm)
+	total := int64(rate * (warm + window).Seconds())
+	var prodLat, e2e latencies
+	var failed atomic.Int64
+	consumed := make(chan int64, 1)
+	go func() { consumed <- consume(ctx, cons, total, window+30*time.Second, from, &e2e) }()
+
+	var m0 []series
+	var putMarks []int
+	withLabels(ctx, compClient, t.Name(), func(ctx context.Context) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		measuring := false
+		for i := range total {
+			due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+			if !measuring && !due.Before(from) {
+				measuring, m0, putMarks = true, snapAgents(t), markPuts(t)
+			}
+			if wait := time.Until(due); wait > 100*time.Microsecond {
+				time.Sleep(wait)
+			}
+			val := make([]byte, spec.size)
+			off := rng.IntN(len(randomPool) - spec.size)
+			copy(val[8:], randomPool[off:])
+			binary.BigEndian.PutUint64(val, uint64(due.UnixNano()))
+			prod.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				if !due.Before(from) {
+					prodLat.add(time.Since(due))
+				}
+			})
+		}
+	})
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := prod.Flush(fctx); err != nil {
+		return r, fmt.Errorf("flush: %w", err)
+	}
+	m1 := snapAgents(t)
+	got := <-consumed
+	r.sent, r.failed = total, failed.Load()
+	lat, e := prodLat.sorted(), e2e.sorted()
+	r.p50, r.p99, r.p999 = percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 0.999)
+	r.e2e50, r.e2e99 = percentile(e, 0.5), percentile(e, 0.99)
+	if ags := t.Agents(); len(ags) > 0 {
+		r.flush = float64(ags[0].cfg.FlushInterval) / float64(time.Millisecond)
+		var puts []time.Duration
+		var txns hist
+		for i, a := range ags {
+			puts = append(puts, a.puts.sortedFrom(putMarks[i])...)
+			txns = txns.add(histDelta(m0[i], m1[i], seriesTxnHist))
+		}
+		slices.Sort(puts)
+		r.putP50, r.txnP50 = percentile(puts, 0.5), txns.quantile(0.5)*1000
+	}
+	if got < total-r.failed {
+		return r, fmt.Errorf("%w: consumed %d of %d", errIncomplete, got, total-r.failed)
+	}
+	return r, nil
+}
+
+func markPuts(t target) []int {
+	var out []int
+	for _, a := range t.Agents() {
+		out = append(out, a.puts.mark())
+	}
+	return out
+}
+
+// consume reads until it has want records or timeout passes, recording the end-to-end latency of the
+// records scheduled from `from` on (their first 8 bytes are the scheduled send time). It returns how
+// many it read.
+func consume(ctx context.Context, cl *kgo.Client, want int64, timeout time.Duration, from time.Time, e2e *latencies) int64 {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var got int64
+	for got < want && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		now := time.Now()
+		fs.EachRecord(func(rec *kgo.Record) {
+			got++
+			if e2e != nil && len(rec.Value) >= 8 {
+				if due := time.Unix(0, int64(binary.BigEndian.Uint64(rec.Value))); !due.Before(from) {
+					e2e.add(now.Sub(due))
+				}
+			}
+		})
+	}
+	return got
+}
+
+// consumeResult is reading back one produced data set, twice.
+type consumeResult struct {
+	mib        float64 // size of the data set
+	cold, warm float64 // MiB/s
+	gets       float64 // S3 GETs/s of the busiest agent during the cold read
+}
+
+// runConsume produces mib MiB of 1 KiB records to 8 partitions, then reads them all from the start
+// with a new consumer, twice: cold (StreamHouse's agents are restarted first, so that their read caches
+// hold nothing: every extent comes from S3) and warm (from the cache).
+func runConsume(ctx context.Context, t target, mib int, log hclog.Logger) (consumeResult, error) {
+	r := consumeResult{mib: float64(mib)}
+	spec := produceSpec{size: 1024, partitions: 8, producers: 1, codec: "none"}
+	topic, err := createTopic(ctx, t, spec.partitions)
+	if err != nil {
+		return r, err
+	}
+	defer deleteTopic(ctx, t, topic)
+	p, err := startProducers(ctx, t, topic, spec)
+	if err != nil {
+		return r, err
+	}
+	for p.snapshot().bytes < int64(mib)<<20 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.stop(ctx)
+	want := p.snapshot().records
+	if sh, ok := t.(*shCluster); ok {
+		// The agents cached what they wrote: fresh ones read it from S3.
+		if err := sh.restartAgents(ctx, log); err != nil {
+			return r, err
+		}
+		if err := awaitLeaders(ctx, t, topic, spec.partitions); err != nil {
+			return r, err
+		}
+	}
+	for pass := range 2 {
+		m0 := snapAgents(t)
+		cl, err := newClient(ctx, t.Name(), kgo.SeedBrokers(t.Brokers()...), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			return r, err
+		}
+		// The clock starts at the first records, so that connecting and looking up offsets do not count.
+		first := consume(ctx, cl, 1, time.Minute, time.Time{}, nil)
+		t0 := time.Now()
+		got := first + consume(ctx, cl, want-first, 2*time.Minute, time.Time{}, nil)
+		secs := time.Since(t0).Seconds()
+		cl.Close()
+		if got < want {
+			return r, fmt.Errorf("%w: read %d of %d", errIncomplete, got, want)
+		}
+		rate := float64(got-first) * float64(spec.size) / (1 << 20) / secs
+		if pass == 0 {
+			r.cold, r.gets = rate, perAgent(m0, snapAgents(t), secs, seriesGets)
+		} else {
+			r.warm = rate
+		}
+	}
+	return r, nil
+}

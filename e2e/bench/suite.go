@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// suiteOptions are the flags of suite mode.
+type suiteOptions struct {
+	suite      string // full or short
+	jsonPath   string
+	bin        string
+	window     time.Duration
+	profileDir string
+	only       string // regexp over the produce workloads
+	phases     string // comma-separated: produce, latency, consume, procs
+	targets    string // comma-separated: sh-1, sh-3, kfake
+	latencyCap float64
+}
+
+func (o suiteOptions) phase(name string) bool {
+	return slices.Contains(strings.Split(o.phases, ","), name)
+}
+
+// plan is what one suite runs.
+type plan struct {
+	throughput []produceSpec
+	latency    produceSpec   // also among throughput: its max rate sets the latency runs' rate
+	warm       time.Duration // closed-loop produce before each window
+	window     time.Duration
+	latWindow  time.Duration
+	consumeMiB int
+	profiles   []shConfig // further one-agent clusters for latency under an S3 profile
+	latencyCap float64    // records/s: the open-loop rate is min(50% of the target's max, latencyCap)
+	procsIdle  time.Duration
+	procsParts int32
+	// clearBucket deletes each run's objects after it, so that a full suite does not fill the disk (a
+	// short one writes a few GiB, removed with the cluster).
+	clearBucket bool
+}
+
+var latencySpec = produceSpec{size: 1024, partitions: 8, producers: 1, codec: "none"}
+
+// defaultLatencyCap bounds the open-loop rate: past about this many records/s the bench's one sending
+// goroutine and the franz-go client, sharing 2 cores with every target, queue records themselves, and
+// the figure would measure the client (kfake's own p99 goes to hundreds of ms).
+const defaultLatencyCap = 40_000
+
+func fullPlan() plan {
+	p := plan{latency: latencySpec, warm: 2 * time.Second, window: 5 * time.Second, latWindow: 10 * time.Second,
+		consumeMiB: 192, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		profiles: []shConfig{
+			{name: "sh-1", agents: 1, profile: "none", memory: true},
+			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true},
+			{name: "sh-1", agents: 1, profile: "standard", memory: true},
+		}, clearBucket: true}
+	for _, size := range []int{1024, 100} {
+		for _, parts := range []int32{1, 8, 64, 1024} {
+			for _, prods := range []int{1, 8} {
+				for _, codec := range []string{"none", "zstd"} {
+					p.throughput = append(p.throughput, produceSpec{size, parts, prods, codec})
+				}
+			}
+		}
+	}
+	return p
+}
+
+// shortPlan is the CI subset: the headline workload with 1 and 8 producers, and 1,024 partitions once.
+func shortPlan() plan {
+	return plan{latency: latencySpec, warm: time.Second, window: 3 * time.Second, latWindow: 4 * time.Second,
+		consumeMiB: 192, procsIdle: 5 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		throughput: []produceSpec{
+			latencySpec,
+			{size: 1024, partitions: 8, producers: 8, codec: "none"},
+			{size: 1024, partitions: 1024, producers: 1, codec: "none"},
+		},
+		profiles: []shConfig{{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true}},
+	}
+}
+
+func runSuite(o suiteOptions) error {
+	var p plan
+	switch o.suite {
+	case "full":
+		p = fullPlan()
+	case "short":
+		p = shortPlan()
+	default:
+		return fmt.Errorf("--suite %q: want full or short", o.suite)
+	}
+	if o.window > 0 {
+		p.window = o.window
+	}
+	if o.latencyCap > 0 {
+		p.latencyCap = o.latencyCap
+	}
+	if o.only != "" {
+		re, err := regexp.Compile(o.only)
+		if err != nil {
+			return fmt.Errorf("--only: %w", err)
+		}
+		p.throughput = slices.DeleteFunc(p.throughput, func(s produceSpec) bool { return !re.MatchString(s.String()) })
+	}
+	ctx := context.Background()
+	log := hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Error, Output: os.Stderr})
+	rep := newReport(o, p)
+	if o.bin == "" && o.phase("procs") {
+		dir, err := os.MkdirTemp("", "streamhouse-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		progress("building the streamhouse binary for the agent-process figures")
+		if o.bin, err = buildBinary(ctx, dir); err != nil {
+			return err
+		}
+	}
+	targets, err := startTargets(ctx, strings.Split(o.targets, ","), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, t := range targets {
+			t.Close()
+		}
+	}()
+	s := &suite{ctx: ctx, o: o, p: p, log: log, rep: rep, targets: targets}
+	err = s.run()
+	rep.finish()
+	rep.print(os.Stdout)
+	if o.jsonPath != "" {
+		if werr := rep.writeJSON(o.jsonPath); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	return err
+}
+
+func startTargets(ctx context.Context, names []string, log hclog.Logger) ([]target, error) {
+	progress("starting %s", strings.Join(names, ", "))
+	var out []target
+	for _, cfg := range []shConfig{{name: "sh-1", agents: 1}, {name: "sh-3", agents: 3}} {
+		if !slices.Contains(names, cfg.name) {
+			continue
+		}
+		c, err := startSH(ctx, cfg, log)
+		if err != nil {
+			for _, t := range out {
+				t.Close()
+			}
+			return nil, fmt.Errorf("%s: %w", cfg.name, err)
+		}
+		out = append(out, c)
+	}
+	if !slices.Contains(names, "kfake") {
+		return out, nil
+	}
+	k, err := startKfake(ctx)
+	if err != nil {
+		for _, t := range out {
+			t.Close()
+		}
+		return nil, err
+	}
+	return append(out, k), nil
+}
+
+type suite struct {
+	ctx     context.Context
+	o       suiteOptions
+	p       plan
+	log     hclog.Logger
+	rep     *report
+	targets []target
+}
+
+func (s *suite) run() error {
+	maxRate := map[string]float64{}
+	if !s.o.phase("produce") {
+		s.p.throughput = nil
+	}
+	for _, spec := range s.p.throughput {
+		res := map[string]throughputResult{}
+		for _, t := range s.targets {
+			progress("produce %s on %s", spec, t.Name())
+			r, err := runThroughput(s.ctx, t, spec, s.p.warm, s.p.window, s.o.profileDir)
+			if err != nil {
+				return fmt.Errorf("produce %s on %s: %w", spec, t.Name(), err)
+			}
+			if r.failed > 0 {
+				s.rep.note("produce %s on %s: %d records failed (first: %v)", spec, t.Name(), r.failed, r.firstErr)
+			}
+			res[t.Name()] = r
+			settle()
+			if sh, ok := t.(*shCluster); ok && s.p.clearBucket {
+				if err := sh.clearBucket(s.ctx); err != nil {
+					return err
+				}
+			}
+		}
+		s.rep.addThroughput(spec, res)
+		if spec == s.p.latency {
+			for name, r := range res {
+				maxRate[name] = r.recps
+			}
+		}
+	}
+	if s.o.phase("latency") {
+		if len(maxRate) == 0 {
+			return errors.New("the latency phase needs the produce phase's " + s.p.latency.String())
+		}
+		if err := s.latency(maxRate); err != nil {
+			return err
+		}
+	}
+	if s.o.phase("consume") {
+		if err := s.consume(); err != nil {
+			return err
+		}
+	}
+	s.rep.addPeakRSS(peakRSS())
+	if !s.o.phase("procs") {
+		return nil
+	}
+	progress("agent processes: %d partitions idle on 3 agents, then %s", s.p.procsParts, produceSpec{1024, 8, 8, "none"})
+	pr, err := runProcs(s.ctx, s.o.bin, s.p.procsParts, s.p.procsIdle, s.p.warm, s.p.window, s.log)
+	if err != nil {
+		return fmt.Errorf("agent processes: %w", err)
+	}
+	s.rep.addProcs(pr)
+	return nil
+}
+
+// latency runs the open-loop latency workload at half of each target's measured maximum, then on
+// one-agent clusters under the plan's S3 profiles.
+func (s *suite) latency(maxRate map[string]float64) error {
+	res := map[string]latencyResult{}
+	for _, t := range s.targets {
+		rate := min(maxRate[t.Name()]/2, s.p.latencyCap)
+		progress("latency %s at %.0f records/s on %s", s.p.latency, rate, t.Name())
+		r, err := runLatency(s.ctx, t, s.p.latency, rate, s.p.warm, s.p.latWindow)
+		if err != nil {
+			return fmt.Errorf("latency on %s: %w", t.Name(), err)
+		}
+		res[t.Name()] = r
+		settle()
+	}
+	s.rep.addLatency("", res)
+	for _, cfg := range s.p.profiles {
+		c, err := startSH(s.ctx, cfg, s.log)
+		if err != nil {
+			return fmt.Errorf("%s with S3 profile %s: %w", cfg.name, cfg.profile, err)
+		}
+		label := fmt.Sprintf("S3 %s on memory, flush %v", cfg.profile, c.agents[0].cfg.FlushInterval)
+		progress("produce %s on %s, %s", s.p.latency, c.Name(), label)
+		tr, err := runThroughput(s.ctx, c, s.p.latency, s.p.warm, s.p.window, "")
+		if err == nil {
+			rate := min(tr.recps/2, s.p.latencyCap)
+			progress("latency %s at %.0f records/s on %s, %s", s.p.latency, rate, c.Name(), label)
+			var lr latencyResult
+			if lr, err = runLatency(s.ctx, c, s.p.latency, rate, s.p.warm, s.p.latWindow); err == nil {
+				s.rep.addProfile(label, tr, lr)
+			}
+		}
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("%s, %s: %w", c.Name(), label, err)
+		}
+	}
+	return nil
+}
+
+func (s *suite) consume() error {
+	res := map[string]consumeResult{}
+	for _, t := range s.targets {
+		progress("consume %d MiB on %s", s.p.consumeMiB, t.Name())
+		r, err := runConsume(s.ctx, t, s.p.consumeMiB, s.log)
+		if err != nil {
+			return fmt.Errorf("consume on %s: %w", t.Name(), err)
+		}
+		res[t.Name()] = r
+		settle()
+		if sh, ok := t.(*shCluster); ok {
+			if err := sh.clearBucket(s.ctx); err != nil {
+				return err
+			}
+		}
+	}
+	s.rep.addConsume(res)
+	return nil
+}
+
+// settle returns the heap a run left behind (kfake keeps every record in memory until its topic is
+// deleted) to the OS, so that the next run does not pay for marking gigabytes of garbage.
+func settle() { debug.FreeOSMemory() }
+
+var suiteStart = time.Now()
+
+// progress tells the operator, on stderr, what runs now.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(suiteStart).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// machine describes where the suite ran.
+type machine struct {
+	CPUs        int     `json:"cpus"`
+	CPUModel    string  `json:"cpu_model"`
+	GoVersion   string  `json:"go_version"`
+	LoadBefore  string  `json:"load_before"`
+	LoadAfter   string  `json:"load_after"`
+	MemTotalMiB float64 `json:"mem_total_mib"`
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadBefore: loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m.CPUModel = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	m.MemTotalMiB = procStatusLine("/proc/meminfo", "MemTotal")
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func procStatusLine(path, field string) float64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nan
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(v), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return nan
+}
