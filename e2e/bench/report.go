@@ -11,8 +11,12 @@ import (
 	"time"
 )
 
-// The table's value columns, and the ratios printed for each row.
-var columns = []string{"sh-1", "sh-3", "kfake"}
+// The table's value columns, and the ratios printed for each row. sh-1-mem (make bench only) is one
+// agent whose objects stay in memory: the agent without the embedded S3 endpoint's CPU beside it.
+var (
+	columns = []string{"sh-1", "sh-3", "sh-1-mem", "kfake"}
+	ratios  = []string{"sh-1", "sh-3", "sh-1-mem"}
+)
 
 // row is one figure of one workload across the targets.
 type row struct {
@@ -71,7 +75,7 @@ func (r *report) add(section, figure, workload, unit string, values map[string]f
 	}
 	row := row{Section: section, Figure: figure, Workload: workload, Unit: unit, Values: v}
 	if k, ok := v["kfake"]; ok && k != 0 {
-		for _, sh := range []string{"sh-1", "sh-3"} {
+		for _, sh := range ratios {
 			if x, ok := v[sh]; ok {
 				if row.Ratios == nil {
 					row.Ratios = map[string]float64{}
@@ -294,20 +298,31 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "sh-1, sh-3: StreamHouse dev mode in this process (embedded etcd, embedded S3, 1 or 3 agents); kfake: franz-go's in-memory broker\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.Debug)
 	header := []string{"figure", "workload", "unit"}
-	header = append(header, columns...)
-	header = append(header, "sh-1/kfake", "sh-3/kfake")
+	var cols, rcols []string
+	for _, c := range columns {
+		if r.hasColumn(c) {
+			cols = append(cols, c)
+		}
+	}
+	for _, c := range ratios {
+		if r.hasColumn(c) && r.hasColumn("kfake") {
+			rcols = append(rcols, c+"/kfake")
+		}
+	}
+	header = append(header, cols...)
+	header = append(header, rcols...)
 	fmt.Fprintln(tw, strings.Join(header, "\t")+"\t")
 	section := ""
 	for _, row := range r.Rows {
 		if row.Section != section {
 			section = row.Section
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\n", "["+section+"]")
+			fmt.Fprintf(tw, "%s%s\n", "["+section+"]", strings.Repeat("\t", len(header)))
 		}
 		cells := []string{row.Figure, row.Workload, row.Unit}
-		for _, c := range columns {
+		for _, c := range cols {
 			cells = append(cells, num(row.Values, c))
 		}
-		for _, c := range []string{"sh-1/kfake", "sh-3/kfake"} {
+		for _, c := range rcols {
 			if x, ok := row.Ratios[c]; ok {
 				cells = append(cells, fmt.Sprintf("%.2fx", x))
 			} else {
@@ -328,6 +343,16 @@ func (r *report) print(w io.Writer) {
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
 	}
+}
+
+// hasColumn reports whether any row has a value for target c.
+func (r *report) hasColumn(c string) bool {
+	for _, row := range r.Rows {
+		if _, ok := row.Values[c]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func num(v map[string]float64, k string) string {

@@ -42,6 +42,7 @@ type plan struct {
 	consumeMiB int
 	profiles   []shConfig // further one-agent clusters for latency under an S3 profile
 	latencyCap float64    // records/s: the open-loop rate is min(50% of the target's max, latencyCap)
+	targets    string     // default of --targets
 	procsIdle  time.Duration
 	procsParts int32
 	// clearBucket deletes each run's objects after it, so that a full suite does not fill the disk (a
@@ -59,6 +60,7 @@ const defaultLatencyCap = 40_000
 func fullPlan() plan {
 	p := plan{latency: latencySpec, warm: 2 * time.Second, window: 5 * time.Second, latWindow: 10 * time.Second,
 		consumeMiB: 192, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		targets: "sh-1,sh-3,sh-1-mem,kfake",
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, profile: "none", memory: true},
 			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true},
@@ -80,6 +82,7 @@ func fullPlan() plan {
 func shortPlan() plan {
 	return plan{latency: latencySpec, warm: time.Second, window: 3 * time.Second, latWindow: 4 * time.Second,
 		consumeMiB: 192, procsIdle: 5 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		targets: "sh-1,sh-3,kfake",
 		throughput: []produceSpec{
 			latencySpec,
 			{size: 1024, partitions: 8, producers: 8, codec: "none"},
@@ -101,6 +104,9 @@ func runSuite(o suiteOptions) error {
 	}
 	if o.window > 0 {
 		p.window = o.window
+	}
+	if o.targets == "" {
+		o.targets = p.targets
 	}
 	if o.latencyCap > 0 {
 		p.latencyCap = o.latencyCap
@@ -150,7 +156,7 @@ func runSuite(o suiteOptions) error {
 func startTargets(ctx context.Context, names []string, log hclog.Logger) ([]target, error) {
 	progress("starting %s", strings.Join(names, ", "))
 	var out []target
-	for _, cfg := range []shConfig{{name: "sh-1", agents: 1}, {name: "sh-3", agents: 3}} {
+	for _, cfg := range []shConfig{{name: "sh-1", agents: 1}, {name: "sh-3", agents: 3}, {name: "sh-1-mem", agents: 1, memory: true}} {
 		if !slices.Contains(names, cfg.name) {
 			continue
 		}
