@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -241,11 +242,16 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 }
 
 // keep puts the extents just written into the read cache (write-through), so that consumers tailing
-// the log are served from memory rather than by GETs of what was just PUT. The cached bytes are the
-// produce requests' own (decoded in place from their frames, never modified): no copy.
+// the log are served from memory rather than by GETs of what was just PUT. Each extent is copied: a
+// batch is a slice of its produce request's frame, and caching it in place would keep the whole frame
+// (every partition's batches of that request) alive for as long as any one of them is cached, far past
+// the cache's size.
 func (f *flusher) keep(key string, appends []*pendingAppend) {
+	if f.a.cfg.CacheBytes <= 0 {
+		return
+	}
 	for _, p := range appends {
-		f.a.reader.keep(coord.Extent{Object: key, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}, p.batch)
+		f.a.reader.keep(coord.Extent{Object: key, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}, slices.Clone(p.batch))
 	}
 }
 
