@@ -52,13 +52,16 @@ type plan struct {
 
 var latencySpec = produceSpec{size: 1024, partitions: 8, producers: 1, codec: "none"}
 
+// memoryLimit is the suite's soft heap limit (runtime/debug.SetMemoryLimit).
+const memoryLimit = 8 << 30
+
 // defaultLatencyCap bounds the open-loop rate: past about this many records/s the bench's one sending
 // goroutine and the franz-go client, sharing 2 cores with every target, queue records themselves, and
 // the figure would measure the client (kfake's own p99 goes to hundreds of ms).
 const defaultLatencyCap = 40_000
 
 func fullPlan() plan {
-	p := plan{latency: latencySpec, warm: 2 * time.Second, window: 5 * time.Second, latWindow: 10 * time.Second,
+	p := plan{latency: latencySpec, warm: time.Second, window: 4 * time.Second, latWindow: 10 * time.Second,
 		consumeMiB: 192, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
 		targets: "sh-1,sh-3,sh-1-mem,kfake",
 		profiles: []shConfig{
@@ -118,6 +121,10 @@ func runSuite(o suiteOptions) error {
 		}
 		p.throughput = slices.DeleteFunc(p.throughput, func(s produceSpec) bool { return !re.MatchString(s.String()) })
 	}
+	// kfake keeps every record in memory until its topic is deleted: gigabytes per run at its rates.
+	// A soft limit makes the collector return the previous runs' garbage before the heap grows past
+	// it, which matters on a machine other work shares.
+	debug.SetMemoryLimit(memoryLimit)
 	ctx := context.Background()
 	log := hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Error, Output: os.Stderr})
 	rep := newReport(o, p)
