@@ -105,6 +105,7 @@ func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest, cz string
 	}
 	var total int64
 	final := false
+	view := a.newViewCheck()
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewFetchResponseTopic()
@@ -123,7 +124,7 @@ func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest, cz string
 				final = true // answer now: the client goes to its own zone's agent
 			default:
 				limit := min(int64(max(rp.PartitionMaxBytes, 0)), budget-total)
-				n, err := a.fetchPartition(ctx, &sp, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, total == 0)
+				n, err := a.fetchPartition(ctx, &sp, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, total == 0, view)
 				total += n
 				sp.ErrorCode = kafkaFetchCode(err)
 			}
@@ -160,10 +161,19 @@ func (a *Agent) redirectRead(req *kmsg.FetchRequest, cz string, sp *kmsg.FetchRe
 
 // fetchPartition fills sp with the batches of tp from offset, up to limit bytes (or the first batch
 // whatever its size when first is set, as Kafka does so that a consumer can always make progress).
-func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicPartition, tp coord.TP, offset, limit int64, first bool) (int64, error) {
+// An offset past the view's high watermark is out of range only once view says the view is current.
+func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicPartition, tp coord.TP, offset, limit int64, first bool, view *viewCheck) (int64, error) {
 	hwm, start := a.cache.HighWatermark(tp), a.cache.LogStart(tp)
+	if offset > hwm && view.isCurrent(ctx) {
+		hwm, start = a.cache.HighWatermark(tp), a.cache.LogStart(tp)
+	}
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hwm, hwm, start
-	if offset < start || offset > hwm {
+	switch {
+	case offset < start:
+		return 0, kerr.OffsetOutOfRange
+	case offset > hwm && !view.isCurrent(ctx):
+		return 0, kerr.OffsetNotAvailable // the view may lag: the client retries
+	case offset > hwm:
 		return 0, kerr.OffsetOutOfRange
 	}
 	if offset == hwm || (limit <= 0 && !first) {

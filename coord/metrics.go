@@ -20,11 +20,12 @@ const (
 	opRegister      = "register"
 	opResign        = "resign"
 	opCacheLoad     = "cache_load"
+	opRevision      = "revision"
 )
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
-	opAllocatePID, opLoadPartition, opRegister, opResign, opCacheLoad,
+	opAllocatePID, opLoadPartition, opRegister, opResign, opCacheLoad, opRevision,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.
