@@ -27,7 +27,7 @@ func TestFetchPastStaleViewIsNotOutOfRange(t *testing.T) {
 	createLedTopic(t, cl, a1, "stale", 1, nil)
 	tp := topicTP(t, a1, "stale", 0)
 	r := newRelay(t, sharedEtcd[0])
-	a2 := startAgent(t, newAgentVia(t, tc, "a2", r.addr()))
+	a2 := startAgent(t, newAgentVia(t, tc, "a2", r.addr(), tc.store))
 	c1, c2 := dialRaw(t, a1), dialRaw(t, a2)
 	wantOK(t, "produce", c1.produceOne("stale", 0, valueBatch(-1, -1, -1, nil, "a")).ErrorCode)
 	waitFor(t, "a2 to see offset 0", func() bool { return a2.cache.HighWatermark(tp) == 1 })
@@ -49,8 +49,8 @@ func TestFetchPastStaleViewIsNotOutOfRange(t *testing.T) {
 	wantOK(t, "fetch at the log end once a2 caught up", c2.fetchOne("stale", 0, 2, 1<<20).ErrorCode)
 }
 
-// newAgentVia is tc.newAgent with its etcd client connected through endpoint.
-func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string) *Agent {
+// newAgentVia is tc.newAgent with its etcd client connected through endpoint, over store.
+func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string, store objectStore) *Agent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -64,7 +64,7 @@ func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string) *Agent {
 	cfg.FlushInterval, cfg.LeaseTTL, cfg.Logger = 5*time.Millisecond, 2*time.Second, testLogger(t)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer, cfg.Gatherer = reg, reg
-	a, err := New(cfg, etcd, tc.store)
+	a, err := New(cfg, etcd, store)
 	if err != nil {
 		t.Fatal(err)
 	}
