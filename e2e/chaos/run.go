@@ -22,7 +22,7 @@ const (
 	warmupTimeout   = time.Minute
 	stepTimeout     = 3 * time.Minute // one inject or heal
 	recoveryTimeout = 90 * time.Second
-	drainTimeout    = 2 * time.Minute
+	drainTimeout    = 2 * time.Minute // plus a quarter of the run: a cold read of a long log takes a while
 )
 
 // runner is one chaos run.
@@ -253,13 +253,14 @@ func (r *runner) finish(ctx context.Context) *results {
 	if err := r.w.Stop(); err != nil {
 		r.log.printf("workload: %v", err) // its sends are recorded as indeterminate: not a failure
 	}
-	dctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	drainStart := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, drainTimeout+time.Since(r.log.start)/4)
 	n, err := r.w.Drain(dctx)
 	cancel()
 	if err != nil {
 		r.fail("final drain: %v", err)
 	}
-	r.log.printf("drained %d records", n)
+	r.log.printf("drained %d records in %v", n, time.Since(drainStart).Round(time.Millisecond))
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	if err := r.w.ReadCommitted(cctx); err != nil {
 		r.fail("read committed offsets: %v", err)

@@ -93,7 +93,8 @@ func New(target string, seed uint64) (*Layer, error) {
 		return nil, fmt.Errorf("s3fault: target %q is not an http URL", target)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = nil
+	// A client that gives up (an agent killed mid-request) is not news: answer 502, log nothing.
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
 	return &Layer{next: rp, rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), injected: map[Kind]int64{}}, nil
 }
 

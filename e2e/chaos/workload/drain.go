@@ -94,7 +94,8 @@ func (w *Workload) endOffsets(ctx context.Context) (map[history.TP]int64, error)
 	}
 }
 
-// ReadCommitted reads back every group's committed offsets and records them.
+// ReadCommitted reads back every group's committed offsets and records them, retrying (a coordinator
+// moving answers NOT_COORDINATOR for a moment) until ctx ends.
 func (w *Workload) ReadCommitted(ctx context.Context) error {
 	cl, err := w.client("offsets-reader")
 	if err != nil {
@@ -103,11 +104,20 @@ func (w *Workload) ReadCommitted(ctx context.Context) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	for _, g := range Groups {
-		start := time.Now()
-		resps, err := adm.FetchOffsets(ctx, g)
-		end := time.Now()
-		if err != nil {
-			return fmt.Errorf("fetch offsets of %s: %w", g, err)
+		var resps kadm.OffsetResponses
+		var start, end time.Time
+		for {
+			start = time.Now()
+			resps, err = adm.FetchOffsets(ctx, g)
+			end = time.Now()
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("fetch offsets of %s: %w", g, err)
+			case <-time.After(500 * time.Millisecond):
+			}
 		}
 		var events []history.Event
 		resps.Each(func(o kadm.OffsetResponse) {
