@@ -71,7 +71,7 @@ func (c *Cluster) launchMember(m *member) error {
 	logPath := filepath.Join(c.cfg.Dir, "logs", fmt.Sprintf("%s.log", m.name))
 	p, err := startProc(fmt.Sprintf("%s#%d", m.name, m.incarnation), logPath, c.cfg.EtcdBin, nil,
 		"--name", m.name, "--dir", m.dir, "--client-addr", m.client, "--peer-addr", m.peer,
-		"--initial-cluster", initialCluster(c.members))
+		"--initial-cluster", initialCluster(c.members), "--log-level", "warn")
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 // Command etcdmember runs one member of an etcd cluster with etcd's own server code (the embed
 // package), for the chaos suite: it needs a real three-member cluster whose members it can kill
 // one by one, so each member is its own process. It prints "ready" once the member serves
-// requests, exits 0 on SIGTERM or SIGINT, and logs nothing unless --log says so.
+// requests, exits 0 on SIGTERM or SIGINT, and logs nothing unless --log-level says so.
 //
 //	etcdmember --name m1 --dir /tmp/m1 --client-addr 127.0.0.1:23791 --peer-addr 127.0.0.1:23801 \
 //	    --initial-cluster m1=http://127.0.0.1:23801,m2=http://127.0.0.1:23802,m3=http://127.0.0.1:23803
@@ -37,7 +37,7 @@ func run() error {
 	cluster := flag.String("initial-cluster", "", "`name=peerURL,...` of every member")
 	token := flag.String("token", "streamhouse-chaos", "initial cluster `token`")
 	fsync := flag.Bool("fsync", false, "fsync writes (a process kill loses nothing without it; only a machine crash would)")
-	logs := flag.Bool("log", false, "log etcd's messages to stderr")
+	logLevel := flag.String("log-level", "", "log etcd's messages at this `level` (debug, info, warn, error) to stderr; empty: none")
 	flag.Parse()
 	if *name == "" || *dir == "" || *client == "" || *peer == "" || *cluster == "" {
 		return fmt.Errorf("--name, --dir, --client-addr, --peer-addr and --initial-cluster are required")
@@ -47,8 +47,10 @@ func run() error {
 		return err
 	}
 	cfg.UnsafeNoFsync = !*fsync
-	if !*logs {
+	if *logLevel == "" {
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	} else {
+		cfg.LogLevel, cfg.LogOutputs = *logLevel, []string{"stderr"}
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
