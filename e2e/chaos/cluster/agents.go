@@ -97,11 +97,11 @@ func (c *Cluster) waitReady(ctx context.Context, a *agent, p *proc) error {
 	defer tick.Stop()
 	last := "no answer"
 	for {
-		if err := ready(ctx, a.http); err == nil {
+		err := ready(ctx, a.http)
+		if err == nil {
 			return nil
-		} else {
-			last = err.Error()
 		}
+		last = err.Error()
 		select {
 		case <-tick.C:
 		case <-p.done:

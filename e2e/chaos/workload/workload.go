@@ -1,10 +1,3 @@
-// Package workload is the chaos suite's traffic, in the shape of Jepsen's queue workload: franz-go
-// idempotent producers (acks=all) writing unique values to every partition of several topics, a
-// consumer reading every partition by assignment, and two consumer groups (one committing each
-// poll's records with CommitRecords, one autocommitting), with members leaving and joining. Every
-// send, poll and commit goes into a history with its start, end and outcome; the checker judges it.
-//
-// It reaches the cluster only through the Kafka protocol.
 package workload
 
 import (
@@ -176,12 +169,12 @@ func (w *Workload) Start() error {
 	return nil
 }
 
-// churn replaces one group member (taking turns) every Churn: the old one leaves the group, a new
+// churn replaces a group member (drawn from the seed) every Churn: the old one leaves the group, a new
 // one joins, and the group rebalances.
 func (w *Workload) churn(ctx context.Context) {
 	t := time.NewTicker(w.cfg.Churn)
 	defer t.Stop()
-	for i := 0; ; i++ {
+	for {
 		select {
 		case <-ctx.Done():
 			return

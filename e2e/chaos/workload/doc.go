@@ -1,0 +1,8 @@
+// Package workload is the chaos suite's traffic, in the shape of Jepsen's queue workload: franz-go
+// idempotent producers (acks=all) writing unique values to every partition of several topics, a
+// consumer reading every partition by assignment, and two consumer groups (one committing each
+// poll's records with CommitRecords, one autocommitting), with members leaving and joining. Every
+// send, poll and commit goes into a history with its start, end and outcome; the checker judges it.
+//
+// It reaches the cluster only through the Kafka protocol.
+package workload
