@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -23,25 +22,7 @@ var clusterCommands = []command{
 	{"status", "show the agents, and each partition's leader, epoch and next offset", (*cli).clusterStatus},
 }
 
-func (c *cli) cluster(args []string) error {
-	if len(args) > 0 && isHelp(args[0]) {
-		fmt.Fprint(c.stdout, "Usage: streamhouse cluster <subcommand> [flags]\n\nSubcommands:\n")
-		for _, cmd := range clusterCommands {
-			fmt.Fprintf(c.stdout, "  %-9s %s\n", cmd.name, cmd.summary)
-		}
-		fmt.Fprint(c.stdout, "\nRun 'streamhouse cluster <subcommand> --help' for its flags.\n")
-		return flag.ErrHelp
-	}
-	if len(args) == 0 {
-		return usagef("cluster: want a subcommand: status (see 'streamhouse cluster --help')")
-	}
-	for _, cmd := range clusterCommands {
-		if cmd.name == args[0] {
-			return cmd.run(c, args[1:])
-		}
-	}
-	return usagef("cluster: unknown subcommand %q (see 'streamhouse cluster --help')", args[0])
-}
+func (c *cli) cluster(args []string) error { return c.subcommand("cluster", clusterCommands, args) }
 
 func (c *cli) clusterStatus(args []string) error {
 	fs := c.newFlagSet("cluster status", "", "Show the registered agents (zone, group, address, lease time left, partitions led) and every\n"+

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -20,29 +19,7 @@ var groupCommands = []command{
 	{"reset-offsets", "move a group's committed offsets of a topic (the group must have no members)", (*cli).groupResetOffsets},
 }
 
-func (c *cli) group(args []string) error {
-	if len(args) > 0 && isHelp(args[0]) {
-		c.groupUsage(c.stdout)
-		return flag.ErrHelp
-	}
-	if len(args) == 0 {
-		return usagef("group: want a subcommand: list, describe or reset-offsets (see 'streamhouse group --help')")
-	}
-	for _, cmd := range groupCommands {
-		if cmd.name == args[0] {
-			return cmd.run(c, args[1:])
-		}
-	}
-	return usagef("group: unknown subcommand %q (see 'streamhouse group --help')", args[0])
-}
-
-func (c *cli) groupUsage(w io.Writer) {
-	fmt.Fprint(w, "Usage: streamhouse group <subcommand> [flags] [arguments]\n\nSubcommands:\n")
-	for _, cmd := range groupCommands {
-		fmt.Fprintf(w, "  %-14s %s\n", cmd.name, cmd.summary)
-	}
-	fmt.Fprint(w, "\nRun 'streamhouse group <subcommand> --help' for its flags.\n")
-}
+func (c *cli) group(args []string) error { return c.subcommand("group", groupCommands, args) }
 
 func (c *cli) groupList(args []string) error {
 	fs := c.newFlagSet("group list", "", "List the consumer groups, with their state and protocol type.")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -21,29 +20,7 @@ var topicCommands = []command{
 	{"delete", "delete a topic", (*cli).topicDelete},
 }
 
-func (c *cli) topic(args []string) error {
-	if len(args) > 0 && isHelp(args[0]) {
-		c.topicUsage(c.stdout)
-		return flag.ErrHelp
-	}
-	if len(args) == 0 {
-		return usagef("topic: want a subcommand: create, list, describe or delete (see 'streamhouse topic --help')")
-	}
-	for _, cmd := range topicCommands {
-		if cmd.name == args[0] {
-			return cmd.run(c, args[1:])
-		}
-	}
-	return usagef("topic: unknown subcommand %q (see 'streamhouse topic --help')", args[0])
-}
-
-func (c *cli) topicUsage(w io.Writer) {
-	fmt.Fprint(w, "Usage: streamhouse topic <subcommand> [flags] [arguments]\n\nSubcommands:\n")
-	for _, cmd := range topicCommands {
-		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
-	}
-	fmt.Fprint(w, "\nRun 'streamhouse topic <subcommand> --help' for its flags.\n")
-}
+func (c *cli) topic(args []string) error { return c.subcommand("topic", topicCommands, args) }
 
 // withAdmin connects and runs fn with an admin client under a deadline.
 func (c *cli) withAdmin(brokers string, fn func(ctx context.Context, adm *kadm.Client) error) error {
