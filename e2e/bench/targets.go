@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -97,6 +98,42 @@ type benchAgent struct {
 	puts   *latencies // every PUT's duration, exactly (the histogram's buckets are a factor of 2 apart)
 }
 
+// memoryStoreBytes bounds what a memory cluster keeps: enough for the consume phase's data set, far
+// less than a throughput run writes at a gigabyte per second (which would fill the machine's memory).
+const memoryStoreBytes = 768 << 20
+
+// boundedMemory is an in-memory store that forgets its oldest objects past max bytes. Only the
+// throughput runs write that much, and they read nothing back.
+type boundedMemory struct {
+	*segstore.Memory
+	max int64
+
+	mu    sync.Mutex
+	order []sizedKey
+	total int64
+}
+
+type sizedKey struct {
+	key  string
+	size int64
+}
+
+func (b *boundedMemory) Put(ctx context.Context, key string, data []byte) error {
+	if err := b.Memory.Put(ctx, key, data); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.order = append(b.order, sizedKey{key, int64(len(data))})
+	b.total += int64(len(data))
+	for b.total > b.max && len(b.order) > 1 {
+		_ = b.Memory.Delete(ctx, b.order[0].key)
+		b.total -= b.order[0].size
+		b.order = b.order[1:]
+	}
+	return nil
+}
+
 // timedPuts records the duration of every Put, as the agent's S3 histogram sees it.
 type timedPuts struct {
 	segstore.Store
@@ -134,7 +171,7 @@ func startSH(ctx context.Context, cfg shConfig, log hclog.Logger) (_ *shCluster,
 		return nil, err
 	}
 	if cfg.memory {
-		c.store = segstore.NewMemory()
+		c.store = &boundedMemory{Memory: segstore.NewMemory(), max: memoryStoreBytes}
 	} else {
 		withLabels(ctx, compS3, cfg.name, func(context.Context) { err = c.startS3(log) })
 		if err != nil {
