@@ -15,6 +15,8 @@ var (
 	errNotLeader    = errors.New("agent: not the partition leader")
 	errShuttingDown = errors.New("agent: shutting down")
 	errStorage      = errors.New("agent: object store or etcd unavailable")
+	// errCommitUnknown: an index commit whose outcome is unknown; it may have applied.
+	errCommitUnknown = errors.New("agent: commit outcome unknown")
 )
 
 // kafkaCode maps an error of the produce or fetch path to the Kafka error a client should see.
@@ -26,6 +28,8 @@ func kafkaCode(err error) int16 {
 		return 0
 	case errors.As(err, &ke):
 		return ke.Code
+	case errors.Is(err, errCommitUnknown):
+		return kerr.RequestTimedOut.Code // maybe written: clients retry, and must not report it failed
 	case errors.Is(err, errNotLeader), errors.Is(err, errShuttingDown), errors.Is(err, coord.ErrFenced),
 		errors.Is(err, coord.ErrSessionClosed), errors.Is(err, coord.ErrLeaderHeld), errors.Is(err, errForwardFailed):
 		return kerr.NotLeaderForPartition.Code

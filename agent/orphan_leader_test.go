@@ -62,7 +62,7 @@ func TestFailedCommitDoesNotOrphanMovedPartition(t *testing.T) {
 		tp := topicTP(t, a1, "orphan", p)
 		tps = append(tps, tp)
 		pr := c.produceOne("orphan", p, valueBatch(-1, -1, -1, nil, fmt.Sprint("v", p)))
-		wantCode(t, "produce with commits failing", pr.ErrorCode, kerr.KafkaStorageError)
+		wantCode(t, "produce with commits failing", pr.ErrorCode, kerr.RequestTimedOut)
 		if a1.leaders.get(tp) != nil {
 			t.Fatalf("a1 still leads %v after its commit failed", tp)
 		}

@@ -198,6 +198,12 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 // (and its partitions) are gone, and its clients, waiting for their produce answers, would not go
 // to the new leaders meanwhile. Abandoning the Txn is safe: applied or not, this agent leads nothing
 // any more, and a successor loads whatever did apply, producer sequences included.
+//
+// A commit that failed other than by a compare (fenced, or its offset taken) may have applied: etcd
+// timed out or could not be reached, or the session ended under it. Its error wraps
+// errCommitUnknown, and the client hears REQUEST_TIMED_OUT ("maybe written": it retries, and a
+// retry of what did apply is a duplicate), never an error that says "not written", after which a
+// client may report as failed a record that consumers then read.
 func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 	s := a.session()
 	if s == nil {
@@ -219,11 +225,9 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 		}
 	}()
 	errs := s.Commit(cctx, commits)
-	if errors.Is(context.Cause(cctx), coord.ErrSessionClosed) {
-		for i, err := range errs {
-			if err != nil {
-				errs[i] = fmt.Errorf("%w: %w", coord.ErrSessionClosed, err)
-			}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, coord.ErrFenced) && !errors.Is(err, coord.ErrOffsetConflict) {
+			errs[i] = fmt.Errorf("%w: %w", errCommitUnknown, err)
 		}
 	}
 	return errs
