@@ -132,6 +132,8 @@ type latencyResult struct {
 	p50, p99, p999 float64 // produce latency, ms, from each record's scheduled send time
 	e2e50, e2e99   float64 // produce → consume, ms
 	putP50, txnP50 float64 // ms, during the run
+	putP99         float64 // ms
+	gets           float64 // S3 GETs/s of the busiest agent: what the tailing consumer cost
 	flush          float64 // flush interval, ms
 	sent, failed   int64
 }
@@ -143,7 +145,7 @@ func (r latencyResult) floor() float64 { return r.flush + r.putP50 + r.txnP50 }
 // and its latency counts from then, so that queueing in the client does not hide the broker's
 // latency) while a consumer tails the topic. Records scheduled during warm are not measured.
 func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, warm, window time.Duration) (latencyResult, error) {
-	r := latencyResult{rate: rate, putP50: nan, txnP50: nan, flush: nan}
+	r := latencyResult{rate: rate, putP50: nan, putP99: nan, txnP50: nan, flush: nan, gets: nan}
 	topic, err := createTopic(ctx, t, spec.partitions)
 	if err != nil {
 		return r, err
@@ -217,7 +219,8 @@ func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, w
 			txns = txns.add(histDelta(m0[i], m1[i], seriesTxnHist))
 		}
 		slices.Sort(puts)
-		r.putP50, r.txnP50 = percentile(puts, 0.5), txns.quantile(0.5)*1000
+		r.putP50, r.putP99, r.txnP50 = percentile(puts, 0.5), percentile(puts, 0.99), txns.quantile(0.5)*1000
+		r.gets = perAgent(m0, m1, time.Since(from).Seconds(), seriesGets)
 	}
 	if got < total-r.failed {
 		return r, fmt.Errorf("%w: consumed %d of %d", errIncomplete, got, total-r.failed)

@@ -26,6 +26,7 @@ type suiteOptions struct {
 	phases     string // comma-separated: produce, latency, consume, procs
 	targets    string // comma-separated: sh-1, sh-3, kfake
 	latencyCap float64
+	linger     time.Duration
 }
 
 func (o suiteOptions) phase(name string) bool {
@@ -66,8 +67,10 @@ func fullPlan() plan {
 		targets: "sh-1,sh-3,sh-1-mem,kfake",
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, profile: "none", memory: true},
+			{name: "sh-1", agents: 1, profile: "none", memory: true, linger: 50 * time.Millisecond},
 			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true},
-			{name: "sh-1", agents: 1, profile: "standard", memory: true},
+			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true, linger: 10 * time.Millisecond},
+			{name: "sh-1", agents: 1, profile: "standard", memory: true, linger: 50 * time.Millisecond, consume: true},
 		}, clearBucket: true}
 	for _, size := range []int{1024, 100} {
 		for _, parts := range []int32{1, 8, 64, 1024} {
@@ -91,7 +94,9 @@ func shortPlan() plan {
 			{size: 1024, partitions: 8, producers: 8, codec: "none"},
 			{size: 1024, partitions: 1024, producers: 1, codec: "none"},
 		},
-		profiles: []shConfig{{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true}},
+		profiles: []shConfig{
+			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true, linger: 10 * time.Millisecond},
+		},
 	}
 }
 
@@ -114,6 +119,7 @@ func runSuite(o suiteOptions) error {
 	if o.latencyCap > 0 {
 		p.latencyCap = o.latencyCap
 	}
+	producerLinger = o.linger
 	if o.only != "" {
 		re, err := regexp.Compile(o.only)
 		if err != nil {
@@ -276,6 +282,14 @@ func (s *suite) latency(maxRate map[string]float64) error {
 			return fmt.Errorf("%s with S3 profile %s: %w", cfg.name, cfg.profile, err)
 		}
 		label := fmt.Sprintf("S3 %s on memory, flush %v", cfg.profile, c.agents[0].cfg.FlushInterval)
+		saved := producerLinger
+		if cfg.linger > 0 {
+			// The producers' five requests in flight each wait for a flush: records sent while all five
+			// wait are held in the client until one is answered, and wait for the next flush too.
+			// Lingering spreads the requests over the flush interval.
+			producerLinger = cfg.linger
+			label += fmt.Sprintf(", linger %v", cfg.linger)
+		}
 		progress("produce %s on %s, %s", s.p.latency, c.Name(), label)
 		tr, err := runThroughput(s.ctx, c, s.p.latency, s.p.warm, s.p.window, "")
 		if err == nil {
@@ -285,7 +299,15 @@ func (s *suite) latency(maxRate map[string]float64) error {
 			if lr, err = runLatency(s.ctx, c, s.p.latency, rate, s.p.warm, s.p.latWindow); err == nil {
 				s.rep.addProfile(label, tr, lr)
 			}
+			if err == nil && cfg.consume {
+				progress("consume %d MiB on %s, %s", s.p.consumeMiB, c.Name(), label)
+				var cr consumeResult
+				if cr, err = runConsume(s.ctx, c, s.p.consumeMiB, s.log); err == nil {
+					s.rep.addProfileConsume(label, cr)
+				}
+			}
 		}
+		producerLinger = saved
 		c.Close()
 		if err != nil {
 			return fmt.Errorf("%s, %s: %w", c.Name(), label, err)

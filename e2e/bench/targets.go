@@ -75,6 +75,11 @@ type shConfig struct {
 	// latency profile, S3 as the agent sees it, without the endpoint's CPU (it hashes every object
 	// twice and writes it to disk) competing with the agent on this machine.
 	memory bool
+	// linger is the producers' linger in this cluster's latency runs (0: --linger).
+	linger time.Duration
+	// consume also reads a data set back from this cluster, cold and warm (with a latency profile:
+	// at S3's GET latency).
+	consume bool
 }
 
 // shCluster is StreamHouse's dev mode built as cmd/streamhouse's dev builds it: embedded etcd, the

@@ -58,8 +58,11 @@ func newClient(ctx context.Context, target string, opts ...kgo.Opt) (*kgo.Client
 	return cl, err
 }
 
+// producerLinger is --linger: 0 by default, as franz-go's own benchmarks run.
+var producerLinger time.Duration
+
 func producerOpts(brokers []string, topic, codec string) []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0),
+	return []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(producerLinger),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerBatchCompression(codecs[codec]),
 		kgo.MaxBufferedRecords(1 << 18), kgo.MaxBufferedBytes(32 << 20), kgo.ProduceRequestTimeout(30 * time.Second)}
 }
