@@ -34,10 +34,11 @@ type cluster struct {
 type member struct {
 	*agentProc
 	id, az string
+	flags  []string // further agent flags (--group …), given again on a restart
 }
 
 // startCluster starts dev --agents 0 and n agents a1..an in zones z1..zn, and waits until every
-// agent answers /readyz.
+// agent answers /readyz. With n = 0, only dev: the test starts its agents with start.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	c := &cluster{dev: startDev(t, t.TempDir(), "--agents", "0"), agents: map[string]*member{}, epochs: map[string]int64{}}
@@ -47,29 +48,30 @@ func startCluster(t *testing.T, n int) *cluster {
 	return c
 }
 
-// start runs agent id in zone az on the given Kafka and HTTP addresses (port 0: any free port).
-func (c *cluster) start(t *testing.T, id, az, kafka, http string) *member {
+// start runs agent id in zone az on the given Kafka and HTTP addresses (port 0: any free port), with
+// further agent flags such as "--group", "b".
+func (c *cluster) start(t *testing.T, id, az, kafka, http string, flags ...string) *member {
 	t.Helper()
 	name := id
 	if old, ok := c.agents[id]; ok {
 		name = old.name + "+" // a restart: its own log file and its own lines in a failure report
 	}
-	a := startAgent(t, c.dev, name, "--id", id, "--az", az, "--lease-ttl", clusterTTL.String(),
-		"--kafka-addr", kafka, "--http-addr", http)
-	m := &member{agentProc: a, id: id, az: az}
+	a := startAgent(t, c.dev, name, append([]string{"--id", id, "--az", az, "--lease-ttl", clusterTTL.String(),
+		"--kafka-addr", kafka, "--http-addr", http}, flags...)...)
+	m := &member{agentProc: a, id: id, az: az, flags: flags}
 	c.agents[id] = m
 	return m
 }
 
-// restart starts agent id again with its zone and both its addresses, as a deploy would. The previous
-// incarnation must have exited.
+// restart starts agent id again with its zone, its flags and both its addresses, as a deploy would. The
+// previous incarnation must have exited.
 func (c *cluster) restart(t *testing.T, id string) *member {
 	t.Helper()
 	old := c.agents[id]
 	if !old.exited() {
 		t.Fatalf("restart %s: the previous process is still running", id)
 	}
-	return c.start(t, id, old.az, old.kafka, strings.TrimPrefix(old.http, "http://"))
+	return c.start(t, id, old.az, old.kafka, strings.TrimPrefix(old.http, "http://"), old.flags...)
 }
 
 // brokers are the Kafka addresses of every agent started so far.

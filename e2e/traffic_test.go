@@ -34,11 +34,14 @@ type tp struct {
 
 func (p tp) String() string { return fmt.Sprintf("%s/%d", p.topic, p.partition) }
 
-// traffic is a producer that writes unique values ("topic.partition.sequence") to every partition
-// at a steady rate until stopped, remembering every acknowledgement and every error, and measuring
-// the longest time each partition went without one.
+// traffic is a producer that writes unique values ("topic.partition.sequence", or
+// "topic.partition.<tag>sequence") to every partition at a steady rate until stopped, remembering
+// every acknowledgement and every error, and measuring the longest time each partition went without
+// one.
 type traffic struct {
 	cl      *kgo.Client
+	tag     string        // of this producer's values
+	tick    time.Duration // between two records to one partition
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	changed chan struct{} // capacity 1: signalled on every acknowledgement
@@ -60,9 +63,17 @@ func startTraffic(t *testing.T, c *cluster) *traffic {
 	for _, topic := range trafficTopics {
 		createTopic(t, c.brokers()[0], topic, trafficPartitions)
 	}
-	cl := c.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MaxBufferedRecords(1<<20))
+	return c.produceTraffic(t, "", trafficTick)
+}
+
+// produceTraffic starts a producer of the traffic topics, which must exist: one record to every
+// partition every tick, through a client with options opts. Producers that run together need distinct
+// tags, which must not end in a digit (checkOrder reads the sequence after the tag).
+func (c *cluster) produceTraffic(t *testing.T, tag string, tick time.Duration, opts ...kgo.Opt) *traffic {
+	t.Helper()
+	cl := c.client(t, append([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MaxBufferedRecords(1 << 20)}, opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &traffic{cl: cl, cancel: cancel, changed: make(chan struct{}, 1), acked: map[string]record{},
+	tr := &traffic{cl: cl, tag: tag, tick: tick, cancel: cancel, changed: make(chan struct{}, 1), acked: map[string]record{},
 		count: map[tp]int{}, last: map[tp]time.Time{}, gap: map[tp]time.Duration{}, gapSince: map[tp]time.Time{}}
 	t.Cleanup(func() { tr.stop(t) })
 	tr.wg.Go(func() { tr.run(ctx) })
@@ -70,12 +81,12 @@ func startTraffic(t *testing.T, c *cluster) *traffic {
 }
 
 func (tr *traffic) run(ctx context.Context) {
-	tick := time.NewTicker(trafficTick)
+	tick := time.NewTicker(tr.tick)
 	defer tick.Stop()
 	for seq := 0; ; seq++ {
 		for _, topic := range trafficTopics {
 			for p := range int32(trafficPartitions) {
-				r := &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%s.%d.%07d", topic, p, seq)}
+				r := &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%s.%d.%s%07d", topic, p, tr.tag, seq)}
 				tr.mu.Lock()
 				tr.sent++
 				tr.mu.Unlock()
@@ -116,6 +127,13 @@ func (tr *traffic) add(r *kgo.Record) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.acked[string(r.Value)] = record{partition: r.Partition, offset: r.Offset, key: r.Topic, value: string(r.Value)}
+}
+
+// acknowledged is a copy of the acknowledgements: value → where.
+func (tr *traffic) acknowledged() map[string]record {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return maps.Clone(tr.acked)
 }
 
 // counts is a copy of the acknowledgements per partition.
@@ -209,7 +227,7 @@ type tailer struct {
 	changed chan struct{}
 }
 
-func startTailer(t *testing.T, c *cluster) *tailer {
+func startTailer(t *testing.T, c *cluster, opts ...kgo.Opt) *tailer {
 	t.Helper()
 	starts := map[string]map[int32]kgo.Offset{}
 	for _, topic := range trafficTopics {
@@ -218,7 +236,7 @@ func startTailer(t *testing.T, c *cluster) *tailer {
 			starts[topic][p] = kgo.NewOffset().At(0)
 		}
 	}
-	cl := c.client(t, kgo.ConsumePartitions(starts), kgo.FetchMaxWait(200*time.Millisecond))
+	cl := c.client(t, append([]kgo.Opt{kgo.ConsumePartitions(starts), kgo.FetchMaxWait(200 * time.Millisecond)}, opts...)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	tl := &tailer{cl: cl, cancel: cancel, at: map[tp]map[int64]string{}, next: map[tp]int64{}, changed: make(chan struct{}, 1)}
 	t.Cleanup(tl.stop)
@@ -314,22 +332,8 @@ func (c *cluster) finish(t *testing.T, tr *traffic, tl *tailer, fault time.Time)
 			ends[tp{p.Topic, p.Partition}] = p.NextOffset
 		}
 	}
-	tl.waitEnds(t, ends)
-	tl.stop()
-	tl.mu.Lock()
-	changes, fetchErrs := tl.changes, tl.errs
-	tl.mu.Unlock()
-	if len(changes) > 0 {
-		t.Errorf("%d offsets were read with two different values: %s", len(changes), sample(changes))
-	}
-	if len(fetchErrs) > 0 {
-		t.Logf("the tailing consumer saw %d fetch errors (kgo retries them): %s", len(fetchErrs), sample(fetchErrs))
-	}
-	recs := tl.records()
-	tr.mu.Lock()
-	acked := maps.Clone(tr.acked)
-	tr.mu.Unlock()
-	checkHistory(t, "kgo consumer", recs, acked, ends)
+	acked := tr.acknowledged()
+	tl.check(t, "kgo consumer", acked, ends)
 
 	kcat := needKcat(t)
 	var kcatRecs []record
@@ -340,6 +344,24 @@ func (c *cluster) finish(t *testing.T, tr *traffic, tl *tailer, fault time.Time)
 		}
 	}
 	checkHistory(t, "kcat", kcatRecs, acked, ends)
+}
+
+// check waits until the tailer has read every partition up to ends, stops it and checks what it read
+// against the acknowledgements (checkHistory); who names it in failures.
+func (tl *tailer) check(t *testing.T, who string, acked map[string]record, ends map[tp]int64) {
+	t.Helper()
+	tl.waitEnds(t, ends)
+	tl.stop()
+	tl.mu.Lock()
+	changes, fetchErrs := tl.changes, tl.errs
+	tl.mu.Unlock()
+	if len(changes) > 0 {
+		t.Errorf("%s: %d offsets were read with two different values: %s", who, len(changes), sample(changes))
+	}
+	if len(fetchErrs) > 0 {
+		t.Logf("%s saw %d fetch errors (kgo retries them): %s", who, len(fetchErrs), sample(fetchErrs))
+	}
+	checkHistory(t, who, tl.records(), acked, ends)
 }
 
 // checkHistory checks what one consumer read (record.key holds the topic) against the producers'
