@@ -445,16 +445,20 @@ func checkGroupView(t *testing.T, br *kgo.Broker, group []string) {
 			req.Topics = append(req.Topics, rt)
 		}
 		md := ask(t, br, req).(*kmsg.MetadataResponse)
+		what := fmt.Sprintf("Metadata(%s)", strings.Join(topics, ", "))
+		if topics == nil {
+			what = "Metadata(all topics)"
+		}
 		nodes := map[int32]bool{}
 		for _, b := range md.Brokers {
 			addr := net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
 			if !slices.Contains(group, addr) {
-				t.Errorf("Metadata(%v) answer lists agent %d at %s, not of the client's group %v", topics, b.NodeID, addr, group)
+				t.Errorf("%s answer lists agent %d at %s, not of the client's group %v", what, b.NodeID, addr, group)
 			}
 			nodes[b.NodeID] = true
 		}
 		if len(md.Brokers) != len(group) {
-			t.Errorf("Metadata(%v) answer lists %d agents, want the %d of the client's group", topics, len(md.Brokers), len(group))
+			t.Errorf("%s answer lists %d agents, want the %d of the client's group", what, len(md.Brokers), len(group))
 		}
 		found := map[string]bool{}
 		for _, mt := range md.Topics {
@@ -462,23 +466,23 @@ func checkGroupView(t *testing.T, br *kgo.Broker, group []string) {
 			found[name] = true
 			switch {
 			case name == "tenant-b" && mt.ErrorCode != kerr.UnknownTopicOrPartition.Code:
-				t.Errorf("Metadata(%v): tenant-b answered with error %v, want %v", topics, kerr.ErrorForCode(mt.ErrorCode), kerr.UnknownTopicOrPartition)
+				t.Errorf("%s: tenant-b answered with error %v, want %v", what, kerr.ErrorForCode(mt.ErrorCode), kerr.UnknownTopicOrPartition)
 			case strings.HasSuffix(name, ".b"):
-				t.Errorf("Metadata(%v) lists group b's %s", topics, name)
+				t.Errorf("%s lists group b's %s", what, name)
 			case name == "shared":
-				wantErr(t, "Metadata: shared", mt.ErrorCode, nil)
+				wantErr(t, what+": shared", mt.ErrorCode, nil)
 				for _, p := range mt.Partitions {
 					if !nodes[p.Leader] {
-						t.Errorf("Metadata(%v): shared/%d led by node %d, not a listed agent", topics, p.Partition, p.Leader)
+						t.Errorf("%s: shared/%d led by node %d, not a listed agent", what, p.Partition, p.Leader)
 					}
 				}
 			}
 		}
 		if found["tenant-b"] != (topics != nil) {
-			t.Errorf("Metadata(%v): tenant-b listed: %v, want %v (named: as unknown)", topics, found["tenant-b"], topics != nil)
+			t.Errorf("%s: tenant-b listed: %v, want %v (when named: as unknown)", what, found["tenant-b"], topics != nil)
 		}
 		if !found["shared"] {
-			t.Errorf("Metadata(%v) does not list the unbound topic shared", topics)
+			t.Errorf("%s does not list the unbound topic shared", what)
 		}
 	}
 
