@@ -22,15 +22,18 @@ const groupTimeout = 60 * time.Second
 type kcatMember struct {
 	cmd  *exec.Cmd
 	out  *lineWriter
+	log  *lineWriter // stderr: librdkafka's log, with its debug lines when extra asks for them (-d)
 	done chan struct{}
 }
 
-func startKcatMember(t *testing.T, kcat, brokers, group, topic string) *kcatMember {
+// startKcatMember starts a kcat -G member of group reading topic; extra are more kcat options.
+func startKcatMember(t *testing.T, kcat, brokers, group, topic string, extra ...string) *kcatMember {
 	t.Helper()
-	m := &kcatMember{out: newLineWriter(), done: make(chan struct{})}
-	m.cmd = exec.Command(kcat, "-b", brokers, "-G", group, "-q", "-u", "-f", kcatFormat,
-		"-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=100", topic)
-	m.cmd.Stdout, m.cmd.SysProcAttr = m.out, procAttr()
+	m := &kcatMember{out: newLineWriter(), log: newLineWriter(), done: make(chan struct{})}
+	args := append([]string{"-b", brokers, "-G", group, "-q", "-u", "-f", kcatFormat,
+		"-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=100"}, extra...)
+	m.cmd = exec.Command(kcat, append(args, topic)...)
+	m.cmd.Stdout, m.cmd.Stderr, m.cmd.SysProcAttr = m.out, m.log, procAttr()
 	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
