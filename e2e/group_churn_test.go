@@ -202,11 +202,12 @@ func (l *groupLedger) count(member string) int {
 // missing lists the acknowledged values that no member has processed yet.
 func (l *groupLedger) missing(acked map[string]record) []string {
 	l.mu.Lock()
+	reads, _ := l.withDropped(acked)
+	l.mu.Unlock()
 	seen := map[string]bool{}
-	for _, r := range l.reads {
+	for _, r := range reads {
 		seen[r.value] = true
 	}
-	l.mu.Unlock()
 	var out []string
 	for v := range acked {
 		if !seen[v] {
@@ -263,19 +264,16 @@ type session struct {
 	commits    []int64 // commits the member reported while in this session
 }
 
-// check returns every way the history breaks the guarantee (see the top of this file), and a summary.
-func (l *groupLedger) check(acked map[string]record) (problems []string, summary string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	problems = slices.Clone(l.problems)
-	reads := slices.Clone(l.reads)
-
-	// kcat drops the one record that librdkafka handed it when SIGTERM came (kcat.c: consume_cb returns
-	// at once when !conf.run), yet librdkafka has stored its offset, and commits it when kcat closes:
-	// the record was delivered to the client, which dropped it. Such a commit is one past the last
-	// record the member printed on that partition; the record in between counts as processed, once
-	// per member that the test terminated.
-	var dropped []string
+// withDropped is what the members processed, with the records kcat dropped when the test terminated
+// it. Its caller holds l.mu.
+//
+// kcat drops the one record that librdkafka handed it when SIGTERM came (kcat.c: consume_cb returns
+// at once when !conf.run), yet librdkafka has stored its offset, and commits it when kcat closes:
+// the record was delivered to the client, which dropped it. Such a commit is one past the last
+// record the member printed on that partition; the record in between counts as processed, once
+// per member that the test terminated.
+func (l *groupLedger) withDropped(acked map[string]record) (reads []groupRead, dropped []string) {
+	reads = slices.Clone(l.reads)
 	dropFor := map[string]bool{}
 	for _, c := range l.commits {
 		if !c.closing || dropFor[c.member] {
@@ -299,6 +297,15 @@ func (l *groupLedger) check(acked map[string]record) (problems []string, summary
 			}
 		}
 	}
+	return reads, dropped
+}
+
+// check returns every way the history breaks the guarantee (see the top of this file), and a summary.
+func (l *groupLedger) check(acked map[string]record) (problems []string, summary string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	problems = slices.Clone(l.problems)
+	reads, dropped := l.withDropped(acked)
 
 	// What was processed is what was acknowledged, where it was acknowledged.
 	at := map[int32]map[int64]string{}
