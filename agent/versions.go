@@ -33,6 +33,7 @@ var apis = map[int16]apiRange{
 	int16(kmsg.ListGroups):              {0, 4}, // v5 is KIP-848's group types
 	int16(kmsg.DeleteGroups):            {0, 2},
 	int16(kmsg.OffsetDelete):            {0, 0},
+	int16(kmsg.OffsetForLeaderEpoch):    {0, 4},
 }
 
 func supported(key, version int16) bool {

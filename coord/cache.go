@@ -407,6 +407,33 @@ func (k *Cache) Entries(tp TP, from int64, maxBytes int64) []IndexEntry {
 	return nil
 }
 
+// EpochEnd answers Kafka's OffsetForLeaderEpoch for tp: the end of epoch, that is the first offset
+// committed under a later epoch, or the high watermark when no later epoch has committed; and the
+// largest epoch at most epoch that committed an entry still held (epoch itself when none is). Epochs
+// only grow along a partition's offsets (a leader commits only under the newest leader key), and no
+// offset is ever rewritten, so a consumer's position never lies past the end of the epoch it read.
+// ok is false when tp does not exist.
+func (k *Cache) EpochEnd(tp TP, epoch int64) (leaderEpoch, end int64, ok bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if _, ok := k.st.byID[tp.Topic]; !ok {
+		return 0, 0, false
+	}
+	p := k.st.parts[tp]
+	if p == nil {
+		return epoch, 0, true
+	}
+	i := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].Epoch > epoch })
+	leaderEpoch, end = epoch, p.hwm
+	if i > 0 {
+		leaderEpoch = p.entries[i-1].Epoch
+	}
+	if i < len(p.entries) {
+		end = p.entries[i].BaseOffset
+	}
+	return leaderEpoch, end, true
+}
+
 // closedChan is returned to waiters on partitions that do not exist.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
