@@ -26,7 +26,8 @@ import (
 // * v5: LogStartOffset in the response
 // * v8: ErrorRecords and ErrorMessage in the response
 // * v9: flexible versions
-// * v10-11: leader hints on NOT_LEADER (KIP-951), left empty: clients refresh metadata
+// * v10-11: leader hints on NOT_LEADER (KIP-951): the answer waits, briefly, until the partition's
+//   next leader is known and names it (see awaitSuccessors)
 
 // handleProduce validates each partition's batch and buffers it for the next flush before it returns,
 // so that the produce requests of one connection are sequenced in the order they were sent. The
@@ -75,7 +76,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 		}
 	}
 	return func() kmsg.Response {
-		timeout := time.NewTimer(time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond)
+		timeout := time.NewTimer(timeoutOf(req))
 		defer timeout.Stop()
 		timedOut := false
 		for _, s := range slots {
@@ -91,10 +92,98 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 			a.answerProduce(s.p, s.pa, timedOut)
 		}
 		if req.Version >= 10 {
+			if !a.awaitSuccessors(ctx, notLeader(resp, a.cache), start.Add(timeoutOf(req))) {
+				return nil // the connection is gone
+			}
 			a.leaderHints(resp, clientZone(c.id, ""))
 		}
 		return resp
 	}
+}
+
+// handoverWait bounds how long a NOT_LEADER_OR_FOLLOWER answer waits for the partition's next leader.
+// A handover (a graceful shutdown, a placement move) names the successor within milliseconds; an answer
+// without one sends the client to its metadata refresh, which clients space out by seconds (franz-go:
+// 5 s), so a short wait here is what lets a producer move on at once.
+const handoverWait = 2 * time.Second
+
+func timeoutOf(req *kmsg.ProduceRequest) time.Duration {
+	return time.Duration(max(req.TimeoutMillis, 0)) * time.Millisecond
+}
+
+// notLeader is the partitions a produce response refuses with NOT_LEADER_OR_FOLLOWER.
+func notLeader(resp *kmsg.ProduceResponse, cache *coord.Cache) []coord.TP {
+	var out []coord.TP
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		t, ok := cache.Topic(rt.Topic)
+		for j := range rt.Partitions {
+			if ok && rt.Partitions[j].ErrorCode == kerr.NotLeaderForPartition.Code {
+				out = append(out, t.TP(rt.Partitions[j].Partition))
+			}
+		}
+	}
+	return out
+}
+
+// awaitSuccessors waits until each of tps has a leader this agent can name to a client: one that is not
+// this agent, or this agent leading it again. It gives up at the deadline, after handoverWait, or when no
+// other agent is there to take over. It is false only when ctx ends.
+//
+// A client hinted with the leader it already knows (the same epoch) retries the same agent; franz-go does
+// not even refresh its metadata then. Naming the successor at its new, higher epoch moves the client at
+// once (KIP-951).
+func (a *Agent) awaitSuccessors(ctx context.Context, tps []coord.TP, deadline time.Time) bool {
+	if len(tps) == 0 {
+		return true
+	}
+	if limit := time.Now().Add(handoverWait); limit.Before(deadline) {
+		deadline = limit
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		changed, added := a.cache.Changed(), a.leaders.addedChan()
+		if !a.handoverPending(tps) {
+			return true
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return true
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		}
+		select {
+		case <-changed:
+		case <-added: // this agent became the leader: the partition was still loading
+		case <-timer.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// handoverPending reports whether one of tps is between leaders, as far as this agent can tell: without a
+// leader, or still under this agent's name while it does not lead it or is shutting down, and another
+// agent of the group is there to take it.
+func (a *Agent) handoverPending(tps []coord.TP) bool {
+	if _, ok := a.otherAgent(); !ok {
+		return false
+	}
+	stopping := a.stopping.Load()
+	for _, tp := range tps {
+		leader, _, ok := a.cache.Leader(tp)
+		if !ok || (leader == a.cfg.ID && (stopping || a.leading(tp) == nil)) {
+			return true
+		}
+	}
+	return false
 }
 
 // leaderHints names, in each NOT_LEADER_OR_FOLLOWER answer, the agent the client should produce to now

@@ -144,19 +144,47 @@ func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest, cz string
 // redirectRead sends a client of another zone to an agent of its own (KIP-392's preferred read
 // replica: any agent serves any partition), so that record bytes do not cross zones. It fills sp and
 // reports true when it does; a zone without a live agent is served here, and counted.
+//
+// An agent shutting down sends every client elsewhere the same way, so that consumers move before it
+// closes their connections rather than after (a closed connection costs a client a metadata refresh).
 func (a *Agent) redirectRead(req *kmsg.FetchRequest, cz string, sp *kmsg.FetchResponseTopicPartition, tp coord.TP) bool {
-	if req.Version < 11 || cz == "" || a.cfg.AZ == "" || cz == a.cfg.AZ {
+	if req.Version < 11 {
 		return false
 	}
-	ag, ok := a.inZoneReplica(cz, tp)
-	if !ok {
-		a.metrics.zones.fallbacks.Inc()
+	var to string
+	switch {
+	case a.stopping.Load():
+		id, ok := a.readReplicaElsewhere(cz, tp)
+		if !ok {
+			return false
+		}
+		to = id
+	case cz == "" || a.cfg.AZ == "" || cz == a.cfg.AZ:
 		return false
+	default:
+		ag, ok := a.inZoneReplica(cz, tp)
+		if !ok {
+			a.metrics.zones.fallbacks.Inc()
+			return false
+		}
+		to = ag.ID
 	}
 	hwm := a.cache.HighWatermark(tp)
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hwm, hwm, a.cache.LogStart(tp)
-	sp.PreferredReadReplica = a.nodeID(ag.ID)
+	sp.PreferredReadReplica = a.nodeID(to)
 	return true
+}
+
+// readReplicaElsewhere is an agent other than this one to read tp from: of the client's zone if it
+// has one, else of this agent's.
+func (a *Agent) readReplicaElsewhere(cz string, tp coord.TP) (string, bool) {
+	if cz == "" {
+		cz = a.cfg.AZ
+	}
+	if ag, ok := a.inZoneReplica(cz, tp); ok && ag.ID != a.cfg.ID {
+		return ag.ID, true
+	}
+	return a.otherAgent()
 }
 
 // fetchPartition fills sp with the batches of tp from offset, up to limit bytes (or the first batch

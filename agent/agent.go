@@ -50,13 +50,16 @@ type Agent struct {
 	// wrapSession lets in-package tests put a fault layer around the etcd session.
 	wrapSession func(session) session
 
-	kafkaLn   net.Listener
-	httpSrv   *http.Server
-	httpLn    net.Listener
-	stopping  atomic.Bool   // refuse new produce: a graceful shutdown is under way
-	draining  chan struct{} // closed when Shutdown begins: wakes long-polling fetches
-	drainOnce sync.Once
-	ready     atomic.Bool
+	kafkaLn  net.Listener
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	stopping atomic.Bool // refuse new produce: a graceful shutdown is under way
+	// lastRequest is when the last request arrived during a graceful shutdown (unix ns; see linger).
+	lastRequest atomic.Int64
+	redirected  atomic.Int64  // requests read during a graceful shutdown
+	draining    chan struct{} // closed when Shutdown begins: wakes long-polling fetches
+	drainOnce   sync.Once
+	ready       atomic.Bool
 
 	runCtx    context.Context // lives from Start to Close
 	cancel    context.CancelFunc
@@ -251,21 +254,67 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if a.cancel == nil {
 		return nil
 	}
+	a.lastRequest.Store(time.Now().UnixNano())
 	a.stopping.Store(true)
 	a.drainOnce.Do(func() { close(a.draining) })
 	a.log.Info("shutting down: flushing buffered produce and handing over leadership")
 	err := a.flusher.drain(ctx)
-	a.releaseAll()
+	led := a.releaseAll()
 	if s := a.session(); s != nil {
 		if cerr := s.Close(ctx); cerr != nil && err == nil {
 			err = cerr
 		}
 	}
+	// The listener stays open until the successors are known: refused produce is answered with them.
+	start := time.Now()
+	a.awaitSuccessors(ctx, led, start.Add(handoverWait))
+	handedOver := time.Since(start)
+	a.linger(ctx)
+	a.log.Info("handed over", "partitions", len(led), "successors_after", handedOver,
+		"lingered", time.Since(start)-handedOver, "redirected_requests", a.redirected.Load())
 	if werr := a.acks.wait(ctx); werr != nil && err == nil {
 		err = werr
 	}
 	a.Close()
 	return err
+}
+
+// Once its partitions are handed over, a stopping agent keeps its connections open while clients still
+// send it requests, answering each with where to go instead (KIP-951 leader hints for produce, KIP-392
+// preferred read replicas for fetch). A client whose connection is closed instead waits for its next
+// metadata refresh, seconds with some clients. It stops when no request came for lingerQuiet, or after
+// lingerMax.
+const (
+	lingerQuiet = 250 * time.Millisecond
+	lingerMax   = 2 * time.Second
+)
+
+// linger keeps the listeners open, after a handover, until clients have stopped sending requests here.
+func (a *Agent) linger(ctx context.Context) {
+	if _, ok := a.otherAgent(); !ok {
+		return // no one to send clients to
+	}
+	end := time.Now().Add(lingerMax)
+	for {
+		last := time.Unix(0, a.lastRequest.Load())
+		next := last.Add(lingerQuiet)
+		if !next.After(time.Now()) {
+			return
+		}
+		if next.After(end) {
+			next = end
+		}
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		if !time.Now().Before(end) {
+			return
+		}
+	}
 }
 
 // Close stops the agent at once; safe to call twice. Its session is abandoned, not revoked: its

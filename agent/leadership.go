@@ -200,12 +200,7 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 	for _, p := range producers {
 		pl.producers[p.ID] = p
 	}
-	a.leaders.mu.Lock()
-	if a.leaders.m[tp] == nil {
-		a.leaders.m[tp] = pl
-	}
-	n := len(a.leaders.m)
-	a.leaders.mu.Unlock()
+	n := a.leaders.add(tp, pl)
 	a.metrics.leasesHeld.Set(float64(n))
 	if hadLeader && prev != a.cfg.ID {
 		a.metrics.failovers.Inc()
@@ -247,11 +242,15 @@ func (a *Agent) desiredPartitions() map[coord.TP]string {
 
 // releaseAll drops every leadership this agent holds, at shutdown. It writes nothing to etcd: closing
 // the session next revokes the lease, which deletes every leader key and the registration in one step,
-// so successors see the whole handover at once instead of one resignation per partition.
-func (a *Agent) releaseAll() {
+// so successors see the whole handover at once instead of one resignation per partition. It returns the
+// partitions it dropped.
+func (a *Agent) releaseAll() []coord.TP {
+	var led []coord.TP
 	for _, pl := range a.leaders.snapshot() {
 		if a.leaders.remove(pl.tp, pl) != nil {
 			a.dropLeaderMetrics(pl)
+			led = append(led, pl.tp)
 		}
 	}
+	return led
 }

@@ -29,8 +29,33 @@ type partitionLeader struct {
 
 // leaderSet is the partitions this agent leads, read by produce handlers and the sequencer.
 type leaderSet struct {
-	mu sync.RWMutex
-	m  map[coord.TP]*partitionLeader
+	mu    sync.RWMutex
+	m     map[coord.TP]*partitionLeader
+	added chan struct{} // closed and replaced when a partition is added; nil until someone waits
+}
+
+// add makes pl tp's leader unless tp has one, and returns how many partitions are led.
+func (s *leaderSet) add(tp coord.TP, pl *partitionLeader) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[tp] == nil {
+		s.m[tp] = pl
+		if s.added != nil {
+			close(s.added)
+			s.added = nil
+		}
+	}
+	return len(s.m)
+}
+
+// addedChan is closed when a partition is next added.
+func (s *leaderSet) addedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.added == nil {
+		s.added = make(chan struct{})
+	}
+	return s.added
 }
 
 func (s *leaderSet) get(tp coord.TP) *partitionLeader {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,7 +42,8 @@ func (a *Agent) settle(f *inflight) {
 
 // ackCount counts produce answers not yet written to their connections. A graceful shutdown waits for
 // them before it closes the connections: a produce it committed must also be acknowledged, or the
-// client resends it (a duplicate, unless the producer is idempotent).
+// client resends it (a duplicate, unless the producer is idempotent); a produce it refused is answered
+// with the partition's successor, so that the client moves at once.
 type ackCount struct {
 	mu    sync.Mutex
 	n     int
@@ -158,10 +160,15 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 				"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
 			return
 		}
+		if a.stopping.Load() {
+			a.lastRequest.Store(time.Now().UnixNano())
+			a.redirected.Add(1)
+		}
 		f := &inflight{corr: h.corr, done: make(chan struct{})}
-		if _, ok := req.(*kmsg.ProduceRequest); ok && !a.stopping.Load() {
-			// Produce read once a shutdown is under way is refused; earlier produce may hold appends
-			// the shutdown commits, so their answers count until written (see ackCount).
+		if _, ok := req.(*kmsg.ProduceRequest); ok {
+			// Produce read before a shutdown may hold appends the shutdown commits; produce read during
+			// one is refused, naming the successor (awaitSuccessors). Both answers count until written
+			// (see ackCount).
 			f.ack = true
 			a.acks.add()
 		}
@@ -285,6 +292,8 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleFetch(ctx, c, req)
 	case *kmsg.ListOffsetsRequest:
 		return a.handleListOffsets(ctx, c, req)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		return a.handleOffsetForLeaderEpoch(ctx, req)
 	case *kmsg.MetadataRequest:
 		return a.handleMetadata(ctx, c, req)
 	case *kmsg.ApiVersionsRequest:
