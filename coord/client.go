@@ -34,6 +34,14 @@ const (
 	DefaultPrefix      = "/streamhouse/"
 	DefaultDialTimeout = 5 * time.Second
 	DefaultMaxTxnOps   = 128 // etcd's default --max-txn-ops
+
+	// DefaultCommitAttemptTimeout is twice etcd's default election timeout (1 s). A member that
+	// forwarded a Txn to a leader that then died holds it until etcd's own request timeout (5 s + 2 ×
+	// the election timeout) and then answers "request timed out"; by this deadline a new leader has
+	// been elected, and the commit is sent again.
+	DefaultCommitAttemptTimeout = 2 * time.Second
+	// DefaultCommitTimeout bounds all the attempts of one commit Txn; then its outcome is unknown.
+	DefaultCommitTimeout = 10 * time.Second
 )
 
 // Config says how to reach etcd and where StreamHouse's keys live.
@@ -44,6 +52,13 @@ type Config struct {
 	MaxTxnOps   int                   // default DefaultMaxTxnOps; must not exceed the server's --max-txn-ops
 	Logger      hclog.Logger          // default: no logs
 	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
+
+	// CommitAttemptTimeout is the deadline of a commit Txn's first attempt (default
+	// DefaultCommitAttemptTimeout); each attempt that times out doubles it for the next.
+	CommitAttemptTimeout time.Duration
+	// CommitTimeout bounds all the attempts of one commit Txn together (default
+	// DefaultCommitTimeout; never less than CommitAttemptTimeout).
+	CommitTimeout time.Duration
 }
 
 // Validate fills in defaults and rejects what cannot work.
@@ -63,6 +78,13 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = DefaultMaxTxnOps
 	}
+	if cfg.CommitAttemptTimeout <= 0 {
+		cfg.CommitAttemptTimeout = DefaultCommitAttemptTimeout
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = DefaultCommitTimeout
+	}
+	cfg.CommitTimeout = max(cfg.CommitTimeout, cfg.CommitAttemptTimeout)
 	if cfg.MaxTxnOps < 2 {
 		return fmt.Errorf("coord: MaxTxnOps %d: a commit needs at least 2 operations", cfg.MaxTxnOps)
 	}
@@ -79,6 +101,9 @@ type Client struct {
 	keys    keys
 	log     hclog.Logger
 	metrics *metrics
+
+	// txnHook, set by tests, runs each attempt of a commit Txn instead of do.
+	txnHook func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
 
 	closeOnce sync.Once
 	closeErr  error

@@ -52,9 +52,10 @@ func (c *Client) LoadPartition(ctx context.Context, tp TP) (next int64, producer
 // packed into Txns but never split across two.
 type unit struct {
 	tp      TP
-	commits []int   // indexes into the caller's slice
-	epochs  []int64 // epochs[j] is the epoch of commits[j]
-	bases   []int64 // bases[j] is the base offset of commits[j]
+	commits []int    // indexes into the caller's slice
+	epochs  []int64  // epochs[j] is the epoch of commits[j]
+	bases   []int64  // bases[j] is the base offset of commits[j]
+	entries []string // entries[j] is the value of commits[j]'s index key
 	cmps    []clientv3.Cmp
 	puts    []clientv3.Op
 	bytes   int
@@ -64,7 +65,9 @@ type unit struct {
 // Compare(CreateRevision(leaders/<t>/<p>) == Epoch). Partitions are packed into as few Txns as
 // MaxTxnOps allows (a partition's operations never straddle two Txns) and the Txns run
 // concurrently. It returns one error per commit, nil meaning committed: ErrFenced if the epoch is
-// no longer the partition's leader epoch. Any other error (a timeout, say) leaves the outcome
+// no longer the partition's leader epoch. A Txn whose attempt times out (Config.CommitAttemptTimeout)
+// or finds etcd unavailable is sent again, within Config.CommitTimeout, and an earlier attempt found
+// applied counts as committed. Any other error (every attempt timed out, say) leaves the outcome
 // unknown, as with any etcd write: the leader must reload the partition before going on.
 //
 // Commit sets each entry's Epoch to the commit's epoch and its Bytes to the sum of its extents.
@@ -178,7 +181,7 @@ func (s *Session) encodeUnit(u *unit, commits []Commit) {
 		}
 		// Offsets are written once: a leader whose state is stale cannot overwrite an entry.
 		u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset)), "=", 0))
-		u.put(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset), cm.Entry, -1)
+		u.entries = append(u.entries, u.put(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset), cm.Entry, -1))
 		for _, p := range cm.Producers {
 			at, ok := producers[p.ID]
 			if !ok {
@@ -190,8 +193,8 @@ func (s *Session) encodeUnit(u *unit, commits []Commit) {
 	}
 }
 
-// put appends (at < 0) or replaces puts[at] with key = JSON(v).
-func (u *unit) put(key string, v any, at int) {
+// put appends (at < 0) or replaces puts[at] with key = JSON(v), and returns the value.
+func (u *unit) put(key string, v any, at int) string {
 	val, _ := json.Marshal(v) // plain structs of numbers and strings: cannot fail
 	op := clientv3.OpPut(key, string(val))
 	if at >= 0 {
@@ -200,6 +203,7 @@ func (u *unit) put(key string, v any, at int) {
 		u.puts = append(u.puts, op)
 	}
 	u.bytes += len(key) + len(val)
+	return string(val)
 }
 
 // ops is the unit's share of a Txn's operation count: etcd limits compares, success ops and
@@ -250,8 +254,10 @@ func (s *Session) runTxns(ctx context.Context, txns [][]*unit) []txnResult {
 	return results
 }
 
-// runTxn commits units in one Txn. If a compare fails, the Else branch has read every leader key
-// at the same revision, which says exactly which commits were fenced; the rest are retried.
+// runTxn commits units in one Txn, sent again while its attempts time out or find etcd unavailable
+// (commitTxn). If a compare fails, the Else branch has read every leader key and index key at the same
+// revision, which says exactly which commits an earlier attempt applied, which were fenced, and
+// which offsets are taken; the rest are retried.
 func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 	var cmps []clientv3.Cmp
 	var puts, gets []clientv3.Op
@@ -260,17 +266,23 @@ func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 		puts = append(puts, u.puts...)
 		gets = append(gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
 		for _, base := range u.bases {
-			gets = append(gets, clientv3.OpGet(s.c.keys.indexEntry(u.tp, base), clientv3.WithCountOnly()))
+			gets = append(gets, clientv3.OpGet(s.c.keys.indexEntry(u.tp, base)))
 		}
 	}
 	m := s.c.metrics
 	start := time.Now()
-	resp, err := s.c.etcd.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+	resp, attempts, err := s.c.commitTxn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		start = time.Now()
+		return s.c.etcd.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+	})
 	res := txnResult{errs: map[int]error{}}
 	if err != nil {
 		if ctx.Err() == nil {
 			m.txns.WithLabelValues(resultError).Inc()
 			m.txnDuration.Observe(time.Since(start).Seconds())
+		}
+		if attempts > 1 {
+			err = fmt.Errorf("%w (after %d attempts)", err, attempts)
 		}
 		for _, u := range units {
 			for _, i := range u.commits {
@@ -290,13 +302,21 @@ func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 		return res
 	}
 	m.txns.WithLabelValues(resultFenced).Inc()
-	s.sortFenced(units, resp.Responses, &res)
+	s.sortFenced(units, resp.Responses, attempts > 1, &res)
 	return res
 }
 
-// sortFenced splits the units of a failed Txn into fenced commits, commits whose offset is taken, and
-// commits worth retrying. gets holds, per unit, its leader key then a count of each commit's index key.
-func (s *Session) sortFenced(units []*unit, gets []*pb.ResponseOp, res *txnResult) {
+// sortFenced splits the units of a failed Txn into commits an earlier attempt applied, fenced
+// commits, commits whose offset is taken, and commits worth retrying. gets holds, per unit, its leader
+// key then each commit's index key.
+//
+// After an earlier attempt of this Txn (resent), an index key holding exactly the entry this commit
+// writes was written by that attempt, whose answer was lost: committed, whatever the leader key says
+// now (the entry names this commit's epoch, offsets and object, which only this leader, sequencing
+// serially, writes).
+// Otherwise, a leader key that changed means fenced, and no attempt can apply any more: none did
+// before this read, and every later one fails the epoch compare.
+func (s *Session) sortFenced(units []*unit, gets []*pb.ResponseOp, resent bool, res *txnResult) {
 	at := 0
 	for _, u := range units {
 		var current int64 // create revision of the leader key now; 0 if there is none
@@ -308,7 +328,13 @@ func (s *Session) sortFenced(units []*unit, gets []*pb.ResponseOp, res *txnResul
 		at += 1 + len(u.commits)
 		for j, i := range u.commits {
 			epoch := u.epochs[j]
-			if epoch == current && taken[j].GetResponseRange().GetCount() > 0 {
+			kvs := taken[j].GetResponseRange().GetKvs()
+			if resent && len(kvs) > 0 && string(kvs[0].Value) == u.entries[j] {
+				res.errs[i] = nil
+				s.c.log.Info("commit found applied by an earlier attempt whose answer was lost", "tp", u.tp, "offset", u.bases[j], "epoch", epoch)
+				continue
+			}
+			if epoch == current && len(kvs) > 0 {
 				res.errs[i] = fmt.Errorf("%w: %s offset %d", ErrOffsetConflict, u.tp, u.bases[j])
 				s.c.log.Warn("commit refused: offset already written; partition state is stale", "tp", u.tp, "offset", u.bases[j])
 				continue

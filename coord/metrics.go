@@ -38,6 +38,7 @@ const (
 type metrics struct {
 	txns         *prometheus.CounterVec
 	txnDuration  prometheus.Histogram
+	retries      prometheus.Counter
 	fenced       prometheus.Counter
 	leaseAcquire prometheus.Histogram
 	query        *prometheus.HistogramVec
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name:    "streamhouse_etcd_txn_duration_seconds",
 			Help:    "Latency of index commit Txns.",
 			Buckets: etcdBuckets,
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_etcd_txn_retries_total",
+			Help: "Index commit Txns sent again after an attempt timed out or found etcd unavailable.",
 		}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamhouse_fenced_commits_total",
@@ -83,6 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		m.txns = register(reg, m.txns)
 		m.txnDuration = register(reg, m.txnDuration)
+		m.retries = register(reg, m.retries)
 		m.fenced = register(reg, m.fenced)
 		m.leaseAcquire = register(reg, m.leaseAcquire)
 		m.query = register(reg, m.query)

@@ -1,0 +1,97 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Pauses between attempts of a commit Txn that failed at once (no connection, no leader yet).
+const (
+	minAttemptBackoff = 50 * time.Millisecond
+	maxAttemptBackoff = 500 * time.Millisecond
+)
+
+// commitTxn runs do, a commit Txn, in attempts: each has a deadline (CommitAttemptTimeout, doubled
+// after each attempt that reached it), and one that timed out or failed in a way that says nothing
+// about the Txn is sent again, until CommitTimeout is spent or ctx ends. It returns the last attempt's
+// answer and how many attempts were made.
+//
+// Why: etcd holds a Txn that a member forwarded to a leader that died until its own request timeout,
+// 5 s + 2 × the election timeout, whereas a new leader is elected within about 2 election timeouts
+// and would apply the same Txn at once. An agent's commits are serial, so every partition it leads
+// waits for that answer.
+//
+// Sending a commit Txn again is safe only because it cannot apply twice: it compares each index
+// key's CreateRevision with 0, so once one attempt applied every other fails its compare, one still
+// queued in etcd included; and a failed compare reads back what is there (see sortFenced), which
+// tells whether an earlier attempt applied. An attempt abandoned here may still apply later, so
+// the caller must treat a final error as an unknown outcome, exactly like a single attempt's.
+func (c *Client) commitTxn(ctx context.Context, do func(context.Context) (*clientv3.TxnResponse, error)) (resp *clientv3.TxnResponse, attempts int, err error) {
+	start := time.Now()
+	giveUp := start.Add(c.cfg.CommitTimeout)
+	timeout := c.cfg.CommitAttemptTimeout
+	backoff := minAttemptBackoff
+	for attempts = 1; ; attempts++ {
+		deadline := time.Now().Add(timeout)
+		if deadline.After(giveUp) {
+			deadline = giveUp
+		}
+		actx, cancel := context.WithDeadline(ctx, deadline)
+		if c.txnHook != nil {
+			resp, err = c.txnHook(actx, attempts, do)
+		} else {
+			resp, err = do(actx)
+		}
+		expired := errors.Is(actx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err == nil || ctx.Err() != nil || !retryableTxnError(err, expired) || !time.Now().Before(giveUp) {
+			return resp, attempts, err
+		}
+		c.metrics.txns.WithLabelValues(resultError).Inc()
+		c.metrics.retries.Inc()
+		if expired {
+			c.log.Warn("commit Txn timed out; sending it again", "attempt", attempts, "timeout", timeout,
+				"elapsed", time.Since(start).Round(time.Millisecond), "error", err)
+			timeout *= 2
+			continue
+		}
+		c.log.Debug("commit Txn failed; sending it again", "attempt", attempts, "error", err)
+		t := time.NewTimer(min(backoff, time.Until(giveUp)))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return resp, attempts, err
+		}
+		backoff = min(2*backoff, maxAttemptBackoff)
+	}
+}
+
+// retryableTxnError tells whether a commit Txn that failed with err is worth sending again: its
+// attempt's deadline passed, or etcd was unavailable (no connection, no leader, its own request
+// timeout, a leader change, a dropped proposal, too many requests). Other errors (a Txn too large
+// or malformed, say) would fail the same way again.
+func retryableTxnError(err error, expired bool) bool {
+	if expired {
+		return true
+	}
+	if errors.Is(err, rpctypes.ErrTooManyRequests) {
+		return true
+	}
+	code := status.Code(err) // a gRPC error the client passed on as it was
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) { // one of etcd's errors, as the client translates them
+		code = ee.Code()
+	}
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Unknown: // Unknown: "raft proposal dropped"
+		return true
+	}
+	return false
+}

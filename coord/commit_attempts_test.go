@@ -1,0 +1,310 @@
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// startCluster starts n etcd members in this process, with etcd's default heartbeat (100 ms) and
+// election timeout (1 s), and waits until they serve requests.
+func startCluster(t *testing.T, n int) []*embed.Etcd {
+	t.Helper()
+	peers := make([]string, n)
+	for i := range peers {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers[i] = l.Addr().String()
+		l.Close()
+	}
+	var initial []string
+	for i, p := range peers {
+		initial = append(initial, fmt.Sprintf("m%d=http://%s", i, p))
+	}
+	members := make([]*embed.Etcd, n)
+	for i := range members {
+		cfg := embed.NewConfig()
+		cfg.Name, cfg.Dir = fmt.Sprintf("m%d", i), t.TempDir()
+		curl := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+		purl := url.URL{Scheme: "http", Host: peers[i]}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{curl}, []url.URL{curl}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{purl}, []url.URL{purl}
+		cfg.InitialCluster, cfg.InitialClusterToken = strings.Join(initial, ","), "commit-attempts"
+		cfg.ClusterState = embed.ClusterStateFlagNew
+		cfg.TickMs, cfg.ElectionMs = 100, 1000
+		cfg.UnsafeNoFsync = true
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Close)
+		members[i] = e
+	}
+	for _, e := range members {
+		select {
+		case <-e.Server.ReadyNotify():
+		case err := <-e.Err():
+			t.Fatal(err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("etcd cluster not ready")
+		}
+	}
+	return members
+}
+
+// etcdLeader waits until the members agree on a leader and returns its index.
+func etcdLeader(t *testing.T, members []*embed.Etcd) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		lead := members[0].Server.Leader()
+		agreed := lead != 0
+		at := -1
+		for i, e := range members {
+			agreed = agreed && e.Server.Leader() == lead
+			if e.Server.MemberID() == lead {
+				at = i
+			}
+		}
+		if agreed && at >= 0 {
+			return at
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no etcd leader")
+	return -1
+}
+
+// Found by the chaos suite (etcd-leader-kill: produce stalled about 7.7 s on every partition, each
+// time): a commit Txn that an etcd follower forwarded to a leader that was then killed is held by
+// the follower until etcd's own request timeout, 5 s + 2 × the election timeout (7 s with the
+// default 1 s), and only then fails, "request timed out, possibly due to previous leader failure";
+// and the agent's commits are serial. A new leader is elected within about 2 election timeouts: the
+// commit must be sent again then, and succeed, not wait for etcd to give up on it.
+func TestCommitSurvivesEtcdLeaderKill(t *testing.T) {
+	members := startCluster(t, 3)
+	lead := etcdLeader(t, members)
+	var followers []string
+	for i, e := range members {
+		if i != lead {
+			followers = append(followers, e.Clients[0].Addr().String())
+		}
+	}
+	// Through the followers only: the commit is forwarded to the leader, as from an agent whose
+	// connection is to a follower.
+	c, err := Connect(testCtx(t), Config{Endpoints: followers, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := testCtx(t)
+	tp := newTopic(t, c, "killed", 1).TP(0)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 1, 10)}})[0]; err != nil {
+		t.Fatal(err)
+	}
+
+	members[lead].Server.HardStop() // as kill -9: no leadership transfer
+	start := time.Now()
+	err = s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(1, 1, 10)}})[0]
+	took := time.Since(start)
+	t.Logf("commit right after the etcd leader's death: %v after %v", err, took)
+	if err != nil {
+		t.Fatalf("commit across the etcd leader's death: %v", err)
+	}
+	// etcd's own timeout is 7 s; a new leader is there after at most about 2 s.
+	if took > 4*time.Second {
+		t.Fatalf("commit across the etcd leader's death took %v, want it bounded near the election time", took)
+	}
+	if got := indexBases(t, c, tp); len(got) != 2 || got[1].BaseOffset != 1 {
+		t.Fatalf("index after the commit: %+v", got)
+	}
+}
+
+// lostAnswer lets a Txn apply and then reports the error of an answer that never came.
+func lostAnswer(ctx context.Context, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+	if _, err := do(ctx); err != nil {
+		return nil, err
+	}
+	return nil, rpctypes.ErrTimeoutDueToLeaderFail
+}
+
+// An attempt that applied but whose answer was lost is found applied by the next attempt: the
+// commit is committed, not refused as an offset already taken nor left unknown.
+func TestCommitAttemptAppliedAnswerLost(t *testing.T) {
+	te := newTestEtcd(t)
+	ctx := testCtx(t)
+	c := te.client(t)
+	tp := newTopic(t, c, "lost", 2).TP(0)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attempts atomic.Int32
+	c.txnHook = func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+		attempts.Add(1)
+		if attempt == 1 {
+			return lostAnswer(ctx, do)
+		}
+		return do(ctx)
+	}
+	p := ProducerState{ID: 7, Epoch: 0, Batches: []SeqBatch{{FirstSeq: 0, LastSeq: 2, FirstOffset: 0, LastOffset: 2}}}
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10), Producers: []ProducerState{p}}})[0]; err != nil {
+		t.Fatalf("commit whose first answer was lost: %v, want committed", err)
+	}
+	if n := attempts.Load(); n != 2 {
+		t.Fatalf("%d attempts, want 2", n)
+	}
+	if got := counterValue(t, c.metrics.retries); got != 1 {
+		t.Fatalf("retries counted %v, want 1", got)
+	}
+	next, producers, err := c.LoadPartition(ctx, tp)
+	if err != nil || next != 3 || len(producers) != 1 || producers[0].ID != 7 {
+		t.Fatalf("LoadPartition = %d, %+v, %v; want 3 and producer 7", next, producers, err)
+	}
+
+	// Without a resend, an identical entry already there is an offset taken, as before.
+	c.txnHook = nil
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10)}})[0]; !errors.Is(err, ErrOffsetConflict) {
+		t.Fatalf("commit again at offset 0: %v, want ErrOffsetConflict", err)
+	}
+}
+
+// An attempt lost on the way (it did not apply) and a leadership that moved before the next one:
+// fenced, as a commit that never applied. An attempt that applied before the leadership moved:
+// committed, although the next attempt is fenced.
+func TestCommitAttemptLostThenFenced(t *testing.T) {
+	for _, applied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("applied=%v", applied), func(t *testing.T) {
+			te := newTestEtcd(t)
+			ctx := testCtx(t)
+			admin := te.client(t)
+			c := te.client(t)
+			tp := newTopic(t, admin, "moved", 1).TP(0)
+			a := newSession(t, c, "a", "127.0.0.1:1")
+			epoch, err := a.Acquire(ctx, tp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := newSession(t, te.client(t), "b", "127.0.0.1:2")
+			c.txnHook = func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+				if attempt > 1 {
+					return do(ctx)
+				}
+				var err error = rpctypes.ErrTimeout
+				if applied {
+					_, err = lostAnswer(ctx, do)
+				}
+				// The leadership moves before the commit is sent again.
+				if _, rerr := admin.Etcd().Revoke(ctx, a.LeaseID()); rerr != nil {
+					t.Error(rerr)
+				}
+				if _, aerr := b.Acquire(ctx, tp); aerr != nil {
+					t.Error(aerr)
+				}
+				return nil, err
+			}
+			err = a.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 1, 10)}})[0]
+			next, _, lerr := admin.LoadPartition(ctx, tp)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if applied {
+				if err != nil || next != 1 {
+					t.Fatalf("commit applied before the move: %v, next offset %d; want committed at 0", err, next)
+				}
+				return
+			}
+			if !errors.Is(err, ErrFenced) || next != 0 {
+				t.Fatalf("commit lost before the move: %v, next offset %d; want ErrFenced, nothing written", err, next)
+			}
+		})
+	}
+}
+
+// An attempt that hangs (a Txn stuck on a dead etcd leader) is abandoned at CommitAttemptTimeout
+// and the commit sent again; one that keeps hanging ends at CommitTimeout with an error that is not
+// "fenced" nor "offset taken": its outcome is unknown.
+func TestCommitAttemptDeadline(t *testing.T) {
+	te := newTestEtcd(t)
+	ctx := testCtx(t)
+	c := te.client(t, func(cfg *Config) {
+		cfg.CommitAttemptTimeout = 200 * time.Millisecond
+		cfg.CommitTimeout = time.Second
+	})
+	tp := newTopic(t, c, "stuck", 1).TP(0)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	var stuck atomic.Int32
+	stuck.Store(1)
+	var attempts atomic.Int32
+	c.txnHook = func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+		attempts.Add(1)
+		if int32(attempt) <= stuck.Load() {
+			return hang(ctx)
+		}
+		return do(ctx)
+	}
+	start := time.Now()
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 1, 10)}})[0]; err != nil {
+		t.Fatalf("commit whose first attempt hung: %v", err)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond || took > 900*time.Millisecond {
+		t.Fatalf("commit whose first attempt hung took %v, want about the 200ms attempt timeout", took)
+	}
+
+	stuck.Store(1000)
+	attempts.Store(0)
+	start = time.Now()
+	err = s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(1, 1, 10)}})[0]
+	took := time.Since(start)
+	if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, ErrOffsetConflict) {
+		t.Fatalf("commit whose every attempt hung: %v, want an unknown outcome", err)
+	}
+	if took < time.Second || took > 2*time.Second {
+		t.Fatalf("commit whose every attempt hung took %v, want the 1s commit timeout", took)
+	}
+	// 200ms, then 400ms, then what is left of the second: 3 attempts.
+	if n := attempts.Load(); n != 3 {
+		t.Fatalf("%d attempts, want 3 (each timeout doubles)", n)
+	}
+
+	// An error that says the Txn itself is wrong is not sent again.
+	attempts.Store(0)
+	c.txnHook = func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+		attempts.Add(1)
+		return nil, rpctypes.ErrTooManyOps
+	}
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(2, 1, 10)}})[0]; !errors.Is(err, rpctypes.ErrTooManyOps) {
+		t.Fatalf("commit refused by etcd: %v", err)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("%d attempts of a Txn etcd refused, want 1", n)
+	}
+}
