@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -387,12 +386,7 @@ func relative(d time.Duration) string {
 // sequence number grows with the offset. With idempotence librdkafka keeps that order across retries.
 func checkWriteOrder(t *testing.T, topic string, recs []record) {
 	t.Helper()
-	byPartition := map[int32][]record{}
-	for _, r := range recs {
-		byPartition[r.partition] = append(byPartition[r.partition], r)
-	}
-	for part, rs := range byPartition {
-		slices.SortFunc(rs, func(a, b record) int { return cmp.Compare(a.offset, b.offset) })
+	for part, rs := range byPartition(recs) {
 		for i := 1; i < len(rs); i++ {
 			if prev, cur := kcatSeq(rs[i-1].value), kcatSeq(rs[i].value); cur <= prev {
 				t.Errorf("%s/%d: %s at offset %d follows %s at offset %d: not in the order written", topic, part,

@@ -414,16 +414,23 @@ func checkHistory(t *testing.T, who string, recs []record, acked map[string]reco
 	}
 }
 
+// byPartition groups records by partition, each partition's in offset order.
+func byPartition(recs []record) map[int32][]record {
+	out := map[int32][]record{}
+	for _, r := range recs {
+		out[r.partition] = append(out[r.partition], r)
+	}
+	for _, rs := range out {
+		slices.SortFunc(rs, func(a, b record) int { return cmp.Compare(a.offset, b.offset) })
+	}
+	return out
+}
+
 // checkOrder checks that each partition holds each producer's records in the order it sent them: the
 // sequence in the value ("topic.partition.[tag]sequence", one tag per producer) grows with the offset.
 func checkOrder(t *testing.T, topic string, recs []record) {
 	t.Helper()
-	byPartition := map[int32][]record{}
-	for _, r := range recs {
-		byPartition[r.partition] = append(byPartition[r.partition], r)
-	}
-	for p, rs := range byPartition {
-		slices.SortFunc(rs, func(a, b record) int { return cmp.Compare(a.offset, b.offset) })
+	for p, rs := range byPartition(recs) {
 		prefix := fmt.Sprintf("%s.%d.", topic, p)
 		prev := map[string]int{} // per tag
 		for _, r := range rs {
