@@ -26,9 +26,7 @@ var errPutInjected = errors.New("injected S3 PUT failure")
 func TestPutFailureIsRetriableAndInvisible(t *testing.T) {
 	tc := newTestCluster(t)
 	a := tc.agent("a1")
-	cl := kgoClient(t, nil, a)
-	createLedTopic(t, cl, a, "putfail", 1, nil)
-	c := dialRaw(t, a)
+	c := ledTopicConn(t, a, "putfail")
 	wantOK(t, "produce", c.produceOne("putfail", 0, valueBatch(-1, -1, -1, nil, "before")).ErrorCode)
 
 	tc.store.SetFault(segstore.OpPut, func(string) error { return errPutInjected })
@@ -61,14 +59,9 @@ func TestPutFailureIsRetriableAndInvisible(t *testing.T) {
 // at the next offset.
 func TestCommitFailureIsRetriableAndInvisible(t *testing.T) {
 	tc := newTestCluster(t)
-	h := newSessionHooks(t)
-	a := tc.newAgent("a1")
-	a.wrapSession = h.wrap
-	startAgent(t, a)
-	cl := kgoClient(t, nil, a)
-	createLedTopic(t, cl, a, "commitfail", 1, nil)
+	a, h := hookedAgent(t, tc, "a1")
+	c := ledTopicConn(t, a, "commitfail")
 	tp := topicTP(t, a, "commitfail", 0)
-	c := dialRaw(t, a)
 	wantOK(t, "produce", c.produceOne("commitfail", 0, valueBatch(-1, -1, -1, nil, "before")).ErrorCode)
 	before := a.leaders.get(tp)
 
@@ -120,14 +113,9 @@ func applyThenFail(fired *atomic.Bool) func(context.Context, []coord.Commit, fun
 // batch is answered as a duplicate with its original offset, not written twice.
 func TestCommitOutcomeUnknownRetryIsDuplicate(t *testing.T) {
 	tc := newTestCluster(t)
-	h := newSessionHooks(t)
-	a := tc.newAgent("a1")
-	a.wrapSession = h.wrap
-	startAgent(t, a)
-	cl := kgoClient(t, nil, a)
-	createLedTopic(t, cl, a, "unknown", 1, nil)
+	a, h := hookedAgent(t, tc, "a1")
+	c := ledTopicConn(t, a, "unknown")
 	tp := topicTP(t, a, "unknown", 0)
-	c := dialRaw(t, a)
 	pid, epoch := c.initProducerID()
 	wantOK(t, "produce", c.produceOne("unknown", 0, valueBatch(-1, -1, -1, nil, "plain")).ErrorCode)
 	before := a.leaders.get(tp)
@@ -159,10 +147,7 @@ func TestCommitOutcomeUnknownRetryIsDuplicate(t *testing.T) {
 // The same with franz-go's idempotent producer doing the retrying.
 func TestCommitOutcomeUnknownKgoNoDuplicates(t *testing.T) {
 	tc := newTestCluster(t)
-	h := newSessionHooks(t)
-	a := tc.newAgent("a1")
-	a.wrapSession = h.wrap
-	startAgent(t, a)
+	a, h := hookedAgent(t, tc, "a1")
 	cl := kgoClient(t, []kgo.Opt{kgo.RetryBackoffFn(func(int) time.Duration { return 5 * time.Millisecond })}, a)
 	createLedTopic(t, cl, a, "unknown-kgo", 1, nil)
 
@@ -193,9 +178,7 @@ func TestCommitOutcomeUnknownKgoNoDuplicates(t *testing.T) {
 func TestIdempotentDuplicateAndGap(t *testing.T) {
 	tc := newTestCluster(t)
 	a := tc.agent("a1")
-	cl := kgoClient(t, nil, a)
-	createLedTopic(t, cl, a, "idem", 1, nil)
-	c := dialRaw(t, a)
+	c := ledTopicConn(t, a, "idem")
 	pid, epoch := c.initProducerID()
 	wantOK(t, "produce", c.produceOne("idem", 0, valueBatch(-1, -1, -1, nil, "plain")).ErrorCode)
 
@@ -233,9 +216,7 @@ func TestIdempotentDuplicateAndGap(t *testing.T) {
 func TestIdempotentNotReorderedAfterFailedWrite(t *testing.T) {
 	tc := newTestCluster(t)
 	a := tc.agent("a1")
-	cl := kgoClient(t, nil, a)
-	createLedTopic(t, cl, a, "order", 1, nil)
-	c := dialRaw(t, a)
+	c := ledTopicConn(t, a, "order")
 	pid, epoch := c.initProducerID()
 
 	var puts atomic.Int32
@@ -298,9 +279,7 @@ func TestCorruptStoredExtentIsNotServed(t *testing.T) {
 	store := &corruptingStore{objectStore: a.store}
 	a.store = store
 	startAgent(t, a)
-	cl := kgoClient(t, nil, a)
-	createLedTopic(t, cl, a, "rot", 1, nil)
-	c := dialRaw(t, a)
+	c := ledTopicConn(t, a, "rot")
 	wantOK(t, "produce", c.produceOne("rot", 0, valueBatch(-1, -1, -1, nil, values("r", 20)...)).ErrorCode)
 
 	a.reader.purge() // a1 cached what it wrote (write-through): read the stored copy

@@ -19,13 +19,9 @@ import (
 // is B's records at dense offsets (invariants 2 and 3).
 func TestZombieLeaderIsFenced(t *testing.T) {
 	tc := newTestCluster(t)
-	h := newSessionHooks(t)
 	// Placement gives a leaderless partition to the smallest id: "successor" < "zombie".
-	za := tc.newAgent("zombie")
-	za.wrapSession = h.wrap
-	startAgent(t, za)
-	cl := kgoClient(t, nil, za)
-	createLedTopic(t, cl, za, "fenced", 1, nil)
+	za, h := hookedAgent(t, tc, "zombie")
+	ac := ledTopicConn(t, za, "fenced")
 	tp := topicTP(t, za, "fenced", 0)
 
 	// A's commits wait for release; once partitioned, A cannot take leaderships either.
@@ -47,7 +43,6 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 		}
 		return nil
 	})
-	ac := dialRaw(t, za)
 	corr := ac.send(produceReq("fenced", -1, map[int32][]byte{0: valueBatch(-1, -1, -1, nil, "zombie-0", "zombie-1")}), produceVersion)
 	waitChan(t, "A's commit", entered)
 
@@ -91,10 +86,7 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 // an Acquire that hangs, as it does when etcd is unreachable).
 func TestSessionLossStopsProduceAtOnce(t *testing.T) {
 	tc := newTestCluster(t)
-	h := newSessionHooks(t)
-	a := tc.newAgent("a1")
-	a.wrapSession = h.wrap
-	startAgent(t, a)
+	a, h := hookedAgent(t, tc, "a1")
 	cl := kgoClient(t, nil, a)
 	createLedTopic(t, cl, a, "live", 1, nil)
 	tp := topicTP(t, a, "live", 0)

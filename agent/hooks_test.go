@@ -30,6 +30,15 @@ func newSessionHooks(t *testing.T) *sessionHooks {
 	return h
 }
 
+// hookedAgent starts agent id of tc with session hooks around its etcd sessions.
+func hookedAgent(t *testing.T, tc *testCluster, id string) (*Agent, *sessionHooks) {
+	t.Helper()
+	h := newSessionHooks(t)
+	a := tc.newAgent(id)
+	a.wrapSession = h.wrap
+	return startAgent(t, a), h
+}
+
 type hookedSession struct {
 	session
 	h    *sessionHooks

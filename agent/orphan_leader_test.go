@@ -24,10 +24,7 @@ import (
 // partitions to a2. Each must end up led by someone.
 func TestFailedCommitDoesNotOrphanMovedPartition(t *testing.T) {
 	tc := newTestCluster(t)
-	h := newSessionHooks(t)
-	a1 := tc.newAgent("a1")
-	a1.wrapSession = h.wrap
-	startAgent(t, a1)
+	a1, h := hookedAgent(t, tc, "a1")
 	cl := kgoClient(t, nil, a1)
 	const partitions = 4
 	createLedTopic(t, cl, a1, "orphan", partitions, nil)

@@ -460,3 +460,11 @@ func createLedTopic(t *testing.T, cl *kgo.Client, a *Agent, name string, partiti
 		waitFor(t, fmt.Sprintf("%s to lead %s/%d", a.cfg.ID, name, p), func() bool { return a.leaders.get(tp) != nil })
 	}
 }
+
+// ledTopicConn creates a topic of one partition through a franz-go client of a, waits until a leads
+// it, and returns a raw connection to a.
+func ledTopicConn(t *testing.T, a *Agent, topic string) *rawConn {
+	t.Helper()
+	createLedTopic(t, kgoClient(t, nil, a), a, topic, 1, nil)
+	return dialRaw(t, a)
+}

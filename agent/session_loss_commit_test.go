@@ -23,14 +23,9 @@ import (
 // written"; the producer retries, and the retry is a duplicate answered with the original offset.
 func TestSessionLossFailsCommitInFlight(t *testing.T) {
 	tc := newTestCluster(t)
-	h := newSessionHooks(t)
-	a := tc.newAgent("a1")
-	a.wrapSession = h.wrap
-	startAgent(t, a)
-	cl := kgoClient(t, nil, a)
-	createLedTopic(t, cl, a, "inflight", 1, nil)
+	a, h := hookedAgent(t, tc, "a1")
+	c := ledTopicConn(t, a, "inflight")
 	tp := topicTP(t, a, "inflight", 0)
-	c := dialRaw(t, a)
 	pid, epoch := c.initProducerID()
 	wantOK(t, "produce", c.produceOne("inflight", 0, valueBatch(pid, epoch, 0, nil, "before")).ErrorCode)
 
