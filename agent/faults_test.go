@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -369,20 +368,12 @@ func TestShutdownFlushesAndResigns(t *testing.T) {
 	createLedTopic(t, cl, a, "bye", 2, nil)
 	cl.Close()
 
-	entered, release := make(chan struct{}), newGate(t)
-	var once sync.Once
-	tc.store.SetFault(segstore.OpPut, func(string) error {
-		once.Do(func() { close(entered) })
-		<-release.C()
-		return nil
-	})
+	entered, release := holdPuts(t, tc.store)
 	c := dialRaw(t, a)
 	corr := c.send(produceReq("bye", -1, map[int32][]byte{0: valueBatch(-1, -1, -1, nil, "held")}), produceVersion)
 	waitChan(t, "the PUT", entered)
 
-	shut := make(chan error, 1)
-	go func() { shut <- a.Shutdown(testCtx(t)) }()
-	waitFor(t, "the shutdown to begin", a.stopping.Load)
+	shut := startShutdown(t, a)
 	late := dialRaw(t, a).produceOne("bye", 1, valueBatch(-1, -1, -1, nil, "late"))
 	wantCode(t, "produce during shutdown", late.ErrorCode, kerr.NotLeaderForPartition)
 	select {
@@ -422,22 +413,14 @@ func TestShutdownAcksProduceQueuedBehindLongPoll(t *testing.T) {
 	createLedTopic(t, cl, a, "bye-poll", 2, nil)
 	cl.Close()
 
-	entered, release := make(chan struct{}), newGate(t)
-	var once sync.Once
-	tc.store.SetFault(segstore.OpPut, func(string) error {
-		once.Do(func() { close(entered) })
-		<-release.C()
-		return nil
-	})
+	entered, release := holdPuts(t, tc.store)
 	c := dialRaw(t, a)
 	fetch := c.send(fetchReq("bye-poll", 1000, 1, 1<<20, fetchPart{1, 0, 1 << 20}), fetchVersion)
 	waitFor(t, "the fetch to wait at the log end", func() bool { return goroutinesIn("(*Agent).handleFetch", "waitAny") == 1 })
 	produce := c.send(produceReq("bye-poll", -1, map[int32][]byte{0: valueBatch(-1, -1, -1, nil, "held")}), produceVersion)
 	waitChan(t, "the PUT", entered)
 
-	shut := make(chan error, 1)
-	go func() { shut <- a.Shutdown(testCtx(t)) }()
-	waitFor(t, "the shutdown to begin", a.stopping.Load)
+	shut := startShutdown(t, a)
 	release.open()
 
 	fr := kmsg.NewPtrFetchResponse()

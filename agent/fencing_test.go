@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/coord"
-	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // A zombie leader: agent A holds a produce whose commit is in flight when its lease is revoked. B
@@ -111,13 +110,7 @@ func TestSessionLossStopsProduceAtOnce(t *testing.T) {
 	waitChan(t, "the leadership loop to call Acquire", stuck)
 
 	// A produce already buffered when the session goes.
-	putEntered, putRelease := make(chan struct{}), newGate(t)
-	var putOnce sync.Once
-	tc.store.SetFault(segstore.OpPut, func(string) error {
-		putOnce.Do(func() { close(putEntered) })
-		<-putRelease.C()
-		return nil
-	})
+	putEntered, putRelease := holdPuts(t, tc.store)
 	corr := c.send(produceReq("live", -1, map[int32][]byte{0: valueBatch(-1, -1, -1, nil, "buffered")}), produceVersion)
 	waitChan(t, "the PUT", putEntered)
 

@@ -79,9 +79,7 @@ func TestShutdownProducerMovesToSuccessor(t *testing.T) {
 	}
 	produce("before")
 
-	shut := make(chan error, 1)
-	go func() { shut <- a1.Shutdown(testCtx(t)) }()
-	waitFor(t, "the shutdown to begin", a1.stopping.Load)
+	shut := startShutdown(t, a1)
 	produce("during")
 	if err := waitChan(t, "shutdown", shut); err != nil {
 		t.Fatalf("shutdown: %v", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // errInjected is the etcd failure the session hooks inject.
@@ -152,3 +153,16 @@ func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 
 // C is closed once the gate is open.
 func (g *gate) C() <-chan struct{} { return g.ch }
+
+// holdPuts makes every S3 PUT to store wait until release opens; entered closes when the first
+// PUT arrives.
+func holdPuts(t *testing.T, store *segstore.Faulty) (entered <-chan struct{}, release *gate) {
+	first, release := make(chan struct{}), newGate(t)
+	var once sync.Once
+	store.SetFault(segstore.OpPut, func(string) error {
+		once.Do(func() { close(first) })
+		<-release.C()
+		return nil
+	})
+	return first, release
+}

@@ -449,6 +449,16 @@ func startAgent(t *testing.T, a *Agent) *Agent {
 	return a
 }
 
+// startShutdown begins a's graceful shutdown in the background and waits until it has begun; the
+// channel delivers Shutdown's result.
+func startShutdown(t *testing.T, a *Agent) <-chan error {
+	t.Helper()
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(testCtx(t)) }()
+	waitFor(t, "the shutdown to begin", a.stopping.Load)
+	return shut
+}
+
 // createLedTopic creates a topic and waits until a leads every partition of it and takes produce
 // (Metadata names a leader a moment before the leader has loaded the partition's state; clients
 // retry that NOT_LEADER_OR_FOLLOWER, raw requests in these tests do not).
