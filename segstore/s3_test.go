@@ -61,6 +61,44 @@ func newS3Store(t *testing.T, endpoint, bucket string) *S3 {
 	return s
 }
 
+// s3Front is an HTTP server started in front of an embedded S3 server (closed at cleanup): it passes
+// each request on to it, and keeps the X-Amz-Content-Sha256 header of the last PUT.
+type s3Front struct {
+	*httptest.Server
+	putHash atomic.Value
+}
+
+// newS3Front starts an embedded S3 server and, with start (httptest.NewServer or NewTLSServer), a
+// front to it. intercept, when not nil, sees each request first (after the PUT header is kept), with
+// a proxy to the embedded server, and reports whether it answered the request itself.
+func newS3Front(t *testing.T, start func(http.Handler) *httptest.Server, intercept func(proxy http.Handler, w http.ResponseWriter, r *http.Request) bool) *s3Front {
+	t.Helper()
+	srv := newS3Server(t, t.TempDir())
+	target, err := url.Parse(srv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	f := &s3Front{}
+	f.Server = start(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			f.putHash.Store(r.Header.Get("X-Amz-Content-Sha256"))
+		}
+		if intercept != nil && intercept(proxy, w, r) {
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// lastPutHash is the X-Amz-Content-Sha256 header of the last PUT ("" before any).
+func (f *s3Front) lastPutHash() string {
+	h, _ := f.putHash.Load().(string)
+	return h
+}
+
 func TestS3Contract(t *testing.T) {
 	testStoreContract(t, func(t *testing.T) Store {
 		return newS3Store(t, newS3Server(t, t.TempDir()).Endpoint(), testBucket)
@@ -217,29 +255,18 @@ func TestNewS3Validate(t *testing.T) {
 // arrives; the SDK retries, meets If-None-Match, and Put must still report success because the
 // object holds exactly our bytes. A different object under the key stays ErrExists.
 func TestS3PutRetryAfterLostResponse(t *testing.T) {
-	srv := newS3Server(t, t.TempDir())
-	target, err := url.Parse(srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var dropped atomic.Int32
-	var putHash atomic.Value
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut {
-			putHash.Store(r.Header.Get("X-Amz-Content-Sha256"))
-		}
+	front := newS3Front(t, httptest.NewServer, func(proxy http.Handler, w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPut && dropped.Add(1) == 1 {
 			proxy.ServeHTTP(httptest.NewRecorder(), r) // the PUT lands...
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
 				conn.Close() // ...and the answer is lost
 			}
-			return
+			return true
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
+		return false
+	})
 
 	s := newS3Store(t, front.URL, testBucket)
 	if err := s.Put(context.Background(), "seg/retried", []byte("payload")); err != nil {
@@ -248,7 +275,7 @@ func TestS3PutRetryAfterLostResponse(t *testing.T) {
 	if dropped.Load() < 2 {
 		t.Fatalf("the SDK made %d PUT attempts, want a retry", dropped.Load())
 	}
-	if got, _ := putHash.Load().(string); got != "UNSIGNED-PAYLOAD" { // loopback: the payload is not hashed
+	if got := front.lastPutHash(); got != "UNSIGNED-PAYLOAD" { // loopback: the payload is not hashed
 		t.Errorf("PUT to loopback sent X-Amz-Content-Sha256 %q, want UNSIGNED-PAYLOAD", got)
 	}
 	if got, err := s.Get(context.Background(), "seg/retried"); err != nil || string(got) != "payload" {
@@ -263,20 +290,7 @@ func TestS3PutRetryAfterLostResponse(t *testing.T) {
 // UNSIGNED-PAYLOAD rather than hashing the object (as it does to a loopback endpoint: see
 // TestS3PayloadSigning).
 func TestS3OverTLS(t *testing.T) {
-	srv := newS3Server(t, t.TempDir())
-	target, err := url.Parse(srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var putHash atomic.Value
-	front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut {
-			putHash.Store(r.Header.Get("X-Amz-Content-Sha256"))
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
+	front := newS3Front(t, httptest.NewTLSServer, nil)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})
 	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
@@ -286,7 +300,7 @@ func TestS3OverTLS(t *testing.T) {
 
 	s := newS3Store(t, front.URL, testBucket)
 	mustPut(t, s, "seg/tls", []byte("over tls"))
-	if got, _ := putHash.Load().(string); got != "UNSIGNED-PAYLOAD" {
+	if got := front.lastPutHash(); got != "UNSIGNED-PAYLOAD" {
 		t.Errorf("PUT over TLS sent X-Amz-Content-Sha256 %q, want UNSIGNED-PAYLOAD", got)
 	}
 	if got, err := s.Get(context.Background(), "seg/tls"); err != nil || string(got) != "over tls" {
@@ -322,23 +336,10 @@ func TestS3PayloadSigning(t *testing.T) {
 	}
 
 	// End to end: a PUT to the embedded server on 127.0.0.1 is not hashed.
-	srv := newS3Server(t, t.TempDir())
-	target, err := url.Parse(srv.Endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var putHash atomic.Value
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut {
-			putHash.Store(r.Header.Get("X-Amz-Content-Sha256"))
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
+	front := newS3Front(t, httptest.NewServer, nil)
 	s := newS3Store(t, front.URL, testBucket)
 	mustPut(t, s, "seg/loopback", []byte("on loopback"))
-	if got, _ := putHash.Load().(string); got != "UNSIGNED-PAYLOAD" {
+	if got := front.lastPutHash(); got != "UNSIGNED-PAYLOAD" {
 		t.Errorf("PUT to loopback sent X-Amz-Content-Sha256 %q, want UNSIGNED-PAYLOAD", got)
 	}
 	if got, err := s.Get(context.Background(), "seg/loopback"); err != nil || string(got) != "on loopback" {
