@@ -11,28 +11,41 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Pauses between attempts of a commit Txn that failed at once (no connection, no leader yet).
+// Pauses between attempts of a Txn that failed at once (no connection, no leader yet).
 const (
 	minAttemptBackoff = 50 * time.Millisecond
 	maxAttemptBackoff = 500 * time.Millisecond
 )
 
-// commitTxn runs do, a commit Txn, in attempts: each has a deadline (CommitAttemptTimeout, doubled
+// What txnAttempts runs, named in its logs: index commits (also counted in
+// streamhouse_etcd_txns_total), leader-key acquisitions and partition loads.
+const (
+	txnCommit        = "commit"
+	txnAcquire       = "acquire"
+	txnLoadPartition = "load partition"
+)
+
+// txnAttempts runs do, one Txn, in attempts: each has a deadline (CommitAttemptTimeout, doubled
 // after each attempt that reached it), and one that timed out or failed in a way that says nothing
 // about the Txn is sent again, until CommitTimeout is spent or ctx ends. It returns the last attempt's
-// answer and how many attempts were made.
+// answer and how many attempts were made. what names the Txn (txnCommit…).
 //
 // Why: etcd holds a Txn that a member forwarded to a leader that died until its own request timeout,
 // 5 s + 2 × the election timeout, whereas a new leader is elected within about 2 election timeouts
 // and would apply the same Txn at once. An agent's commits are serial, so every partition it leads
 // waits for that answer.
 //
-// Sending a commit Txn again is safe only because it cannot apply twice: it compares each index
-// key's CreateRevision with 0, so once one attempt applied every other fails its compare, one still
-// queued in etcd included; and a failed compare reads back what is there (see sortFenced), which
-// tells whether an earlier attempt applied. An attempt abandoned here may still apply later, so
-// the caller must treat a final error as an unknown outcome, exactly like a single attempt's.
-func (c *Client) commitTxn(ctx context.Context, do func(context.Context) (*clientv3.TxnResponse, error)) (resp *clientv3.TxnResponse, attempts int, err error) {
+// Only a Txn that cannot apply twice, or whose second application changes nothing, may be sent
+// again, and its caller must tell from a failed compare whether an earlier attempt applied:
+//   - a commit compares each index key's CreateRevision with 0, so once one attempt applied every
+//     other fails its compare, one still queued in etcd included; and a failed compare reads back
+//     what is there (see sortFenced);
+//   - a leader-key acquisition creates the key only if absent and recognises its own lease (Acquire);
+//   - a partition load only reads.
+//
+// An attempt abandoned here may still apply later, so the caller must treat a final error as an
+// unknown outcome, exactly like a single attempt's.
+func (c *Client) txnAttempts(ctx context.Context, what string, do func(context.Context) (*clientv3.TxnResponse, error)) (resp *clientv3.TxnResponse, attempts int, err error) {
 	start := time.Now()
 	giveUp := start.Add(c.cfg.CommitTimeout)
 	timeout := c.cfg.CommitAttemptTimeout
@@ -53,15 +66,17 @@ func (c *Client) commitTxn(ctx context.Context, do func(context.Context) (*clien
 		if err == nil || ctx.Err() != nil || !retryableTxnError(err, expired) || !time.Now().Before(giveUp) {
 			return resp, attempts, err
 		}
-		c.metrics.txns.WithLabelValues(resultError).Inc()
+		if what == txnCommit {
+			c.metrics.txns.WithLabelValues(resultError).Inc()
+		}
 		c.metrics.retries.Inc()
 		if expired {
-			c.log.Warn("commit Txn timed out; sending it again", "attempt", attempts, "timeout", timeout,
+			c.log.Warn("etcd Txn timed out; sending it again", "txn", what, "attempt", attempts, "timeout", timeout,
 				"elapsed", time.Since(start).Round(time.Millisecond), "error", err)
 			timeout *= 2
 			continue
 		}
-		c.log.Debug("commit Txn failed; sending it again", "attempt", attempts, "error", err)
+		c.log.Debug("etcd Txn failed; sending it again", "txn", what, "attempt", attempts, "error", err)
 		t := time.NewTimer(min(backoff, time.Until(giveUp)))
 		select {
 		case <-t.C:
@@ -73,7 +88,7 @@ func (c *Client) commitTxn(ctx context.Context, do func(context.Context) (*clien
 	}
 }
 
-// retryableTxnError tells whether a commit Txn that failed with err is worth sending again: its
+// retryableTxnError tells whether a Txn that failed with err is worth sending again: its
 // attempt's deadline passed, or etcd was unavailable (no connection, no leader, its own request
 // timeout, a leader change, a dropped proposal, too many requests). Other errors (a Txn too large
 // or malformed, say) would fail the same way again.

@@ -53,10 +53,11 @@ type Config struct {
 	Logger      hclog.Logger          // default: no logs
 	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
 
-	// CommitAttemptTimeout is the deadline of a commit Txn's first attempt (default
-	// DefaultCommitAttemptTimeout); each attempt that times out doubles it for the next.
+	// CommitAttemptTimeout is the deadline of the first attempt of a commit Txn, and of the Txns
+	// of Acquire and LoadPartition (default DefaultCommitAttemptTimeout); each attempt
+	// that times out doubles it for the next.
 	CommitAttemptTimeout time.Duration
-	// CommitTimeout bounds all the attempts of one commit Txn together (default
+	// CommitTimeout bounds all the attempts of one such Txn together (default
 	// DefaultCommitTimeout; never less than CommitAttemptTimeout).
 	CommitTimeout time.Duration
 }
@@ -102,7 +103,7 @@ type Client struct {
 	log     hclog.Logger
 	metrics *metrics
 
-	// txnHook, set by tests, runs each attempt of a commit Txn instead of do.
+	// txnHook, set by tests, runs each attempt of a Txn sent by txnAttempts instead of do.
 	txnHook func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
 
 	closeOnce sync.Once

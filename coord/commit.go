@@ -20,14 +20,17 @@ const maxTxnBytes = 1 << 20
 const commitRounds = 2
 
 // LoadPartition reads, in one linearizable Txn, what a new leader needs: the partition's next
-// offset (the last index entry's LastOffset+1, 0 when empty) and its producer states.
+// offset (the last index entry's LastOffset+1, 0 when empty) and its producer states. A read: it is
+// sent again while attempts time out or find etcd unavailable (txnAttempts).
 func (c *Client) LoadPartition(ctx context.Context, tp TP) (next int64, producers []ProducerState, err error) {
 	defer c.metrics.observeQuery(ctx, opLoadPartition, time.Now())
-	resp, err := c.etcd.Txn(ctx).Then(
-		clientv3.OpGet(c.keys.partIndex(tp), clientv3.WithPrefix(),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
-		clientv3.OpGet(c.keys.partProducers(tp), clientv3.WithPrefix()),
-	).Commit()
+	resp, _, err := c.txnAttempts(ctx, txnLoadPartition, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return c.etcd.Txn(ctx).Then(
+			clientv3.OpGet(c.keys.partIndex(tp), clientv3.WithPrefix(),
+				clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
+			clientv3.OpGet(c.keys.partProducers(tp), clientv3.WithPrefix()),
+		).Commit()
+	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("coord: load partition %s: %w", tp, err)
 	}
@@ -255,7 +258,7 @@ func (s *Session) runTxns(ctx context.Context, txns [][]*unit) []txnResult {
 }
 
 // runTxn commits units in one Txn, sent again while its attempts time out or find etcd unavailable
-// (commitTxn). If a compare fails, the Else branch has read every leader key and index key at the same
+// (txnAttempts). If a compare fails, the Else branch has read every leader key and index key at the same
 // revision, which says exactly which commits an earlier attempt applied, which were fenced, and
 // which offsets are taken; the rest are retried.
 func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
@@ -271,7 +274,7 @@ func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 	}
 	m := s.c.metrics
 	start := time.Now()
-	resp, attempts, err := s.c.commitTxn(ctx, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+	resp, attempts, err := s.c.txnAttempts(ctx, txnCommit, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		start = time.Now()
 		return s.c.etcd.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
 	})

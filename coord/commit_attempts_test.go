@@ -89,6 +89,27 @@ func etcdLeader(t *testing.T, members []*embed.Etcd) int {
 	return -1
 }
 
+// followerCluster starts three etcd members and connects a client to the two that do not lead: its
+// Txns are forwarded to the leader, as from an agent whose connection is to a follower. lead is
+// the leader's index in members.
+func followerCluster(t *testing.T) (members []*embed.Etcd, lead int, c *Client) {
+	t.Helper()
+	members = startCluster(t, 3)
+	lead = etcdLeader(t, members)
+	var followers []string
+	for i, e := range members {
+		if i != lead {
+			followers = append(followers, e.Clients[0].Addr().String())
+		}
+	}
+	c, err := Connect(testCtx(t), Config{Endpoints: followers, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return members, lead, c
+}
+
 // Found by the chaos suite (etcd-leader-kill: produce stalled about 7.7 s on every partition, each
 // time): a commit Txn that an etcd follower forwarded to a leader that was then killed is held by
 // the follower until etcd's own request timeout, 5 s + 2 × the election timeout (7 s with the
@@ -96,21 +117,7 @@ func etcdLeader(t *testing.T, members []*embed.Etcd) int {
 // and the agent's commits are serial. A new leader is elected within about 2 election timeouts: the
 // commit must be sent again then, and succeed, not wait for etcd to give up on it.
 func TestCommitSurvivesEtcdLeaderKill(t *testing.T) {
-	members := startCluster(t, 3)
-	lead := etcdLeader(t, members)
-	var followers []string
-	for i, e := range members {
-		if i != lead {
-			followers = append(followers, e.Clients[0].Addr().String())
-		}
-	}
-	// Through the followers only: the commit is forwarded to the leader, as from an agent whose
-	// connection is to a follower.
-	c, err := Connect(testCtx(t), Config{Endpoints: followers, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	members, lead, c := followerCluster(t)
 	ctx := testCtx(t)
 	tp := newTopic(t, c, "killed", 1).TP(0)
 	s := newSession(t, c, "a", "127.0.0.1:1")
@@ -137,6 +144,66 @@ func TestCommitSurvivesEtcdLeaderKill(t *testing.T) {
 	if got := indexBases(t, c, tp); len(got) != 2 || got[1].BaseOffset != 1 {
 		t.Fatalf("index after the commit: %+v", got)
 	}
+}
+
+// bounded fails the test when an operation across the etcd leader's death took longer than a new
+// leader needs: etcd's own request timeout is 7 s, a new leader is there after at most about 2 s.
+func bounded(t *testing.T, what string, took time.Duration) {
+	t.Helper()
+	if took > 4*time.Second {
+		t.Fatalf("%s across the etcd leader's death took %v, want it bounded near the election time", what, took)
+	}
+}
+
+// Taking a partition's leadership right after the etcd leader's death: the leader key's creation
+// is sent again once a new etcd leader is elected.
+func TestAcquireSurvivesEtcdLeaderKill(t *testing.T) {
+	members, lead, c := followerCluster(t)
+	ctx := testCtx(t)
+	top := newTopic(t, c, "killed", 2)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	if _, err := s.Acquire(ctx, top.TP(0)); err != nil {
+		t.Fatal(err)
+	}
+
+	members[lead].Server.HardStop()
+	start := time.Now()
+	epoch, err := s.Acquire(ctx, top.TP(1))
+	took := time.Since(start)
+	t.Logf("acquire right after the etcd leader's death: epoch %d, %v after %v", epoch, err, took)
+	if err != nil {
+		t.Fatalf("acquire across the etcd leader's death: %v", err)
+	}
+	bounded(t, "acquire", took)
+	// Acquiring again finds the key this session holds, at the same epoch.
+	if again, err := s.Acquire(ctx, top.TP(1)); err != nil || again != epoch {
+		t.Fatalf("acquire again: epoch %d, %v; want %d", again, err, epoch)
+	}
+}
+
+// A new leader's load of its partition right after the etcd leader's death.
+func TestLoadPartitionSurvivesEtcdLeaderKill(t *testing.T) {
+	members, lead, c := followerCluster(t)
+	ctx := testCtx(t)
+	tp := newTopic(t, c, "killed", 1).TP(0)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10)}})[0]; err != nil {
+		t.Fatal(err)
+	}
+
+	members[lead].Server.HardStop()
+	start := time.Now()
+	next, _, err := c.LoadPartition(ctx, tp)
+	took := time.Since(start)
+	t.Logf("load right after the etcd leader's death: next %d, %v after %v", next, err, took)
+	if err != nil || next != 3 {
+		t.Fatalf("load across the etcd leader's death: next %d, %v; want 3", next, err)
+	}
+	bounded(t, "load partition", took)
 }
 
 // lostAnswer lets a Txn apply and then reports the error of an answer that never came.

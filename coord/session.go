@@ -188,7 +188,8 @@ func (s *Session) closed() bool {
 	}
 }
 
-// Acquire tries once to become leader of tp. It returns the partition's epoch: the create
+// Acquire tries once to become leader of tp (its Txn sent again, within Config.CommitTimeout, while
+// attempts time out or find etcd unavailable). It returns the partition's epoch: the create
 // revision of leaders/<t>/<p>. If this session holds the key already it returns the key's epoch;
 // if another agent does, ErrLeaderHeld naming the holder.
 func (s *Session) Acquire(ctx context.Context, tp TP) (epoch int64, err error) {
@@ -197,11 +198,16 @@ func (s *Session) Acquire(ctx context.Context, tp TP) (epoch int64, err error) {
 	}
 	start := time.Now()
 	key := s.c.keys.leader(tp)
-	resp, err := s.c.etcd.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, s.info.ID, clientv3.WithLease(s.LeaseID()))).
-		Else(clientv3.OpGet(key)).
-		Commit()
+	// Sent again when an attempt times out or finds etcd unavailable (txnAttempts): an earlier
+	// attempt that applied makes the next one fail its compare and read our own key, which counts
+	// as held below.
+	resp, _, err := s.c.txnAttempts(ctx, txnAcquire, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return s.c.etcd.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, s.info.ID, clientv3.WithLease(s.LeaseID()))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+	})
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			return 0, fmt.Errorf("%w: acquire %s: lease gone", ErrSessionClosed, tp)
