@@ -165,8 +165,9 @@ type group struct {
 	timerSeq      uint64 // invalidates group-level timers that fire after they were replaced
 
 	offsets map[coord.TP]coord.GroupOffset
-	stored  bool // the group has metadata in etcd
-	deleted bool // by DeleteGroups: the shard forgets this object
+	stored  bool  // the group has metadata in etcd
+	version int64 // the group's version in etcd as this object knows it (coord.GroupWrite.Version)
+	deleted bool  // by DeleteGroups: the shard forgets this object
 }
 
 func newGroup(env *groupEnv, name string) *group {
@@ -285,8 +286,9 @@ func (g *group) stopTimers() {
 }
 
 // persist writes w. When it fails the group is killed: after a fence the shard is someone else's
-// (NOT_COORDINATOR, and the shard is dropped); after another error the outcome is unknown, so the
-// group is read afresh from etcd by the next request.
+// (NOT_COORDINATOR, and the shard is dropped); after another error the outcome is unknown, or the
+// group in etcd is not the state this object holds (coord.ErrGroupChanged: an earlier write whose
+// outcome was unknown applied late), so the group is read afresh from etcd by the next request.
 func (g *group) persist(w coord.GroupWrite) error {
 	err := g.env.write(g, w)
 	if err == nil {
@@ -358,6 +360,7 @@ func restoreGroup(env *groupEnv, snap coord.GroupSnapshot) *group {
 	g := newGroup(env, snap.Name)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.version = snap.Version
 	for _, o := range snap.Offsets {
 		g.offsets[o.TP()] = o
 	}

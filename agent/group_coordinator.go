@@ -84,7 +84,7 @@ func defaultGroupConfig() groupConfig {
 type groupStore interface {
 	LoadGroups(ctx context.Context, ns string, keep func(group string) bool) ([]coord.GroupSnapshot, error)
 	LoadGroup(ctx context.Context, ns, group string) (coord.GroupSnapshot, error)
-	WriteGroup(ctx context.Context, f coord.GroupFence, ns, group string, w coord.GroupWrite) error
+	WriteGroup(ctx context.Context, f coord.GroupFence, ns, group string, w coord.GroupWrite) (version int64, err error)
 	CreateTopic(ctx context.Context, t coord.Topic) (coord.Topic, error)
 }
 
@@ -521,14 +521,20 @@ func (sh *shard) list() []*group {
 	return out
 }
 
-// write is the groups' fenced write.
+// write is the groups' fenced write, based on the version of the group g holds (g.mu held), which
+// it advances when the write succeeds.
 func (sh *shard) write(g *group, w coord.GroupWrite) error {
 	if sh.broken.Load() {
 		return coord.ErrFenced
 	}
 	ctx, cancel := context.WithTimeout(sh.ctx, sh.gc.cfg.writeTimeout)
 	defer cancel()
-	return sh.gc.store.WriteGroup(ctx, sh.fence, sh.gc.ns, g.name, w)
+	w.Version = g.version
+	v, err := sh.gc.store.WriteGroup(ctx, sh.fence, sh.gc.ns, g.name, w)
+	if err == nil {
+		g.version = v
+	}
+	return err
 }
 
 // lose marks the shard lost after a fenced write; the sweep drops it and its leadership.

@@ -18,9 +18,10 @@ const (
 )
 
 // What txnAttempts runs, named in its logs: index commits (also counted in
-// streamhouse_etcd_txns_total), leader-key acquisitions and partition loads.
+// streamhouse_etcd_txns_total), group writes, leader-key acquisitions and partition loads.
 const (
 	txnCommit        = "commit"
+	txnGroupWrite    = "group write"
 	txnAcquire       = "acquire"
 	txnLoadPartition = "load partition"
 )
@@ -40,6 +41,8 @@ const (
 //   - a commit compares each index key's CreateRevision with 0, so once one attempt applied every
 //     other fails its compare, one still queued in etcd included; and a failed compare reads back
 //     what is there (see sortFenced);
+//   - a group write compares the group's version key with the version it was built on and writes
+//     its own token there (see WriteGroup);
 //   - a leader-key acquisition creates the key only if absent and recognises its own lease (Acquire);
 //   - a partition load only reads.
 //

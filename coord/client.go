@@ -22,11 +22,15 @@ var (
 	// view of the partition is stale (an earlier commit whose outcome was unknown did apply); it
 	// must reload the partition. Offsets are never written twice.
 	ErrOffsetConflict = errors.New("coord: index entry already exists at that offset")
-	ErrLeaderHeld     = errors.New("coord: partition led by another agent")
-	ErrTopicExists    = errors.New("coord: topic already exists")
-	ErrUnknownTopic   = errors.New("coord: unknown topic")
-	ErrAgentIDInUse   = errors.New("coord: agent id registered by a live agent at another address")
-	ErrSessionClosed  = errors.New("coord: session closed")
+	// ErrGroupChanged: a group write was based on a version of the group that is no longer etcd's
+	// (an earlier write whose outcome was unknown did apply, say); the coordinator must reload the
+	// group. Nothing was written.
+	ErrGroupChanged  = errors.New("coord: group changed since its state was read")
+	ErrLeaderHeld    = errors.New("coord: partition led by another agent")
+	ErrTopicExists   = errors.New("coord: topic already exists")
+	ErrUnknownTopic  = errors.New("coord: unknown topic")
+	ErrAgentIDInUse  = errors.New("coord: agent id registered by a live agent at another address")
+	ErrSessionClosed = errors.New("coord: session closed")
 )
 
 // Defaults of Config.
@@ -54,7 +58,7 @@ type Config struct {
 	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
 
 	// CommitAttemptTimeout is the deadline of the first attempt of a commit Txn, and of the Txns
-	// of Acquire and LoadPartition (default DefaultCommitAttemptTimeout); each attempt
+	// of group writes, Acquire and LoadPartition (default DefaultCommitAttemptTimeout); each attempt
 	// that times out doubles it for the next.
 	CommitAttemptTimeout time.Duration
 	// CommitTimeout bounds all the attempts of one such Txn together (default

@@ -2,10 +2,13 @@ package coord
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +29,13 @@ import (
 //
 //	groups/<ns>/meta/<group, path-escaped>                              JSON GroupMeta
 //	groups/<ns>/offsets/<group, path-escaped>/<topic id>/<partition>    JSON GroupOffset
+//	groups/<ns>/version/<group, path-escaped>                           token of the group's last write
+//
+// The version key is the group's version: its ModRevision (0 when absent) changes with every write of
+// the group, and each write compares it with the version the writer's state was loaded or last
+// written at (GroupWrite.Version). A write based on a state that is no longer etcd's fails
+// (ErrGroupChanged) instead of overwriting a newer one, and so does an attempt of a write that etcd
+// applies late; that is what makes sending a group write's Txn again safe.
 //
 // Metadata lives apart from offsets so that a coordinator taking a shard over lists every group's
 // metadata with one range read and reads offsets only for the groups of its shard.
@@ -83,6 +93,7 @@ type GroupSnapshot struct {
 	Name    string
 	Meta    *GroupMeta // nil when the group has no metadata
 	Offsets []GroupOffset
+	Version int64 // the group's version as read: what its next write must name in GroupWrite.Version
 }
 
 // GroupWrite is one change to a group. Delete removes the group (metadata and every offset) and
@@ -92,6 +103,9 @@ type GroupWrite struct {
 	Offsets       []GroupOffset
 	DeleteOffsets []TP
 	Delete        bool
+	// Version is the group's version the write is based on: GroupSnapshot.Version of its last
+	// load, or what its last write returned (0: a group never written).
+	Version int64
 }
 
 const dirGroups = "groups/"
@@ -99,6 +113,10 @@ const dirGroups = "groups/"
 func (k keys) groupMetas(ns string) string { return k.prefix + dirGroups + ns + "/meta/" }
 func (k keys) groupMeta(ns, group string) string {
 	return k.groupMetas(ns) + url.PathEscape(group)
+}
+
+func (k keys) groupVersion(ns, group string) string {
+	return k.prefix + dirGroups + ns + "/version/" + url.PathEscape(group)
 }
 
 // groupOffsets is the prefix of a group's offsets; group names are escaped, so they hold no '/'.
@@ -164,6 +182,13 @@ func (c *Client) loadGroups(ctx context.Context, ns string, keep func(string) bo
 		if g.Offsets, err = decodeOffsets(kvs); err != nil {
 			return nil, err
 		}
+		ver, err := c.etcd.Get(ctx, c.keys.groupVersion(ns, name), clientv3.WithRev(rev))
+		if err != nil {
+			return nil, fmt.Errorf("coord: load group %q: %w", name, err)
+		}
+		if len(ver.Kvs) > 0 {
+			g.Version = ver.Kvs[0].ModRevision
+		}
 		out = append(out, g)
 	}
 	return out, nil
@@ -215,11 +240,15 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 	resp, err := c.etcd.Txn(ctx).Then(
 		clientv3.OpGet(c.keys.groupMeta(ns, group)),
 		clientv3.OpGet(c.keys.groupOffsets(ns, group), clientv3.WithPrefix()),
+		clientv3.OpGet(c.keys.groupVersion(ns, group)),
 	).Commit()
 	if err != nil {
 		return GroupSnapshot{}, fmt.Errorf("coord: load group %q: %w", group, err)
 	}
 	g := GroupSnapshot{Name: group}
+	if kvs := resp.Responses[2].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		g.Version = kvs[0].ModRevision
+	}
 	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		g.Meta = new(GroupMeta)
 		if err := json.Unmarshal(kvs[0].Value, g.Meta); err != nil {
@@ -232,49 +261,106 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 	return g, nil
 }
 
-// WriteGroup applies w to group, guarded by Compare(CreateRevision(leaders/<shard>) == f.Epoch).
-// A write needing more operations than one Txn allows is split into several Txns, each guarded,
-// applied in order (metadata in the first); a failure stops the rest. It returns ErrFenced when the
-// shard's leader key is no longer the one created at f.Epoch. Any other error leaves the outcome
-// unknown, as with any etcd write: the coordinator must reload the group before going on.
-func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string, w GroupWrite) error {
+// WriteGroup applies w to group, guarded by Compare(CreateRevision(leaders/<shard>) == f.Epoch) and
+// Compare(ModRevision(groups/<ns>/version/<group>) == w.Version), and returns the group's new
+// version. A write needing more operations than one Txn allows is split into several Txns, each
+// guarded (each on the version the one before wrote), applied in order (metadata in the first); a
+// failure stops the rest. It returns ErrFenced when the shard's leader key is no longer the one
+// created at f.Epoch, ErrGroupChanged when the group is no longer at w.Version (its state was written
+// since the caller read it: by an earlier write whose outcome was unknown, say). A Txn whose attempt
+// times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
+// Config.CommitTimeout: each Txn writes a token of its own to the version key, so an attempt
+// that finds its token there knows an earlier one applied, and one that finds another version
+// changes nothing. Any other error leaves the outcome unknown, as with any etcd write: the
+// coordinator must reload the group before going on.
+func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string, w GroupWrite) (version int64, err error) {
 	defer c.metrics.observeQuery(ctx, opWriteGroup, time.Now())
 	if err := validateGroupNS(ns); err != nil {
-		return err
+		return 0, err
 	}
-	if f.Epoch <= 0 {
-		return fmt.Errorf("coord: write group %q: invalid epoch %d", group, f.Epoch)
+	if f.Epoch <= 0 || w.Version < 0 {
+		return 0, fmt.Errorf("coord: write group %q: invalid epoch %d or version %d", group, f.Epoch, w.Version)
 	}
 	ops, err := c.groupOps(ns, group, w)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	leader := c.keys.leader(f.Shard)
-	limit := c.cfg.MaxTxnOps
-	for len(ops) > 0 {
+	token := newWriteToken()
+	version = w.Version
+	limit := c.cfg.MaxTxnOps - 1 // each Txn also writes the version key
+	for i := 0; len(ops) > 0; i++ {
 		n := min(len(ops), limit)
-		resp, err := c.etcd.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(leader), "=", f.Epoch)).
-			Then(ops[:n]...).
-			Else(clientv3.OpGet(leader)).
-			Commit()
-		if err != nil {
-			return fmt.Errorf("coord: write group %q: %w", group, err)
-		}
-		if !resp.Succeeded {
-			var current int64
-			holder := ""
-			if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
-				current, holder = kvs[0].CreateRevision, string(kvs[0].Value)
-			}
-			c.metrics.fenced.Inc()
-			c.log.Warn("group write fenced", "group", group, "shard", f.Shard, "epoch", f.Epoch, "current", current, "holder", holder)
-			return fmt.Errorf("%w: group %q on shard %s epoch %d, leader key now epoch %d (holder %q)",
-				ErrFenced, group, f.Shard, f.Epoch, current, holder)
+		last := n == len(ops)
+		if version, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i)); err != nil {
+			return 0, err
 		}
 		ops = ops[n:]
 	}
-	return nil
+	return version, nil
+}
+
+// newWriteToken names one WriteGroup call: what its Txns write to the version key.
+func newWriteToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return hex.EncodeToString(b[:])
+}
+
+// groupTxn runs one Txn of a group write on version, in attempts (txnAttempts), and returns the
+// version it wrote. A deletion's last Txn deletes the version key (version 0 after it); the others
+// put token there.
+func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, deletion bool, ops []clientv3.Op, version int64, token string) (int64, error) {
+	leader, verKey := c.keys.leader(f.Shard), c.keys.groupVersion(ns, group)
+	if deletion {
+		ops = append(slices.Clone(ops), clientv3.OpDelete(verKey))
+	} else {
+		ops = append(slices.Clone(ops), clientv3.OpPut(verKey, token))
+	}
+	resp, attempts, err := c.txnAttempts(ctx, txnGroupWrite, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return c.etcd.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(leader), "=", f.Epoch),
+				clientv3.Compare(clientv3.ModRevision(verKey), "=", version)).
+			Then(ops...).
+			Else(clientv3.OpGet(leader), clientv3.OpGet(verKey)).
+			Commit()
+	})
+	if err != nil {
+		if attempts > 1 {
+			err = fmt.Errorf("%w (after %d attempts)", err, attempts)
+		}
+		return 0, fmt.Errorf("coord: write group %q: %w", group, err)
+	}
+	if resp.Succeeded {
+		if deletion {
+			return 0, nil
+		}
+		return resp.Header.Revision, nil
+	}
+	var current int64
+	holder := ""
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		current, holder = kvs[0].CreateRevision, string(kvs[0].Value)
+	}
+	var now int64 // the version key's ModRevision now
+	nowToken := ""
+	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		now, nowToken = kvs[0].ModRevision, string(kvs[0].Value)
+	}
+	// Only this write puts its token; and only the shard's coordinator at f.Epoch, writing the group
+	// serially, would delete a version key it had read. Either way what an earlier attempt did is
+	// there, whatever the leader key says now.
+	if attempts > 1 && ((!deletion && nowToken == token) || (deletion && now == 0 && version != 0 && current == f.Epoch)) {
+		c.log.Info("group write found applied by an earlier attempt whose answer was lost", "group", group, "shard", f.Shard, "epoch", f.Epoch)
+		return now, nil
+	}
+	if current != f.Epoch {
+		c.metrics.fenced.Inc()
+		c.log.Warn("group write fenced", "group", group, "shard", f.Shard, "epoch", f.Epoch, "current", current, "holder", holder)
+		return 0, fmt.Errorf("%w: group %q on shard %s epoch %d, leader key now epoch %d (holder %q)",
+			ErrFenced, group, f.Shard, f.Epoch, current, holder)
+	}
+	c.log.Warn("group write refused: the group changed since its state was read", "group", group, "shard", f.Shard, "version", version, "now", now)
+	return 0, fmt.Errorf("%w: group %q at version %d, not %d", ErrGroupChanged, group, now, version)
 }
 
 // groupOps encodes a write: metadata first, then offset puts (the last of a partition wins, since

@@ -33,8 +33,9 @@ func TestWriteAndLoadGroups(t *testing.T) {
 		offs = append(offs, groupOffset(data, p, int64(p)*10))
 	}
 	names := []string{"g/1", "g%2F1", ""}
+	versions := map[string]int64{}
 	for _, name := range names {
-		if err := c.WriteGroup(ctx, f, "default", name, GroupWrite{Meta: meta, Offsets: offs}); err != nil {
+		if versions[name], err = c.WriteGroup(ctx, f, "default", name, GroupWrite{Meta: meta, Offsets: offs}); err != nil {
 			t.Fatalf("write %q: %v", name, err)
 		}
 	}
@@ -45,13 +46,17 @@ func TestWriteAndLoadGroups(t *testing.T) {
 	if g.Meta == nil || mustJSON(t, g.Meta) != mustJSON(t, meta) || len(g.Offsets) != 10 {
 		t.Fatalf("loaded %s with %d offsets", mustJSON(t, g.Meta), len(g.Offsets))
 	}
+	if g.Version == 0 || g.Version != versions["g/1"] {
+		t.Fatalf("loaded version %d, the write returned %d", g.Version, versions["g/1"])
+	}
 
 	del := GroupWrite{DeleteOffsets: []TP{data.TP(0), data.TP(1)}, Offsets: []GroupOffset{groupOffset(data, 2, 99), groupOffset(data, 2, 100)}}
-	if err := c.WriteGroup(ctx, f, "default", "g/1", del); err != nil {
+	del.Version = versions["g/1"]
+	if versions["g/1"], err = c.WriteGroup(ctx, f, "default", "g/1", del); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WriteGroup(ctx, f, "default", "", GroupWrite{Delete: true}); err != nil {
-		t.Fatal(err)
+	if v, err := c.WriteGroup(ctx, f, "default", "", GroupWrite{Delete: true, Version: versions[""]}); err != nil || v != 0 {
+		t.Fatalf("delete: version %d, %v", v, err)
 	}
 	all, err := c.LoadGroups(ctx, "default", func(string) bool { return true })
 	if err != nil {
@@ -60,6 +65,9 @@ func TestWriteAndLoadGroups(t *testing.T) {
 	var got []string
 	for _, g := range all {
 		got = append(got, fmt.Sprintf("%s:%d", g.Name, len(g.Offsets)))
+		if g.Version != versions[g.Name] {
+			t.Fatalf("group %q loaded at version %d, last written at %d", g.Name, g.Version, versions[g.Name])
+		}
 		if g.Name == "g/1" {
 			i := slices.IndexFunc(g.Offsets, func(o GroupOffset) bool { return o.Partition == 2 })
 			if i < 0 || g.Offsets[i].Offset != 100 {
@@ -98,14 +106,15 @@ func TestGroupWriteFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	fA := GroupFence{Shard: shards.TP(0), Epoch: eA}
-	if err := a.c.WriteGroup(ctx, fA, "default", "g", GroupWrite{Offsets: []GroupOffset{groupOffset(data, 0, 10)}}); err != nil {
+	vA, err := a.c.WriteGroup(ctx, fA, "default", "g", GroupWrite{Offsets: []GroupOffset{groupOffset(data, 0, 10)}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.Etcd().Revoke(ctx, a.LeaseID()); err != nil {
 		t.Fatal(err)
 	}
 	// Between the lease's end and a successor, nobody may write either.
-	if err := a.c.WriteGroup(ctx, fA, "default", "g", GroupWrite{Offsets: []GroupOffset{groupOffset(data, 0, 11)}}); !errors.Is(err, ErrFenced) {
+	if _, err := a.c.WriteGroup(ctx, fA, "default", "g", GroupWrite{Offsets: []GroupOffset{groupOffset(data, 0, 11)}, Version: vA}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("write without a leader key: %v, want ErrFenced", err)
 	}
 	b := newSession(t, te.client(t), "b", "127.0.0.1:2")
@@ -114,11 +123,16 @@ func TestGroupWriteFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	fB := GroupFence{Shard: shards.TP(0), Epoch: eB}
-	if err := b.c.WriteGroup(ctx, fB, "default", "g", GroupWrite{Offsets: []GroupOffset{groupOffset(data, 0, 20)}}); err != nil {
+	loaded, err := b.c.LoadGroup(ctx, "default", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.WriteGroup(ctx, fB, "default", "g", GroupWrite{Offsets: []GroupOffset{groupOffset(data, 0, 20)}, Version: loaded.Version}); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range []GroupWrite{{Offsets: []GroupOffset{groupOffset(data, 0, 12)}}, {Delete: true}, {Meta: &GroupMeta{State: "Empty"}}} {
-		if err := a.c.WriteGroup(ctx, fA, "default", "g", w); !errors.Is(err, ErrFenced) {
+		w.Version = vA
+		if _, err := a.c.WriteGroup(ctx, fA, "default", "g", w); !errors.Is(err, ErrFenced) {
 			t.Fatalf("zombie write %+v: %v, want ErrFenced", w, err)
 		}
 	}
@@ -146,8 +160,9 @@ func TestGroupWriteRejects(t *testing.T) {
 		"delete and write":   {f, "default", GroupWrite{Delete: true, Meta: &GroupMeta{}}},
 		"write and delete":   {f, "default", GroupWrite{Offsets: []GroupOffset{{Topic: f.Shard.Topic}}, DeleteOffsets: []TP{{Topic: f.Shard.Topic}}}},
 		"negative partition": {f, "default", GroupWrite{Offsets: []GroupOffset{{Topic: f.Shard.Topic, Partition: -1}}}},
+		"negative version":   {f, "default", GroupWrite{Version: -1}},
 	} {
-		if err := c.WriteGroup(ctx, tc.f, tc.ns, "g", tc.w); err == nil || errors.Is(err, ErrFenced) {
+		if _, err := c.WriteGroup(ctx, tc.f, tc.ns, "g", tc.w); err == nil || errors.Is(err, ErrFenced) {
 			t.Errorf("%s: %v, want a validation error", name, err)
 		}
 	}
