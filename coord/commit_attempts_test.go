@@ -110,6 +110,23 @@ func followerCluster(t *testing.T) (members []*embed.Etcd, lead int, c *Client) 
 	return members, lead, c
 }
 
+// ledPartition creates a one-partition topic, leads its partition on a new session and commits
+// offsets 0 to last there.
+func ledPartition(t *testing.T, c *Client, last int64) (TP, *Session, int64) {
+	t.Helper()
+	ctx := testCtx(t)
+	tp := newTopic(t, c, "killed", 1).TP(0)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(ctx, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, last, 10)}})[0]; err != nil {
+		t.Fatal(err)
+	}
+	return tp, s, epoch
+}
+
 // Found by the chaos suite (etcd-leader-kill: produce stalled about 7.7 s on every partition, each
 // time): a commit Txn that an etcd follower forwarded to a leader that was then killed is held by
 // the follower until etcd's own request timeout, 5 s + 2 × the election timeout (7 s with the
@@ -119,19 +136,11 @@ func followerCluster(t *testing.T) (members []*embed.Etcd, lead int, c *Client) 
 func TestCommitSurvivesEtcdLeaderKill(t *testing.T) {
 	members, lead, c := followerCluster(t)
 	ctx := testCtx(t)
-	tp := newTopic(t, c, "killed", 1).TP(0)
-	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 1, 10)}})[0]; err != nil {
-		t.Fatal(err)
-	}
+	tp, s, epoch := ledPartition(t, c, 1)
 
 	members[lead].Server.HardStop() // as kill -9: no leadership transfer
 	start := time.Now()
-	err = s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(1, 1, 10)}})[0]
+	err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(1, 1, 10)}})[0]
 	took := time.Since(start)
 	t.Logf("commit right after the etcd leader's death: %v after %v", err, took)
 	if err != nil {
@@ -185,15 +194,7 @@ func TestAcquireSurvivesEtcdLeaderKill(t *testing.T) {
 func TestLoadPartitionSurvivesEtcdLeaderKill(t *testing.T) {
 	members, lead, c := followerCluster(t)
 	ctx := testCtx(t)
-	tp := newTopic(t, c, "killed", 1).TP(0)
-	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10)}})[0]; err != nil {
-		t.Fatal(err)
-	}
+	tp, _, _ := ledPartition(t, c, 3)
 
 	members[lead].Server.HardStop()
 	start := time.Now()
