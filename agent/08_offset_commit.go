@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -77,7 +76,7 @@ func (a *Agent) handleOffsetCommit(ctx context.Context, c client, req *kmsg.Offs
 
 // commitOffsets resolves the partitions of a commit, answering those that cannot be committed.
 func (a *Agent) commitOffsets(req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse) []coord.GroupOffset {
-	now := time.Now().UnixMilli()
+	now := a.groups.cfg.now().UnixMilli()
 	var offs []coord.GroupOffset
 	for i, rt := range req.Topics {
 		t, ok := a.cache.Topic(rt.Topic)

@@ -24,6 +24,8 @@ const (
 	DefaultMaxMessageBytes   = 1048588 // Kafka's default max.message.bytes
 	DefaultMaxRequestBytes   = 100 << 20
 	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultOffsetsRetention  = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
+	DefaultOffsetsCheck      = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
 	defaultAdvertiseHostname = "127.0.0.1"
 )
 
@@ -47,6 +49,14 @@ type Config struct {
 	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
 	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1
 
+	// OffsetsRetention is how long a consumer group's committed offsets outlive the group's last
+	// member (or, for a group that never had members, their commit), as Kafka's
+	// offsets.retention.minutes; 0 keeps them forever.
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval is how often each coordinator shard looks for expired offsets,
+	// as Kafka's offsets.retention.check.interval.ms.
+	OffsetsRetentionCheckInterval time.Duration
+
 	Version string // reported in the registration
 
 	Logger     hclog.Logger
@@ -57,17 +67,19 @@ type Config struct {
 // NewConfig returns a Config with every default set; ID must still be given.
 func NewConfig() Config {
 	return Config{
-		Group:             DefaultGroup,
-		KafkaAddr:         DefaultKafkaAddr,
-		HTTPAddr:          DefaultHTTPAddr,
-		FlushInterval:     DefaultFlushInterval,
-		FlushBytes:        DefaultFlushBytes,
-		MaxBufferedBytes:  DefaultMaxBufferedBytes,
-		CacheBytes:        DefaultCacheBytes,
-		MaxRequestBytes:   DefaultMaxRequestBytes,
-		LeaseTTL:          DefaultLeaseTTL,
-		DefaultPartitions: DefaultPartitions,
-		Version:           "dev",
+		Group:                         DefaultGroup,
+		KafkaAddr:                     DefaultKafkaAddr,
+		HTTPAddr:                      DefaultHTTPAddr,
+		FlushInterval:                 DefaultFlushInterval,
+		FlushBytes:                    DefaultFlushBytes,
+		MaxBufferedBytes:              DefaultMaxBufferedBytes,
+		CacheBytes:                    DefaultCacheBytes,
+		MaxRequestBytes:               DefaultMaxRequestBytes,
+		LeaseTTL:                      DefaultLeaseTTL,
+		OffsetsRetentionCheckInterval: DefaultOffsetsCheck,
+		DefaultPartitions:             DefaultPartitions,
+		OffsetsRetention:              DefaultOffsetsRetention,
+		Version:                       "dev",
 	}
 }
 
@@ -92,6 +104,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("agent: lease TTL must be at least 1s, got %v", c.LeaseTTL)
 	case c.DefaultPartitions <= 0:
 		return fmt.Errorf("agent: default partitions must be positive, got %d", c.DefaultPartitions)
+	case c.OffsetsRetention < 0:
+		return fmt.Errorf("agent: offsets retention must not be negative, got %v", c.OffsetsRetention)
+	case c.OffsetsRetentionCheckInterval <= 0:
+		return fmt.Errorf("agent: offsets retention check interval must be positive, got %v", c.OffsetsRetentionCheckInterval)
 	}
 	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
 		return fmt.Errorf("agent: kafka address %q: %w", c.KafkaAddr, err)

@@ -164,6 +164,8 @@ type group struct {
 	syncStop      func() bool
 	timerSeq      uint64 // invalidates group-level timers that fire after they were replaced
 
+	emptySince time.Time // when the group last became Empty (or was created or loaded Empty)
+
 	offsets map[coord.TP]coord.GroupOffset
 	stored  bool  // the group has metadata in etcd
 	version int64 // the group's version in etcd as this object knows it (coord.GroupWrite.Version)
@@ -178,6 +180,8 @@ func newGroup(env *groupEnv, name string) *group {
 		pending: map[string]*member{},
 		static:  map[string]string{},
 		offsets: map[coord.TP]coord.GroupOffset{},
+
+		emptySince: env.cfg.now(),
 	}
 }
 
@@ -338,6 +342,9 @@ func (g *group) sortedMembers() []*member {
 func (g *group) meta() *coord.GroupMeta {
 	gm := &coord.GroupMeta{State: g.state.String(), Generation: g.generation, ProtocolType: g.protocolType,
 		Protocol: g.protocol, Leader: g.leader}
+	if g.state == groupEmpty {
+		gm.EmptySinceMs = g.emptySince.UnixMilli()
+	}
 	for _, m := range g.sortedMembers() {
 		pm := coord.GroupMember{ID: m.id, InstanceID: m.instanceID, ClientID: m.clientID, ClientHost: m.clientHost,
 			SessionTimeoutMs: int32(m.session / time.Millisecond), RebalanceTimeoutMs: int32(m.rebalance / time.Millisecond),
@@ -386,6 +393,9 @@ func restoreGroup(env *groupEnv, snap coord.GroupSnapshot) *group {
 	switch {
 	case len(g.members) == 0:
 		g.state = groupEmpty
+		if gm.EmptySinceMs > 0 { // else since now: the retention of a group persisted without it starts over
+			g.emptySince = time.UnixMilli(gm.EmptySinceMs)
+		}
 	case gm.State == groupStable.String():
 		g.state = groupStable
 	default:

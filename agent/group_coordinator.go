@@ -65,6 +65,9 @@ type groupConfig struct {
 	loadWait         time.Duration // a request waits this long for its shard to load
 	sweepEvery       time.Duration // leadership changes are also noticed by watching etcd
 	reapEvery        time.Duration // groups holding nothing are forgotten this often
+	retention        time.Duration // offsets.retention.minutes; 0: offsets never expire
+	retentionCheck   time.Duration // offsets.retention.check.interval.ms
+	now              func() time.Time
 }
 
 func defaultGroupConfig() groupConfig {
@@ -77,6 +80,9 @@ func defaultGroupConfig() groupConfig {
 		loadWait:         5 * time.Second,
 		sweepEvery:       250 * time.Millisecond,
 		reapEvery:        time.Minute,
+		retention:        DefaultOffsetsRetention,
+		retentionCheck:   DefaultOffsetsCheck,
+		now:              time.Now,
 	}
 }
 
@@ -118,8 +124,10 @@ type groupCoordinator struct {
 }
 
 func newGroupCoordinator(a *Agent) *groupCoordinator {
+	cfg := defaultGroupConfig()
+	cfg.retention, cfg.retentionCheck = a.cfg.OffsetsRetention, a.cfg.OffsetsRetentionCheckInterval
 	gc := &groupCoordinator{
-		cfg:    defaultGroupConfig(),
+		cfg:    cfg,
 		log:    a.log.Named("groups"),
 		ns:     a.cfg.Group,
 		topic:  offsetsTopic(a.cfg.Group),
@@ -290,6 +298,9 @@ func (gc *groupCoordinator) newShard(tp coord.TP, pl *partitionLeader, n int32) 
 		ctx: ctx, cancel: cancel, ready: make(chan struct{}), groups: map[string]*group{}}
 	sh.env = &groupEnv{cfg: &gc.cfg, clock: gc.timers, log: gc.log, write: sh.write, lost: sh.lose}
 	gc.loaders.Go(sh.load)
+	if gc.cfg.retention > 0 {
+		gc.loaders.Go(sh.retain)
+	}
 	return sh
 }
 
@@ -543,4 +554,65 @@ func (sh *shard) lose(err error) {
 		sh.gc.log.Warn("coordinator shard lost", "shard", sh.tp.Partition, "epoch", sh.fence.Epoch, "error", err)
 	}
 	sh.gc.kickSweep()
+}
+
+// retain expires the shard's committed offsets every retentionCheck, once it is loaded, until the
+// shard is dropped.
+func (sh *shard) retain() {
+	select {
+	case <-sh.ready:
+	case <-sh.ctx.Done():
+		return
+	}
+	tick := time.NewTicker(sh.gc.cfg.retentionCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			sh.expire(sh.gc.cfg.now())
+		case <-sh.ctx.Done():
+			return
+		}
+	}
+}
+
+// expire deletes the offsets of the shard's groups that are past retention at now, and the groups
+// left with nothing (group.expire). A fenced write stops it: the shard is no longer this agent's.
+// It returns how many offsets and groups it deleted.
+func (sh *shard) expire(now time.Time) (offsets, groups int) {
+	select {
+	case <-sh.ready:
+	default:
+		return 0, 0
+	}
+	if sh.loadErr != nil {
+		return 0, 0
+	}
+	for _, g := range sh.list() {
+		if sh.broken.Load() || sh.ctx.Err() != nil {
+			break
+		}
+		g.mu.Lock()
+		if g.gone.Load() {
+			g.mu.Unlock()
+			continue
+		}
+		n, err := g.expire(now, sh.gc.cfg.retention)
+		forget := g.deleted || g.vacant()
+		g.mu.Unlock()
+		if err != nil {
+			continue // logged; the group was killed (see persist)
+		}
+		offsets += n
+		if g.deleted {
+			groups++
+		}
+		if forget {
+			sh.forget(g)
+		}
+	}
+	if offsets > 0 || groups > 0 {
+		sh.gc.log.Info("expired committed offsets", "shard", sh.tp.Partition, "offsets", offsets, "groups", groups)
+	}
+	return offsets, groups
 }

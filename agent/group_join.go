@@ -308,6 +308,7 @@ func (g *group) completeJoin() {
 	}
 	if len(g.members) == 0 {
 		g.state, g.protocol, g.leader = groupEmpty, "", ""
+		g.emptySince = g.env.cfg.now()
 		_ = g.persist(coordMeta(g)) // a failure killed the group; nobody is waiting
 		return
 	}

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -143,4 +145,44 @@ func (g *group) deleteGroup() int16 {
 	g.kill(kerr.UnknownMemberID.Code, 0)
 	g.deleted = true
 	return 0
+}
+
+// expire applies offset retention (KIP-211) at now: only an Empty group's offsets expire. Those of a
+// group that has had members (a protocol type) expire together, once it has been Empty for
+// retention; those of a group that never had members (commits with generation -1 only) each once
+// retention has passed since its commit. A group left with no offsets and no members is deleted, as
+// Kafka removes it. The change is one fenced group write; it returns how many offsets it deleted.
+func (g *group) expire(now time.Time, retention time.Duration) (int, error) {
+	if retention <= 0 || g.state != groupEmpty || len(g.members) > 0 {
+		return 0, nil
+	}
+	consumer := g.protocolType != ""
+	if consumer && now.Sub(g.emptySince) < retention {
+		return 0, nil
+	}
+	var del []coord.TP
+	for tp, o := range g.offsets {
+		if consumer || now.Sub(time.UnixMilli(o.CommitMs)) >= retention {
+			del = append(del, tp)
+		}
+	}
+	if len(del) == len(g.offsets) && len(g.pending) == 0 && (g.stored || len(del) > 0) {
+		if err := g.persist(coord.GroupWrite{Delete: true}); err != nil {
+			return 0, err
+		}
+		g.kill(kerr.UnknownMemberID.Code, 0)
+		g.deleted = true
+		g.offsets = map[coord.TP]coord.GroupOffset{}
+		return len(del), nil
+	}
+	if len(del) == 0 {
+		return 0, nil
+	}
+	if err := g.persist(coord.GroupWrite{DeleteOffsets: del}); err != nil {
+		return 0, err
+	}
+	for _, tp := range del {
+		delete(g.offsets, tp)
+	}
+	return len(del), nil
 }

@@ -73,6 +73,9 @@ type GroupMeta struct {
 	Protocol     string        `json:"protocol,omitempty"`
 	Leader       string        `json:"leader,omitempty"`
 	Members      []GroupMember `json:"members,omitempty"`
+	// EmptySinceMs is when an Empty group became Empty (Unix ms; 0: unknown): offset retention
+	// counts from it.
+	EmptySinceMs int64 `json:"emptySinceMs,omitempty"`
 }
 
 // GroupOffset is the value of groups/<ns>/offsets/<group>/<t>/<p>: one committed offset.
