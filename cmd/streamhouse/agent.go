@@ -50,6 +50,8 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.Var(sizeValue{&f.cfg.CacheBytes}, "cache-bytes", "read cache `size`")
 	fs.Var(sizeValue{&f.cfg.MaxBufferedBytes}, "max-buffered-bytes", "produce waits once this `size` is buffered")
 	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", f.cfg.LeaseTTL, "etcd lease `TTL`: how long a dead agent keeps its partitions")
+	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
+		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")
 	f.topicFlags(fs)
 	f.log = fs.logFlags()
 	fs.require("etcd", "s3-bucket")

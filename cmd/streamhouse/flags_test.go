@@ -78,16 +78,18 @@ func TestAgentFlags(t *testing.T) {
 		{name: "defaults", args: base, check: func(f *agentFlags) bool {
 			return f.etcdPrefix == "/streamhouse/" && f.s3.Region == "us-east-1" && f.cfg.Group == "default" &&
 				f.cfg.KafkaAddr == "127.0.0.1:9092" && f.cfg.LeaseTTL == 10*time.Second && f.cfg.FlushBytes == 4<<20 &&
-				f.log.level == "info" && f.log.format == "text" && !f.s3.PathStyle && f.cfg.ID != ""
+				f.log.level == "info" && f.log.format == "text" && !f.s3.PathStyle && f.cfg.ID != "" &&
+				f.cfg.OffsetsRetention == 168*time.Hour
 		}},
 		{name: "flags", args: append(base, "--flush-interval", "250ms", "--flush-bytes", "8MiB", "--cache-bytes=1GiB",
 			"--max-buffered-bytes", "134217728", "--lease-ttl", "3s", "--s3-path-style", "--id", "a1", "--az", "z1",
-			"--group", "g", "--auto-create-topics", "--default-partitions", "6", "--log-format", "json", "--log-level", "DEBUG"),
+			"--group", "g", "--auto-create-topics", "--default-partitions", "6", "--log-format", "json", "--log-level", "DEBUG",
+			"--offsets-retention", "24h"),
 			check: func(f *agentFlags) bool {
 				return f.cfg.FlushInterval == 250*time.Millisecond && f.cfg.FlushBytes == 8<<20 && f.cfg.CacheBytes == 1<<30 &&
 					f.cfg.MaxBufferedBytes == 128<<20 && f.cfg.LeaseTTL == 3*time.Second && f.s3.PathStyle && f.cfg.ID == "a1" &&
 					f.cfg.AZ == "z1" && f.cfg.Group == "g" && f.cfg.AutoCreateTopics && f.cfg.DefaultPartitions == 6 &&
-					f.log.format == "json" && f.log.level == "debug"
+					f.log.format == "json" && f.log.level == "debug" && f.cfg.OffsetsRetention == 24*time.Hour
 			}},
 		{name: "env only", env: map[string]string{"STREAMHOUSE_ETCD": "e1:2379,e2:2379", "STREAMHOUSE_S3_BUCKET": "eb",
 			"STREAMHOUSE_FLUSH_BYTES": "64KiB", "STREAMHOUSE_S3_PATH_STYLE": "true", "STREAMHOUSE_LEASE_TTL": "5s",
@@ -111,6 +113,7 @@ func TestAgentFlags(t *testing.T) {
 		{name: "bad env bool", args: base, env: map[string]string{"STREAMHOUSE_S3_PATH_STYLE": "perhaps"}, usage: "STREAMHOUSE_S3_PATH_STYLE"},
 		{name: "bad flag size", args: append(base, "--flush-bytes", "4 parsecs"), usage: "--flush-bytes"},
 		{name: "bad duration", args: append(base, "--lease-ttl", "10"), usage: "lease-ttl"},
+		{name: "bad retention", args: append(base, "--offsets-retention", "7d"), usage: "offsets-retention"},
 		{name: "bad level", args: append(base, "--log-level", "loud"), usage: "trace, debug, info, warn, error"},
 		{name: "bad format", args: append(base, "--log-format", "xml"), usage: "want one of text, json"},
 		{name: "bad int32", args: append(base, "--default-partitions", "3000000000"), usage: "32-bit"},
