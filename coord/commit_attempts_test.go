@@ -207,6 +207,20 @@ func TestLoadPartitionSurvivesEtcdLeaderKill(t *testing.T) {
 	bounded(t, "load partition", took)
 }
 
+// loseFirstAnswers makes the first attempt of each of c's Txns apply and lose its answer; it counts
+// every attempt.
+func loseFirstAnswers(c *Client) *atomic.Int32 {
+	attempts := new(atomic.Int32)
+	c.txnHook = func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+		attempts.Add(1)
+		if attempt == 1 {
+			return lostAnswer(ctx, do)
+		}
+		return do(ctx)
+	}
+	return attempts
+}
+
 // lostAnswer lets a Txn apply and then reports the error of an answer that never came.
 func lostAnswer(ctx context.Context, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
 	if _, err := do(ctx); err != nil {
@@ -227,14 +241,7 @@ func TestCommitAttemptAppliedAnswerLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var attempts atomic.Int32
-	c.txnHook = func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
-		attempts.Add(1)
-		if attempt == 1 {
-			return lostAnswer(ctx, do)
-		}
-		return do(ctx)
-	}
+	attempts := loseFirstAnswers(c)
 	p := ProducerState{ID: 7, Epoch: 0, Batches: []SeqBatch{{FirstSeq: 0, LastSeq: 2, FirstOffset: 0, LastOffset: 2}}}
 	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10), Producers: []ProducerState{p}}})[0]; err != nil {
 		t.Fatalf("commit whose first answer was lost: %v, want committed", err)

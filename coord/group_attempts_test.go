@@ -3,7 +3,6 @@ package coord
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,14 +65,7 @@ func TestGroupWriteAttemptAppliedAnswerLost(t *testing.T) {
 	admin := te.client(t)
 	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = 3 }) // 2 group operations per Txn
 	f, data := groupShard(t, c)
-	var attempts atomic.Int32
-	c.txnHook = func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
-		attempts.Add(1)
-		if attempt == 1 {
-			return lostAnswer(ctx, do)
-		}
-		return do(ctx)
-	}
+	attempts := loseFirstAnswers(c)
 	w := GroupWrite{Meta: &GroupMeta{State: "Empty", Generation: 3}}
 	for p := range int32(4) {
 		w.Offsets = append(w.Offsets, groupOffset(data, p, 10+int64(p)))

@@ -4,13 +4,10 @@ package main
 // issue's figures are defined.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -112,30 +109,10 @@ func pct(d []time.Duration, p float64) time.Duration {
 	return d[min(len(d)-1, int(float64(len(d))*p))].Round(100 * time.Microsecond)
 }
 
-// scrape reads the plain-text Prometheus exposition into series → value.
+// scrape reads the endpoint's metrics (scrapeText); nothing when it has no metrics URL.
 func scrape(url string) (map[string]float64, error) {
 	if url == "" {
 		return nil, nil
 	}
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
+	return scrapeText(url)
 }
