@@ -23,7 +23,7 @@ import (
 const testBucket = "streamhouse-test"
 
 // newS3Server starts an embedded S3 endpoint on dir, closed at cleanup.
-func newS3Server(t *testing.T, dir string) *S3Server {
+func newS3Server(t testing.TB, dir string) *S3Server {
 	t.Helper()
 	srv, err := NewS3Server(S3ServerConfig{Dir: dir, Bucket: testBucket, Logger: testLogger(t)})
 	if err != nil {
@@ -45,11 +45,15 @@ func newS3Server(t *testing.T, dir string) *S3Server {
 	return srv
 }
 
-func testLogger(t *testing.T) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: t.Output(), Level: hclog.Info})
+func testLogger(t testing.TB) hclog.Logger {
+	level := hclog.Info
+	if _, ok := t.(*testing.B); ok {
+		level = hclog.Warn // Info lines would come between a benchmark's results
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: t.Output(), Level: level})
 }
 
-func newS3Store(t *testing.T, endpoint, bucket string) *S3 {
+func newS3Store(t testing.TB, endpoint, bucket string) *S3 {
 	t.Helper()
 	s, err := NewS3(context.Background(), S3Config{
 		Endpoint: endpoint, Bucket: bucket, PathStyle: true,
