@@ -16,7 +16,7 @@ const (
 	DefaultKafkaAddr         = "127.0.0.1:9092"
 	DefaultHTTPAddr          = "127.0.0.1:8080"
 	DefaultFlushInterval     = 100 * time.Millisecond
-	DefaultFlushBytes        = 4 << 20
+	DefaultFlushBytes        = 8 << 20
 	DefaultCacheBytes        = 256 << 20
 	DefaultMaxBufferedBytes  = 64 << 20
 	DefaultLeaseTTL          = 10 * time.Second

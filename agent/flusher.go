@@ -148,25 +148,36 @@ func (f *flusher) drain(ctx context.Context) error {
 	}
 }
 
-// run seals flushes when they are old or large enough and starts their object writes, until ctx ends.
+// run seals flushes when they are due or large enough and starts their object writes, until ctx ends.
 // It closes sealed when it returns, which ends the sequencer.
+//
+// Flushes that time starts keep a cadence of FlushInterval from the previous flush: buffered appends go
+// at the first tick after the oldest of them arrived (nextFlush), not a whole interval after it. An
+// append waits at most one interval and half of one on average, and time still starts at most one
+// flush per interval. (Timing each flush from its first append would make every append wait the whole
+// interval, and a client whose requests in flight all wait for one flush, as an idempotent producer's
+// five do, send its next ones just after that flush started: each would wait a whole interval more.)
 func (f *flusher) run(ctx context.Context, wg *sync.WaitGroup) {
 	defer close(f.sealed)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	last := time.Now() // when the previous flush was sealed
 	for {
 		f.mu.Lock()
-		n, size, age, force := len(f.cur), f.curBytes, time.Since(f.first), f.force
+		n, size, first, force := len(f.cur), f.curBytes, f.first, f.force
 		f.mu.Unlock()
-		if n > 0 && (force || size >= f.a.cfg.FlushBytes || age >= f.a.cfg.FlushInterval) {
+		due := nextFlush(last, first, f.a.cfg.FlushInterval)
+		now := time.Now()
+		if n > 0 && (force || size >= f.a.cfg.FlushBytes || !now.Before(due)) {
 			if !f.seal(ctx, wg) {
 				return
 			}
+			last = time.Now()
 			continue
 		}
 		var expire <-chan time.Time
 		if n > 0 {
-			timer.Reset(f.a.cfg.FlushInterval - age)
+			timer.Reset(due.Sub(now))
 			expire = timer.C
 		}
 		select {
@@ -182,6 +193,16 @@ func (f *flusher) run(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 	}
+}
+
+// nextFlush is when appends buffered since first are due: the first tick of a cadence of every since
+// last (the previous flush) at or after first.
+func nextFlush(last, first time.Time, every time.Duration) time.Time {
+	if !first.After(last) {
+		return last.Add(every)
+	}
+	ticks := (first.Sub(last) + every - 1) / every
+	return last.Add(ticks * every)
 }
 
 // seal takes the buffered appends as one flush, starts writing its object and queues it for the

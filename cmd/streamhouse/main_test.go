@@ -66,7 +66,7 @@ func TestHelp(t *testing.T) {
 	}{
 		{[]string{"--help"}, []string{"Commands:", "dev", "agent", "topic", "produce", "consume", "version"}},
 		{[]string{"help"}, []string{"Commands:"}},
-		{[]string{"agent", "--help"}, []string{"--etcd endpoints", "[$STREAMHOUSE_ETCD]", "--flush-bytes size", "(default 4MiB)", "--s3-path-style\n"}},
+		{[]string{"agent", "--help"}, []string{"--etcd endpoints", "[$STREAMHOUSE_ETCD]", "--flush-bytes size", "(default 8MiB)", "--s3-path-style\n"}},
 		{[]string{"dev", "-h"}, []string{"--data-dir directory", "(default ./.streamhouse)", "--agents number", "[$STREAMHOUSE_AGENTS]"}},
 		{[]string{"topic", "--help"}, []string{"create", "describe"}},
 		{[]string{"topic", "create", "--help"}, []string{"streamhouse topic create [flags] NAME", "--config key=value", "[$STREAMHOUSE_BROKERS]"}},
