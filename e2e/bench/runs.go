@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var nan = math.NaN()
@@ -129,7 +130,10 @@ func runThroughput(ctx context.Context, t target, spec produceSpec, warm, window
 // latencyResult is one open-loop run at a fixed rate.
 type latencyResult struct {
 	rate           float64 // records/s offered
+	partitions     int32
 	p50, p99, p999 float64 // produce latency, ms, from each record's scheduled send time
+	req50, req99   float64 // produce request round trip, ms: written by the client → answer read
+	puts, txns     float64 // S3 PUTs/s and etcd Txns/s of the busiest agent at this rate
 	e2e50, e2e99   float64 // produce → consume, ms
 	putP50, txnP50 float64 // ms, during the run
 	putP99         float64 // ms
@@ -141,17 +145,33 @@ type latencyResult struct {
 // floor is what a produce cannot beat: its flush interval, one PUT and one etcd Txn.
 func (r latencyResult) floor() float64 { return r.flush + r.putP50 + r.txnP50 }
 
+// requestTimes records the round trip of each produce request a client sends while on: from the
+// request written to the connection to its answer read. Unlike a record's latency it leaves out the
+// time a record waits in the client for a free request slot (franz-go keeps at most five produce
+// requests in flight to a broker), so it is the broker's own latency as the client sees it.
+type requestTimes struct {
+	on  atomic.Bool
+	rtt latencies
+}
+
+func (h *requestTimes) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E) {
+	if key == int16(kmsg.Produce) && h.on.Load() && e.Err() == nil {
+		h.rtt.add(e.DurationE2E())
+	}
+}
+
 // runLatency sends spec's records at a fixed rate (open loop: each record has a scheduled send time,
 // and its latency counts from then, so that queueing in the client does not hide the broker's
 // latency) while a consumer tails the topic. Records scheduled during warm are not measured.
 func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, warm, window time.Duration) (latencyResult, error) {
-	r := latencyResult{rate: rate, putP50: nan, putP99: nan, txnP50: nan, flush: nan, gets: nan}
+	r := latencyResult{rate: rate, partitions: spec.partitions, putP50: nan, putP99: nan, txnP50: nan, flush: nan, gets: nan}
 	topic, err := createTopic(ctx, t, spec.partitions)
 	if err != nil {
 		return r, err
 	}
 	defer deleteTopic(ctx, t, topic)
-	prod, err := newClient(ctx, t.Name(), producerOpts(t.Brokers(), topic, spec.codec)...)
+	var reqs requestTimes
+	prod, err := newClient(ctx, t.Name(), append(producerOpts(t.Brokers(), topic, spec.codec), kgo.WithHooks(&reqs))...)
 	if err != nil {
 		return r, err
 	}
@@ -180,6 +200,7 @@ func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, w
 			due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 			if !measuring && !due.Before(from) {
 				measuring, m0, putMarks = true, snapAgents(t), markPuts(t)
+				reqs.on.Store(true)
 			}
 			if wait := time.Until(due); wait > 100*time.Microsecond {
 				time.Sleep(wait)
@@ -205,11 +226,14 @@ func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, w
 		return r, fmt.Errorf("flush: %w", err)
 	}
 	m1 := snapAgents(t)
+	reqs.on.Store(false)
 	got := <-consumed
 	r.sent, r.failed = total, failed.Load()
 	lat, e := prodLat.sorted(), e2e.sorted()
 	r.p50, r.p99, r.p999 = percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 0.999)
 	r.e2e50, r.e2e99 = percentile(e, 0.5), percentile(e, 0.99)
+	rtt := reqs.rtt.sorted()
+	r.req50, r.req99 = percentile(rtt, 0.5), percentile(rtt, 0.99)
 	if ags := t.Agents(); len(ags) > 0 {
 		r.flush = float64(ags[0].cfg.FlushInterval) / float64(time.Millisecond)
 		var puts []time.Duration
@@ -220,7 +244,10 @@ func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, w
 		}
 		slices.Sort(puts)
 		r.putP50, r.putP99, r.txnP50 = percentile(puts, 0.5), percentile(puts, 0.99), txns.quantile(0.5)*1000
-		r.gets = perAgent(m0, m1, time.Since(from).Seconds(), seriesGets)
+		secs := time.Since(from).Seconds()
+		r.gets = perAgent(m0, m1, secs, seriesGets)
+		r.puts = perAgent(m0, m1, secs, seriesPuts)
+		r.txns = perAgent(m0, m1, secs, txnKeys()...)
 	}
 	if got < total-r.failed {
 		return r, fmt.Errorf("%w: consumed %d of %d", errIncomplete, got, total-r.failed)

@@ -43,6 +43,9 @@ type plan struct {
 	consumeMiB int
 	profiles   []shConfig // further one-agent clusters for latency under an S3 profile
 	latencyCap float64    // records/s: the open-loop rate is min(50% of the target's max, latencyCap)
+	// wideTargets run the latency workload again on 1,024 partitions at the same fixed rate: S3 PUTs/s
+	// and etcd Txns/s at one load, 8 vs 1,024 partitions (at saturation they follow throughput).
+	wideTargets []string
 	targets    string     // default of --targets
 	procsIdle  time.Duration
 	procsParts int32
@@ -52,6 +55,12 @@ type plan struct {
 }
 
 var latencySpec = produceSpec{size: 1024, partitions: 8, producers: 1, codec: "none"}
+
+// wideSpec is spec on 1,024 partitions.
+func wideSpec(spec produceSpec) produceSpec {
+	spec.partitions = 1024
+	return spec
+}
 
 // memoryLimit is the suite's soft heap limit (runtime/debug.SetMemoryLimit).
 const memoryLimit = 8 << 30
@@ -64,7 +73,7 @@ const defaultLatencyCap = 40_000
 func fullPlan() plan {
 	p := plan{latency: latencySpec, warm: time.Second, window: 4 * time.Second, latWindow: 10 * time.Second,
 		consumeMiB: 192, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
-		targets: "sh-1,sh-3,sh-1-mem,kfake",
+		targets: "sh-1,sh-3,sh-1-mem,kfake", wideTargets: []string{"sh-1", "sh-3"},
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, profile: "none", memory: true},
 			{name: "sh-1", agents: 1, profile: "none", memory: true, linger: 50 * time.Millisecond},
@@ -88,7 +97,7 @@ func fullPlan() plan {
 func shortPlan() plan {
 	return plan{latency: latencySpec, warm: time.Second, window: 3 * time.Second, latWindow: 4 * time.Second,
 		consumeMiB: 192, procsIdle: 5 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
-		targets: "sh-1,sh-3,kfake",
+		targets: "sh-1,sh-3,kfake", wideTargets: []string{"sh-1"},
 		throughput: []produceSpec{
 			latencySpec,
 			{size: 1024, partitions: 8, producers: 8, codec: "none"},
@@ -276,6 +285,21 @@ func (s *suite) latency(maxRate map[string]float64) error {
 		settle()
 	}
 	s.rep.addLatency("", res)
+	wide := map[string]latencyResult{}
+	for _, t := range s.targets {
+		if !slices.Contains(s.p.wideTargets, t.Name()) {
+			continue
+		}
+		spec := wideSpec(s.p.latency)
+		progress("latency %s at %.0f records/s on %s", spec, res[t.Name()].rate, t.Name())
+		r, err := runLatency(s.ctx, t, spec, res[t.Name()].rate, s.p.warm, s.p.latWindow)
+		if err != nil {
+			return fmt.Errorf("latency %s on %s: %w", spec, t.Name(), err)
+		}
+		wide[t.Name()] = r
+		settle()
+	}
+	s.rep.addWide(res, wide)
 	for _, cfg := range s.p.profiles {
 		c, err := startSH(s.ctx, cfg, s.log)
 		if err != nil {
