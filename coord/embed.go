@@ -22,6 +22,10 @@ const (
 	DefaultEmbedCompactionRetention = "10000"
 	// 4 GiB: twice etcd's default, well under its recommended 8 GiB ceiling.
 	DefaultEmbedQuotaBytes = 4 << 30
+	// DefaultEmbedMaxTxnOps is the embedded etcd's --max-txn-ops: enough for a flush's index commit,
+	// 2 operations per partition, to be one Txn up to 2,048 partitions (etcd's default, 128, splits it
+	// every 64). Clients use it only if told: Config.MaxTxnOps.
+	DefaultEmbedMaxTxnOps = 4096
 )
 
 // EmbedConfig configures a single-member etcd running inside this process.
@@ -30,7 +34,9 @@ type EmbedConfig struct {
 	Name       string // member name; default DefaultEmbedName
 	ClientAddr string // host:port; default DefaultEmbedClientAddr; port 0 picks a free port
 	PeerAddr   string // host:port; default DefaultEmbedPeerAddr; port 0 picks a free port
-	Logger     hclog.Logger
+	// MaxTxnOps is etcd's --max-txn-ops; default DefaultEmbedMaxTxnOps, at least DefaultMaxTxnOps.
+	MaxTxnOps int
+	Logger    hclog.Logger
 
 	// UnsafeNoFsync skips fsync: for tests only, a crash loses data.
 	UnsafeNoFsync bool
@@ -49,6 +55,14 @@ func (cfg *EmbedConfig) Validate() error {
 	}
 	if cfg.PeerAddr == "" {
 		cfg.PeerAddr = DefaultEmbedPeerAddr
+	}
+	if cfg.MaxTxnOps == 0 {
+		cfg.MaxTxnOps = DefaultEmbedMaxTxnOps
+	}
+	if cfg.MaxTxnOps < DefaultMaxTxnOps {
+		// A client refused more operations than this falls back to etcd's default, and would then be
+		// refused again.
+		return fmt.Errorf("coord: embedded etcd: MaxTxnOps %d is below etcd's default %d", cfg.MaxTxnOps, DefaultMaxTxnOps)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -85,7 +99,7 @@ func (cfg *EmbedConfig) etcdConfig() (*embed.Config, error) {
 	ec.AutoCompactionMode = "revision"
 	ec.AutoCompactionRetention = DefaultEmbedCompactionRetention
 	ec.QuotaBackendBytes = DefaultEmbedQuotaBytes
-	ec.MaxTxnOps = embed.DefaultMaxTxnOps
+	ec.MaxTxnOps = uint(cfg.MaxTxnOps)
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
 	return ec, nil
 }
@@ -116,7 +130,8 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("coord: embedded etcd in %s not ready: %w", cfg.Dir, ctx.Err())
 	}
-	e.log.Info("embedded etcd ready", "dir", cfg.Dir, "client", e.Endpoints(), "peer", etcd.Peers[0].Addr().String())
+	e.log.Info("embedded etcd ready", "dir", cfg.Dir, "client", e.Endpoints(), "peer", etcd.Peers[0].Addr().String(),
+		"max_txn_ops", cfg.MaxTxnOps)
 	return e, nil
 }
 

@@ -59,3 +59,31 @@ func TestEmbeddedNeedsDir(t *testing.T) {
 		t.Fatal("started without a data directory")
 	}
 }
+
+// The embedded etcd allows DefaultEmbedMaxTxnOps operations per Txn unless told otherwise, and never
+// fewer than etcd's default, which clients fall back to.
+func TestEmbeddedMaxTxnOps(t *testing.T) {
+	for _, tc := range []struct {
+		in, want int
+		bad      bool
+	}{{in: 0, want: DefaultEmbedMaxTxnOps}, {in: 1024, want: 1024}, {in: DefaultMaxTxnOps, want: DefaultMaxTxnOps}, {in: 64, bad: true}, {in: -1, bad: true}} {
+		cfg := EmbedConfig{Dir: t.TempDir(), MaxTxnOps: tc.in}
+		err := cfg.Validate()
+		if tc.bad {
+			if err == nil {
+				t.Errorf("MaxTxnOps %d accepted", tc.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("MaxTxnOps %d: %v", tc.in, err)
+		}
+		ec, err := cfg.etcdConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ec.MaxTxnOps != uint(tc.want) {
+			t.Errorf("MaxTxnOps %d: etcd's --max-txn-ops %d, want %d", tc.in, ec.MaxTxnOps, tc.want)
+		}
+	}
+}

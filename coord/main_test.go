@@ -33,7 +33,9 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e, err := StartEmbedded(ctx, EmbedConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", UnsafeNoFsync: true})
+	// etcd's own default --max-txn-ops, as a bare etcd has: a client allowed more falls back to it.
+	e, err := StartEmbedded(ctx, EmbedConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0",
+		MaxTxnOps: DefaultMaxTxnOps, UnsafeNoFsync: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
