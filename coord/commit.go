@@ -12,8 +12,14 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// maxTxnBytes keeps a packed Txn well under etcd's default --max-request-bytes (1.5 MiB).
+// maxTxnBytes keeps a packed Txn well under etcd's default --max-request-bytes (1.5 MiB), which
+// etcd checks against the whole request: compares, puts and the Else branch's reads.
 const maxTxnBytes = 1 << 20
+
+// txnOpBytes is what one compare or operation of a Txn costs besides its key and value: protobuf
+// tags and lengths, a compare's target and revision, a get's options. Measured about 8 bytes;
+// counted 16 so that the estimate stays above the request's real size.
+const txnOpBytes = 16
 
 // commitRounds is the first attempt plus one retry of the partitions that were not fenced but
 // shared a failed Txn with one that was.
@@ -61,7 +67,7 @@ type unit struct {
 	entries []string // entries[j] is the value of commits[j]'s index key
 	cmps    []clientv3.Cmp
 	puts    []clientv3.Op
-	bytes   int
+	bytes   int // the unit's share of its Txn's request size (estimated: keys, values, txnOpBytes each)
 }
 
 // Commit makes each commit's index entry and producer states visible, each partition guarded by
@@ -176,15 +182,20 @@ func (s *Session) encodeUnit(u *unit, commits []Commit) {
 	leader := s.c.keys.leader(u.tp)
 	epochs := map[int64]bool{}
 	producers := map[int64]int{} // producer id → index in u.puts
+	// runTxn's Else branch reads the leader key, and each index key, which is also compared.
+	u.bytes += len(leader) + txnOpBytes
 	for _, i := range u.commits {
 		cm := commits[i]
 		if !epochs[cm.Epoch] {
 			epochs[cm.Epoch] = true
 			u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(leader), "=", cm.Epoch))
+			u.bytes += len(leader) + txnOpBytes
 		}
 		// Offsets are written once: a leader whose state is stale cannot overwrite an entry.
-		u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset)), "=", 0))
-		u.entries = append(u.entries, u.put(s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset), cm.Entry, -1))
+		index := s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset)
+		u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(index), "=", 0))
+		u.bytes += 2 * (len(index) + txnOpBytes)
+		u.entries = append(u.entries, u.put(index, cm.Entry, -1))
 		for _, p := range cm.Producers {
 			at, ok := producers[p.ID]
 			if !ok {
@@ -205,7 +216,7 @@ func (u *unit) put(key string, v any, at int) string {
 	} else {
 		u.puts = append(u.puts, op)
 	}
-	u.bytes += len(key) + len(val)
+	u.bytes += len(key) + len(val) + txnOpBytes
 	return string(val)
 }
 
