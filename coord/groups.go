@@ -266,9 +266,9 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 
 // WriteGroup applies w to group, guarded by Compare(CreateRevision(leaders/<shard>) == f.Epoch) and
 // Compare(ModRevision(groups/<ns>/version/<group>) == w.Version), and returns the group's new
-// version. A write needing more operations than one Txn allows is split into several Txns, each
-// guarded (each on the version the one before wrote), applied in order (metadata in the first); a
-// failure stops the rest. It returns ErrFenced when the shard's leader key is no longer the one
+// version. A write needing more operations (or bytes) than one Txn allows is split into several
+// Txns, each guarded (each on the version the one before wrote), applied in order (metadata in the
+// first); a failure stops the rest. It returns ErrFenced when the shard's leader key is no longer the one
 // created at f.Epoch, ErrGroupChanged when the group is no longer at w.Version (its state was written
 // since the caller read it: by an earlier write whose outcome was unknown, say). A Txn whose attempt
 // times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
@@ -290,9 +290,8 @@ func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string,
 	}
 	token := newWriteToken()
 	version = w.Version
-	limit := c.cfg.MaxTxnOps - 1 // each Txn also writes the version key
 	for i := 0; len(ops) > 0; i++ {
-		n := min(len(ops), limit)
+		n := groupTxnOps(ops, c.cfg.MaxTxnOps-1) // each Txn also writes the version key
 		last := n == len(ops)
 		if version, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i)); err != nil {
 			return 0, err
@@ -300,6 +299,20 @@ func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string,
 		ops = ops[n:]
 	}
 	return version, nil
+}
+
+// groupTxnOps is how many of ops, at least one, the next Txn of a group write takes: at most limit,
+// and no more than maxTxnBytes of keys and values (a commit of many offsets with long metadata
+// would otherwise exceed etcd's --max-request-bytes).
+func groupTxnOps(ops []clientv3.Op, limit int) int {
+	bytes := 0
+	for n, op := range ops {
+		bytes += len(op.KeyBytes()) + len(op.ValueBytes()) + txnOpBytes
+		if n == limit || (n > 0 && bytes > maxTxnBytes) {
+			return n
+		}
+	}
+	return len(ops)
 }
 
 // newWriteToken names one WriteGroup call: what its Txns write to the version key.

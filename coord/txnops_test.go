@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,23 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
+
+// etcdWithMaxTxnOps starts an etcd of its own for the test, allowing maxTxnOps operations per Txn
+// (the shared one allows etcd's default, 128).
+func etcdWithMaxTxnOps(t *testing.T, maxTxnOps int) *testEtcd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := StartEmbedded(ctx, EmbedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0",
+		MaxTxnOps: maxTxnOps, UnsafeNoFsync: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	te := newTestEtcd(t)
+	te.Endpoints = e.Endpoints()
+	return te
+}
 
 // requestSizes is an etcd KV that records the size of each Txn request and applies none.
 type requestSizes struct {
@@ -59,5 +77,34 @@ func TestCommitTxnBytes(t *testing.T) {
 				t.Errorf("%d partitions: a Txn of %d bytes, more than %d", tc.partitions, size, maxTxnBytes)
 			}
 		}
+	}
+}
+
+// A group write is split by bytes as well as by operations: at 4,096 operations, 1,000 offsets with
+// 2 KB of metadata each would be one Txn of 2 MB, which etcd refuses (--max-request-bytes, 1.5 MiB).
+func TestWriteGroupBytes(t *testing.T) {
+	te := etcdWithMaxTxnOps(t, DefaultEmbedMaxTxnOps)
+	ctx := testCtx(t)
+	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = DefaultEmbedMaxTxnOps })
+	shards := newTopic(t, c, "__consumer_offsets", 1)
+	data := newTopic(t, c, "data", 1000)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(ctx, shards.TP(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []GroupOffset
+	for p := range int32(1000) {
+		o := groupOffset(data, p, int64(p))
+		o.Metadata = strings.Repeat("m", 2000)
+		offs = append(offs, o)
+	}
+	v, err := c.WriteGroup(ctx, GroupFence{Shard: shards.TP(0), Epoch: epoch}, "default", "g", GroupWrite{Offsets: offs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := c.LoadGroup(ctx, "default", "g")
+	if err != nil || len(g.Offsets) != 1000 || g.Version != v {
+		t.Fatalf("loaded %d offsets at version %d (written %d): %v", len(g.Offsets), g.Version, v, err)
 	}
 }
