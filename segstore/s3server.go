@@ -14,13 +14,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3afero"
-	"github.com/spf13/afero"
 )
 
 // S3ServerConfig configures an embedded S3 endpoint.
 type S3ServerConfig struct {
-	Dir    string       // where buckets and objects live; created if missing
+	Dir    string       // where buckets and objects live; created if missing; one server at a time
 	Bucket string       // created if missing
 	Logger hclog.Logger // optional; gofakes3's request log goes to it at Debug
 }
@@ -36,13 +34,17 @@ func (cfg S3ServerConfig) Validate() error {
 	return nil
 }
 
-// S3Server is an S3-compatible endpoint (gofakes3) on a local directory, for dev mode and tests: the
-// S3 store talks to it exactly as to AWS. It accepts any credentials and supports If-None-Match
-// puts and ranged GETs. Data survives a restart on the same Dir; writes are not fsynced.
+// S3Server is an S3-compatible endpoint on a local directory, for dev mode and tests: the S3 store
+// talks to it exactly as to AWS. gofakes3 serves the S3 API; its backend here (dirBackend) keeps
+// each object in a file of its own, published by rename so that no reader sees part of one, with
+// the MD5 that gofakes3 computed while receiving it in a small sidecar file, so that objects are
+// hashed once. It accepts any credentials and supports If-None-Match puts, ranged GETs and
+// paginated listings. Data survives a restart on the same Dir (including a Dir written by earlier
+// versions, which used gofakes3's s3afero backend in the same layout); writes are not fsynced.
 type S3Server struct {
 	cfg     S3ServerConfig
 	logger  hclog.Logger
-	backend *s3afero.MultiBucketBackend
+	backend *dirBackend
 	faker   *gofakes3.GoFakeS3
 
 	mu      sync.Mutex
@@ -66,7 +68,7 @@ func NewS3Server(cfg S3ServerConfig) (*S3Server, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("s3 server: %w", err)
 	}
-	backend, err := s3afero.MultiBucket(afero.NewBasePathFs(afero.NewOsFs(), cfg.Dir))
+	backend, err := newDirBackend(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("s3 server: %s: %w", cfg.Dir, err)
 	}
