@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Conditions callers act on. Errors returned by coord wrap these with %w and add the detail
@@ -38,6 +42,9 @@ const (
 	DefaultPrefix      = "/streamhouse/"
 	DefaultDialTimeout = 5 * time.Second
 	DefaultMaxTxnOps   = 128 // etcd's default --max-txn-ops
+	// MinMaxTxnOps is the least Config.MaxTxnOps: a partition's commit compares 2 keys, its leader
+	// key and its index key.
+	MinMaxTxnOps = 2
 
 	// DefaultCommitAttemptTimeout is twice etcd's default election timeout (1 s). A member that
 	// forwarded a Txn to a leader that then died holds it until etcd's own request timeout (5 s + 2 ×
@@ -53,7 +60,7 @@ type Config struct {
 	Endpoints   []string
 	Prefix      string                // default DefaultPrefix; a missing trailing "/" is added
 	DialTimeout time.Duration         // default DefaultDialTimeout
-	MaxTxnOps   int                   // default DefaultMaxTxnOps; must not exceed the server's --max-txn-ops
+	MaxTxnOps   int                   // default DefaultMaxTxnOps; must not exceed the servers' --max-txn-ops (if it does, the client falls back to DefaultMaxTxnOps)
 	Logger      hclog.Logger          // default: no logs
 	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
 
@@ -90,8 +97,8 @@ func (cfg *Config) Validate() error {
 		cfg.CommitTimeout = DefaultCommitTimeout
 	}
 	cfg.CommitTimeout = max(cfg.CommitTimeout, cfg.CommitAttemptTimeout)
-	if cfg.MaxTxnOps < 2 {
-		return fmt.Errorf("coord: MaxTxnOps %d: a commit needs at least 2 operations", cfg.MaxTxnOps)
+	if cfg.MaxTxnOps < MinMaxTxnOps {
+		return fmt.Errorf("coord: MaxTxnOps %d: a commit needs at least %d operations", cfg.MaxTxnOps, MinMaxTxnOps)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -106,6 +113,10 @@ type Client struct {
 	keys    keys
 	log     hclog.Logger
 	metrics *metrics
+
+	// txnOpsCap, once set (to DefaultMaxTxnOps), caps cfg.MaxTxnOps: etcd refused a Txn for having
+	// more operations than its --max-txn-ops (see fallBackTxnOps). 0 until then; it never rises again.
+	txnOpsCap atomic.Int64
 
 	// txnHook, set by tests, runs each attempt of a Txn sent by txnAttempts instead of do.
 	txnHook func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
@@ -171,6 +182,49 @@ func (c *Client) ping(ctx context.Context) error {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() { c.closeErr = c.etcd.Close() })
 	return c.closeErr
+}
+
+// maxTxnOps is the most operations (compares, or operations of either branch) the Txns this client
+// packs may have now: Config.MaxTxnOps, or DefaultMaxTxnOps once etcd refused more.
+func (c *Client) maxTxnOps() int {
+	if cp := int(c.txnOpsCap.Load()); cp > 0 {
+		return min(cp, c.cfg.MaxTxnOps)
+	}
+	return c.cfg.MaxTxnOps
+}
+
+// isTooManyOps tells whether etcd refused a Txn for having more operations than its --max-txn-ops.
+// The client translates etcd's gRPC status into rpctypes.ErrTooManyOps; a status passed on as it
+// came (by a test's hook, say) is recognised by its code and message, as the client does.
+func isTooManyOps(err error) bool {
+	if errors.Is(err, rpctypes.ErrTooManyOps) {
+		return true
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return false
+	}
+	st := se.GRPCStatus()
+	return st.Code() == codes.InvalidArgument && st.Message() == rpctypes.ErrorDesc(rpctypes.ErrGRPCTooManyOps)
+}
+
+// fallBackTxnOps is called when etcd refused, for too many operations, a Txn packed to limit
+// operations: Config.MaxTxnOps exceeds the --max-txn-ops of the member that answered. etcd checks the
+// count as the request arrives, before proposing it, so nothing of that Txn was applied and its
+// operations may be sent again in smaller Txns. Rather than fail every commit until someone
+// notices, the client falls back to DefaultMaxTxnOps, etcd's own default, for good (one warning).
+// It reports whether packing again can help: not when limit was DefaultMaxTxnOps or less already
+// (an etcd configured below its default).
+func (c *Client) fallBackTxnOps(limit int) bool {
+	if limit <= DefaultMaxTxnOps {
+		return false
+	}
+	if c.txnOpsCap.CompareAndSwap(0, DefaultMaxTxnOps) {
+		c.log.Warn("etcd refused a Txn for having more operations than its --max-txn-ops allows; packing Txns to etcd's default from now on, "+
+			"at a cost in Txns per flush: set --etcd-max-txn-ops (Config.MaxTxnOps) to the etcd servers' --max-txn-ops, or raise theirs",
+			"etcd_max_txn_ops", c.cfg.MaxTxnOps, "now", DefaultMaxTxnOps)
+	}
+	return true
 }
 
 // Etcd is the underlying etcd client, an escape hatch for tests and tools.

@@ -67,17 +67,22 @@ type unit struct {
 	entries []string // entries[j] is the value of commits[j]'s index key
 	cmps    []clientv3.Cmp
 	puts    []clientv3.Op
-	bytes   int // the unit's share of its Txn's request size (estimated: keys, values, txnOpBytes each)
+	// resent: an earlier Txn carrying the unit was sent more than once before etcd refused it for
+	// too many operations (see runTxn), so one of its attempts may have applied.
+	resent bool
+	bytes  int // the unit's share of its Txn's request size (estimated: keys, values, txnOpBytes each)
 }
 
 // Commit makes each commit's index entry and producer states visible, each partition guarded by
 // Compare(CreateRevision(leaders/<t>/<p>) == Epoch). Partitions are packed into as few Txns as
 // MaxTxnOps allows (a partition's operations never straddle two Txns) and the Txns run
-// concurrently. It returns one error per commit, nil meaning committed: ErrFenced if the epoch is
-// no longer the partition's leader epoch. A Txn whose attempt times out (Config.CommitAttemptTimeout)
-// or finds etcd unavailable is sent again, within Config.CommitTimeout, and an earlier attempt found
-// applied counts as committed. Any other error (every attempt timed out, say) leaves the outcome
-// unknown, as with any etcd write: the leader must reload the partition before going on.
+// concurrently; a Txn etcd refuses for having more operations than its --max-txn-ops is packed
+// again, smaller, and sent again (see Client.fallBackTxnOps). It returns one error per commit, nil
+// meaning committed: ErrFenced if the epoch is no longer the partition's leader epoch. A Txn whose
+// attempt times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
+// Config.CommitTimeout, and an earlier attempt found applied counts as committed. Any other error
+// (every attempt timed out, say) leaves the outcome unknown, as with any etcd write: the leader must
+// reload the partition before going on.
 //
 // Commit sets each entry's Epoch to the commit's epoch and its Bytes to the sum of its extents.
 func (s *Session) Commit(ctx context.Context, commits []Commit) []error {
@@ -86,7 +91,7 @@ func (s *Session) Commit(ctx context.Context, commits []Commit) []error {
 	units := s.buildUnits(commits, errs)
 	for round := 1; round <= commitRounds && len(units) > 0; round++ {
 		var retry []int
-		for _, res := range s.runTxns(ctx, s.pack(units, errs)) {
+		for _, res := range s.runPacked(ctx, units, errs) {
 			for i, err := range res.errs {
 				errs[i] = err
 			}
@@ -224,9 +229,31 @@ func (u *unit) put(key string, v any, at int) string {
 // failure ops (one leader Get per unit) each to --max-txn-ops.
 func (u *unit) ops() int { return max(len(u.cmps), len(u.puts), 1+len(u.commits)) }
 
-// pack fills Txns greedily in order. A unit that cannot fit even alone gets an error.
-func (s *Session) pack(units []*unit, errs []error) [][]*unit {
-	limit := s.c.cfg.MaxTxnOps
+// runPacked packs units into Txns of the client's operation limit and runs them. The units of a Txn
+// that etcd refused for too many operations, which it never applied, are packed again to the limit
+// the client fell back to and run again; that happens at most once, since the limit falls only once.
+//
+// Each refused Txn's units are packed again apart from any other's: a new Txn then holds only
+// partitions of one earlier Txn, so if it fails on a fenced compare, so does every attempt of that
+// earlier Txn still queued in etcd, and the partitions it retries cannot have been applied by one.
+func (s *Session) runPacked(ctx context.Context, units []*unit, errs []error) []txnResult {
+	limit := s.c.maxTxnOps()
+	txns := s.pack(units, errs, limit)
+	var results []txnResult
+	for len(txns) > 0 {
+		res := s.runTxns(ctx, txns, limit)
+		results = append(results, res...)
+		limit, txns = s.c.maxTxnOps(), nil
+		for _, r := range res {
+			txns = append(txns, s.pack(r.repack, errs, limit)...)
+		}
+	}
+	return results
+}
+
+// pack fills Txns of at most limit operations greedily in order. A unit that cannot fit even alone
+// gets an error.
+func (s *Session) pack(units []*unit, errs []error, limit int) [][]*unit {
 	var txns [][]*unit
 	var cur []*unit
 	var cmps, puts, bytes int
@@ -251,18 +278,20 @@ func (s *Session) pack(units []*unit, errs []error) [][]*unit {
 	return txns
 }
 
-// txnResult is the outcome of one Txn: errors by commit index, and the commits to retry.
+// txnResult is the outcome of one Txn: errors by commit index, the commits to retry, and the units
+// to pack again (the Txn was refused for too many operations; their commits have no error yet).
 type txnResult struct {
-	errs  map[int]error
-	retry []int
+	errs   map[int]error
+	retry  []int
+	repack []*unit
 }
 
-// runTxns runs the packed Txns concurrently.
-func (s *Session) runTxns(ctx context.Context, txns [][]*unit) []txnResult {
+// runTxns runs the Txns, packed to limit operations, concurrently.
+func (s *Session) runTxns(ctx context.Context, txns [][]*unit, limit int) []txnResult {
 	results := make([]txnResult, len(txns))
 	var wg sync.WaitGroup
 	for i, units := range txns {
-		wg.Go(func() { results[i] = s.runTxn(ctx, units) })
+		wg.Go(func() { results[i] = s.runTxn(ctx, units, limit) })
 	}
 	wg.Wait()
 	return results
@@ -271,8 +300,9 @@ func (s *Session) runTxns(ctx context.Context, txns [][]*unit) []txnResult {
 // runTxn commits units in one Txn, sent again while its attempts time out or find etcd unavailable
 // (txnAttempts). If a compare fails, the Else branch has read every leader key and index key at the same
 // revision, which says exactly which commits an earlier attempt applied, which were fenced, and
-// which offsets are taken; the rest are retried.
-func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
+// which offsets are taken; the rest are retried. A Txn refused for having more operations than etcd
+// allows returns its units to be packed again to the client's lowered limit (fallBackTxnOps).
+func (s *Session) runTxn(ctx context.Context, units []*unit, limit int) txnResult {
 	var cmps []clientv3.Cmp
 	var puts, gets []clientv3.Op
 	for _, u := range units {
@@ -294,6 +324,18 @@ func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 		if ctx.Err() == nil {
 			m.txns.WithLabelValues(resultError).Inc()
 			m.txnDuration.Observe(time.Since(start).Seconds())
+		}
+		if isTooManyOps(err) && s.c.fallBackTxnOps(limit) {
+			// Refused before etcd proposed it: no attempt that got this answer applied. Attempts
+			// before it (timed out) may have, on a member allowing more: the units keep that in mind.
+			for _, u := range units {
+				u.resent = u.resent || attempts > 1
+			}
+			res.repack = units
+			return res
+		}
+		if isTooManyOps(err) {
+			err = fmt.Errorf("%w (etcd's --max-txn-ops is below %d, what this Txn was packed to)", err, limit)
 		}
 		if attempts > 1 {
 			err = fmt.Errorf("%w (after %d attempts)", err, attempts)
@@ -324,7 +366,8 @@ func (s *Session) runTxn(ctx context.Context, units []*unit) txnResult {
 // commits, commits whose offset is taken, and commits worth retrying. gets holds, per unit, its leader
 // key then each commit's index key.
 //
-// After an earlier attempt of this Txn (resent), an index key holding exactly the entry this commit
+// After an earlier attempt of this Txn (resent), or of a Txn that carried the unit before it was
+// refused for too many operations (unit.resent), an index key holding exactly the entry this commit
 // writes was written by that attempt, whose answer was lost: committed, whatever the leader key says
 // now (the entry names this commit's epoch, offsets and object, which only this leader, sequencing
 // serially, writes).
@@ -343,7 +386,7 @@ func (s *Session) sortFenced(units []*unit, gets []*pb.ResponseOp, resent bool, 
 		for j, i := range u.commits {
 			epoch := u.epochs[j]
 			kvs := taken[j].GetResponseRange().GetKvs()
-			if resent && len(kvs) > 0 && string(kvs[0].Value) == u.entries[j] {
+			if (resent || u.resent) && len(kvs) > 0 && string(kvs[0].Value) == u.entries[j] {
 				res.errs[i] = nil
 				s.c.log.Info("commit found applied by an earlier attempt whose answer was lost", "tp", u.tp, "offset", u.bases[j], "epoch", epoch)
 				continue

@@ -123,24 +123,9 @@ func TestCommitPacking(t *testing.T) {
 	ctx := testCtx(t)
 	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = 128 })
 	const n = 300
-	top := newTopic(t, c, "wide", n)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epochs := make([]int64, n)
-	for p := range int32(n) {
-		e, err := s.Acquire(ctx, top.TP(p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		epochs[p] = e
-	}
-	flush := func(base int64) []Commit {
-		commits := make([]Commit, n)
-		for p := range commits {
-			commits[p] = Commit{TP: top.TP(int32(p)), Epoch: epochs[p], Entry: entry(base, 2, 64),
-				Producers: []ProducerState{{ID: int64(p), Batches: []SeqBatch{{FirstSeq: int32(base), LastSeq: int32(base) + 1, FirstOffset: base, LastOffset: base + 1}}}}}
-		}
-		return commits
-	}
+	top, epochs := leadWide(t, c, s, "wide", n)
+	flush := func(base int64) []Commit { return wideFlush(top, epochs, base) }
 
 	ok0 := counterValue(t, c.metrics.txns.WithLabelValues(resultOK))
 	for p, err := range s.Commit(ctx, flush(0)) {

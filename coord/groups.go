@@ -268,13 +268,15 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 // Compare(ModRevision(groups/<ns>/version/<group>) == w.Version), and returns the group's new
 // version. A write needing more operations (or bytes) than one Txn allows is split into several
 // Txns, each guarded (each on the version the one before wrote), applied in order (metadata in the
-// first); a failure stops the rest. It returns ErrFenced when the shard's leader key is no longer the one
-// created at f.Epoch, ErrGroupChanged when the group is no longer at w.Version (its state was written
-// since the caller read it: by an earlier write whose outcome was unknown, say). A Txn whose attempt
-// times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
-// Config.CommitTimeout: each Txn writes a token of its own to the version key, so an attempt
-// that finds its token there knows an earlier one applied, and one that finds another version
-// changes nothing. Any other error leaves the outcome unknown, as with any etcd write: the
+// first); a failure stops the rest. A Txn etcd refuses for having more operations than its
+// --max-txn-ops is split again, smaller, and sent again (see Client.fallBackTxnOps). It returns
+// ErrFenced when the shard's leader key is no longer the one created at f.Epoch, ErrGroupChanged
+// when the group is no longer at w.Version (its state was written since the caller read it: by an
+// earlier write whose outcome was unknown, say). A Txn whose attempt times out
+// (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
+// Config.CommitTimeout: each Txn writes a token of its own to the version key, so an attempt that
+// finds its token there knows an earlier one applied, and one that finds another version changes
+// nothing. Any other error leaves the outcome unknown, as with any etcd write: the
 // coordinator must reload the group before going on.
 func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string, w GroupWrite) (version int64, err error) {
 	defer c.metrics.observeQuery(ctx, opWriteGroup, time.Now())
@@ -291,9 +293,15 @@ func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string,
 	token := newWriteToken()
 	version = w.Version
 	for i := 0; len(ops) > 0; i++ {
-		n := groupTxnOps(ops, c.cfg.MaxTxnOps-1) // each Txn also writes the version key
+		limit := c.maxTxnOps()
+		n := groupTxnOps(ops, limit-1) // each Txn also writes the version key
 		last := n == len(ops)
-		if version, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i)); err != nil {
+		var refused bool
+		version, refused, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i), limit)
+		if refused {
+			continue // nothing applied: split again, to the lowered limit, on the same version
+		}
+		if err != nil {
 			return 0, err
 		}
 		ops = ops[n:]
@@ -324,8 +332,11 @@ func newWriteToken() string {
 
 // groupTxn runs one Txn of a group write on version, in attempts (txnAttempts), and returns the
 // version it wrote. A deletion's last Txn deletes the version key (version 0 after it); the others
-// put token there.
-func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, deletion bool, ops []clientv3.Op, version int64, token string) (int64, error) {
+// put token there. refused says that etcd refused the Txn for having more operations than its
+// --max-txn-ops, before applying anything, and that the client lowered its limit (limit is what
+// the Txn was packed to): the caller splits the operations again and sends them.
+func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, deletion bool, ops []clientv3.Op, version int64, token string,
+	limit int) (_ int64, refused bool, _ error) {
 	leader, verKey := c.keys.leader(f.Shard), c.keys.groupVersion(ns, group)
 	if deletion {
 		ops = append(slices.Clone(ops), clientv3.OpDelete(verKey))
@@ -341,16 +352,23 @@ func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, d
 			Commit()
 	})
 	if err != nil {
+		// Only a Txn refused at its first attempt is sent again, split: an attempt before the refusal
+		// (timed out) may have applied on a member allowing more operations, and wrote a token that
+		// the smaller Txns would not recognise. Then the outcome is unknown, as for any error here;
+		// the limit is lowered all the same, for the writes after it.
+		if isTooManyOps(err) && c.fallBackTxnOps(limit) && attempts == 1 {
+			return 0, true, nil
+		}
 		if attempts > 1 {
 			err = fmt.Errorf("%w (after %d attempts)", err, attempts)
 		}
-		return 0, fmt.Errorf("coord: write group %q: %w", group, err)
+		return 0, false, fmt.Errorf("coord: write group %q: %w", group, err)
 	}
 	if resp.Succeeded {
 		if deletion {
-			return 0, nil
+			return 0, false, nil
 		}
-		return resp.Header.Revision, nil
+		return resp.Header.Revision, false, nil
 	}
 	var current int64
 	holder := ""
@@ -367,16 +385,16 @@ func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, d
 	// there, whatever the leader key says now.
 	if attempts > 1 && ((!deletion && nowToken == token) || (deletion && now == 0 && version != 0 && current == f.Epoch)) {
 		c.log.Info("group write found applied by an earlier attempt whose answer was lost", "group", group, "shard", f.Shard, "epoch", f.Epoch)
-		return now, nil
+		return now, false, nil
 	}
 	if current != f.Epoch {
 		c.metrics.fenced.Inc()
 		c.log.Warn("group write fenced", "group", group, "shard", f.Shard, "epoch", f.Epoch, "current", current, "holder", holder)
-		return 0, fmt.Errorf("%w: group %q on shard %s epoch %d, leader key now epoch %d (holder %q)",
+		return 0, false, fmt.Errorf("%w: group %q on shard %s epoch %d, leader key now epoch %d (holder %q)",
 			ErrFenced, group, f.Shard, f.Epoch, current, holder)
 	}
 	c.log.Warn("group write refused: the group changed since its state was read", "group", group, "shard", f.Shard, "version", version, "now", now)
-	return 0, fmt.Errorf("%w: group %q at version %d, not %d", ErrGroupChanged, group, now, version)
+	return 0, false, fmt.Errorf("%w: group %q at version %d, not %d", ErrGroupChanged, group, now, version)
 }
 
 // groupOps encodes a write: metadata first, then offset puts (the last of a partition wins, since

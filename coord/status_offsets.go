@@ -56,12 +56,18 @@ func (c *Client) nextOffsets(ctx context.Context, rev int64, tps []TP) ([]int64,
 	return next, nil
 }
 
-// readAt runs read-only ops in Txns of at most MaxTxnOps and returns their answers in order.
+// readAt runs read-only ops in Txns of at most the client's operation limit and returns their
+// answers in order. A Txn etcd refuses for too many operations is sent again, smaller, once the
+// client fell back to etcd's default limit (fallBackTxnOps): it only reads.
 func (c *Client) readAt(ctx context.Context, ops []clientv3.Op) ([]*pb.RangeResponse, error) {
 	out := make([]*pb.RangeResponse, 0, len(ops))
 	for len(ops) > 0 {
-		n := min(len(ops), c.cfg.MaxTxnOps)
+		limit := c.maxTxnOps()
+		n := min(len(ops), limit)
 		resp, err := c.etcd.Txn(ctx).Then(ops[:n]...).Commit()
+		if isTooManyOps(err) && c.fallBackTxnOps(limit) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

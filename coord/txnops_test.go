@@ -2,13 +2,16 @@ package coord
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -29,6 +32,235 @@ func etcdWithMaxTxnOps(t *testing.T, maxTxnOps int) *testEtcd {
 	te := newTestEtcd(t)
 	te.Endpoints = e.Endpoints()
 	return te
+}
+
+// leadWide creates a topic of n partitions and makes s lead them all; it returns their epochs.
+func leadWide(t *testing.T, c *Client, s *Session, name string, n int) (Topic, []int64) {
+	t.Helper()
+	top := newTopic(t, c, name, int32(n))
+	epochs := make([]int64, n)
+	for p := range epochs {
+		e, err := s.Acquire(testCtx(t), top.TP(int32(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		epochs[p] = e
+	}
+	return top, epochs
+}
+
+// wideFlush is one flush's commits over every partition of top: 2 offsets from base and one
+// producer each, 2 compares and 2 puts per partition.
+func wideFlush(top Topic, epochs []int64, base int64) []Commit {
+	commits := make([]Commit, len(epochs))
+	for p := range commits {
+		commits[p] = Commit{TP: top.TP(int32(p)), Epoch: epochs[p], Entry: entry(base, 2, 64),
+			Producers: []ProducerState{{ID: int64(p), Batches: []SeqBatch{{FirstSeq: int32(base), LastSeq: int32(base) + 1, FirstOffset: base, LastOffset: base + 1}}}}}
+	}
+	return commits
+}
+
+// checkWide checks that every partition of top holds the flushes committed so far: next offset next,
+// and its producer.
+func checkWide(t *testing.T, c *Client, top Topic, n int, next int64) {
+	t.Helper()
+	for p := range n {
+		got, producers, err := c.LoadPartition(testCtx(t), top.TP(int32(p)))
+		if err != nil || got != next || len(producers) != 1 || producers[0].ID != int64(p) {
+			t.Fatalf("partition %d: next %d (want %d), producers %+v, %v", p, got, next, producers, err)
+		}
+	}
+}
+
+// txnCounts reads how many commit Txns succeeded and failed so far.
+func txnCounts(t *testing.T, c *Client) (ok, failed float64) {
+	t.Helper()
+	return counterValue(t, c.metrics.txns.WithLabelValues(resultOK)), counterValue(t, c.metrics.txns.WithLabelValues(resultError))
+}
+
+// With etcd allowing it, a flush's commit over 300 partitions (600 compares, 600 puts) is one Txn.
+func TestCommitOneTxnWhenEtcdAllows(t *testing.T) {
+	te := etcdWithMaxTxnOps(t, 1024)
+	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = 1024 })
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	const n = 300
+	top, epochs := leadWide(t, c, s, "wide", n)
+
+	for flush := range int64(2) {
+		ok0, failed0 := txnCounts(t, c)
+		for p, err := range s.Commit(testCtx(t), wideFlush(top, epochs, 2*flush)) {
+			if err != nil {
+				t.Fatalf("flush %d, partition %d: %v", flush, p, err)
+			}
+		}
+		if ok, failed := txnCounts(t, c); ok-ok0 != 1 || failed != failed0 {
+			t.Fatalf("flush %d of %d partitions: %v Txns (%v failed), want 1", flush, n, ok-ok0, failed-failed0)
+		}
+	}
+	checkWide(t, c, top, n, 4)
+	if got := c.maxTxnOps(); got != 1024 {
+		t.Fatalf("operation limit %d, want 1024", got)
+	}
+}
+
+// syncBuffer collects a logger's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// fallBackWarning is the start of the one warning a client logs when it falls back.
+const fallBackWarning = "etcd refused a Txn for having more operations"
+
+// clientAbove connects with MaxTxnOps 1024 to the shared etcd, which allows 128, logging to log.
+func clientAbove(t *testing.T, te *testEtcd, log *syncBuffer) *Client {
+	return te.client(t, func(cfg *Config) {
+		cfg.MaxTxnOps = 1024
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Warn})
+	})
+}
+
+// An agent told to pack more operations than etcd allows: the Txn etcd refuses is packed again to
+// etcd's default and sent again within the same Commit, which succeeds, and so do the next ones.
+func TestCommitFallsBackWhenEtcdRefusesMoreOps(t *testing.T) {
+	te := newTestEtcd(t) // the shared etcd: --max-txn-ops 128
+	var log syncBuffer
+	c := clientAbove(t, te, &log)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	const n = 300
+	top, epochs := leadWide(t, c, s, "wide", n)
+
+	ok0, failed0 := txnCounts(t, c)
+	for p, err := range s.Commit(testCtx(t), wideFlush(top, epochs, 0)) {
+		if err != nil {
+			t.Fatalf("partition %d: %v", p, err)
+		}
+	}
+	checkWide(t, c, top, n, 2)
+	if got := c.maxTxnOps(); got != DefaultMaxTxnOps {
+		t.Fatalf("operation limit %d after etcd refused 1024, want %d", got, DefaultMaxTxnOps)
+	}
+	// One Txn of 600 operations refused, then 600 puts in Txns of at most 128.
+	ok, failed := txnCounts(t, c)
+	if want := math.Ceil(2 * n / 128.0); ok-ok0 < want || ok-ok0 > want+1 || failed-failed0 != 1 {
+		t.Fatalf("%v Txns and %v failed, want about %v and 1 (refused)", ok-ok0, failed-failed0, want)
+	}
+
+	// The next flush is packed to 128 from the start: nothing refused.
+	for p, err := range s.Commit(testCtx(t), wideFlush(top, epochs, 2)) {
+		if err != nil {
+			t.Fatalf("second flush, partition %d: %v", p, err)
+		}
+	}
+	checkWide(t, c, top, n, 4)
+	if _, again := txnCounts(t, c); again != failed {
+		t.Fatalf("second flush: %v Txns failed", again-failed)
+	}
+	if got := strings.Count(log.String(), fallBackWarning); got != 1 {
+		t.Fatalf("%d fall-back warnings, want 1; log:\n%s", got, log.String())
+	}
+}
+
+// A group write of more operations than etcd allows and a status read over more partitions than
+// that fall back the same way.
+func TestGroupWriteAndStatusFallBack(t *testing.T) {
+	te := newTestEtcd(t)
+	ctx := testCtx(t)
+	t.Run("group write", func(t *testing.T) {
+		var log syncBuffer
+		c := clientAbove(t, te, &log)
+		shards := newTopic(t, c, "__consumer_offsets", 1)
+		data := newTopic(t, c, "data", 300)
+		s := newSession(t, c, "a", "127.0.0.1:1")
+		epoch, err := s.Acquire(ctx, shards.TP(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var offs []GroupOffset
+		for p := range int32(300) {
+			offs = append(offs, groupOffset(data, p, int64(p)))
+		}
+		meta := &GroupMeta{State: "Empty", Generation: 1}
+		v, err := c.WriteGroup(ctx, GroupFence{Shard: shards.TP(0), Epoch: epoch}, "default", "g", GroupWrite{Meta: meta, Offsets: offs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := c.LoadGroup(ctx, "default", "g")
+		if err != nil || g.Meta == nil || len(g.Offsets) != 300 || g.Version != v {
+			t.Fatalf("loaded %d offsets, meta %v, version %d (written %d): %v", len(g.Offsets), g.Meta, g.Version, v, err)
+		}
+		if got := c.maxTxnOps(); got != DefaultMaxTxnOps || strings.Count(log.String(), fallBackWarning) != 1 {
+			t.Fatalf("operation limit %d, log:\n%s", got, log.String())
+		}
+	})
+	t.Run("status", func(t *testing.T) {
+		var log syncBuffer
+		c := clientAbove(t, te, &log)
+		top := newTopic(t, c, "status", 300)
+		s := newSession(t, c, "b", "127.0.0.1:2")
+		epoch, err := s.Acquire(ctx, top.TP(299))
+		if err != nil {
+			t.Fatal(err)
+		}
+		commit(t, s, top.TP(299), epoch, entry(0, 7, 10))
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts int
+		for _, p := range st.Partitions {
+			if p.Topic != "status" {
+				continue
+			}
+			parts++
+			if want := map[bool]int64{true: 7}[p.Partition == 299]; p.NextOffset != want {
+				t.Fatalf("partition %d: next offset %d, want %d", p.Partition, p.NextOffset, want)
+			}
+		}
+		if parts != 300 {
+			t.Fatalf("%d partitions in the status, want 300", parts)
+		}
+		if got := c.maxTxnOps(); got != DefaultMaxTxnOps || strings.Count(log.String(), fallBackWarning) != 1 {
+			t.Fatalf("operation limit %d, log:\n%s", got, log.String())
+		}
+	})
+}
+
+// A client packing to etcd's default or less has nothing to fall back to: a Txn refused for too many
+// operations (an etcd configured below its default) fails its commits, saying why, and is sent once.
+func TestCommitRefusedAtDefault(t *testing.T) {
+	te := newTestEtcd(t)
+	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = 100 })
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	tp := newTopic(t, c, "t", 1).TP(0)
+	epoch, err := s.Acquire(testCtx(t), tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int32
+	c.txnHook = func(context.Context, int, func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+		sent.Add(1)
+		return nil, rpctypes.ErrGRPCTooManyOps // etcd's answer as it comes over gRPC
+	}
+	err = s.Commit(testCtx(t), []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 1, 1)}})[0]
+	if !isTooManyOps(err) || !strings.Contains(err.Error(), "--max-txn-ops is below 100") {
+		t.Fatalf("commit: %v, want etcd's too many operations, explained", err)
+	}
+	if sent.Load() != 1 || c.maxTxnOps() != 100 {
+		t.Fatalf("sent %d times, operation limit now %d; want once and 100", sent.Load(), c.maxTxnOps())
+	}
 }
 
 // requestSizes is an etcd KV that records the size of each Txn request and applies none.
