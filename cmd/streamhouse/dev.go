@@ -37,7 +37,7 @@ type devFlags struct {
 }
 
 func (c *cli) devFlagSet() (*flagSet, *devFlags) {
-	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig()}, dataDir: "./.streamhouse",
+	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig(), etcdMaxTxnOps: coord.DefaultEmbedMaxTxnOps}, dataDir: "./.streamhouse",
 		etcdAddr: "127.0.0.1:2379", s3Addr: "127.0.0.1:9000", agents: 1, s3Profile: segstore.ProfileNone}
 	fs := c.newFlagSet("dev", "", "Run a single-node StreamHouse for development: embedded etcd, an S3-compatible endpoint on a\n"+
 		"local directory (bucket \"streamhouse\", any credentials) and N agents, all in one process. Data\n"+
@@ -48,6 +48,10 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	fs.StringVar(&f.cfg.KafkaAddr, "kafka-addr", f.cfg.KafkaAddr, "Kafka listen `address` of the first agent (port 0: any free port)")
 	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "HTTP listen `address` of the first agent (port 0: any free port)")
 	fs.StringVar(&f.etcdAddr, "etcd-addr", f.etcdAddr, "etcd client `address`; its peer address is the next port")
+	// One limit for both ends: the embedded etcd allows what its agents pack, so that a flush's index
+	// commit is one Txn up to half as many partitions.
+	fs.Var(atLeastValue{&f.etcdMaxTxnOps, coord.DefaultMaxTxnOps}, "etcd-max-txn-ops", "most `operations` in one etcd Txn: "+
+		"the embedded etcd's --max-txn-ops and its agents' --etcd-max-txn-ops (a flush's index commit takes 2 per partition)")
 	fs.StringVar(&f.s3Addr, "s3-addr", f.s3Addr, "S3 endpoint listen `address`")
 	fs.IntVar(&f.agents, "agents", f.agents, "`number` of agents to run in this process (0: only etcd and S3)")
 	fs.StringVar(&f.s3Profile, "s3-profile", f.s3Profile, "simulated S3 latency of the in-process agents: `profile` "+
@@ -145,8 +149,8 @@ func (f *devFlags) start(ctx context.Context, log hclog.Logger) (_ *devCluster, 
 		if err != nil {
 			return nil, err
 		}
-		a, client, err := startAgent(ctx, cfg, coord.Config{Endpoints: d.etcd.Endpoints(), Logger: cfg.Logger,
-			Registerer: cfg.Registerer}, f.s3Config(d.s3URL()), cfg.Registerer, f.s3Latency(i))
+		a, client, err := startAgent(ctx, cfg, f.coordConfig(d.etcd.Endpoints(), cfg), f.s3Config(d.s3URL()),
+			cfg.Registerer, f.s3Latency(i))
 		if err != nil {
 			return nil, err
 		}
@@ -179,17 +183,30 @@ func (f *devFlags) evictPreviousAgents(ctx context.Context, endpoints []string, 
 }
 
 func (f *devFlags) startEtcd(ctx context.Context, log hclog.Logger) (*coord.Embedded, error) {
-	peer, err := offsetPort(f.etcdAddr, 1)
+	cfg, err := f.embedConfig(log)
 	if err != nil {
 		return nil, err
 	}
-	e, err := coord.StartEmbedded(ctx, coord.EmbedConfig{
-		Dir: filepath.Join(f.dataDir, "etcd"), Name: "dev", ClientAddr: f.etcdAddr, PeerAddr: peer, Logger: quiet(log),
-	})
+	e, err := coord.StartEmbedded(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
 	return e, nil
+}
+
+func (f *devFlags) embedConfig(log hclog.Logger) (coord.EmbedConfig, error) {
+	peer, err := offsetPort(f.etcdAddr, 1)
+	if err != nil {
+		return coord.EmbedConfig{}, err
+	}
+	return coord.EmbedConfig{Dir: filepath.Join(f.dataDir, "etcd"), Name: "dev", ClientAddr: f.etcdAddr, PeerAddr: peer,
+		MaxTxnOps: f.etcdMaxTxnOps, Logger: quiet(log)}, nil
+}
+
+// coordConfig is the etcd client configuration of an in-process agent: it packs Txns to the limit
+// the embedded etcd was started with.
+func (f *devFlags) coordConfig(endpoints []string, cfg agent.Config) coord.Config {
+	return coord.Config{Endpoints: endpoints, MaxTxnOps: f.etcdMaxTxnOps, Logger: cfg.Logger, Registerer: cfg.Registerer}
 }
 
 func (f *devFlags) startS3(log hclog.Logger) (*segstore.S3Server, error) {
@@ -291,8 +308,8 @@ func (d *devCluster) print(w io.Writer, f *devFlags) {
 	}
 	if len(d.agents) == 0 {
 		fmt.Fprintf(w, "start an agent with: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s streamhouse agent"+
-			" --etcd %s --s3-endpoint %s --s3-bucket %s --s3-path-style --id agent-1 --kafka-addr %s --http-addr %s\n",
-			devCredential, devCredential, etcd, d.s3URL(), devBucket, f.cfg.KafkaAddr, f.cfg.HTTPAddr)
+			" --etcd %s --s3-endpoint %s --s3-bucket %s --s3-path-style --id agent-1 --kafka-addr %s --http-addr %s --etcd-max-txn-ops %d\n",
+			devCredential, devCredential, etcd, d.s3URL(), devBucket, f.cfg.KafkaAddr, f.cfg.HTTPAddr, f.etcdMaxTxnOps)
 	}
 	fmt.Fprintln(w, "ready; Ctrl-C to stop")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -103,7 +106,8 @@ func TestDevWithoutAgents(t *testing.T) {
 	if !strings.HasPrefix(etcd, "http://127.0.0.1:") || !strings.HasPrefix(s3, "http://127.0.0.1:") || d.line(t, "s3 bucket") != "streamhouse" {
 		t.Errorf("unexpected output:\n%s", d.out)
 	}
-	if ex := d.line(t, "start an agent with"); !strings.Contains(ex, "streamhouse agent --etcd "+etcd+" --s3-endpoint "+s3+" --s3-bucket streamhouse --s3-path-style") {
+	if ex := d.line(t, "start an agent with"); !strings.Contains(ex, "streamhouse agent --etcd "+etcd+" --s3-endpoint "+s3+" --s3-bucket streamhouse --s3-path-style") ||
+		!strings.HasSuffix(ex, " --etcd-max-txn-ops 4096") {
 		t.Errorf("example command: %s", ex)
 	}
 	if strings.Contains(d.out.String(), "kafka address") {
@@ -157,6 +161,14 @@ func checkDevStores(t *testing.T, etcdEndpoint, s3Endpoint string) {
 	defer client.Close()
 	if _, err := client.Agents(ctx); err != nil {
 		t.Errorf("etcd: %v", err)
+	}
+	// dev's etcd takes Txns of more than etcd's default 128 operations, as its agents send them.
+	gets := make([]clientv3.Op, 2*coord.DefaultMaxTxnOps)
+	for i := range gets {
+		gets[i] = clientv3.OpGet(fmt.Sprintf("/probe/%d", i))
+	}
+	if _, err := client.Etcd().Txn(ctx).Then(gets...).Commit(); err != nil {
+		t.Errorf("etcd: a Txn of %d operations: %v", len(gets), err)
 	}
 	store, err := segstore.NewS3(ctx, segstore.S3Config{Endpoint: s3Endpoint, Bucket: devBucket, PathStyle: true,
 		AccessKeyID: "any", SecretAccessKey: "any"})

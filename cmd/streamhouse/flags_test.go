@@ -77,26 +77,27 @@ func TestAgentFlags(t *testing.T) {
 	}{
 		{name: "defaults", args: base, check: func(f *agentFlags) bool {
 			return f.etcdPrefix == "/streamhouse/" && f.s3.Region == "us-east-1" && f.cfg.Group == "default" &&
-				f.cfg.KafkaAddr == "127.0.0.1:9092" && f.cfg.LeaseTTL == 10*time.Second && f.cfg.FlushBytes == 4<<20 &&
+				f.cfg.KafkaAddr == "127.0.0.1:9092" && f.cfg.LeaseTTL == 10*time.Second && f.cfg.FlushBytes == 8<<20 &&
 				f.log.level == "info" && f.log.format == "text" && !f.s3.PathStyle && f.cfg.ID != "" &&
-				f.cfg.OffsetsRetention == 168*time.Hour
+				f.cfg.OffsetsRetention == 168*time.Hour && f.etcdMaxTxnOps == 128
 		}},
-		{name: "flags", args: append(base, "--flush-interval", "250ms", "--flush-bytes", "8MiB", "--cache-bytes=1GiB",
+		{name: "flags", args: append(base, "--flush-interval", "250ms", "--flush-bytes", "16MiB", "--cache-bytes=1GiB",
 			"--max-buffered-bytes", "134217728", "--lease-ttl", "3s", "--s3-path-style", "--id", "a1", "--az", "z1",
 			"--group", "g", "--auto-create-topics", "--default-partitions", "6", "--log-format", "json", "--log-level", "DEBUG",
-			"--offsets-retention", "24h"),
+			"--offsets-retention", "24h", "--etcd-max-txn-ops", "4096"),
 			check: func(f *agentFlags) bool {
-				return f.cfg.FlushInterval == 250*time.Millisecond && f.cfg.FlushBytes == 8<<20 && f.cfg.CacheBytes == 1<<30 &&
+				return f.cfg.FlushInterval == 250*time.Millisecond && f.cfg.FlushBytes == 16<<20 && f.cfg.CacheBytes == 1<<30 &&
 					f.cfg.MaxBufferedBytes == 128<<20 && f.cfg.LeaseTTL == 3*time.Second && f.s3.PathStyle && f.cfg.ID == "a1" &&
 					f.cfg.AZ == "z1" && f.cfg.Group == "g" && f.cfg.AutoCreateTopics && f.cfg.DefaultPartitions == 6 &&
-					f.log.format == "json" && f.log.level == "debug" && f.cfg.OffsetsRetention == 24*time.Hour
+					f.log.format == "json" && f.log.level == "debug" && f.cfg.OffsetsRetention == 24*time.Hour &&
+					f.etcdMaxTxnOps == 4096
 			}},
 		{name: "env only", env: map[string]string{"STREAMHOUSE_ETCD": "e1:2379,e2:2379", "STREAMHOUSE_S3_BUCKET": "eb",
 			"STREAMHOUSE_FLUSH_BYTES": "64KiB", "STREAMHOUSE_S3_PATH_STYLE": "true", "STREAMHOUSE_LEASE_TTL": "5s",
-			"STREAMHOUSE_ETCD_PREFIX": "/x/", "STREAMHOUSE_AZ": ""},
+			"STREAMHOUSE_ETCD_PREFIX": "/x/", "STREAMHOUSE_AZ": "", "STREAMHOUSE_ETCD_MAX_TXN_OPS": "1024"},
 			check: func(f *agentFlags) bool {
 				return f.etcd == "e1:2379,e2:2379" && f.s3.Bucket == "eb" && f.cfg.FlushBytes == 64<<10 && f.s3.PathStyle &&
-					f.cfg.LeaseTTL == 5*time.Second && f.etcdPrefix == "/x/" && f.cfg.AZ == ""
+					f.cfg.LeaseTTL == 5*time.Second && f.etcdPrefix == "/x/" && f.cfg.AZ == "" && f.etcdMaxTxnOps == 1024
 			}},
 		{name: "flag beats env", args: append(base, "--flush-interval=1s", "--az", "flag"),
 			env: map[string]string{"STREAMHOUSE_FLUSH_INTERVAL": "nonsense", "STREAMHOUSE_AZ": "env", "STREAMHOUSE_GROUP": "eg"},
@@ -117,6 +118,11 @@ func TestAgentFlags(t *testing.T) {
 		{name: "bad level", args: append(base, "--log-level", "loud"), usage: "trace, debug, info, warn, error"},
 		{name: "bad format", args: append(base, "--log-format", "xml"), usage: "want one of text, json"},
 		{name: "bad int32", args: append(base, "--default-partitions", "3000000000"), usage: "32-bit"},
+		{name: "too few txn ops", args: append(base, "--etcd-max-txn-ops", "1"),
+			usage: `invalid value "1" for --etcd-max-txn-ops: want an integer of at least 2`},
+		{name: "negative txn ops", args: append(base, "--etcd-max-txn-ops=-3"), usage: "--etcd-max-txn-ops: want an integer of at least 2"},
+		{name: "bad txn ops", args: append(base, "--etcd-max-txn-ops", "x"), usage: "--etcd-max-txn-ops: want an integer of at least 2"},
+		{name: "bad env txn ops", args: base, env: map[string]string{"STREAMHOUSE_ETCD_MAX_TXN_OPS": "0"}, usage: "STREAMHOUSE_ETCD_MAX_TXN_OPS"},
 		{name: "unknown flag", args: append(base, "--bogus"), usage: "flag provided but not defined: --bogus"},
 		{name: "missing etcd", args: []string{"--s3-bucket", "b"}, usage: "--etcd is required (or STREAMHOUSE_ETCD)"},
 		{name: "missing bucket", args: []string{"--etcd", "e"}, usage: "--s3-bucket is required"},
@@ -161,6 +167,45 @@ func TestDevFlags(t *testing.T) {
 	f.agents = -1
 	if err := f.validate(); err == nil {
 		t.Error("--agents -1 accepted")
+	}
+}
+
+// dev's --etcd-max-txn-ops is both the embedded etcd's --max-txn-ops and what its agents pack to:
+// 4096 by default, so that a flush's index commit over 1,024 partitions is one Txn.
+func TestDevFlagsMaxTxnOps(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		want  int
+		usage string
+	}{
+		{want: 4096},
+		{args: []string{"--etcd-max-txn-ops", "1024"}, want: 1024},
+		{args: []string{"--etcd-max-txn-ops", "128"}, want: 128},
+		{args: []string{"--etcd-max-txn-ops", "64"}, usage: `invalid value "64" for --etcd-max-txn-ops: want an integer of at least 128`},
+		{args: []string{"--etcd-max-txn-ops", "many"}, usage: "--etcd-max-txn-ops: want an integer of at least 128"},
+	} {
+		fs, f := newTestCLI(t, nil, "").devFlagSet()
+		_, err := fs.parseN(tc.args, 0)
+		if tc.usage != "" {
+			if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tc.usage) {
+				t.Errorf("%q: err = %v, want a usage error containing %q", tc.args, err, tc.usage)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		ec, err := f.embedConfig(hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.agentConfig(1, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc := f.coordConfig([]string{"127.0.0.1:2379"}, cfg); ec.MaxTxnOps != tc.want || cc.MaxTxnOps != tc.want {
+			t.Errorf("%q: embedded etcd allows %d operations per Txn, agents pack %d; want %d", tc.args, ec.MaxTxnOps, cc.MaxTxnOps, tc.want)
+		}
 	}
 }
 

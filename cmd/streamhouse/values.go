@@ -98,6 +98,28 @@ func (v int32Value) Set(s string) error {
 	return nil
 }
 
+// atLeastValue is an int flag with a lower bound.
+type atLeastValue struct {
+	p   *int
+	min int
+}
+
+func (v atLeastValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v atLeastValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < v.min {
+		return fmt.Errorf("want an integer of at least %d", v.min)
+	}
+	*v.p = n
+	return nil
+}
+
 // enumValue is a string flag restricted to a few values.
 type enumValue struct {
 	p       *string
