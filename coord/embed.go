@@ -23,8 +23,9 @@ const (
 	// 4 GiB: twice etcd's default, well under its recommended 8 GiB ceiling.
 	DefaultEmbedQuotaBytes = 4 << 30
 	// DefaultEmbedMaxTxnOps is the embedded etcd's --max-txn-ops: enough for a flush's index commit,
-	// 2 operations per partition, to be one Txn up to 2,048 partitions (etcd's default, 128, splits it
-	// every 64). Clients use it only if told: Config.MaxTxnOps.
+	// 2 operations per partition, to be one Txn over 1,024 partitions and more, until the Txn's byte
+	// budget (maxTxnBytes) splits it, before 2,048; etcd's default, 128, splits it every 64. Clients
+	// use it only if told: Config.MaxTxnOps.
 	DefaultEmbedMaxTxnOps = 4096
 )
 

@@ -49,7 +49,7 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "HTTP listen `address` of the first agent (port 0: any free port)")
 	fs.StringVar(&f.etcdAddr, "etcd-addr", f.etcdAddr, "etcd client `address`; its peer address is the next port")
 	// One limit for both ends: the embedded etcd allows what its agents pack, so that a flush's index
-	// commit is one Txn up to half as many partitions.
+	// commit over 1,024 partitions is one Txn.
 	fs.Var(atLeastValue{&f.etcdMaxTxnOps, coord.DefaultMaxTxnOps}, "etcd-max-txn-ops", "most `operations` in one etcd Txn: "+
 		"the embedded etcd's --max-txn-ops and its agents' --etcd-max-txn-ops (a flush's index commit takes 2 per partition)")
 	fs.StringVar(&f.s3Addr, "s3-addr", f.s3Addr, "S3 endpoint listen `address`")
