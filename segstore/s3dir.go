@@ -337,7 +337,8 @@ func (b *dirBackend) removeBucketLocked(bucket string) error {
 
 // ListBucket implements gofakes3.Backend, with pagination: it walks the bucket's directories in key
 // order, from the one named by the prefix, skipping whatever sorts before the marker, and stops one
-// key past the page.
+// key past the page. Keys must start with the prefix, as in S3 (gofakes3's Prefix.Match alone,
+// with a delimiter, ignores leading delimiters).
 func (b *dirBackend) ListBucket(bucket string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
 	if ok, err := b.BucketExists(bucket); err != nil {
 		return nil, err
