@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"maps"
@@ -793,5 +794,42 @@ func TestS3ServerReadsS3aferoDir(t *testing.T) {
 	// The metadata shows that s3afero read the sidecar (rather than finding none and hashing).
 	if got, _ := io.ReadAll(obj.Contents); string(got) != "written by the new backend" || !bytes.Equal(obj.Hash, md5Of(got)) || obj.Metadata["Last-Modified"] == "" {
 		t.Errorf("s3afero reads %q with hash %x, metadata %v", got, obj.Hash, obj.Metadata)
+	}
+}
+
+// TestS3ServerContentMD5: a body that does not match its Content-MD5 fails gofakes3's check, which
+// its reader reports at EOF, while the backend is writing: nothing is stored. A body that matches
+// gets its MD5 as ETag.
+func TestS3ServerContentMD5(t *testing.T) {
+	srv := newS3Server(t, t.TempDir())
+	url := srv.Endpoint() + "/" + testBucket + "/seg/checked"
+	put := func(body, md5Of string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := md5.Sum([]byte(md5Of))
+		req.Header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum[:]))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := put("the body", "another body"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("PUT with a wrong Content-MD5: HTTP %d, want 400", resp.StatusCode)
+	}
+	if _, err := srv.backend.HeadObject(testBucket, "seg/checked"); !gofakes3.HasErrorCode(err, gofakes3.ErrNoSuchKey) {
+		t.Errorf("after a PUT with a wrong Content-MD5, HeadObject = %v, want NoSuchKey", err)
+	}
+	resp := put("the body", "the body")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") != etagOf([]byte("the body")) {
+		t.Errorf("PUT with its Content-MD5: HTTP %d, ETag %s", resp.StatusCode, resp.Header.Get("ETag"))
+	}
+	if obj, err := srv.backend.HeadObject(testBucket, "seg/checked"); err != nil || !bytes.Equal(obj.Hash, md5Of([]byte("the body"))) {
+		t.Errorf("HeadObject = %+v, %v", obj, err)
 	}
 }
