@@ -46,9 +46,9 @@ type plan struct {
 	// wideTargets run the latency workload again on 1,024 partitions at the same fixed rate: S3 PUTs/s
 	// and etcd Txns/s at one load, 8 vs 1,024 partitions (at saturation they follow throughput).
 	wideTargets []string
-	targets    string     // default of --targets
-	procsIdle  time.Duration
-	procsParts int32
+	targets     string // default of --targets
+	procsIdle   time.Duration
+	procsParts  int32
 	// clearBucket deletes each run's objects after it, so that a full suite does not fill the disk (a
 	// short one writes a few GiB, removed with the cluster).
 	clearBucket bool

@@ -232,7 +232,8 @@ func (c *shCluster) startAgent(ctx context.Context, i int, log hclog.Logger) err
 		cfg.FlushInterval = c.cfg.flushInterval
 	}
 	cfg.Logger, cfg.Registerer, cfg.Gatherer = log.Named(cfg.ID), reg, reg
-	client, err := coord.Connect(ctx, coord.Config{Endpoints: c.etcd.Endpoints(), Logger: cfg.Logger, Registerer: reg})
+	client, err := coord.Connect(ctx, coord.Config{Endpoints: c.etcd.Endpoints(), Logger: cfg.Logger, Registerer: reg,
+		MaxTxnOps: coord.DefaultEmbedMaxTxnOps})
 	if err != nil {
 		return err
 	}
