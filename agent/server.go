@@ -225,6 +225,9 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 		}
 		unsent = append(unsent, f)
 		if f.resp != nil {
+			if n := responseSizeHint(f.resp); cap(buf) < n {
+				buf = getRespBuf(n)
+			}
 			buf = appendResponse(buf[:0], f.corr, f.resp)
 			if _, err := w.Write(buf); err != nil {
 				return
@@ -234,9 +237,52 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			return
 		}
 		if cap(buf) > 1<<20 {
-			buf = nil // do not pin one large fetch response's buffer for the life of the connection
+			// Do not pin one large fetch response's buffer for the life of the connection: the next
+			// large response, on any connection, takes it from the pool.
+			putRespBuf(buf)
+			buf = nil
 		}
 	}
+}
+
+// respBufs holds the buffers of large responses between uses, so that a fetch response of megabytes
+// is written into a buffer of its size at once, not one grown by doubling (which copies it about
+// twice more).
+var respBufs sync.Pool // of *[]byte
+
+// getRespBuf returns an empty buffer of at least n bytes' capacity.
+func getRespBuf(n int) []byte {
+	if b, ok := respBufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+func putRespBuf(b []byte) {
+	if cap(b) <= maxPooledRespBuf {
+		respBufs.Put(&b)
+	}
+}
+
+// maxPooledRespBuf keeps rare huge responses (a fetch up to its max bytes) out of the pool.
+const maxPooledRespBuf = 64 << 20
+
+// responseSizeHint is an upper estimate of resp's encoded size where most of it is record bytes (a
+// fetch response), and 0 otherwise.
+func responseSizeHint(resp kmsg.Response) int {
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	const fixed, perTopic, perPartition = 64, 64, 128 // headers, names or ids, offsets, aborted lists
+	n := fixed
+	for _, t := range fr.Topics {
+		n += perTopic + len(t.Topic)
+		for _, p := range t.Partitions {
+			n += perPartition + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }
 
 // dispatch routes one request to its handler. Produce enqueues its batches before dispatch returns, so
