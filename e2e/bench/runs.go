@@ -287,15 +287,21 @@ func consume(ctx context.Context, cl *kgo.Client, want int64, timeout time.Durat
 
 // consumeResult is reading back one produced data set, twice.
 type consumeResult struct {
-	mib        float64 // size of the data set
-	cold, warm float64 // MiB/s
-	gets       float64 // S3 GETs/s of the busiest agent during the cold read
+	mib                float64 // size of the data set
+	cold, warm         float64 // MiB/s, the median of consumePasses reads
+	gets, warmGets     float64 // S3 GETs/s of the busiest agent during the cold and the warm reads
+	coldRange, warmRng [2]float64
 }
 
+// consumePasses is how many times each read is timed: a read of 192 MiB takes a fraction of a second,
+// which one GC cycle or a scheduling hiccup on two cores can swing by half.
+const consumePasses = 3
+
 // runConsume produces mib MiB of 1 KiB records to 8 partitions, then reads them all from the start
-// with a new consumer, twice: cold (StreamHouse's agents are restarted first, so that their read caches
-// hold nothing: every extent comes from S3) and warm (from the cache).
-func runConsume(ctx context.Context, t target, mib int, log hclog.Logger) (consumeResult, error) {
+// with a new consumer each time: consumePasses times cold (StreamHouse's agents are restarted first, so
+// that their read caches hold nothing: every extent comes from S3), then consumePasses times warm (from
+// the cache). Each figure is the median of its passes.
+func runConsume(ctx context.Context, t target, mib int, log hclog.Logger, profileDir string) (consumeResult, error) {
 	r := consumeResult{mib: float64(mib)}
 	spec := produceSpec{size: 1024, partitions: 8, producers: 1, codec: "none"}
 	topic, err := createTopic(ctx, t, spec.partitions)
@@ -312,16 +318,18 @@ func runConsume(ctx context.Context, t target, mib int, log hclog.Logger) (consu
 	}
 	p.stop(ctx)
 	want := p.snapshot().records
-	if sh, ok := t.(*shCluster); ok {
-		// The agents cached what they wrote: fresh ones read it from S3.
-		if err := sh.restartAgents(ctx, log); err != nil {
-			return r, err
+	var cold, warm, coldGets, warmGets []float64
+	for pass := range 2 * consumePasses {
+		isCold := pass < consumePasses
+		if sh, ok := t.(*shCluster); ok && isCold {
+			// The agents cached what they wrote or read: fresh ones read it from S3.
+			if err := sh.restartAgents(ctx, log); err != nil {
+				return r, err
+			}
+			if err := awaitLeaders(ctx, t, topic, spec.partitions); err != nil {
+				return r, err
+			}
 		}
-		if err := awaitLeaders(ctx, t, topic, spec.partitions); err != nil {
-			return r, err
-		}
-	}
-	for pass := range 2 {
 		m0 := snapAgents(t)
 		cl, err := newClient(ctx, t.Name(), kgo.SeedBrokers(t.Brokers()...), kgo.ConsumeTopics(topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -330,19 +338,34 @@ func runConsume(ctx context.Context, t target, mib int, log hclog.Logger) (consu
 		}
 		// The clock starts at the first records, so that connecting and looking up offsets do not count.
 		first := consume(ctx, cl, 1, time.Minute, time.Time{}, nil)
-		t0 := time.Now()
+		cpu, t0 := startCPU(), time.Now()
 		got := first + consume(ctx, cl, want-first, 2*time.Minute, time.Time{}, nil)
 		secs := time.Since(t0).Seconds()
+		u := cpu.stop()
 		cl.Close()
 		if got < want {
 			return r, fmt.Errorf("%w: read %d of %d", errIncomplete, got, want)
 		}
 		rate := float64(got-first) * float64(spec.size) / (1 << 20) / secs
-		if pass == 0 {
-			r.cold, r.gets = rate, perAgent(m0, snapAgents(t), secs, seriesGets)
+		gets := perAgent(m0, snapAgents(t), secs, seriesGets)
+		kind := "warm"
+		if isCold {
+			kind = "cold"
+			cold, coldGets = append(cold, rate), append(coldGets, gets)
 		} else {
-			r.warm = rate
+			warm, warmGets = append(warm, rate), append(warmGets, gets)
+		}
+		if err := writeProfile(profileDir, fmt.Sprintf("%s-consume-%s-%d", t.Name(), kind, pass%consumePasses), u.profile); err != nil {
+			return r, err
 		}
 	}
+	r.cold, r.gets, r.coldRange = median(cold), median(coldGets), [2]float64{slices.Min(cold), slices.Max(cold)}
+	r.warm, r.warmGets, r.warmRng = median(warm), median(warmGets), [2]float64{slices.Min(warm), slices.Max(warm)}
 	return r, nil
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }

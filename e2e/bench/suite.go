@@ -326,7 +326,7 @@ func (s *suite) latency(maxRate map[string]float64) error {
 			if err == nil && cfg.consume {
 				progress("consume %d MiB on %s, %s", s.p.consumeMiB, c.Name(), label)
 				var cr consumeResult
-				if cr, err = runConsume(s.ctx, c, s.p.consumeMiB, s.log); err == nil {
+				if cr, err = runConsume(s.ctx, c, s.p.consumeMiB, s.log, s.o.profileDir); err == nil {
 					s.rep.addProfileConsume(label, cr)
 				}
 			}
@@ -344,7 +344,7 @@ func (s *suite) consume() error {
 	res := map[string]consumeResult{}
 	for _, t := range s.targets {
 		progress("consume %d MiB on %s", s.p.consumeMiB, t.Name())
-		r, err := runConsume(s.ctx, t, s.p.consumeMiB, s.log)
+		r, err := runConsume(s.ctx, t, s.p.consumeMiB, s.log, s.o.profileDir)
 		if err != nil {
 			return fmt.Errorf("consume on %s: %w", t.Name(), err)
 		}
