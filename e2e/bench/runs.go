@@ -23,6 +23,7 @@ const (
 	seriesPuts    = `streamhouse_s3_requests_total{op="put",result="ok"}`
 	seriesGets    = `streamhouse_s3_requests_total{op="get_range",result="ok"}`
 	seriesTxnHist = `streamhouse_etcd_txn_duration_seconds`
+	seriesWrite   = `streamhouse_agent_write_latency_seconds`
 	seriesUpload  = `streamhouse_s3_bytes_total{direction="upload",op="put"}`
 )
 
@@ -137,6 +138,9 @@ type latencyResult struct {
 	e2e50, e2e99   float64 // produce → consume, ms
 	putP50, txnP50 float64 // ms, during the run
 	putP99         float64 // ms
+	txnP99         float64 // ms
+	writeP50       float64 // ms: a flush from sealed to committed (PUT, sequencing, Txn), in the agent
+	writeP99       float64
 	gets           float64 // S3 GETs/s of the busiest agent: what the tailing consumer cost
 	flush          float64 // flush interval, ms
 	sent, failed   int64
@@ -164,7 +168,7 @@ func (h *requestTimes) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.Broker
 // and its latency counts from then, so that queueing in the client does not hide the broker's
 // latency) while a consumer tails the topic. Records scheduled during warm are not measured.
 func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, warm, window time.Duration) (latencyResult, error) {
-	r := latencyResult{rate: rate, partitions: spec.partitions, putP50: nan, putP99: nan, txnP50: nan, flush: nan, gets: nan}
+	r := latencyResult{rate: rate, partitions: spec.partitions, putP50: nan, txnP99: nan, writeP50: nan, writeP99: nan, putP99: nan, txnP50: nan, flush: nan, gets: nan}
 	topic, err := createTopic(ctx, t, spec.partitions)
 	if err != nil {
 		return r, err
@@ -237,13 +241,15 @@ func runLatency(ctx context.Context, t target, spec produceSpec, rate float64, w
 	if ags := t.Agents(); len(ags) > 0 {
 		r.flush = float64(ags[0].cfg.FlushInterval) / float64(time.Millisecond)
 		var puts []time.Duration
-		var txns hist
+		var txns, writes hist
 		for i, a := range ags {
 			puts = append(puts, a.puts.sortedFrom(putMarks[i])...)
 			txns = txns.add(histDelta(m0[i], m1[i], seriesTxnHist))
+			writes = writes.add(histDelta(m0[i], m1[i], seriesWrite))
 		}
 		slices.Sort(puts)
 		r.putP50, r.putP99, r.txnP50 = percentile(puts, 0.5), percentile(puts, 0.99), txns.quantile(0.5)*1000
+		r.txnP99, r.writeP50, r.writeP99 = txns.quantile(0.99)*1000, writes.quantile(0.5)*1000, writes.quantile(0.99)*1000
 		secs := time.Since(from).Seconds()
 		r.gets = perAgent(m0, m1, secs, seriesGets)
 		r.puts = perAgent(m0, m1, secs, seriesPuts)
