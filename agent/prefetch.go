@@ -20,13 +20,17 @@ import (
 // most prefetchMaxReads reads: a consumer starting from an old offset asks, within its byte limits,
 // for thousands of small extents, and one goroutine, GET and connection for each at once is how an
 // agent runs out of memory.
+//
+// It also reads ahead: readAhead times the fetch's limits, so that the reads of the consumer's next
+// fetch, which it sends only once this one is answered, are under way while this answer travels and
+// is decoded. Without it a consumer catching up alternates between waiting for S3 and for itself.
 func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 	if a.reader.max <= 0 || (req.Version >= 11 && cz != "" && a.cfg.AZ != "" && cz != a.cfg.AZ) {
 		return
 	}
 	budget := int64(math.MaxInt32)
 	if req.Version >= 3 && req.MaxBytes > 0 {
-		budget = int64(req.MaxBytes)
+		budget = int64(req.MaxBytes) * readAhead
 	}
 	reads := prefetchMaxReads
 	for i := range req.Topics {
@@ -41,7 +45,7 @@ func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 			if rp.Partition < 0 || rp.Partition >= t.Partitions {
 				continue
 			}
-			limit := min(int64(max(rp.PartitionMaxBytes, 0)), budget)
+			limit := min(int64(max(rp.PartitionMaxBytes, 0))*readAhead, budget)
 			budget -= a.prefetchPartition(coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, &reads)
 		}
 	}
@@ -49,6 +53,9 @@ func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 
 // prefetchMaxReads bounds the reads one fetch starts ahead.
 const prefetchMaxReads = 64
+
+// readAhead is how many fetches' worth of extents a fetch prefetches: its own and the next one's.
+const readAhead = 2
 
 // prefetchPartition starts the reads of tp's extents from offset, up to limit bytes (at least one
 // extent) and *reads reads, and returns how many bytes it covered.
