@@ -59,13 +59,16 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 		}
 	}
 	a.countClientRecords("in", clientZone(c.id, ""), received)
+	// Every partition's batch is a slice of the request's one frame: the cache keeps them without a
+	// copy, charged for the frame they hold on to.
+	frame := &requestFrame{size: int64(received)}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		t, known := a.cache.Topic(rt.Topic)
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
 			sp := &resp.Topics[i].Partitions[j]
-			pa, err := a.admitProduce(ctx, req, t, known, rp)
+			pa, err := a.admitProduce(ctx, req, t, known, rp, frame)
 			if err != nil {
 				sp.ErrorCode = kafkaCode(err)
 				a.metrics.produceErrors.WithLabelValues(errName(sp.ErrorCode)).Inc()
@@ -267,7 +270,7 @@ func (a *Agent) produceBroker(id string) (kmsg.ProduceResponseBroker, bool) {
 }
 
 // admitProduce checks one partition of a produce request and, when it may be written, buffers it.
-func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t coord.Topic, known bool, rp *kmsg.ProduceRequestTopicPartition) (*pendingAppend, error) {
+func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t coord.Topic, known bool, rp *kmsg.ProduceRequestTopicPartition, frame *requestFrame) (*pendingAppend, error) {
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return nil, kerr.InvalidRequiredAcks
@@ -293,7 +296,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err != nil {
 		return nil, err
 	}
-	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, meta: meta, done: make(chan struct{})}
+	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, frame: frame, meta: meta, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ type pendingAppend struct {
 	tp    coord.TP
 	topic string
 	batch []byte
+	frame *requestFrame // the request frame batch is a slice of; nil when batch is its own
 	meta  batchMeta
 	start time.Time
 
@@ -272,7 +272,7 @@ func (f *flusher) keep(key string, appends []*pendingAppend) {
 		return
 	}
 	for _, p := range appends {
-		f.a.reader.keep(coord.Extent{Object: key, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}, slices.Clone(p.batch))
+		f.a.reader.keep(coord.Extent{Object: key, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}, p.batch, p.frame)
 	}
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"container/list"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,8 +24,17 @@ type reader struct {
 }
 
 type cached struct {
-	key  coord.Extent
-	data []byte
+	key   coord.Extent
+	data  []byte
+	frame *requestFrame // what data is a slice of and holds in memory; nil: data alone
+}
+
+// requestFrame is a produce request's frame, whose partition batches the cache keeps as they are (a
+// copy of each would double the produce path's allocations). The cache charges a frame's size once,
+// while any of its batches is cached, since one cached batch keeps the whole frame in memory.
+type requestFrame struct {
+	size   int64
+	cached int // batches of it in the cache; under reader.mu
 }
 
 type readCall struct {
@@ -82,33 +92,55 @@ func (r *reader) load(e coord.Extent, call *readCall) {
 	r.mu.Lock()
 	delete(r.inflight, e)
 	if err == nil {
-		r.add(e, data)
+		r.add(e, data, nil)
 	}
 	r.mu.Unlock()
 	close(call.done)
 }
 
-// keep caches data, which this agent has just written as extent e. data must never be modified.
-func (r *reader) keep(e coord.Extent, data []byte) {
+// keep caches data, which this agent has just written as extent e: a slice of frame, or its own
+// bytes when frame is nil. data must never be modified.
+func (r *reader) keep(e coord.Extent, data []byte, frame *requestFrame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.items[e]; !ok {
-		r.add(e, data)
+	if _, ok := r.items[e]; ok {
+		return
 	}
+	if frame != nil && frame.size > r.max/8 {
+		// One batch would keep a large share of the cache's budget for itself: copy it out.
+		data, frame = slices.Clone(data), nil
+	}
+	r.add(e, data, frame)
 }
 
-func (r *reader) add(e coord.Extent, data []byte) {
+// add caches data as e, charging its frame's size if it has one (once per frame), then evicts the
+// least recently used entries until the cache is within its budget.
+func (r *reader) add(e coord.Extent, data []byte, frame *requestFrame) {
 	if int64(len(data)) > r.max {
 		return
 	}
-	r.items[e] = r.lru.PushFront(&cached{key: e, data: data})
-	r.size += int64(len(data))
+	r.items[e] = r.lru.PushFront(&cached{key: e, data: data, frame: frame})
+	r.size += r.charge(len(data), frame, +1)
 	for r.size > r.max {
 		el := r.lru.Back()
 		c := el.Value.(*cached)
 		r.lru.Remove(el)
 		delete(r.items, c.key)
-		r.size -= int64(len(c.data))
+		r.size -= r.charge(len(c.data), c.frame, -1)
 	}
 	r.a.metrics.cacheBytes.Set(float64(r.size))
+}
+
+// charge counts one entry of n bytes in (+1) or out (-1) of frame and returns the bytes that changes
+// the cache by: n without a frame; the frame's size when its first batch comes in or its last goes.
+func (r *reader) charge(n int, frame *requestFrame, delta int) int64 {
+	if frame == nil {
+		return int64(n)
+	}
+	before := frame.cached
+	frame.cached += delta
+	if (before == 0) != (frame.cached == 0) {
+		return frame.size
+	}
+	return 0
 }

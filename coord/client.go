@@ -45,6 +45,12 @@ const (
 	// MinMaxTxnOps is the least Config.MaxTxnOps: a partition's commit compares 2 keys, its leader
 	// key and its index key.
 	MinMaxTxnOps = 2
+	// DefaultMaxRequestBytes is etcd's default --max-request-bytes, 1.5 MiB.
+	DefaultMaxRequestBytes = 3 << 19
+	// MaxMaxRequestBytes is the most an etcd --max-request-bytes is taken to be, 1 GiB: far above the
+	// 10 MiB etcd recommends, and with etcd's gRPC headroom (512 KiB) well within what one gRPC
+	// message carries (2 GiB).
+	MaxMaxRequestBytes = 1 << 30
 
 	// DefaultCommitAttemptTimeout is twice etcd's default election timeout (1 s). A member that
 	// forwarded a Txn to a leader that then died holds it until etcd's own request timeout (5 s + 2 ×

@@ -23,10 +23,16 @@ const (
 	// 4 GiB: twice etcd's default, well under its recommended 8 GiB ceiling.
 	DefaultEmbedQuotaBytes = 4 << 30
 	// DefaultEmbedMaxTxnOps is the embedded etcd's --max-txn-ops: enough for a flush's index commit,
-	// 2 operations per partition, to be one Txn over 1,024 partitions and more, until the Txn's byte
-	// budget (maxTxnBytes) splits it, before 2,048; etcd's default, 128, splits it every 64. Clients
-	// use it only if told: Config.MaxTxnOps.
+	// 2 operations per partition, to be one Txn over 1,024 partitions and more, up to 2,048 if the
+	// Txn's byte budget (DefaultEmbedMaxRequestBytes) allows; etcd's default, 128, splits it every
+	// 64. Clients use it only if told: Config.MaxTxnOps.
 	DefaultEmbedMaxTxnOps = 4096
+	// DefaultEmbedMaxRequestBytes is the embedded etcd's --max-request-bytes, 4 MiB: Txns are packed
+	// to 2/3 of it, about 2.7 MiB, which holds a flush's index commit over 1,024 partitions of
+	// idempotent producers (about 1.3 KiB each, with 5 batches per producer) twice over; at etcd's
+	// default, 1.5 MiB, the 1 MiB budget splits it in two. etcd takes up to 10 MiB without a warning.
+	// Clients use it only if told: Config.MaxRequestBytes.
+	DefaultEmbedMaxRequestBytes = 4 << 20
 )
 
 // EmbedConfig configures a single-member etcd running inside this process.
@@ -37,7 +43,10 @@ type EmbedConfig struct {
 	PeerAddr   string // host:port; default DefaultEmbedPeerAddr; port 0 picks a free port
 	// MaxTxnOps is etcd's --max-txn-ops; default DefaultEmbedMaxTxnOps, at least DefaultMaxTxnOps.
 	MaxTxnOps int
-	Logger    hclog.Logger
+	// MaxRequestBytes is etcd's --max-request-bytes; default DefaultEmbedMaxRequestBytes, at least
+	// DefaultMaxRequestBytes, at most MaxMaxRequestBytes.
+	MaxRequestBytes int64
+	Logger          hclog.Logger
 
 	// UnsafeNoFsync skips fsync: for tests only, a crash loses data.
 	UnsafeNoFsync bool
@@ -64,6 +73,17 @@ func (cfg *EmbedConfig) Validate() error {
 		// A client refused more operations than this falls back to etcd's default, and would then be
 		// refused again.
 		return fmt.Errorf("coord: embedded etcd: MaxTxnOps %d is below etcd's default %d", cfg.MaxTxnOps, DefaultMaxTxnOps)
+	}
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = DefaultEmbedMaxRequestBytes
+	}
+	if cfg.MaxRequestBytes < DefaultMaxRequestBytes {
+		// A client refused a larger request falls back to etcd's default, and would then be refused
+		// again.
+		return fmt.Errorf("coord: embedded etcd: MaxRequestBytes %d is below etcd's default %d", cfg.MaxRequestBytes, DefaultMaxRequestBytes)
+	}
+	if cfg.MaxRequestBytes > MaxMaxRequestBytes {
+		return fmt.Errorf("coord: embedded etcd: MaxRequestBytes %d is above %d", cfg.MaxRequestBytes, MaxMaxRequestBytes)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -101,6 +121,7 @@ func (cfg *EmbedConfig) etcdConfig() (*embed.Config, error) {
 	ec.AutoCompactionRetention = DefaultEmbedCompactionRetention
 	ec.QuotaBackendBytes = DefaultEmbedQuotaBytes
 	ec.MaxTxnOps = uint(cfg.MaxTxnOps)
+	ec.MaxRequestBytes = uint(cfg.MaxRequestBytes)
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
 	return ec, nil
 }
@@ -132,7 +153,7 @@ func StartEmbedded(ctx context.Context, cfg EmbedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("coord: embedded etcd in %s not ready: %w", cfg.Dir, ctx.Err())
 	}
 	e.log.Info("embedded etcd ready", "dir", cfg.Dir, "client", e.Endpoints(), "peer", etcd.Peers[0].Addr().String(),
-		"max_txn_ops", cfg.MaxTxnOps)
+		"max_txn_ops", cfg.MaxTxnOps, "max_request_bytes", cfg.MaxRequestBytes)
 	return e, nil
 }
 

@@ -87,3 +87,34 @@ func TestEmbeddedMaxTxnOps(t *testing.T) {
 		}
 	}
 }
+
+// The embedded etcd takes requests of DefaultEmbedMaxRequestBytes unless told otherwise, and never
+// less than etcd's default, which clients fall back to.
+func TestEmbeddedMaxRequestBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in, want int64
+		bad      bool
+	}{
+		{in: 0, want: DefaultEmbedMaxRequestBytes}, {in: 8 << 20, want: 8 << 20}, {in: DefaultMaxRequestBytes, want: DefaultMaxRequestBytes},
+		{in: 1 << 20, bad: true}, {in: -1, bad: true}, {in: 4 << 30, bad: true},
+	} {
+		cfg := EmbedConfig{Dir: t.TempDir(), MaxRequestBytes: tc.in}
+		err := cfg.Validate()
+		if tc.bad {
+			if err == nil {
+				t.Errorf("MaxRequestBytes %d accepted", tc.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("MaxRequestBytes %d: %v", tc.in, err)
+		}
+		ec, err := cfg.etcdConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ec.MaxRequestBytes != uint(tc.want) {
+			t.Errorf("MaxRequestBytes %d: etcd's --max-request-bytes %d, want %d", tc.in, ec.MaxRequestBytes, tc.want)
+		}
+	}
+}

@@ -33,9 +33,10 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// etcd's own default --max-txn-ops, as a bare etcd has: a client allowed more falls back to it.
+	// etcd's own default --max-txn-ops and --max-request-bytes, as a bare etcd has: a client allowed
+	// more falls back to them.
 	e, err := StartEmbedded(ctx, EmbedConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0",
-		MaxTxnOps: DefaultMaxTxnOps, UnsafeNoFsync: true})
+		MaxTxnOps: DefaultMaxTxnOps, MaxRequestBytes: DefaultMaxRequestBytes, UnsafeNoFsync: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

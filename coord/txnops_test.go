@@ -18,13 +18,20 @@ import (
 )
 
 // etcdWithMaxTxnOps starts an etcd of its own for the test, allowing maxTxnOps operations per Txn
-// (the shared one allows etcd's default, 128).
+// (the shared one allows etcd's default, 128) and etcd's default request size, 1.5 MiB.
 func etcdWithMaxTxnOps(t *testing.T, maxTxnOps int) *testEtcd {
+	t.Helper()
+	return etcdWithLimits(t, maxTxnOps, DefaultMaxRequestBytes)
+}
+
+// etcdWithLimits starts an etcd of its own for the test, allowing maxTxnOps operations per Txn and
+// requests of maxRequestBytes.
+func etcdWithLimits(t *testing.T, maxTxnOps int, maxRequestBytes int64) *testEtcd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e, err := StartEmbedded(ctx, EmbedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0",
-		MaxTxnOps: maxTxnOps, UnsafeNoFsync: true, Logger: testLogger(t)})
+		MaxTxnOps: maxTxnOps, MaxRequestBytes: maxRequestBytes, UnsafeNoFsync: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
