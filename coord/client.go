@@ -47,8 +47,11 @@ const (
 	MinMaxTxnOps = 2
 	// DefaultMaxRequestBytes is etcd's default --max-request-bytes, 1.5 MiB.
 	DefaultMaxRequestBytes = 3 << 19
-	// MaxMaxRequestBytes is the most an etcd --max-request-bytes is taken to be, 1 GiB: far above the
-	// 10 MiB etcd recommends, and with etcd's gRPC headroom (512 KiB) well within what one gRPC
+	// MinMaxRequestBytes is the least Config.MaxRequestBytes: Txns are packed to 2/3 of it, which
+	// still holds the commits of a few dozen partitions.
+	MinMaxRequestBytes = 64 << 10
+	// MaxMaxRequestBytes is the most Config.MaxRequestBytes, 1 GiB: far above the 10 MiB etcd
+	// recommends, and with etcd's gRPC headroom (requestOverheadBytes) well within what one gRPC
 	// message carries (2 GiB).
 	MaxMaxRequestBytes = 1 << 30
 
@@ -69,6 +72,12 @@ type Config struct {
 	MaxTxnOps   int                   // default DefaultMaxTxnOps; must not exceed the servers' --max-txn-ops (if it does, the client falls back to DefaultMaxTxnOps)
 	Logger      hclog.Logger          // default: no logs
 	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
+
+	// MaxRequestBytes is the etcd servers' --max-request-bytes the client may assume (default
+	// DefaultMaxRequestBytes, etcd's default; must not exceed the servers': if it does, the client
+	// falls back to DefaultMaxRequestBytes). Commits and group writes are packed into Txns of at
+	// most 2/3 of it, as estimated (txnBytes).
+	MaxRequestBytes int64
 
 	// CommitAttemptTimeout is the deadline of the first attempt of a commit Txn, and of the Txns
 	// of group writes, Acquire and LoadPartition (default DefaultCommitAttemptTimeout); each attempt
@@ -96,6 +105,9 @@ func (cfg *Config) Validate() error {
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = DefaultMaxTxnOps
 	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
 	if cfg.CommitAttemptTimeout <= 0 {
 		cfg.CommitAttemptTimeout = DefaultCommitAttemptTimeout
 	}
@@ -105,6 +117,12 @@ func (cfg *Config) Validate() error {
 	cfg.CommitTimeout = max(cfg.CommitTimeout, cfg.CommitAttemptTimeout)
 	if cfg.MaxTxnOps < MinMaxTxnOps {
 		return fmt.Errorf("coord: MaxTxnOps %d: a commit needs at least %d operations", cfg.MaxTxnOps, MinMaxTxnOps)
+	}
+	if cfg.MaxRequestBytes < MinMaxRequestBytes {
+		return fmt.Errorf("coord: MaxRequestBytes %d: a Txn needs at least %d", cfg.MaxRequestBytes, MinMaxRequestBytes)
+	}
+	if cfg.MaxRequestBytes > MaxMaxRequestBytes {
+		return fmt.Errorf("coord: MaxRequestBytes %d: more than %d", cfg.MaxRequestBytes, MaxMaxRequestBytes)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -123,6 +141,10 @@ type Client struct {
 	// txnOpsCap, once set (to DefaultMaxTxnOps), caps cfg.MaxTxnOps: etcd refused a Txn for having
 	// more operations than its --max-txn-ops (see fallBackTxnOps). 0 until then; it never rises again.
 	txnOpsCap atomic.Int64
+	// requestBytesCap, once set (to DefaultMaxRequestBytes), caps cfg.MaxRequestBytes: etcd refused a
+	// Txn as larger than its --max-request-bytes (see fallBackRequestBytes). 0 until then; it never
+	// rises again.
+	requestBytesCap atomic.Int64
 
 	// txnHook, set by tests, runs each attempt of a Txn sent by txnAttempts instead of do.
 	txnHook func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
@@ -146,6 +168,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		// Without keepalives a silently dead etcd connection is only noticed by TCP timeouts.
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
+		// gRPC's own limit on what the client sends (2 MiB unless set) would refuse a Txn packed for
+		// an etcd allowing more before etcd sees it. etcd's gRPC server takes requests up to its
+		// --max-request-bytes plus requestOverheadBytes, and refuses what exceeds
+		// --max-request-bytes itself (isRequestTooLarge); the client sends as much. Answers are
+		// limited by MaxCallRecvMsgSize, 2 GiB unless set.
+		MaxCallSendMsgSize: int(cfg.MaxRequestBytes + requestOverheadBytes),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: cannot reach %s: %w", eps, err)
@@ -231,6 +259,117 @@ func (c *Client) fallBackTxnOps(limit int) bool {
 			"etcd_max_txn_ops", c.cfg.MaxTxnOps, "now", DefaultMaxTxnOps)
 	}
 	return true
+}
+
+// requestOverheadBytes is what etcd's gRPC server takes beyond its --max-request-bytes (etcd's
+// grpcOverheadBytes): a request up to that much larger reaches etcd, which refuses it itself.
+const requestOverheadBytes = 512 << 10
+
+// maxRequestBytes is the etcd --max-request-bytes this client assumes now: Config.MaxRequestBytes,
+// or DefaultMaxRequestBytes once etcd refused a larger request.
+func (c *Client) maxRequestBytes() int64 {
+	if cp := c.requestBytesCap.Load(); cp > 0 {
+		return min(cp, c.cfg.MaxRequestBytes)
+	}
+	return c.cfg.MaxRequestBytes
+}
+
+// txnBytes is the budget of a packed Txn's estimated size (keys, values, txnOpBytes per compare or
+// operation) under etcd's --max-request-bytes of requestBytes: 2/3 of it, which leaves room for
+// the estimate's error (1 MiB of etcd's default 1.5 MiB).
+func txnBytes(requestBytes int64) int { return int(requestBytes / 3 * 2) }
+
+// txnLimits is what Txns are packed to: operations, and the etcd --max-request-bytes assumed.
+type txnLimits struct {
+	ops          int
+	requestBytes int64
+}
+
+// bytes is the budget of a Txn's estimated size (txnBytes).
+func (l txnLimits) bytes() int { return txnBytes(l.requestBytes) }
+
+// limits are the client's limits now (maxTxnOps, maxRequestBytes).
+func (c *Client) limits() txnLimits {
+	return txnLimits{ops: c.maxTxnOps(), requestBytes: c.maxRequestBytes()}
+}
+
+// isRequestTooLarge tells whether etcd refused a request as larger than its --max-request-bytes,
+// before proposing it: nothing of it was applied. etcd refuses it in one of two ways, by size:
+//   - up to requestOverheadBytes more, etcd reads it and answers "etcdserver: request is too large"
+//     (InvalidArgument), which the client translates into rpctypes.ErrRequestTooLarge; a status
+//     passed on as it came (by a test's hook, say) is recognised by its code and message, as the
+//     client does;
+//   - larger, etcd's gRPC server refuses it unread: ResourceExhausted, "grpc: received message
+//     larger than max (N vs. M)".
+//
+// gRPC's limit in the client itself refuses it unsent, ResourceExhausted "trying to send message
+// larger than max (N vs. M)": Connect sets that limit to what etcd's gRPC server would take at
+// Config.MaxRequestBytes, so a request it refuses would have been refused by such an etcd.
+// (Answers are not limited: a client refusing an answer of a Txn that applied is not this.)
+func isRequestTooLarge(err error) bool {
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		return true
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return false
+	}
+	st := se.GRPCStatus()
+	switch st.Code() {
+	case codes.InvalidArgument:
+		return st.Message() == rpctypes.ErrorDesc(rpctypes.ErrGRPCRequestTooLarge)
+	case codes.ResourceExhausted:
+		msg := strings.TrimPrefix(st.Message(), "grpc: ")
+		return strings.HasPrefix(msg, "received message larger than max (") || strings.HasPrefix(msg, "trying to send message larger than max (")
+	}
+	return false
+}
+
+// fallBackRequestBytes is called when etcd refused, as too large, a Txn packed for an etcd
+// --max-request-bytes of limit: Config.MaxRequestBytes exceeds the --max-request-bytes of the
+// member that answered. etcd checks the size as the request arrives, before proposing it, so
+// nothing of that Txn was applied and its operations may be sent again in smaller Txns. Rather than
+// fail every commit until someone notices, the client falls back to DefaultMaxRequestBytes, etcd's
+// own default, for good (one warning). It reports whether packing again can help: not when limit
+// was DefaultMaxRequestBytes or less already (an etcd configured below its default, or a Txn too
+// large by itself).
+func (c *Client) fallBackRequestBytes(limit int64) bool {
+	if limit <= DefaultMaxRequestBytes {
+		return false
+	}
+	if c.requestBytesCap.CompareAndSwap(0, DefaultMaxRequestBytes) {
+		c.log.Warn("etcd refused a Txn as larger than its --max-request-bytes allows; packing Txns to etcd's default from now on, "+
+			"at a cost in Txns per flush: set --etcd-max-request-bytes (Config.MaxRequestBytes) to the etcd servers' --max-request-bytes, or raise theirs",
+			"etcd_max_request_bytes", c.cfg.MaxRequestBytes, "now", DefaultMaxRequestBytes)
+	}
+	return true
+}
+
+// fallBack is called when a Txn packed to lim, of about size bytes (as estimated), failed with err.
+// If etcd refused it, before applying anything, for more operations or more bytes than it allows,
+// the client lowers that limit (fallBackTxnOps, fallBackRequestBytes); fallBack reports whether
+// packing it again can help. A Txn larger than lim allows (one partition's commit, or one operation
+// of a group write, too large by itself) says nothing of etcd's limit, and leaves the client's alone.
+func (c *Client) fallBack(err error, lim txnLimits, size int) bool {
+	switch {
+	case isTooManyOps(err):
+		return c.fallBackTxnOps(lim.ops)
+	case isRequestTooLarge(err):
+		return size <= lim.bytes() && c.fallBackRequestBytes(lim.requestBytes)
+	}
+	return false
+}
+
+// explainRefused says, of a Txn packed to lim, of about size bytes, that etcd refused for too many
+// operations or bytes and that the client could not pack smaller, which limit it was packed to.
+func explainRefused(err error, lim txnLimits, size int) error {
+	switch {
+	case isTooManyOps(err):
+		return fmt.Errorf("%w (etcd's --max-txn-ops is below %d, what this Txn was packed to)", err, lim.ops)
+	case isRequestTooLarge(err):
+		return fmt.Errorf("%w (a Txn of about %d bytes, packed for an etcd --max-request-bytes of %d)", err, size, lim.requestBytes)
+	}
+	return err
 }
 
 // Etcd is the underlying etcd client, an escape hatch for tests and tools.

@@ -12,13 +12,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// maxTxnBytes keeps a packed Txn well under etcd's default --max-request-bytes (1.5 MiB), which
-// etcd checks against the whole request: compares, puts and the Else branch's reads.
-const maxTxnBytes = 1 << 20
-
 // txnOpBytes is what one compare or operation of a Txn costs besides its key and value: protobuf
 // tags and lengths, a compare's target and revision, a get's options. Measured about 8 bytes;
-// counted 16 so that the estimate stays above the request's real size.
+// counted 16 so that the estimate stays above the request's real size, which etcd checks whole
+// (compares, puts and the Else branch's reads) against its --max-request-bytes. A packed Txn's
+// estimate is kept under txnBytes of the --max-request-bytes the client assumes (1 MiB of etcd's
+// default 1.5 MiB).
 const txnOpBytes = 16
 
 // commitRounds is the first attempt plus one retry of the partitions that were not fenced but
@@ -68,16 +67,17 @@ type unit struct {
 	cmps    []clientv3.Cmp
 	puts    []clientv3.Op
 	// resent: an earlier Txn carrying the unit was sent more than once before etcd refused it for
-	// too many operations (see runTxn), so one of its attempts may have applied.
+	// too many operations or bytes (see runTxn), so one of its attempts may have applied.
 	resent bool
 	bytes  int // the unit's share of its Txn's request size (estimated: keys, values, txnOpBytes each)
 }
 
 // Commit makes each commit's index entry and producer states visible, each partition guarded by
 // Compare(CreateRevision(leaders/<t>/<p>) == Epoch). Partitions are packed into as few Txns as
-// MaxTxnOps allows (a partition's operations never straddle two Txns) and the Txns run
-// concurrently; a Txn etcd refuses for having more operations than its --max-txn-ops is packed
-// again, smaller, and sent again (see Client.fallBackTxnOps). It returns one error per commit, nil
+// MaxTxnOps and MaxRequestBytes allow (a partition's operations never straddle two Txns) and the
+// Txns run concurrently; a Txn etcd refuses for having more operations than its --max-txn-ops, or
+// more bytes than its --max-request-bytes, is packed again, smaller, and sent again (see
+// Client.fallBackTxnOps, Client.fallBackRequestBytes). It returns one error per commit, nil
 // meaning committed: ErrFenced if the epoch is no longer the partition's leader epoch. A Txn whose
 // attempt times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
 // Config.CommitTimeout, and an earlier attempt found applied counts as committed. Any other error
@@ -229,34 +229,37 @@ func (u *unit) put(key string, v any, at int) string {
 // failure ops (one leader Get per unit) each to --max-txn-ops.
 func (u *unit) ops() int { return max(len(u.cmps), len(u.puts), 1+len(u.commits)) }
 
-// runPacked packs units into Txns of the client's operation limit and runs them. The units of a Txn
-// that etcd refused for too many operations, which it never applied, are packed again to the limit
-// the client fell back to and run again; that happens at most once, since the limit falls only once.
+// runPacked packs units into Txns of the client's limits and runs them. The units of a Txn that etcd
+// refused for too many operations or bytes, which it never applied, are packed again to the limits
+// the client fell back to and run again; that happens at most twice, since each limit falls only
+// once.
 //
 // Each refused Txn's units are packed again apart from any other's: a new Txn then holds only
 // partitions of one earlier Txn, so if it fails on a fenced compare, so does every attempt of that
 // earlier Txn still queued in etcd, and the partitions it retries cannot have been applied by one.
 func (s *Session) runPacked(ctx context.Context, units []*unit, errs []error) []txnResult {
-	limit := s.c.maxTxnOps()
-	txns := s.pack(units, errs, limit)
+	lim := s.c.limits()
+	txns := s.pack(units, errs, lim)
 	var results []txnResult
 	for len(txns) > 0 {
-		res := s.runTxns(ctx, txns, limit)
+		res := s.runTxns(ctx, txns, lim)
 		results = append(results, res...)
-		limit, txns = s.c.maxTxnOps(), nil
+		lim, txns = s.c.limits(), nil
 		for _, r := range res {
-			txns = append(txns, s.pack(r.repack, errs, limit)...)
+			txns = append(txns, s.pack(r.repack, errs, lim)...)
 		}
 	}
 	return results
 }
 
-// pack fills Txns of at most limit operations greedily in order. A unit that cannot fit even alone
-// gets an error.
-func (s *Session) pack(units []*unit, errs []error, limit int) [][]*unit {
+// pack fills Txns of at most lim.ops operations and lim.bytes() estimated bytes greedily in order. A
+// unit of more operations than a Txn takes gets an error; one of more bytes goes alone (etcd, allowing
+// lim.requestBytes, more than lim.bytes(), may take it).
+func (s *Session) pack(units []*unit, errs []error, lim txnLimits) [][]*unit {
 	var txns [][]*unit
 	var cur []*unit
 	var cmps, puts, bytes int
+	limit, budget := lim.ops, lim.bytes()
 	for _, u := range units {
 		if u.ops() > limit {
 			for _, i := range u.commits {
@@ -265,7 +268,7 @@ func (s *Session) pack(units []*unit, errs []error, limit int) [][]*unit {
 			continue
 		}
 		if len(cur) > 0 && (cmps+len(u.cmps) > limit || puts+len(u.puts) > limit ||
-			len(cur)+1 > limit || bytes+u.bytes > maxTxnBytes) {
+			len(cur)+1 > limit || bytes+u.bytes > budget) {
 			txns = append(txns, cur)
 			cur, cmps, puts, bytes = nil, 0, 0, 0
 		}
@@ -279,19 +282,20 @@ func (s *Session) pack(units []*unit, errs []error, limit int) [][]*unit {
 }
 
 // txnResult is the outcome of one Txn: errors by commit index, the commits to retry, and the units
-// to pack again (the Txn was refused for too many operations; their commits have no error yet).
+// to pack again (the Txn was refused for too many operations or bytes; their commits have no error
+// yet).
 type txnResult struct {
 	errs   map[int]error
 	retry  []int
 	repack []*unit
 }
 
-// runTxns runs the Txns, packed to limit operations, concurrently.
-func (s *Session) runTxns(ctx context.Context, txns [][]*unit, limit int) []txnResult {
+// runTxns runs the Txns, packed to lim, concurrently.
+func (s *Session) runTxns(ctx context.Context, txns [][]*unit, lim txnLimits) []txnResult {
 	results := make([]txnResult, len(txns))
 	var wg sync.WaitGroup
 	for i, units := range txns {
-		wg.Go(func() { results[i] = s.runTxn(ctx, units, limit) })
+		wg.Go(func() { results[i] = s.runTxn(ctx, units, lim) })
 	}
 	wg.Wait()
 	return results
@@ -300,12 +304,14 @@ func (s *Session) runTxns(ctx context.Context, txns [][]*unit, limit int) []txnR
 // runTxn commits units in one Txn, sent again while its attempts time out or find etcd unavailable
 // (txnAttempts). If a compare fails, the Else branch has read every leader key and index key at the same
 // revision, which says exactly which commits an earlier attempt applied, which were fenced, and
-// which offsets are taken; the rest are retried. A Txn refused for having more operations than etcd
-// allows returns its units to be packed again to the client's lowered limit (fallBackTxnOps).
-func (s *Session) runTxn(ctx context.Context, units []*unit, limit int) txnResult {
+// which offsets are taken; the rest are retried. A Txn refused for having more operations or bytes
+// than etcd allows returns its units to be packed again to the client's lowered limits (fallBack).
+func (s *Session) runTxn(ctx context.Context, units []*unit, lim txnLimits) txnResult {
 	var cmps []clientv3.Cmp
 	var puts, gets []clientv3.Op
+	size := 0 // estimated
 	for _, u := range units {
+		size += u.bytes
 		cmps = append(cmps, u.cmps...)
 		puts = append(puts, u.puts...)
 		gets = append(gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
@@ -325,7 +331,7 @@ func (s *Session) runTxn(ctx context.Context, units []*unit, limit int) txnResul
 			m.txns.WithLabelValues(resultError).Inc()
 			m.txnDuration.Observe(time.Since(start).Seconds())
 		}
-		if isTooManyOps(err) && s.c.fallBackTxnOps(limit) {
+		if s.c.fallBack(err, lim, size) {
 			// Refused before etcd proposed it: no attempt that got this answer applied. Attempts
 			// before it (timed out) may have, on a member allowing more: the units keep that in mind.
 			for _, u := range units {
@@ -334,9 +340,7 @@ func (s *Session) runTxn(ctx context.Context, units []*unit, limit int) txnResul
 			res.repack = units
 			return res
 		}
-		if isTooManyOps(err) {
-			err = fmt.Errorf("%w (etcd's --max-txn-ops is below %d, what this Txn was packed to)", err, limit)
-		}
+		err = explainRefused(err, lim, size)
 		if attempts > 1 {
 			err = fmt.Errorf("%w (after %d attempts)", err, attempts)
 		}
@@ -367,7 +371,7 @@ func (s *Session) runTxn(ctx context.Context, units []*unit, limit int) txnResul
 // key then each commit's index key.
 //
 // After an earlier attempt of this Txn (resent), or of a Txn that carried the unit before it was
-// refused for too many operations (unit.resent), an index key holding exactly the entry this commit
+// refused for too many operations or bytes (unit.resent), an index key holding exactly the entry this commit
 // writes was written by that attempt, whose answer was lost: committed, whatever the leader key says
 // now (the entry names this commit's epoch, offsets and object, which only this leader, sequencing
 // serially, writes).

@@ -15,7 +15,7 @@ import (
 func BenchmarkCommitPack(b *testing.B) {
 	for _, partitions := range []int{8, 1024} {
 		b.Run(fmt.Sprintf("partitions=%d", partitions), func(b *testing.B) {
-			s := &Session{c: &Client{cfg: Config{MaxTxnOps: DefaultMaxTxnOps}, keys: keys{prefix: DefaultPrefix},
+			s := &Session{c: &Client{cfg: Config{MaxTxnOps: DefaultMaxTxnOps, MaxRequestBytes: DefaultMaxRequestBytes}, keys: keys{prefix: DefaultPrefix},
 				log: hclog.NewNullLogger(), metrics: newMetrics(nil)}}
 			commits := make([]Commit, partitions)
 			for i := range commits {
@@ -33,7 +33,7 @@ func BenchmarkCommitPack(b *testing.B) {
 			var txns int
 			for b.Loop() {
 				errs := make([]error, len(commits))
-				packed := s.pack(s.buildUnits(commits, errs), errs, s.c.maxTxnOps())
+				packed := s.pack(s.buildUnits(commits, errs), errs, s.c.limits())
 				txns = len(packed)
 				for _, err := range errs {
 					if err != nil {

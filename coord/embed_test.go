@@ -118,3 +118,25 @@ func TestEmbeddedMaxRequestBytes(t *testing.T) {
 		}
 	}
 }
+
+// Config.MaxRequestBytes defaults to etcd's default and takes MinMaxRequestBytes to
+// MaxMaxRequestBytes.
+func TestConfigMaxRequestBytes(t *testing.T) {
+	for in, want := range map[int64]int64{0: DefaultMaxRequestBytes, -5: DefaultMaxRequestBytes, 4 << 20: 4 << 20,
+		MinMaxRequestBytes: MinMaxRequestBytes, MinMaxRequestBytes - 1: 0, MaxMaxRequestBytes + 1: 0} {
+		cfg := Config{Endpoints: []string{"127.0.0.1:2379"}, MaxRequestBytes: in}
+		err := cfg.Validate()
+		if want == 0 {
+			if err == nil {
+				t.Errorf("MaxRequestBytes %d accepted", in)
+			}
+			continue
+		}
+		if err != nil || cfg.MaxRequestBytes != want {
+			t.Errorf("MaxRequestBytes %d: %d, %v; want %d", in, cfg.MaxRequestBytes, err, want)
+		}
+	}
+	if got := txnBytes(DefaultMaxRequestBytes); got != 1<<20 {
+		t.Errorf("Txn budget at etcd's default request size: %d, want 1 MiB", got)
+	}
+}

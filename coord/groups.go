@@ -269,15 +269,15 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 // version. A write needing more operations (or bytes) than one Txn allows is split into several
 // Txns, each guarded (each on the version the one before wrote), applied in order (metadata in the
 // first); a failure stops the rest. A Txn etcd refuses for having more operations than its
-// --max-txn-ops is split again, smaller, and sent again (see Client.fallBackTxnOps). It returns
-// ErrFenced when the shard's leader key is no longer the one created at f.Epoch, ErrGroupChanged
-// when the group is no longer at w.Version (its state was written since the caller read it: by an
-// earlier write whose outcome was unknown, say). A Txn whose attempt times out
-// (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
+// --max-txn-ops, or more bytes than its --max-request-bytes, is split again, smaller, and sent again
+// (see Client.fallBack). It returns ErrFenced when the shard's leader key is no longer the one
+// created at f.Epoch, ErrGroupChanged when the group is no longer at w.Version (its state was
+// written since the caller read it: by an earlier write whose outcome was unknown, say). A Txn whose
+// attempt times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
 // Config.CommitTimeout: each Txn writes a token of its own to the version key, so an attempt that
 // finds its token there knows an earlier one applied, and one that finds another version changes
-// nothing. Any other error leaves the outcome unknown, as with any etcd write: the
-// coordinator must reload the group before going on.
+// nothing. Any other error leaves the outcome unknown, as with any etcd write: the coordinator must
+// reload the group before going on.
 func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string, w GroupWrite) (version int64, err error) {
 	defer c.metrics.observeQuery(ctx, opWriteGroup, time.Now())
 	if err := validateGroupNS(ns); err != nil {
@@ -293,13 +293,13 @@ func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string,
 	token := newWriteToken()
 	version = w.Version
 	for i := 0; len(ops) > 0; i++ {
-		limit := c.maxTxnOps()
-		n := groupTxnOps(ops, limit-1) // each Txn also writes the version key
+		lim := c.limits()
+		n, size := groupTxnOps(ops, lim.ops-1, lim.bytes()) // each Txn also writes the version key
 		last := n == len(ops)
 		var refused bool
-		version, refused, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i), limit)
+		version, refused, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i), lim, size)
 		if refused {
-			continue // nothing applied: split again, to the lowered limit, on the same version
+			continue // nothing applied: split again, to the lowered limits, on the same version
 		}
 		if err != nil {
 			return 0, err
@@ -309,18 +309,18 @@ func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string,
 	return version, nil
 }
 
-// groupTxnOps is how many of ops, at least one, the next Txn of a group write takes: at most limit,
-// and no more than maxTxnBytes of keys and values (a commit of many offsets with long metadata
-// would otherwise exceed etcd's --max-request-bytes).
-func groupTxnOps(ops []clientv3.Op, limit int) int {
-	bytes := 0
-	for n, op := range ops {
-		bytes += len(op.KeyBytes()) + len(op.ValueBytes()) + txnOpBytes
-		if n == limit || (n > 0 && bytes > maxTxnBytes) {
-			return n
+// groupTxnOps is how many of ops, at least one, the next Txn of a group write takes, and their
+// estimated size: at most limit, and no more than budget bytes of keys and values (txnBytes; a
+// commit of many offsets with long metadata would otherwise exceed etcd's --max-request-bytes).
+func groupTxnOps(ops []clientv3.Op, limit, budget int) (n, size int) {
+	for i, op := range ops {
+		bytes := len(op.KeyBytes()) + len(op.ValueBytes()) + txnOpBytes
+		if i == limit || (i > 0 && size+bytes > budget) {
+			return i, size
 		}
+		size += bytes
 	}
-	return len(ops)
+	return len(ops), size
 }
 
 // newWriteToken names one WriteGroup call: what its Txns write to the version key.
@@ -332,11 +332,11 @@ func newWriteToken() string {
 
 // groupTxn runs one Txn of a group write on version, in attempts (txnAttempts), and returns the
 // version it wrote. A deletion's last Txn deletes the version key (version 0 after it); the others
-// put token there. refused says that etcd refused the Txn for having more operations than its
-// --max-txn-ops, before applying anything, and that the client lowered its limit (limit is what
-// the Txn was packed to): the caller splits the operations again and sends them.
+// put token there. refused says that etcd refused the Txn for having more operations or bytes than
+// it allows, before applying anything, and that the client lowered its limits (lim is what the Txn
+// was packed to, size its estimated size): the caller splits the operations again and sends them.
 func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, deletion bool, ops []clientv3.Op, version int64, token string,
-	limit int) (_ int64, refused bool, _ error) {
+	lim txnLimits, size int) (_ int64, refused bool, _ error) {
 	leader, verKey := c.keys.leader(f.Shard), c.keys.groupVersion(ns, group)
 	if deletion {
 		ops = append(slices.Clone(ops), clientv3.OpDelete(verKey))
@@ -353,10 +353,10 @@ func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, d
 	})
 	if err != nil {
 		// Only a Txn refused at its first attempt is sent again, split: an attempt before the refusal
-		// (timed out) may have applied on a member allowing more operations, and wrote a token that
-		// the smaller Txns would not recognise. Then the outcome is unknown, as for any error here;
-		// the limit is lowered all the same, for the writes after it.
-		if isTooManyOps(err) && c.fallBackTxnOps(limit) && attempts == 1 {
+		// (timed out) may have applied on a member allowing more operations or bytes, and wrote a
+		// token that the smaller Txns would not recognise. Then the outcome is unknown, as for any
+		// error here; the limit is lowered all the same, for the writes after it.
+		if c.fallBack(err, lim, size) && attempts == 1 {
 			return 0, true, nil
 		}
 		if attempts > 1 {

@@ -284,15 +284,20 @@ func (r *requestSizes) Txn(_ context.Context, in *pb.TxnRequest, _ ...grpc.CallO
 	return &pb.TxnResponse{Header: &pb.ResponseHeader{}, Succeeded: true}, nil
 }
 
-// A commit Txn stays under maxTxnBytes, well under etcd's --max-request-bytes (1.5 MiB), counting all
-// of it: compares and the Else branch's reads too, which weigh as much as the puts. At 4,096
-// operations, 1,024 partitions of a flush are one Txn; 2,048 would be about 1.5 MiB in one, and are
-// two.
+// A commit Txn stays under txnBytes of etcd's --max-request-bytes (1 MiB of the default 1.5 MiB),
+// counting all of it: compares and the Else branch's reads too, which weigh as much as the puts. At
+// 4,096 operations, 1,024 partitions of a flush are one Txn; 2,048 would be about 1.5 MiB in one,
+// and are two, unless etcd allows 4 MiB.
 func TestCommitTxnBytes(t *testing.T) {
-	for _, tc := range []struct{ partitions, txns int }{{1024, 1}, {2048, 2}} {
+	for _, tc := range []struct {
+		partitions   int
+		requestBytes int64
+		txns         int
+	}{{1024, DefaultMaxRequestBytes, 1}, {2048, DefaultMaxRequestBytes, 2}, {2048, DefaultEmbedMaxRequestBytes, 1}} {
 		kv := &requestSizes{}
 		s := &Session{c: &Client{etcd: &clientv3.Client{KV: clientv3.NewKVFromKVClient(kv, nil)},
-			cfg:  Config{MaxTxnOps: DefaultEmbedMaxTxnOps, CommitAttemptTimeout: time.Minute, CommitTimeout: time.Minute},
+			cfg: Config{MaxTxnOps: DefaultEmbedMaxTxnOps, MaxRequestBytes: tc.requestBytes,
+				CommitAttemptTimeout: time.Minute, CommitTimeout: time.Minute},
 			keys: keys{prefix: DefaultPrefix}, log: hclog.NewNullLogger(), metrics: newMetrics(nil)}}
 		commits := make([]Commit, tc.partitions)
 		for i := range commits {
@@ -309,11 +314,11 @@ func TestCommitTxnBytes(t *testing.T) {
 			}
 		}
 		if len(kv.sizes) != tc.txns {
-			t.Errorf("%d partitions: %d Txns of %v bytes, want %d", tc.partitions, len(kv.sizes), kv.sizes, tc.txns)
+			t.Errorf("%d partitions, %d request bytes: %d Txns of %v bytes, want %d", tc.partitions, tc.requestBytes, len(kv.sizes), kv.sizes, tc.txns)
 		}
 		for _, size := range kv.sizes {
-			if size > maxTxnBytes {
-				t.Errorf("%d partitions: a Txn of %d bytes, more than %d", tc.partitions, size, maxTxnBytes)
+			if size > txnBytes(tc.requestBytes) {
+				t.Errorf("%d partitions: a Txn of %d bytes, more than %d", tc.partitions, size, txnBytes(tc.requestBytes))
 			}
 		}
 	}
