@@ -24,13 +24,16 @@ type agentFlags struct {
 	etcdPrefix string
 	// etcdMaxTxnOps is coord.Config.MaxTxnOps: the operations the agent packs into one etcd Txn.
 	etcdMaxTxnOps int
-	s3            segstore.S3Config
-	log           *logFlags
+	// etcdMaxRequestBytes is coord.Config.MaxRequestBytes: the etcd servers' --max-request-bytes,
+	// 2/3 of which the agent packs into one etcd Txn.
+	etcdMaxRequestBytes int64
+	s3                  segstore.S3Config
+	log                 *logFlags
 }
 
 func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	f := &agentFlags{cfg: agent.NewConfig(), etcdPrefix: coord.DefaultPrefix, etcdMaxTxnOps: coord.DefaultMaxTxnOps,
-		s3: segstore.S3Config{Region: "us-east-1"}}
+		etcdMaxRequestBytes: coord.DefaultMaxRequestBytes, s3: segstore.S3Config{Region: "us-east-1"}}
 	f.cfg.ID, _ = os.Hostname()
 	fs := c.newFlagSet("agent", "", "Run a StreamHouse agent: a Kafka endpoint that keeps record data in an S3 bucket and\n"+
 		"coordinates with other agents through etcd. S3 credentials come from the standard AWS chain\n"+
@@ -41,6 +44,9 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.StringVar(&f.etcdPrefix, "etcd-prefix", f.etcdPrefix, "`prefix` of StreamHouse's etcd keys")
 	fs.Var(atLeastValue{&f.etcdMaxTxnOps, coord.MinMaxTxnOps}, "etcd-max-txn-ops", "most `operations` in one etcd Txn; "+
 		"must not exceed the etcd servers' --max-txn-ops (a flush's index commit takes 2 per partition)")
+	fs.Var(sizeRangeValue{&f.etcdMaxRequestBytes, coord.MinMaxRequestBytes, coord.MaxMaxRequestBytes}, "etcd-max-request-bytes",
+		"largest etcd request `size`; must not exceed the etcd servers' --max-request-bytes (Txns are packed to 2/3 of it; "+
+			"a flush's index commit takes about 1KiB per partition of an idempotent producer)")
 	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "S3 endpoint `URL` (default: AWS S3 for the region)")
 	fs.StringVar(&f.s3.Bucket, "s3-bucket", "", "S3 `bucket` (required)")
 	fs.StringVar(&f.s3.Region, "s3-region", f.s3.Region, "S3 `region`")
@@ -91,7 +97,8 @@ func (c *cli) agent(args []string) error {
 
 	ctx, started := c.startup()
 	a, etcd, err := startAgent(ctx, f.cfg, coord.Config{
-		Endpoints: splitList(f.etcd), Prefix: f.etcdPrefix, MaxTxnOps: f.etcdMaxTxnOps, Logger: log, Registerer: reg,
+		Endpoints: splitList(f.etcd), Prefix: f.etcdPrefix, MaxTxnOps: f.etcdMaxTxnOps, MaxRequestBytes: f.etcdMaxRequestBytes,
+		Logger: log, Registerer: reg,
 	}, f.s3, reg, nil)
 	if interrupted := started(); interrupted {
 		if err == nil {

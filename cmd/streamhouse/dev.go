@@ -37,7 +37,8 @@ type devFlags struct {
 }
 
 func (c *cli) devFlagSet() (*flagSet, *devFlags) {
-	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig(), etcdMaxTxnOps: coord.DefaultEmbedMaxTxnOps}, dataDir: "./.streamhouse",
+	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig(), etcdMaxTxnOps: coord.DefaultEmbedMaxTxnOps,
+		etcdMaxRequestBytes: coord.DefaultEmbedMaxRequestBytes}, dataDir: "./.streamhouse",
 		etcdAddr: "127.0.0.1:2379", s3Addr: "127.0.0.1:9000", agents: 1, s3Profile: segstore.ProfileNone}
 	fs := c.newFlagSet("dev", "", "Run a single-node StreamHouse for development: embedded etcd, an S3-compatible endpoint on a\n"+
 		"local directory (bucket \"streamhouse\", any credentials) and N agents, all in one process. Data\n"+
@@ -48,10 +49,13 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	fs.StringVar(&f.cfg.KafkaAddr, "kafka-addr", f.cfg.KafkaAddr, "Kafka listen `address` of the first agent (port 0: any free port)")
 	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "HTTP listen `address` of the first agent (port 0: any free port)")
 	fs.StringVar(&f.etcdAddr, "etcd-addr", f.etcdAddr, "etcd client `address`; its peer address is the next port")
-	// One limit for both ends: the embedded etcd allows what its agents pack, so that a flush's index
-	// commit over 1,024 partitions is one Txn.
+	// One limit for both ends, operations and bytes: the embedded etcd allows what its agents pack, so
+	// that a flush's index commit over 1,024 partitions is one Txn.
 	fs.Var(atLeastValue{&f.etcdMaxTxnOps, coord.DefaultMaxTxnOps}, "etcd-max-txn-ops", "most `operations` in one etcd Txn: "+
 		"the embedded etcd's --max-txn-ops and its agents' --etcd-max-txn-ops (a flush's index commit takes 2 per partition)")
+	fs.Var(sizeRangeValue{&f.etcdMaxRequestBytes, coord.DefaultMaxRequestBytes, coord.MaxMaxRequestBytes}, "etcd-max-request-bytes",
+		"largest etcd request `size`: the embedded etcd's --max-request-bytes and its agents' --etcd-max-request-bytes "+
+			"(Txns are packed to 2/3 of it; a flush's index commit takes about 1KiB per partition of an idempotent producer)")
 	fs.StringVar(&f.s3Addr, "s3-addr", f.s3Addr, "S3 endpoint listen `address`")
 	fs.IntVar(&f.agents, "agents", f.agents, "`number` of agents to run in this process (0: only etcd and S3)")
 	fs.StringVar(&f.s3Profile, "s3-profile", f.s3Profile, "simulated S3 latency of the in-process agents: `profile` "+
@@ -200,13 +204,14 @@ func (f *devFlags) embedConfig(log hclog.Logger) (coord.EmbedConfig, error) {
 		return coord.EmbedConfig{}, err
 	}
 	return coord.EmbedConfig{Dir: filepath.Join(f.dataDir, "etcd"), Name: "dev", ClientAddr: f.etcdAddr, PeerAddr: peer,
-		MaxTxnOps: f.etcdMaxTxnOps, Logger: quiet(log)}, nil
+		MaxTxnOps: f.etcdMaxTxnOps, MaxRequestBytes: f.etcdMaxRequestBytes, Logger: quiet(log)}, nil
 }
 
-// coordConfig is the etcd client configuration of an in-process agent: it packs Txns to the limit
+// coordConfig is the etcd client configuration of an in-process agent: it packs Txns to the limits
 // the embedded etcd was started with.
 func (f *devFlags) coordConfig(endpoints []string, cfg agent.Config) coord.Config {
-	return coord.Config{Endpoints: endpoints, MaxTxnOps: f.etcdMaxTxnOps, Logger: cfg.Logger, Registerer: cfg.Registerer}
+	return coord.Config{Endpoints: endpoints, MaxTxnOps: f.etcdMaxTxnOps, MaxRequestBytes: f.etcdMaxRequestBytes,
+		Logger: cfg.Logger, Registerer: cfg.Registerer}
 }
 
 func (f *devFlags) startS3(log hclog.Logger) (*segstore.S3Server, error) {
@@ -308,8 +313,10 @@ func (d *devCluster) print(w io.Writer, f *devFlags) {
 	}
 	if len(d.agents) == 0 {
 		fmt.Fprintf(w, "start an agent with: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s streamhouse agent"+
-			" --etcd %s --s3-endpoint %s --s3-bucket %s --s3-path-style --id agent-1 --kafka-addr %s --http-addr %s --etcd-max-txn-ops %d\n",
-			devCredential, devCredential, etcd, d.s3URL(), devBucket, f.cfg.KafkaAddr, f.cfg.HTTPAddr, f.etcdMaxTxnOps)
+			" --etcd %s --s3-endpoint %s --s3-bucket %s --s3-path-style --id agent-1 --kafka-addr %s --http-addr %s"+
+			" --etcd-max-txn-ops %d --etcd-max-request-bytes %s\n",
+			devCredential, devCredential, etcd, d.s3URL(), devBucket, f.cfg.KafkaAddr, f.cfg.HTTPAddr, f.etcdMaxTxnOps,
+			formatSize(f.etcdMaxRequestBytes))
 	}
 	fmt.Fprintln(w, "ready; Ctrl-C to stop")
 }

@@ -107,7 +107,7 @@ func TestDevWithoutAgents(t *testing.T) {
 		t.Errorf("unexpected output:\n%s", d.out)
 	}
 	if ex := d.line(t, "start an agent with"); !strings.Contains(ex, "streamhouse agent --etcd "+etcd+" --s3-endpoint "+s3+" --s3-bucket streamhouse --s3-path-style") ||
-		!strings.HasSuffix(ex, " --etcd-max-txn-ops 4096") {
+		!strings.HasSuffix(ex, " --etcd-max-txn-ops 4096 --etcd-max-request-bytes 4MiB") {
 		t.Errorf("example command: %s", ex)
 	}
 	if strings.Contains(d.out.String(), "kafka address") {
@@ -154,7 +154,7 @@ func checkDevStores(t *testing.T, etcdEndpoint, s3Endpoint string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, err := coord.Connect(ctx, coord.Config{Endpoints: []string{etcdEndpoint}})
+	client, err := coord.Connect(ctx, coord.Config{Endpoints: []string{etcdEndpoint}, MaxRequestBytes: coord.DefaultEmbedMaxRequestBytes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +169,13 @@ func checkDevStores(t *testing.T, etcdEndpoint, s3Endpoint string) {
 	}
 	if _, err := client.Etcd().Txn(ctx).Then(gets...).Commit(); err != nil {
 		t.Errorf("etcd: a Txn of %d operations: %v", len(gets), err)
+	}
+	// It takes requests of more than etcd's default 1.5 MiB too.
+	big := strings.Repeat("b", 2<<20)
+	if _, err := client.Etcd().Txn(ctx).Then(clientv3.OpPut("/probe/big", big)).Commit(); err != nil {
+		t.Errorf("etcd: a request of %d bytes: %v", len(big), err)
+	} else if _, err := client.Etcd().Delete(ctx, "/probe/big"); err != nil {
+		t.Error(err)
 	}
 	store, err := segstore.NewS3(ctx, segstore.S3Config{Endpoint: s3Endpoint, Bucket: devBucket, PathStyle: true,
 		AccessKeyID: "any", SecretAccessKey: "any"})

@@ -79,26 +79,30 @@ func TestAgentFlags(t *testing.T) {
 			return f.etcdPrefix == "/streamhouse/" && f.s3.Region == "us-east-1" && f.cfg.Group == "default" &&
 				f.cfg.KafkaAddr == "127.0.0.1:9092" && f.cfg.LeaseTTL == 10*time.Second && f.cfg.FlushBytes == 8<<20 &&
 				f.log.level == "info" && f.log.format == "text" && !f.s3.PathStyle && f.cfg.ID != "" &&
-				f.cfg.OffsetsRetention == 168*time.Hour && f.etcdMaxTxnOps == 128
+				f.cfg.OffsetsRetention == 168*time.Hour && f.etcdMaxTxnOps == 128 && f.etcdMaxRequestBytes == 3<<19
 		}},
 		{name: "flags", args: append(base, "--flush-interval", "250ms", "--flush-bytes", "16MiB", "--cache-bytes=1GiB",
 			"--max-buffered-bytes", "134217728", "--lease-ttl", "3s", "--s3-path-style", "--id", "a1", "--az", "z1",
 			"--group", "g", "--auto-create-topics", "--default-partitions", "6", "--log-format", "json", "--log-level", "DEBUG",
-			"--offsets-retention", "24h", "--etcd-max-txn-ops", "4096"),
+			"--offsets-retention", "24h", "--etcd-max-txn-ops", "4096", "--etcd-max-request-bytes", "4MiB"),
 			check: func(f *agentFlags) bool {
 				return f.cfg.FlushInterval == 250*time.Millisecond && f.cfg.FlushBytes == 16<<20 && f.cfg.CacheBytes == 1<<30 &&
 					f.cfg.MaxBufferedBytes == 128<<20 && f.cfg.LeaseTTL == 3*time.Second && f.s3.PathStyle && f.cfg.ID == "a1" &&
 					f.cfg.AZ == "z1" && f.cfg.Group == "g" && f.cfg.AutoCreateTopics && f.cfg.DefaultPartitions == 6 &&
 					f.log.format == "json" && f.log.level == "debug" && f.cfg.OffsetsRetention == 24*time.Hour &&
-					f.etcdMaxTxnOps == 4096
+					f.etcdMaxTxnOps == 4096 && f.etcdMaxRequestBytes == 4<<20
 			}},
 		{name: "env only", env: map[string]string{"STREAMHOUSE_ETCD": "e1:2379,e2:2379", "STREAMHOUSE_S3_BUCKET": "eb",
 			"STREAMHOUSE_FLUSH_BYTES": "64KiB", "STREAMHOUSE_S3_PATH_STYLE": "true", "STREAMHOUSE_LEASE_TTL": "5s",
-			"STREAMHOUSE_ETCD_PREFIX": "/x/", "STREAMHOUSE_AZ": "", "STREAMHOUSE_ETCD_MAX_TXN_OPS": "1024"},
+			"STREAMHOUSE_ETCD_PREFIX": "/x/", "STREAMHOUSE_AZ": "", "STREAMHOUSE_ETCD_MAX_TXN_OPS": "1024",
+			"STREAMHOUSE_ETCD_MAX_REQUEST_BYTES": "4194304"},
 			check: func(f *agentFlags) bool {
 				return f.etcd == "e1:2379,e2:2379" && f.s3.Bucket == "eb" && f.cfg.FlushBytes == 64<<10 && f.s3.PathStyle &&
-					f.cfg.LeaseTTL == 5*time.Second && f.etcdPrefix == "/x/" && f.cfg.AZ == "" && f.etcdMaxTxnOps == 1024
+					f.cfg.LeaseTTL == 5*time.Second && f.etcdPrefix == "/x/" && f.cfg.AZ == "" && f.etcdMaxTxnOps == 1024 &&
+					f.etcdMaxRequestBytes == 4<<20
 			}},
+		{name: "request bytes below etcd's default", args: append(base, "--etcd-max-request-bytes=512KiB"),
+			check: func(f *agentFlags) bool { return f.etcdMaxRequestBytes == 512<<10 }},
 		{name: "flag beats env", args: append(base, "--flush-interval=1s", "--az", "flag"),
 			env: map[string]string{"STREAMHOUSE_FLUSH_INTERVAL": "nonsense", "STREAMHOUSE_AZ": "env", "STREAMHOUSE_GROUP": "eg"},
 			check: func(f *agentFlags) bool {
@@ -123,6 +127,16 @@ func TestAgentFlags(t *testing.T) {
 		{name: "negative txn ops", args: append(base, "--etcd-max-txn-ops=-3"), usage: "--etcd-max-txn-ops: want an integer of at least 2"},
 		{name: "bad txn ops", args: append(base, "--etcd-max-txn-ops", "x"), usage: "--etcd-max-txn-ops: want an integer of at least 2"},
 		{name: "bad env txn ops", args: base, env: map[string]string{"STREAMHOUSE_ETCD_MAX_TXN_OPS": "0"}, usage: "STREAMHOUSE_ETCD_MAX_TXN_OPS"},
+		{name: "bad request bytes", args: append(base, "--etcd-max-request-bytes", "x"),
+			usage: `invalid value "x" for --etcd-max-request-bytes: want a size from 64KiB to 1GiB, such as 4MiB`},
+		{name: "negative request bytes", args: append(base, "--etcd-max-request-bytes=-1"),
+			usage: "--etcd-max-request-bytes: want a size from 64KiB to 1GiB"},
+		{name: "too few request bytes", args: append(base, "--etcd-max-request-bytes", "1KiB"),
+			usage: `invalid value "1KiB" for --etcd-max-request-bytes: want a size from 64KiB to 1GiB`},
+		{name: "too many request bytes", args: append(base, "--etcd-max-request-bytes", "2GiB"),
+			usage: "--etcd-max-request-bytes: want a size from 64KiB to 1GiB"},
+		{name: "bad env request bytes", args: base, env: map[string]string{"STREAMHOUSE_ETCD_MAX_REQUEST_BYTES": "1KiB"},
+			usage: `invalid value "1KiB" for STREAMHOUSE_ETCD_MAX_REQUEST_BYTES: want a size from 64KiB to 1GiB`},
 		{name: "unknown flag", args: append(base, "--bogus"), usage: "flag provided but not defined: --bogus"},
 		{name: "missing etcd", args: []string{"--s3-bucket", "b"}, usage: "--etcd is required (or STREAMHOUSE_ETCD)"},
 		{name: "missing bucket", args: []string{"--etcd", "e"}, usage: "--s3-bucket is required"},
@@ -205,6 +219,51 @@ func TestDevFlagsMaxTxnOps(t *testing.T) {
 		}
 		if cc := f.coordConfig([]string{"127.0.0.1:2379"}, cfg); ec.MaxTxnOps != tc.want || cc.MaxTxnOps != tc.want {
 			t.Errorf("%q: embedded etcd allows %d operations per Txn, agents pack %d; want %d", tc.args, ec.MaxTxnOps, cc.MaxTxnOps, tc.want)
+		}
+	}
+}
+
+// dev's --etcd-max-request-bytes is both the embedded etcd's --max-request-bytes and what its agents
+// assume: 4 MiB by default, so that a flush's index commit over 1,024 partitions of idempotent
+// producers is one Txn; never below etcd's default, which agents fall back to.
+func TestDevFlagsMaxRequestBytes(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		env   map[string]string
+		want  int64
+		usage string
+	}{
+		{want: 4 << 20},
+		{args: []string{"--etcd-max-request-bytes", "8MiB"}, want: 8 << 20},
+		{args: []string{"--etcd-max-request-bytes", "1536KiB"}, want: 3 << 19},
+		{env: map[string]string{"STREAMHOUSE_ETCD_MAX_REQUEST_BYTES": "10MiB"}, want: 10 << 20},
+		{args: []string{"--etcd-max-request-bytes", "1MiB"},
+			usage: `invalid value "1MiB" for --etcd-max-request-bytes: want a size from 1536KiB to 1GiB, such as 4MiB`},
+		{args: []string{"--etcd-max-request-bytes", "x"}, usage: "--etcd-max-request-bytes: want a size from 1536KiB to 1GiB"},
+		{args: []string{"--etcd-max-request-bytes=-1"}, usage: "--etcd-max-request-bytes: want a size from 1536KiB to 1GiB"},
+	} {
+		fs, f := newTestCLI(t, tc.env, "").devFlagSet()
+		_, err := fs.parseN(tc.args, 0)
+		if tc.usage != "" {
+			if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tc.usage) {
+				t.Errorf("%q: err = %v, want a usage error containing %q", tc.args, err, tc.usage)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		ec, err := f.embedConfig(hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.agentConfig(1, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc := f.coordConfig([]string{"127.0.0.1:2379"}, cfg); ec.MaxRequestBytes != tc.want || cc.MaxRequestBytes != tc.want {
+			t.Errorf("%q %v: embedded etcd takes requests of %d bytes, agents assume %d; want %d", tc.args, tc.env,
+				ec.MaxRequestBytes, cc.MaxRequestBytes, tc.want)
 		}
 	}
 }

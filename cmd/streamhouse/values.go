@@ -79,6 +79,23 @@ func formatSize(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
+// sizeRangeValue is a size flag (sizeValue) with bounds.
+type sizeRangeValue struct {
+	p        *int64
+	min, max int64
+}
+
+func (v sizeRangeValue) String() string { return sizeValue{v.p}.String() }
+
+func (v sizeRangeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil || n < v.min || n > v.max {
+		return fmt.Errorf("want a size from %s to %s, such as 4MiB", formatSize(v.min), formatSize(v.max))
+	}
+	*v.p = n
+	return nil
+}
+
 // int32Value is an int32 flag (partition counts and numbers are int32 in Kafka).
 type int32Value struct{ p *int32 }
 
