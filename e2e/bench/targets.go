@@ -233,7 +233,7 @@ func (c *shCluster) startAgent(ctx context.Context, i int, log hclog.Logger) err
 	}
 	cfg.Logger, cfg.Registerer, cfg.Gatherer = log.Named(cfg.ID), reg, reg
 	client, err := coord.Connect(ctx, coord.Config{Endpoints: c.etcd.Endpoints(), Logger: cfg.Logger, Registerer: reg,
-		MaxTxnOps: coord.DefaultEmbedMaxTxnOps})
+		MaxTxnOps: coord.DefaultEmbedMaxTxnOps, MaxRequestBytes: coord.DefaultEmbedMaxRequestBytes})
 	if err != nil {
 		return err
 	}
