@@ -208,13 +208,14 @@ func (r *report) addConsume(res map[string]consumeResult) {
 	r.cons = res
 	const sec = "consume"
 	var w string
+	passes := 0
 	for _, c := range res {
-		w = fmt.Sprintf("%.0f MiB of 1 KiB records, 8p", c.mib)
+		w, passes = fmt.Sprintf("%.0f MiB of 1 KiB records, 8p", c.mib), c.passes
 	}
-	r.add(sec, "consume cold (from S3), median of 3", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.cold }))
+	r.add(sec, fmt.Sprintf("consume cold (from S3), median of %d", passes), w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.cold }))
 	r.add(sec, "  slowest cold read", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.coldRange[0] }))
 	r.add(sec, "  fastest cold read", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.coldRange[1] }))
-	r.add(sec, "consume warm (agent cache), median of 3", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.warm }))
+	r.add(sec, fmt.Sprintf("consume warm (agent cache), median of %d", passes), w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.warm }))
 	r.add(sec, "  slowest warm read", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.warmRng[0] }))
 	r.add(sec, "  fastest warm read", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.warmRng[1] }))
 	r.add(sec, "S3 GETs/s during cold read, busiest agent", w, "/s", shOnly(pick(res, func(c consumeResult) float64 { return c.gets })))

@@ -294,21 +294,23 @@ func consume(ctx context.Context, cl *kgo.Client, want int64, timeout time.Durat
 // consumeResult is reading back one produced data set, twice.
 type consumeResult struct {
 	mib                float64 // size of the data set
-	cold, warm         float64 // MiB/s, the median of consumePasses reads
+	passes             int     // reads of each kind
+	cold, warm         float64 // MiB/s, the median of the reads
 	gets, warmGets     float64 // S3 GETs/s of the busiest agent during the cold and the warm reads
 	coldRange, warmRng [2]float64
 }
 
-// consumePasses is how many times each read is timed: a read of 192 MiB takes a fraction of a second,
+// consumePasses is how many times each read is timed in a full suite (the short one times two): a
+// read of 192 MiB takes a fraction of a second,
 // which one GC cycle or a scheduling hiccup on two cores can swing by half.
 const consumePasses = 3
 
 // runConsume produces mib MiB of 1 KiB records to 8 partitions, then reads them all from the start
-// with a new consumer each time: consumePasses times cold (StreamHouse's agents are restarted first, so
-// that their read caches hold nothing: every extent comes from S3), then consumePasses times warm (from
+// with a new consumer each time: passes times cold (StreamHouse's agents are restarted first, so
+// that their read caches hold nothing: every extent comes from S3), then passes times warm (from
 // the cache). Each figure is the median of its passes.
-func runConsume(ctx context.Context, t target, mib int, log hclog.Logger, profileDir string) (consumeResult, error) {
-	r := consumeResult{mib: float64(mib)}
+func runConsume(ctx context.Context, t target, mib, passes int, log hclog.Logger, profileDir string) (consumeResult, error) {
+	r := consumeResult{mib: float64(mib), passes: passes}
 	spec := produceSpec{size: 1024, partitions: 8, producers: 1, codec: "none"}
 	topic, err := createTopic(ctx, t, spec.partitions)
 	if err != nil {
@@ -325,8 +327,8 @@ func runConsume(ctx context.Context, t target, mib int, log hclog.Logger, profil
 	p.stop(ctx)
 	want := p.snapshot().records
 	var cold, warm, coldGets, warmGets []float64
-	for pass := range 2 * consumePasses {
-		isCold := pass < consumePasses
+	for pass := range 2 * passes {
+		isCold := pass < passes
 		if sh, ok := t.(*shCluster); ok && isCold {
 			// The agents cached what they wrote or read: fresh ones read it from S3.
 			if err := sh.restartAgents(ctx, log); err != nil {
@@ -361,7 +363,7 @@ func runConsume(ctx context.Context, t target, mib int, log hclog.Logger, profil
 		} else {
 			warm, warmGets = append(warm, rate), append(warmGets, gets)
 		}
-		if err := writeProfile(profileDir, fmt.Sprintf("%s-consume-%s-%d", t.Name(), kind, pass%consumePasses), u.profile); err != nil {
+		if err := writeProfile(profileDir, fmt.Sprintf("%s-consume-%s-%d", t.Name(), kind, pass%passes), u.profile); err != nil {
 			return r, err
 		}
 	}
@@ -370,8 +372,12 @@ func runConsume(ctx context.Context, t target, mib int, log hclog.Logger, profil
 	return r, nil
 }
 
+// median is the middle value of v, or the mean of the middle two.
 func median(v []float64) float64 {
 	v = slices.Clone(v)
 	slices.Sort(v)
+	if len(v)%2 == 0 {
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
 	return v[len(v)/2]
 }

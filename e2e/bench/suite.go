@@ -35,14 +35,15 @@ func (o suiteOptions) phase(name string) bool {
 
 // plan is what one suite runs.
 type plan struct {
-	throughput []produceSpec
-	latency    produceSpec   // also among throughput: its max rate sets the latency runs' rate
-	warm       time.Duration // closed-loop produce before each window
-	window     time.Duration
-	latWindow  time.Duration
-	consumeMiB int
-	profiles   []shConfig // further one-agent clusters for latency under an S3 profile
-	latencyCap float64    // records/s: the open-loop rate is min(50% of the target's max, latencyCap)
+	throughput    []produceSpec
+	latency       produceSpec   // also among throughput: its max rate sets the latency runs' rate
+	warm          time.Duration // closed-loop produce before each window
+	window        time.Duration
+	latWindow     time.Duration
+	consumeMiB    int
+	consumePasses int        // timed reads of each kind, cold and warm
+	profiles      []shConfig // further one-agent clusters for latency under an S3 profile
+	latencyCap    float64    // records/s: the open-loop rate is min(50% of the target's max, latencyCap)
 	// wideTargets run the latency workload again on 1,024 partitions at the same fixed rate: S3 PUTs/s
 	// and etcd Txns/s at one load, 8 vs 1,024 partitions (at saturation they follow throughput).
 	wideTargets []string
@@ -72,7 +73,7 @@ const defaultLatencyCap = 40_000
 
 func fullPlan() plan {
 	p := plan{latency: latencySpec, warm: time.Second, window: 4 * time.Second, latWindow: 10 * time.Second,
-		consumeMiB: 192, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		consumeMiB: 192, consumePasses: consumePasses, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
 		targets: "sh-1,sh-3,sh-1-mem,kfake", wideTargets: []string{"sh-1", "sh-3"},
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, profile: "none", memory: true},
@@ -95,8 +96,8 @@ func fullPlan() plan {
 
 // shortPlan is the CI subset: the headline workload with 1 and 8 producers, and 1,024 partitions once.
 func shortPlan() plan {
-	return plan{latency: latencySpec, warm: time.Second, window: 3 * time.Second, latWindow: 4 * time.Second,
-		consumeMiB: 192, procsIdle: 5 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+	return plan{latency: latencySpec, warm: time.Second, window: 3 * time.Second, latWindow: 3 * time.Second,
+		consumeMiB: 192, consumePasses: 2, procsIdle: 5 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
 		targets: "sh-1,sh-3,kfake", wideTargets: []string{"sh-1"},
 		throughput: []produceSpec{
 			latencySpec,
@@ -326,7 +327,7 @@ func (s *suite) latency(maxRate map[string]float64) error {
 			if err == nil && cfg.consume {
 				progress("consume %d MiB on %s, %s", s.p.consumeMiB, c.Name(), label)
 				var cr consumeResult
-				if cr, err = runConsume(s.ctx, c, s.p.consumeMiB, s.log, s.o.profileDir); err == nil {
+				if cr, err = runConsume(s.ctx, c, s.p.consumeMiB, s.p.consumePasses, s.log, s.o.profileDir); err == nil {
 					s.rep.addProfileConsume(label, cr)
 				}
 			}
@@ -344,7 +345,7 @@ func (s *suite) consume() error {
 	res := map[string]consumeResult{}
 	for _, t := range s.targets {
 		progress("consume %d MiB on %s", s.p.consumeMiB, t.Name())
-		r, err := runConsume(s.ctx, t, s.p.consumeMiB, s.log, s.o.profileDir)
+		r, err := runConsume(s.ctx, t, s.p.consumeMiB, s.p.consumePasses, s.log, s.o.profileDir)
 		if err != nil {
 			return fmt.Errorf("consume on %s: %w", t.Name(), err)
 		}
