@@ -12,11 +12,14 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultGroup             = "default"
-	DefaultKafkaAddr         = "127.0.0.1:9092"
-	DefaultHTTPAddr          = "127.0.0.1:8080"
-	DefaultFlushInterval     = 100 * time.Millisecond
-	DefaultFlushBytes        = 8 << 20
+	DefaultGroup         = "default"
+	DefaultKafkaAddr     = "127.0.0.1:9092"
+	DefaultHTTPAddr      = "127.0.0.1:8080"
+	DefaultFlushInterval = 100 * time.Millisecond
+	// DefaultFlushBytes stays under what one producer can have in flight to one partition (Kafka clients
+	// keep at most five requests in flight and a partition's batch under 1 MB): with more, a lone fast
+	// producer waits for the flush interval every five requests (measured: 46 MiB/s with 8 MiB).
+	DefaultFlushBytes        = 4 << 20
 	DefaultCacheBytes        = 256 << 20
 	DefaultMaxBufferedBytes  = 64 << 20
 	DefaultLeaseTTL          = 10 * time.Second

@@ -77,7 +77,7 @@ func TestAgentFlags(t *testing.T) {
 	}{
 		{name: "defaults", args: base, check: func(f *agentFlags) bool {
 			return f.etcdPrefix == "/streamhouse/" && f.s3.Region == "us-east-1" && f.cfg.Group == "default" &&
-				f.cfg.KafkaAddr == "127.0.0.1:9092" && f.cfg.LeaseTTL == 10*time.Second && f.cfg.FlushBytes == 8<<20 &&
+				f.cfg.KafkaAddr == "127.0.0.1:9092" && f.cfg.LeaseTTL == 10*time.Second && f.cfg.FlushBytes == 4<<20 &&
 				f.log.level == "info" && f.log.format == "text" && !f.s3.PathStyle && f.cfg.ID != "" &&
 				f.cfg.OffsetsRetention == 168*time.Hour && f.etcdMaxTxnOps == 128 && f.etcdMaxRequestBytes == 3<<19
 		}},

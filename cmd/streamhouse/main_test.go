@@ -70,7 +70,7 @@ func TestHelp(t *testing.T) {
 	}{
 		{[]string{"--help"}, []string{"Commands:", "dev", "agent", "topic", "produce", "consume", "version"}},
 		{[]string{"help"}, []string{"Commands:"}},
-		{[]string{"agent", "--help"}, []string{"--etcd endpoints", "[$STREAMHOUSE_ETCD]", "--flush-bytes size", "(default 8MiB)", "--s3-path-style\n",
+		{[]string{"agent", "--help"}, []string{"--etcd endpoints", "[$STREAMHOUSE_ETCD]", "--flush-bytes size", "(default 4MiB)", "--s3-path-style\n",
 			"--etcd-max-txn-ops operations", "(default 128) [$STREAMHOUSE_ETCD_MAX_TXN_OPS]",
 			"--etcd-max-request-bytes size", "(default 1536KiB) [$STREAMHOUSE_ETCD_MAX_REQUEST_BYTES]"}},
 		{[]string{"dev", "-h"}, []string{"--data-dir directory", "(default ./.streamhouse)", "--agents number", "[$STREAMHOUSE_AGENTS]",
