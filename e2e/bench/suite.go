@@ -221,9 +221,9 @@ func (s *suite) run() error {
 	if !s.o.phase("produce") {
 		s.p.throughput = nil
 	}
-	// The latency workload's throughput run comes first, and the latency runs right after it: they are
-	// the figures most sensitive to what earlier runs leave in the process (a larger heap, more garbage
-	// to collect, the page cache full of the S3 endpoint's files).
+	// The latency workload's throughput run comes first, then the latency runs and the consume runs:
+	// they are the figures most sensitive to what earlier runs leave in the process (a larger heap,
+	// more garbage to collect, the page cache full of the S3 endpoint's files).
 	specs := slices.Clone(s.p.throughput)
 	if i := slices.Index(specs, s.p.latency); i > 0 {
 		specs = append(append([]produceSpec{s.p.latency}, specs[:i]...), specs[i+1:]...)
@@ -257,13 +257,16 @@ func (s *suite) run() error {
 				return err
 			}
 			latencyDone = true
+			if err := s.consumePhase(); err != nil {
+				return err
+			}
 		}
 	}
 	if s.o.phase("latency") && !latencyDone {
 		return errors.New("the latency phase needs the produce phase's " + s.p.latency.String())
 	}
-	if s.o.phase("consume") {
-		if err := s.consume(); err != nil {
+	if !latencyDone {
+		if err := s.consumePhase(); err != nil {
 			return err
 		}
 	}
@@ -348,6 +351,14 @@ func (s *suite) latency(maxRate map[string]float64) error {
 		}
 	}
 	return nil
+}
+
+// consumePhase runs the consume phase if it was asked for.
+func (s *suite) consumePhase() error {
+	if !s.o.phase("consume") {
+		return nil
+	}
+	return s.consume()
 }
 
 func (s *suite) consume() error {
