@@ -214,10 +214,8 @@ func (b *dirBackend) createTemp(bucket, dir, pattern string) (*os.File, error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return f, err
 	}
-	if ok, err := b.BucketExists(bucket); err != nil {
+	if err := b.requireBucket(bucket); err != nil {
 		return nil, err
-	} else if !ok {
-		return nil, gofakes3.BucketNotFound(bucket)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -227,10 +225,8 @@ func (b *dirBackend) createTemp(bucket, dir, pattern string) (*os.File, error) {
 
 // notFound returns NoSuchBucket or NoSuchKey, whichever is the case.
 func (b *dirBackend) notFound(bucket, key string) error {
-	if ok, err := b.BucketExists(bucket); err != nil {
+	if err := b.requireBucket(bucket); err != nil {
 		return err
-	} else if !ok {
-		return gofakes3.BucketNotFound(bucket)
 	}
 	return gofakes3.KeyNotFound(key)
 }
@@ -273,6 +269,15 @@ func (b *dirBackend) BucketExists(bucket string) (bool, error) {
 	return st.IsDir(), nil
 }
 
+// requireBucket returns NoSuchBucket unless bucket exists.
+func (b *dirBackend) requireBucket(bucket string) error {
+	ok, err := b.BucketExists(bucket)
+	if err == nil && !ok {
+		err = gofakes3.BucketNotFound(bucket)
+	}
+	return err
+}
+
 // CreateBucket implements gofakes3.Backend.
 func (b *dirBackend) CreateBucket(bucket string) error {
 	if err := gofakes3.ValidateBucketName(bucket); err != nil {
@@ -298,10 +303,8 @@ func (b *dirBackend) CreateBucket(bucket string) error {
 func (b *dirBackend) DeleteBucket(bucket string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if ok, err := b.BucketExists(bucket); err != nil {
+	if err := b.requireBucket(bucket); err != nil {
 		return err
-	} else if !ok {
-		return gofakes3.BucketNotFound(bucket)
 	}
 	empty := true
 	if err := walkKeys(b.bucketDir(bucket), "", "", "", func(string) (bool, error) {
@@ -320,10 +323,8 @@ func (b *dirBackend) DeleteBucket(bucket string) error {
 func (b *dirBackend) ForceDeleteBucket(bucket string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if ok, err := b.BucketExists(bucket); err != nil {
+	if err := b.requireBucket(bucket); err != nil {
 		return err
-	} else if !ok {
-		return gofakes3.BucketNotFound(bucket)
 	}
 	return b.removeBucketLocked(bucket)
 }
@@ -340,10 +341,8 @@ func (b *dirBackend) removeBucketLocked(bucket string) error {
 // key past the page. Keys must start with the prefix, as in S3 (gofakes3's Prefix.Match alone,
 // with a delimiter, ignores leading delimiters).
 func (b *dirBackend) ListBucket(bucket string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
-	if ok, err := b.BucketExists(bucket); err != nil {
+	if err := b.requireBucket(bucket); err != nil {
 		return nil, err
-	} else if !ok {
-		return nil, gofakes3.BucketNotFound(bucket)
 	}
 	if prefix == nil {
 		prefix = &gofakes3.Prefix{}
@@ -813,10 +812,8 @@ func (b *dirBackend) deleteObject(bucket, key string) error {
 	defer b.mu.Unlock()
 	st, err := os.Lstat(p)
 	if isAbsent(err) || (err == nil && st.IsDir()) {
-		if ok, err := b.BucketExists(bucket); err != nil {
+		if err := b.requireBucket(bucket); err != nil {
 			return err
-		} else if !ok {
-			return gofakes3.BucketNotFound(bucket)
 		}
 		return nil
 	} else if err != nil {
@@ -834,10 +831,8 @@ func (b *dirBackend) deleteObject(bucket, key string) error {
 // DeleteMulti implements gofakes3.Backend.
 func (b *dirBackend) DeleteMulti(bucket string, keys ...string) (gofakes3.MultiDeleteResult, error) {
 	var result gofakes3.MultiDeleteResult
-	if ok, err := b.BucketExists(bucket); err != nil {
+	if err := b.requireBucket(bucket); err != nil {
 		return result, err
-	} else if !ok {
-		return result, gofakes3.BucketNotFound(bucket)
 	}
 	for _, key := range keys {
 		if err := b.deleteObject(bucket, key); err != nil {

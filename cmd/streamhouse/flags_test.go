@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/streamhouse/streamhouse/coord"
 )
 
 func TestParseSize(t *testing.T) {
@@ -198,26 +200,11 @@ func TestDevFlagsMaxTxnOps(t *testing.T) {
 		{args: []string{"--etcd-max-txn-ops", "64"}, usage: `invalid value "64" for --etcd-max-txn-ops: want an integer of at least 128`},
 		{args: []string{"--etcd-max-txn-ops", "many"}, usage: "--etcd-max-txn-ops: want an integer of at least 128"},
 	} {
-		fs, f := newTestCLI(t, nil, "").devFlagSet()
-		_, err := fs.parseN(tc.args, 0)
-		if tc.usage != "" {
-			if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tc.usage) {
-				t.Errorf("%q: err = %v, want a usage error containing %q", tc.args, err, tc.usage)
-			}
+		ec, cc, ok := devEtcdConfigs(t, tc.args, nil, tc.usage)
+		if !ok {
 			continue
 		}
-		if err != nil {
-			t.Fatalf("%q: %v", tc.args, err)
-		}
-		ec, err := f.embedConfig(hclog.NewNullLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := f.agentConfig(1, hclog.NewNullLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cc := f.coordConfig([]string{"127.0.0.1:2379"}, cfg); ec.MaxTxnOps != tc.want || cc.MaxTxnOps != tc.want {
+		if ec.MaxTxnOps != tc.want || cc.MaxTxnOps != tc.want {
 			t.Errorf("%q: embedded etcd allows %d operations per Txn, agents pack %d; want %d", tc.args, ec.MaxTxnOps, cc.MaxTxnOps, tc.want)
 		}
 	}
@@ -242,26 +229,11 @@ func TestDevFlagsMaxRequestBytes(t *testing.T) {
 		{args: []string{"--etcd-max-request-bytes", "x"}, usage: "--etcd-max-request-bytes: want a size from 1536KiB to 1GiB"},
 		{args: []string{"--etcd-max-request-bytes=-1"}, usage: "--etcd-max-request-bytes: want a size from 1536KiB to 1GiB"},
 	} {
-		fs, f := newTestCLI(t, tc.env, "").devFlagSet()
-		_, err := fs.parseN(tc.args, 0)
-		if tc.usage != "" {
-			if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tc.usage) {
-				t.Errorf("%q: err = %v, want a usage error containing %q", tc.args, err, tc.usage)
-			}
+		ec, cc, ok := devEtcdConfigs(t, tc.args, tc.env, tc.usage)
+		if !ok {
 			continue
 		}
-		if err != nil {
-			t.Fatalf("%q: %v", tc.args, err)
-		}
-		ec, err := f.embedConfig(hclog.NewNullLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := f.agentConfig(1, hclog.NewNullLogger())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cc := f.coordConfig([]string{"127.0.0.1:2379"}, cfg); ec.MaxRequestBytes != tc.want || cc.MaxRequestBytes != tc.want {
+		if ec.MaxRequestBytes != tc.want || cc.MaxRequestBytes != tc.want {
 			t.Errorf("%q %v: embedded etcd takes requests of %d bytes, agents assume %d; want %d", tc.args, tc.env,
 				ec.MaxRequestBytes, cc.MaxRequestBytes, tc.want)
 		}
@@ -332,4 +304,29 @@ func TestHelpIsNotAnError(t *testing.T) {
 	if _, err := fs.parseN([]string{"--help"}, 0); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
+}
+
+// devEtcdConfigs parses dev's flags and returns the embedded etcd's configuration and its agents' coord
+// configuration. With usage set, parsing must fail with a usage error containing it, and ok is false.
+func devEtcdConfigs(t *testing.T, args []string, env map[string]string, usage string) (ec coord.EmbedConfig, cc coord.Config, ok bool) {
+	t.Helper()
+	fs, f := newTestCLI(t, env, "").devFlagSet()
+	_, err := fs.parseN(args, 0)
+	if usage != "" {
+		if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), usage) {
+			t.Errorf("%q: err = %v, want a usage error containing %q", args, err, usage)
+		}
+		return ec, cc, false
+	}
+	if err != nil {
+		t.Fatalf("%q: %v", args, err)
+	}
+	if ec, err = f.embedConfig(hclog.NewNullLogger()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.agentConfig(1, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ec, f.coordConfig([]string{"127.0.0.1:2379"}, cfg), true
 }
