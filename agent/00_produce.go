@@ -60,7 +60,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 	}
 	a.countClientRecords("in", clientZone(c.id, ""), received)
 	// Every partition's batch is a slice of the request's one frame: the cache keeps them without a
-	// copy, charged for the frame they hold on to.
+	// copy, charged for the frame they hold on to (its batches are nearly all of it).
 	frame := &requestFrame{size: int64(received)}
 	for i := range req.Topics {
 		rt := &req.Topics[i]

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/hashicorp/go-hclog"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -226,11 +225,7 @@ func TestCommitFallsBackWhenEtcdRefusesLargerRequests(t *testing.T) {
 			// A short prefix of its own: the Txns' sizes depend on the keys'.
 			te := &testEtcd{Endpoints: etcd.Endpoints, Prefix: fmt.Sprintf("/t/large-%d/", prefixSeq.Add(1))}
 			var log syncBuffer
-			c := te.client(t, func(cfg *Config) {
-				cfg.MaxTxnOps = DefaultEmbedMaxTxnOps
-				cfg.MaxRequestBytes = DefaultEmbedMaxRequestBytes
-				cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Warn})
-			})
+			c := limitedClient(t, te, DefaultEmbedMaxTxnOps, DefaultEmbedMaxRequestBytes, &log)
 			sent := recordTxns(c)
 			s := newSession(t, c, "a", "127.0.0.1:1")
 			const n = 1024
@@ -285,11 +280,7 @@ func TestGroupWriteFallsBackWhenEtcdRefusesLargerRequests(t *testing.T) {
 	te := etcdWithLimits(t, DefaultEmbedMaxTxnOps, DefaultMaxRequestBytes)
 	ctx := testCtx(t)
 	var log syncBuffer
-	c := te.client(t, func(cfg *Config) {
-		cfg.MaxTxnOps = DefaultEmbedMaxTxnOps
-		cfg.MaxRequestBytes = DefaultEmbedMaxRequestBytes
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Warn})
-	})
+	c := limitedClient(t, te, DefaultEmbedMaxTxnOps, DefaultEmbedMaxRequestBytes, &log)
 	sent := recordTxns(c)
 	shards := newTopic(t, c, "__consumer_offsets", 1)
 	data := newTopic(t, c, "data", 800)

@@ -133,8 +133,14 @@ const fallBackWarning = "etcd refused a Txn for having more operations"
 
 // clientAbove connects with MaxTxnOps 1024 to the shared etcd, which allows 128, logging to log.
 func clientAbove(t *testing.T, te *testEtcd, log *syncBuffer) *Client {
+	return limitedClient(t, te, 1024, 0, log)
+}
+
+// limitedClient connects to te packing Txns to ops operations and requests of bytes (0: the
+// defaults), logging warnings to log.
+func limitedClient(t *testing.T, te *testEtcd, ops int, bytes int64, log *syncBuffer) *Client {
 	return te.client(t, func(cfg *Config) {
-		cfg.MaxTxnOps = 1024
+		cfg.MaxTxnOps, cfg.MaxRequestBytes = ops, bytes
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Warn})
 	})
 }
