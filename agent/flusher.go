@@ -20,7 +20,7 @@ type pendingAppend struct {
 	tp    coord.TP
 	topic string
 	batch []byte
-	frame *requestFrame // the request frame batch is a slice of; nil when batch is its own
+	frame *backing // the request frame batch is a slice of; nil when batch is its own
 	meta  batchMeta
 	start time.Time
 

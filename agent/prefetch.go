@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"cmp"
 	"math"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -13,11 +15,12 @@ import (
 // request's byte limits. fillFetch then assembles the answer in order as before, each extent waiting
 // only for its own read. Without it a fetch of a consumer catching up reads its extents one after
 // another: 8 partitions of a few extents each cost the sum of their GET latencies, not the longest.
+// Extents that lie together in one object are read by one GET (coalesce, below).
 //
 // It is only a hint: what it reads goes to the cache (concurrent reads of one extent share one GET),
 // and an extent it did not start is read as before. It does nothing when the cache is off (reads
 // could not be kept for the answer) or for a client another zone's agent will serve. It starts at
-// most prefetchMaxReads reads: a consumer starting from an old offset asks, within its byte limits,
+// most prefetchMaxReads GETs of prefetchMaxExtents extents: a consumer starting from an old offset asks, within its byte limits,
 // for thousands of small extents, and one goroutine, GET and connection for each at once is how an
 // agent runs out of memory.
 //
@@ -32,65 +35,125 @@ func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 	if req.Version >= 3 && req.MaxBytes > 0 {
 		budget = int64(req.MaxBytes) * readAhead
 	}
-	reads := prefetchMaxReads
+	var want []coord.Extent
 	for i := range req.Topics {
 		t, known := a.fetchTopic(req, &req.Topics[i])
 		if !known {
 			continue
 		}
 		for _, rp := range req.Topics[i].Partitions {
-			if budget <= 0 || reads <= 0 {
-				return
+			if budget <= 0 || len(want) >= prefetchMaxExtents {
+				break
 			}
 			if rp.Partition < 0 || rp.Partition >= t.Partitions {
 				continue
 			}
 			limit := min(int64(max(rp.PartitionMaxBytes, 0))*readAhead, budget)
-			budget -= a.prefetchPartition(coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, &reads)
+			var n int64
+			want, n = a.prefetchPartition(want, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit)
+			budget -= n
 		}
 	}
+	a.reader.startAll(want, prefetchMaxReads)
 }
 
-// prefetchMaxReads bounds the reads one fetch starts ahead.
-const prefetchMaxReads = 64
+// prefetchMaxReads bounds the GETs one fetch starts ahead, and prefetchMaxExtents the extents they
+// read.
+const (
+	prefetchMaxReads   = 64
+	prefetchMaxExtents = 1024
+)
 
 // readAhead is how many fetches' worth of extents a fetch prefetches: its own and the next one's.
 const readAhead = 2
 
-// prefetchPartition starts the reads of tp's extents from offset, up to limit bytes (at least one
-// extent) and *reads reads, and returns how many bytes it covered.
-func (a *Agent) prefetchPartition(tp coord.TP, offset, limit int64, reads *int) int64 {
+// prefetchPartition appends to want tp's extents from offset, up to limit bytes (at least one extent)
+// and prefetchMaxExtents in all, and returns how many bytes it added.
+func (a *Agent) prefetchPartition(want []coord.Extent, tp coord.TP, offset, limit int64) ([]coord.Extent, int64) {
 	if offset >= a.cache.HighWatermark(tp) || offset < a.cache.LogStart(tp) {
-		return 0
+		return want, 0
 	}
 	var n int64
 	for _, e := range a.cache.Entries(tp, offset, max(limit, 1)) {
 		for _, x := range e.Extents {
-			if (n > 0 && n+int64(x.Len) > limit) || *reads <= 0 {
-				return n
+			if (n > 0 && n+int64(x.Len) > limit) || len(want) >= prefetchMaxExtents {
+				return want, n
 			}
-			if a.reader.start(x) {
-				*reads--
-			}
+			want = append(want, x)
 			n += int64(x.Len)
 		}
 	}
-	return n
+	return want, n
 }
 
-// start begins reading e in the background unless it is cached or being read already; it reports
-// whether it started a read.
-func (r *reader) start(e coord.Extent) bool {
+// startAll begins reading, in the background, the extents of want that are neither cached nor being
+// read, coalesced into at most maxReads GETs (the first ones coalesce makes; the rest are left for
+// later), and returns how many GETs it started.
+func (r *reader) startAll(want []coord.Extent, maxReads int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.items[e]; ok {
-		return false
+	todo := want[:0:0]
+	for _, e := range want {
+		if _, ok := r.items[e]; ok {
+			continue
+		}
+		if _, ok := r.inflight[e]; ok {
+			continue
+		}
+		todo = append(todo, e)
 	}
-	if _, ok := r.inflight[e]; ok {
-		return false
+	runs := coalesce(todo, r.maxRun())
+	if len(runs) > maxReads {
+		runs = runs[:maxReads]
 	}
-	call := &readCall{done: make(chan struct{})}
-	r.inflight[e] = call
-	r.a.goRun(func() { r.load(e, call) })
-	return true
+	for _, run := range runs {
+		r.startLocked(run)
+	}
+	return len(runs)
+}
+
+// Coalescing: extents of one object that lie close together are read by one GET. One flush writes
+// every partition's batches into one object, back to back, so a consumer reading 8 partitions from the
+// same offsets needs one GET per object, not 8. A GET reads at most the cache's eighth (so that its
+// body, which the cache keeps while any extent of it is cached, is charged exactly) and at most
+// coalesceMaxBytes: S3 serves one connection at some 100 MB/s, so a longer range would trade the
+// parallelism of several GETs for fewer requests. Gaps of up to coalesceMaxGap between extents (of
+// partitions nobody asked for) are read and dropped.
+const (
+	coalesceMaxBytes = 8 << 20
+	coalesceMaxGap   = 64 << 10
+)
+
+// maxRun is the longest byte range one coalesced GET reads.
+func (r *reader) maxRun() int64 { return min(coalesceMaxBytes, r.max/8) }
+
+// coalesce groups extents into runs, one GET each: extents of one object, in position order, each
+// starting at most coalesceMaxGap after the end of the one before, a run spanning at most maxSpan
+// bytes (an extent longer than that is a run of its own). Runs come in the order their objects first
+// appear in xs, so that the reads a fetch needs first start first. xs must not repeat an extent.
+func coalesce(xs []coord.Extent, maxSpan int64) [][]coord.Extent {
+	byObject := make(map[string][]coord.Extent)
+	var order []string
+	for _, x := range xs {
+		if _, seen := byObject[x.Object]; !seen {
+			order = append(order, x.Object)
+		}
+		byObject[x.Object] = append(byObject[x.Object], x)
+	}
+	var runs [][]coord.Extent
+	for _, o := range order {
+		es := byObject[o]
+		slices.SortFunc(es, func(a, b coord.Extent) int { return cmp.Compare(a.Pos, b.Pos) })
+		run, from, to := []coord.Extent{es[0]}, es[0].Pos, es[0].Pos+int64(es[0].Len)
+		for _, e := range es[1:] {
+			end := max(to, e.Pos+int64(e.Len))
+			if e.Pos-to > coalesceMaxGap || end-from > maxSpan {
+				runs = append(runs, run)
+				run, from, end = nil, e.Pos, e.Pos+int64(e.Len)
+			}
+			run, to = append(run, e), end
+		}
+		runs = append(runs, run)
+	}
+	return runs
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -24,17 +25,18 @@ type reader struct {
 }
 
 type cached struct {
-	key   coord.Extent
-	data  []byte
-	frame *requestFrame // what data is a slice of and holds in memory; nil: data alone
+	key     coord.Extent
+	data    []byte
+	backing *backing // what data is a slice of and holds in memory; nil: data alone
 }
 
-// requestFrame is a produce request's frame, whose partition batches the cache keeps as they are (a
-// copy of each would double the produce path's allocations). The cache charges a frame's size once,
-// while any of its batches is cached, since one cached batch keeps the whole frame in memory.
-type requestFrame struct {
+// backing is a buffer whose slices the cache keeps as they are: a produce request's frame, whose
+// partition batches would otherwise be copied (a copy of each would double the produce path's
+// allocations), or the body of one GET that read several adjacent extents. The cache charges its size
+// once, while any slice of it is cached, since one cached slice keeps the whole buffer in memory.
+type backing struct {
 	size   int64
-	cached int // batches of it in the cache; under reader.mu
+	cached int // slices of it in the cache; under reader.mu
 }
 
 type readCall struct {
@@ -59,9 +61,7 @@ func (r *reader) extent(ctx context.Context, e coord.Extent) ([]byte, error) {
 	}
 	call, ok := r.inflight[e]
 	if !ok {
-		call = &readCall{done: make(chan struct{})}
-		r.inflight[e] = call
-		r.a.goRun(func() { r.load(e, call) })
+		call = r.startLocked([]coord.Extent{e})[0]
 	}
 	r.mu.Unlock()
 	r.a.metrics.cacheMisses.Inc()
@@ -73,34 +73,74 @@ func (r *reader) extent(ctx context.Context, e coord.Extent) ([]byte, error) {
 	}
 }
 
-// extentReadTimeout bounds one GET of an extent.
+// startLocked registers a read of every extent of run, which coalesce made (one object, close
+// together), and starts their one GET; the caller holds r.mu and has checked that none of them is
+// cached or in flight.
+func (r *reader) startLocked(run []coord.Extent) []*readCall {
+	calls := make([]*readCall, len(run))
+	for i, e := range run {
+		calls[i] = &readCall{done: make(chan struct{})}
+		r.inflight[e] = calls[i]
+	}
+	r.a.goRun(func() { r.load(run, calls) })
+	return calls
+}
+
+// extentReadTimeout bounds one GET of extents.
 const extentReadTimeout = 30 * time.Second
 
-// load GETs and verifies one extent. It runs detached from any one fetch, so that a fetch giving up
-// does not fail the others waiting on the same read.
-func (r *reader) load(e coord.Extent, call *readCall) {
+// load GETs the bytes of run, from its first extent to its last, and verifies and caches each extent.
+// It runs detached from any one fetch, so that a fetch giving up does not fail the others waiting on
+// the same read.
+func (r *reader) load(run []coord.Extent, calls []*readCall) {
 	ctx, cancel := context.WithTimeout(r.a.runCtx, extentReadTimeout)
 	defer cancel()
-	data, err := r.a.store.GetRange(ctx, e.Object, e.Pos, int64(e.Len))
-	if err == nil {
-		if err = segstore.VerifyExtent(data, e.CRC); err != nil {
+	from, to := span(run)
+	body, err := r.a.store.GetRange(ctx, run[0].Object, from, to-from)
+	if err == nil && int64(len(body)) != to-from {
+		err = fmt.Errorf("object %s: read %d bytes at %d, want %d", run[0].Object, len(body), from, to-from)
+	}
+	var buf *backing
+	if len(run) > 1 {
+		buf = &backing{size: int64(len(body))}
+	}
+	for i, e := range run {
+		c := calls[i]
+		if c.err = err; err != nil {
+			continue
+		}
+		c.data = body[e.Pos-from : e.Pos-from+int64(e.Len) : e.Pos-from+int64(e.Len)]
+		if c.err = segstore.VerifyExtent(c.data, e.CRC); c.err != nil {
+			c.data = nil
 			r.a.metrics.corruptExtents.Inc()
 			r.a.log.Error("stored extent failed its CRC; not served", "object", e.Object, "pos", e.Pos, "len", e.Len)
 		}
 	}
-	call.data, call.err = data, err
 	r.mu.Lock()
-	delete(r.inflight, e)
-	if err == nil {
-		r.add(e, data, nil)
+	for i, e := range run {
+		delete(r.inflight, e)
+		if calls[i].err == nil {
+			r.add(e, calls[i].data, buf)
+		}
 	}
 	r.mu.Unlock()
-	close(call.done)
+	for _, c := range calls {
+		close(c.done)
+	}
+}
+
+// span returns the byte range [from, to) of an object that covers every extent of run.
+func span(run []coord.Extent) (from, to int64) {
+	from, to = run[0].Pos, run[0].Pos+int64(run[0].Len)
+	for _, e := range run[1:] {
+		from, to = min(from, e.Pos), max(to, e.Pos+int64(e.Len))
+	}
+	return from, to
 }
 
 // keep caches data, which this agent has just written as extent e: a slice of frame, or its own
 // bytes when frame is nil. data must never be modified.
-func (r *reader) keep(e coord.Extent, data []byte, frame *requestFrame) {
+func (r *reader) keep(e coord.Extent, data []byte, frame *backing) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.items[e]; ok {
@@ -113,34 +153,34 @@ func (r *reader) keep(e coord.Extent, data []byte, frame *requestFrame) {
 	r.add(e, data, frame)
 }
 
-// add caches data as e, charging its frame's size if it has one (once per frame), then evicts the
-// least recently used entries until the cache is within its budget.
-func (r *reader) add(e coord.Extent, data []byte, frame *requestFrame) {
+// add caches data as e, charging its backing buffer's size if it has one (once per buffer), then
+// evicts the least recently used entries until the cache is within its budget.
+func (r *reader) add(e coord.Extent, data []byte, buf *backing) {
 	if int64(len(data)) > r.max {
 		return
 	}
-	r.items[e] = r.lru.PushFront(&cached{key: e, data: data, frame: frame})
-	r.size += r.charge(len(data), frame, +1)
+	r.items[e] = r.lru.PushFront(&cached{key: e, data: data, backing: buf})
+	r.size += r.charge(len(data), buf, +1)
 	for r.size > r.max {
 		el := r.lru.Back()
 		c := el.Value.(*cached)
 		r.lru.Remove(el)
 		delete(r.items, c.key)
-		r.size -= r.charge(len(c.data), c.frame, -1)
+		r.size -= r.charge(len(c.data), c.backing, -1)
 	}
 	r.a.metrics.cacheBytes.Set(float64(r.size))
 }
 
-// charge counts one entry of n bytes in (+1) or out (-1) of frame and returns the bytes that changes
-// the cache by: n without a frame; the frame's size when its first batch comes in or its last goes.
-func (r *reader) charge(n int, frame *requestFrame, delta int) int64 {
-	if frame == nil {
+// charge counts one entry of n bytes in (+1) or out (-1) of buf and returns the bytes that changes
+// the cache by: n without a buffer; the buffer's size when its first slice comes in or its last goes.
+func (r *reader) charge(n int, buf *backing, delta int) int64 {
+	if buf == nil {
 		return int64(n)
 	}
-	before := frame.cached
-	frame.cached += delta
-	if (before == 0) != (frame.cached == 0) {
-		return frame.size
+	before := buf.cached
+	buf.cached += delta
+	if (before == 0) != (buf.cached == 0) {
+		return buf.size
 	}
 	return 0
 }

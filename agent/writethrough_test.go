@@ -40,7 +40,7 @@ func (r *reader) purge() {
 	defer r.mu.Unlock()
 	for _, el := range r.items {
 		c := el.Value.(*cached)
-		r.size -= r.charge(len(c.data), c.frame, -1)
+		r.size -= r.charge(len(c.data), c.backing, -1)
 	}
 	r.lru.Init()
 	clear(r.items)
@@ -66,7 +66,7 @@ func TestCacheChargesRequestFrames(t *testing.T) {
 	}
 
 	body := make([]byte, 100<<10) // one request frame of 100 KiB: three batches of it
-	f := &requestFrame{size: int64(len(body))}
+	f := &backing{size: int64(len(body))}
 	r.keep(ext(0), body[:10], f)
 	r.keep(ext(1), body[10:20], f)
 	r.keep(ext(2), body[20:30], f)
@@ -81,7 +81,7 @@ func TestCacheChargesRequestFrames(t *testing.T) {
 	// Filling the cache with other frames evicts the oldest entries: the first frame's charge goes
 	// only with its last batch.
 	for i := 4; size() <= max-f.size || has(ext(0)); i++ {
-		g := &requestFrame{size: 100 << 10}
+		g := &backing{size: 100 << 10}
 		r.keep(ext(i), make([]byte, 10), g)
 		if i > 100 {
 			t.Fatal("the cache never evicted the first frame's batches")
@@ -96,11 +96,11 @@ func TestCacheChargesRequestFrames(t *testing.T) {
 
 	// A frame larger than an eighth of the cache is not held for one batch: the batch is copied out.
 	big := make([]byte, max/4)
-	r.keep(ext(1000), big[:10], &requestFrame{size: int64(len(big))})
+	r.keep(ext(1000), big[:10], &backing{size: int64(len(big))})
 	r.mu.Lock()
 	c := r.items[ext(1000)].Value.(*cached)
 	r.mu.Unlock()
-	if c.frame != nil || &c.data[0] == &big[0] {
+	if c.backing != nil || &c.data[0] == &big[0] {
 		t.Error("a batch of a frame of a quarter of the cache was kept in place")
 	}
 }

@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/segstore"
+)
+
+func TestCoalesce(t *testing.T) {
+	x := func(o string, pos int64, n int32) coord.Extent { return coord.Extent{Object: o, Pos: pos, Len: n} }
+	const maxSpan = 1000
+	tests := map[string]struct {
+		in   []coord.Extent
+		span int64 // maxSpan if 0
+		want [][]coord.Extent
+	}{
+		"one": {[]coord.Extent{x("a", 32, 10)}, 0, [][]coord.Extent{{x("a", 32, 10)}}},
+		"adjacent, in any order": {
+			[]coord.Extent{x("a", 52, 10), x("a", 32, 10), x("a", 42, 10)}, 0,
+			[][]coord.Extent{{x("a", 32, 10), x("a", 42, 10), x("a", 52, 10)}},
+		},
+		"objects in the order they first appear": {
+			[]coord.Extent{x("b", 32, 10), x("a", 32, 10), x("b", 42, 10)}, 0,
+			[][]coord.Extent{{x("b", 32, 10), x("b", 42, 10)}, {x("a", 32, 10)}},
+		},
+		"a gap within the limit": {
+			[]coord.Extent{x("a", 0, 10), x("a", 10+coalesceMaxGap, 10)}, 2 * coalesceMaxGap,
+			[][]coord.Extent{{x("a", 0, 10), x("a", 10+coalesceMaxGap, 10)}},
+		},
+		"a gap past the limit": {
+			[]coord.Extent{x("a", 0, 10), x("a", 11+coalesceMaxGap, 10)}, 2 * coalesceMaxGap,
+			[][]coord.Extent{{x("a", 0, 10)}, {x("a", 11+coalesceMaxGap, 10)}},
+		},
+		"a run ends at the span": {
+			[]coord.Extent{x("a", 0, 400), x("a", 400, 400), x("a", 800, 200), x("a", 1000, 1)}, 0,
+			[][]coord.Extent{{x("a", 0, 400), x("a", 400, 400), x("a", 800, 200)}, {x("a", 1000, 1)}},
+		},
+		"an extent longer than the span is read alone": {
+			[]coord.Extent{x("a", 0, 10), x("a", 10, 2*maxSpan), x("a", 10+2*maxSpan, 10)}, 0,
+			[][]coord.Extent{{x("a", 0, 10)}, {x("a", 10, 2*maxSpan)}, {x("a", 10+2*maxSpan, 10)}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			limit := cmp.Or(tc.span, maxSpan)
+			got := coalesce(tc.in, limit)
+			if !slices.EqualFunc(got, tc.want, slices.Equal) {
+				t.Errorf("coalesce(%v) =\n%v, want\n%v", tc.in, got, tc.want)
+			}
+			for _, run := range got {
+				if from, to := span(run); len(run) > 1 && to-from > limit {
+					t.Errorf("run %v spans %d bytes, over %d", run, to-from, limit)
+				}
+			}
+		})
+	}
+}
+
+// A cold fetch of 8 partitions reads each flush object once: one flush writes every partition's
+// batches back to back, and the extents one object holds for the fetch are one GET, not 8.
+func TestColdFetchReadsEachObjectOnce(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.agent("a")
+	const partitions = 8
+	createTopic(t, kgoClient(t, nil, a), "t", partitions, nil)
+	cl := kgoClient(t, []kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, a)
+	var produced []*kgo.Record
+	for i := range 4 {
+		produced = append(produced, produceN(t, cl, "t", fmt.Sprint("v", i), 400)...)
+	}
+	objects, extents := map[string]bool{}, 0
+	for p := range int32(partitions) {
+		for _, e := range a.cache.Entries(topicTP(t, a, "t", p), 0, 1<<30) {
+			for _, x := range e.Extents {
+				objects[x.Object] = true
+				extents++
+			}
+		}
+	}
+	if extents <= len(objects) {
+		t.Fatalf("%d extents in %d objects: the test needs objects of several partitions", extents, len(objects))
+	}
+
+	a.reader.purge()
+	var gets atomic.Int32
+	tc.store.SetFault(segstore.OpGetRange, func(string) error { gets.Add(1); return nil })
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.MaxBytes, req.MinBytes = 12, 50<<20, 1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "t"
+	for p := range int32(partitions) {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, _, _ := a.fillFetch(testCtx(t), req, "")
+	var answered int
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 0 {
+			t.Fatalf("partition %d: error %d", p.Partition, p.ErrorCode)
+		}
+		answered += len(p.RecordBatches)
+	}
+	if answered == 0 {
+		t.Fatal("the fetch answered no records")
+	}
+	if got := int(gets.Load()); got != len(objects) {
+		t.Errorf("a fetch of %d extents in %d objects made %d GETs, want one per object", extents, len(objects), got)
+	}
+	tc.store.SetFault(segstore.OpGetRange, nil)
+	checkDense(t, produced, consumeAll(t, []*Agent{a}, "t", len(produced)))
+}
+
+// One corrupt extent of a coalesced read fails alone: the others of the same GET are served, and
+// it is neither served nor cached.
+func TestCoalescedReadFailsOnlyTheCorruptExtent(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.newAgent("a")
+	store := &flippingStore{objectStore: a.store}
+	a.store = store
+	startAgent(t, a)
+	const partitions = 4
+	createTopic(t, kgoClient(t, nil, a), "t", partitions, nil)
+	cl := kgoClient(t, []kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, a)
+	produceN(t, cl, "t", "v", 40)
+	var all []coord.Extent
+	for p := range int32(partitions) {
+		for _, e := range a.cache.Entries(topicTP(t, a, "t", p), 0, 1<<30) {
+			all = append(all, e.Extents...)
+		}
+	}
+	runs := coalesce(slices.Clone(all), a.reader.maxRun())
+	run := slices.MaxFunc(runs, func(x, y []coord.Extent) int { return len(x) - len(y) })
+	if len(run) < 2 {
+		t.Fatalf("no two extents of %v share a GET", all)
+	}
+	bad := run[1]
+
+	a.reader.purge()
+	store.flip(bad.Object, bad.Pos+int64(bad.Len)/2)
+	if n := a.reader.startAll(run, prefetchMaxReads); n != 1 {
+		t.Fatalf("%d extents of one object started %d GETs, want 1", len(run), n)
+	}
+	for _, e := range run {
+		data, err := a.reader.extent(testCtx(t), e)
+		if e == bad {
+			if !errors.Is(err, segstore.ErrCorrupt) {
+				t.Errorf("the corrupt extent read as %d bytes, error %v; want ErrCorrupt", len(data), err)
+			}
+			continue
+		}
+		if err != nil || len(data) != int(e.Len) {
+			t.Errorf("extent at %d of the same GET: %d bytes, error %v", e.Pos, len(data), err)
+		}
+	}
+	a.reader.mu.Lock()
+	_, cachedBad := a.reader.items[bad]
+	a.reader.mu.Unlock()
+	if cachedBad {
+		t.Error("the corrupt extent was cached")
+	}
+}
+
+// flippingStore flips the byte at one position of one object, once set, in every ranged read that
+// covers it.
+type flippingStore struct {
+	objectStore
+	mu     sync.Mutex
+	object string
+	at     int64
+}
+
+func (s *flippingStore) flip(object string, at int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.object, s.at = object, at
+}
+
+func (s *flippingStore) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	b, err := s.objectStore.GetRange(ctx, key, off, length)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && key == s.object && off <= s.at && s.at < off+int64(len(b)) {
+		b = slices.Clone(b)
+		b[s.at-off] ^= 0x10
+	}
+	return b, err
+}
