@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -197,4 +198,56 @@ func (s *flippingStore) GetRange(ctx context.Context, key string, off, length in
 		b[s.at-off] ^= 0x10
 	}
 	return b, err
+}
+
+// A consumer of one partition reads, with one GET, the partition's batches that one flush wrote back
+// to back, also past the fetch's read-ahead: it will fetch them next.
+func TestColdReadTakesThePartitionsRunInTheObject(t *testing.T) {
+	const batches = 3 * readAhead // more than one fetch of one batch reads ahead
+	batch := func(i int) []byte { return valueBatch(-1, -1, -1, nil, fmt.Sprintf("v%04d", i)) }
+	size := int64(len(batch(0)))
+	tc := newTestCluster(t)
+	// Only size starts a flush: all the batches go into one object.
+	a := tc.agent("a", func(c *Config) { c.FlushInterval, c.FlushBytes = time.Hour, batches*size })
+	createLedTopic(t, kgoClient(t, nil, a), a, "one", 1, nil)
+	conns := make([]*rawConn, batches)
+	for i := range conns {
+		conns[i] = dialRaw(t, a)
+	}
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			if p := producePart(t, c.roundTrip(produceReq("one", -1, map[int32][]byte{0: batch(i)}), produceVersion)); p.ErrorCode != 0 {
+				t.Errorf("produce %d: %s", i, errName(p.ErrorCode))
+			}
+		})
+	}
+	wg.Wait()
+	var extents []coord.Extent
+	for _, e := range a.cache.Entries(topicTP(t, a, "one", 0), 0, 1<<30) {
+		extents = append(extents, e.Extents...)
+	}
+	if len(extents) != batches || len(coalesce(slices.Clone(extents), a.reader.maxRun())) != 1 {
+		t.Fatalf("%d extents, want %d back to back in one object: %v", len(extents), batches, extents)
+	}
+
+	a.reader.purge()
+	var gets atomic.Int32
+	tc.store.SetFault(segstore.OpGetRange, func(string) error { gets.Add(1); return nil })
+	// kgo's limits: 50 MiB a fetch; here a batch a partition, so the read-ahead covers a few of them.
+	resp := conns[0].roundTrip(fetchReq("one", 0, 1, 50<<20, fetchPart{0, 0, int32(size)}), fetchVersion).(*kmsg.FetchResponse)
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
+		t.Fatalf("the fetch answered %d bytes, error %s", len(p.RecordBatches), errName(p.ErrorCode))
+	}
+	waitFor(t, "the reads to finish", func() bool {
+		a.reader.mu.Lock()
+		defer a.reader.mu.Unlock()
+		return len(a.reader.inflight) == 0
+	})
+	a.reader.mu.Lock()
+	cached := len(a.reader.items)
+	a.reader.mu.Unlock()
+	if got := gets.Load(); got != 1 || cached != batches {
+		t.Errorf("a fetch of one batch of %d in one object: %d GETs, %d batches cached; want 1 GET of all", batches, got, cached)
+	}
 }

@@ -50,7 +50,7 @@ func TestFetchPastStaleViewIsNotOutOfRange(t *testing.T) {
 }
 
 // newAgentVia is tc.newAgent with its etcd client connected through endpoint, over store.
-func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string, store objectStore) *Agent {
+func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string, store objectStore, opts ...func(*Config)) *Agent {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -64,6 +64,9 @@ func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string, store objec
 	cfg.FlushInterval, cfg.LeaseTTL, cfg.Logger = 5*time.Millisecond, 2*time.Second, testLogger(t)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer, cfg.Gatherer = reg, reg
+	for _, o := range opts {
+		o(&cfg)
+	}
 	a, err := New(cfg, etcd, store)
 	if err != nil {
 		t.Fatal(err)

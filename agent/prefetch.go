@@ -2,7 +2,6 @@ package agent
 
 import (
 	"cmp"
-	"math"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,15 +24,17 @@ import (
 // agent runs out of memory.
 //
 // It also reads ahead: readAhead times the fetch's limits, so that the reads of the consumer's next
-// fetch, which it sends only once this one is answered, are under way while this answer travels and
+// fetches, which it sends only once this one is answered, are under way while this answer travels and
 // is decoded. Without it a consumer catching up alternates between waiting for S3 and for itself.
+// What one fetch reads is bounded by a share of the cache (1/prefetchCacheShare), or it would evict
+// its own reads before they are served.
 func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 	if a.reader.max <= 0 || (req.Version >= 11 && cz != "" && a.cfg.AZ != "" && cz != a.cfg.AZ) {
 		return
 	}
-	budget := int64(math.MaxInt32)
+	budget := a.reader.max / prefetchCacheShare
 	if req.Version >= 3 && req.MaxBytes > 0 {
-		budget = int64(req.MaxBytes) * readAhead
+		budget = min(budget, int64(req.MaxBytes)*readAhead)
 	}
 	var want []coord.Extent
 	for i := range req.Topics {
@@ -50,7 +51,7 @@ func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 			}
 			limit := min(int64(max(rp.PartitionMaxBytes, 0))*readAhead, budget)
 			var n int64
-			want, n = a.prefetchPartition(want, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit)
+			want, n = a.prefetchPartition(want, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, budget, a.reader.maxRun())
 			budget -= n
 		}
 	}
@@ -64,23 +65,40 @@ const (
 	prefetchMaxExtents = 1024
 )
 
-// readAhead is how many fetches' worth of extents a fetch prefetches: its own and the next one's.
-const readAhead = 2
+// readAhead is how many fetches' worth of extents a fetch prefetches: its own and the next seven.
+// Measured with make bench's cold read (192 MiB of 1 KiB records over 8 partitions, one agent on the
+// embedded S3 endpoint): 2 read 750 MiB/s, 4 read 1,030, 8 read 1,250 (from the cache: 1,800).
+// The consumer needs the next fetch's bytes within one answer's round trip, and a GET takes several.
+const readAhead = 8
+
+// prefetchCacheShare: one fetch reads ahead at most this fraction of the cache.
+const prefetchCacheShare = 4
 
 // prefetchPartition appends to want tp's extents from offset, up to limit bytes (at least one extent)
-// and prefetchMaxExtents in all, and returns how many bytes it added.
-func (a *Agent) prefetchPartition(want []coord.Extent, tp coord.TP, offset, limit int64) ([]coord.Extent, int64) {
+// and prefetchMaxExtents in all, and returns how many bytes it added. Past the limit, and up to budget
+// bytes, it goes on over the partition's extents that follow the last one back to back in its object,
+// while one GET of maxRun bytes would read them with it: a consumer reading on needs them next, and one flush keeps a
+// partition's batches together, so a consumer catching up reads each object with a GET per
+// partition rather than one per fetch.
+func (a *Agent) prefetchPartition(want []coord.Extent, tp coord.TP, offset, limit, budget, maxRun int64) ([]coord.Extent, int64) {
 	if offset >= a.cache.HighWatermark(tp) || offset < a.cache.LogStart(tp) {
 		return want, 0
 	}
-	var n int64
-	for _, e := range a.cache.Entries(tp, offset, max(limit, 1)) {
+	var n, runFrom int64
+	var last coord.Extent
+	for _, e := range a.cache.Entries(tp, offset, max(limit, 1)+maxRun) {
 		for _, x := range e.Extents {
-			if (n > 0 && n+int64(x.Len) > limit) || len(want) >= prefetchMaxExtents {
+			if len(want) >= prefetchMaxExtents {
 				return want, n
 			}
-			want = append(want, x)
-			n += int64(x.Len)
+			contiguous := n > 0 && x.Object == last.Object && x.Pos == last.Pos+int64(last.Len)
+			if !contiguous {
+				runFrom = x.Pos
+			}
+			if n > 0 && n+int64(x.Len) > limit && (!contiguous || x.Pos+int64(x.Len)-runFrom > maxRun || n+int64(x.Len) > budget) {
+				return want, n
+			}
+			want, n, last = append(want, x), n+int64(x.Len), x
 		}
 	}
 	return want, n

@@ -35,6 +35,34 @@ func TestPrefetchIsBounded(t *testing.T) {
 	}
 }
 
+// What one fetch reads ahead stays within a quarter of the cache, whatever the fetch's limits allow:
+// more would evict the fetch's own reads before they are served.
+func TestPrefetchStaysWithinTheCache(t *testing.T) {
+	tc := newTestCluster(t)
+	a1 := tc.agent("a1")
+	createLedTopic(t, kgoClient(t, nil, a1), a1, "cold", 1, nil)
+	c := dialRaw(t, a1)
+	const batches = 3 * prefetchMaxReads
+	for i := range batches {
+		wantOK(t, "produce", c.produceOne("cold", 0, valueBatch(-1, -1, -1, nil, fmt.Sprint("v", i))).ErrorCode)
+	}
+	const cache = 8 << 10 // a few dozen of the batches
+	a2 := startAgent(t, newAgentVia(t, tc, "a2", sharedEtcd[0], blockedReads{tc.store}, func(c *Config) { c.CacheBytes = cache }))
+	tp := topicTP(t, a2, "cold", 0)
+	waitFor(t, "a2 to see every batch", func() bool { return a2.cache.HighWatermark(tp) == batches })
+
+	a2.prefetch(fetchReq("cold", 0, 1, 50<<20, fetchPart{0, 0, 1 << 20}), "")
+	a2.reader.mu.Lock()
+	var started int64
+	for e := range a2.reader.inflight {
+		started += int64(e.Len)
+	}
+	a2.reader.mu.Unlock()
+	if started == 0 || started > cache/4 {
+		t.Fatalf("a fetch with a %d-byte cache started reads of %d bytes, want 1 to %d", cache, started, cache/4)
+	}
+}
+
 // blockedReads is an object store whose range reads wait for their context to end.
 type blockedReads struct{ objectStore }
 
