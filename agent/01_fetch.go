@@ -54,10 +54,12 @@ func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string)
 		if final || bytes >= int64(max(req.MinBytes, 1)) || !time.Now().Before(deadline) || a.stopping.Load() {
 			return resp
 		}
-		if !waitAny(ctx, waits, deadline) {
-			if ctx.Err() != nil {
-				return resp
-			}
+		woken := waitAny(ctx, waits, deadline)
+		if !woken && ctx.Err() != nil {
+			return resp
+		}
+		releaseRecords(resp) // not sent: a new answer replaces it
+		if !woken {
 			resp, _, _ = a.fillFetch(ctx, req, cz)
 			return resp
 		}
@@ -213,7 +215,7 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 	for _, e := range entries {
 		size += e.Bytes
 	}
-	records := make([]byte, 0, min(size, max(limit, 0)))
+	records := getRecordsBuf(min(size, max(limit, 0)))
 	for _, e := range entries {
 		base := e.BaseOffset
 		for _, x := range e.Extents {
@@ -242,7 +244,8 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 	return a.served(sp, records), nil
 }
 
-// served puts records into the partition's response and counts them.
+// served puts records into the partition's response and counts them. records is a buffer of the
+// response's own (releaseRecords gives it back).
 func (a *Agent) served(sp *kmsg.FetchResponseTopicPartition, records []byte) int64 {
 	sp.RecordBatches = records
 	a.metrics.fetchBytes.Add(float64(len(records)))

@@ -229,6 +229,7 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 				buf = getRespBuf(n)
 			}
 			buf = appendResponse(buf[:0], f.corr, f.resp)
+			releaseRecords(f.resp)
 			if _, err := w.Write(buf); err != nil {
 				return
 			}
