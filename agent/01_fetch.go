@@ -219,15 +219,16 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 	for _, e := range entries {
 		base := e.BaseOffset
 		for _, x := range e.Extents {
+			// The limit is checked before the read: an extent that will not be served is not waited for.
+			if int64(len(records))+int64(x.Len) > limit && (len(records) > 0 || !first) {
+				return a.served(sp, records), nil
+			}
 			data, err := a.reader.extent(ctx, x)
 			if err != nil {
 				if len(records) > 0 {
 					return a.served(sp, records), nil // serve what was read; the consumer comes back for the rest
 				}
 				return 0, err
-			}
-			if int64(len(records)+len(data)) > limit && (len(records) > 0 || !first) {
-				return a.served(sp, records), nil
 			}
 			n, from := len(records), max(base, offset)
 			if records, base, err = patchBatches(records, data, base, int32(e.Epoch), offset); err != nil {

@@ -151,7 +151,7 @@ func TestCoalescedReadFailsOnlyTheCorruptExtent(t *testing.T) {
 
 	a.reader.purge()
 	store.flip(bad.Object, bad.Pos+int64(bad.Len)/2)
-	if n := a.reader.startAll(run, prefetchMaxReads); n != 1 {
+	if n := a.reader.startAll(prefetchPlan{now: run}, prefetchMaxReads); n != 1 {
 		t.Fatalf("%d extents of one object started %d GETs, want 1", len(run), n)
 	}
 	for _, e := range run {
@@ -200,15 +200,19 @@ func (s *flippingStore) GetRange(ctx context.Context, key string, off, length in
 	return b, err
 }
 
-// A consumer of one partition reads, with one GET, the partition's batches that one flush wrote back
-// to back, also past the fetch's read-ahead: it will fetch them next.
+// A consumer of one partition reads the partition's batches that one flush wrote back to back, also
+// past the fetch's read-ahead (it will fetch them next), with one GET besides the answer's own; the
+// answer does not wait for it.
 func TestColdReadTakesThePartitionsRunInTheObject(t *testing.T) {
 	const batches = 3 * readAhead // more than one fetch of one batch reads ahead
 	batch := func(i int) []byte { return valueBatch(-1, -1, -1, nil, fmt.Sprintf("v%04d", i)) }
 	size := int64(len(batch(0)))
 	tc := newTestCluster(t)
 	// Only size starts a flush: all the batches go into one object.
-	a := tc.agent("a", func(c *Config) { c.FlushInterval, c.FlushBytes = time.Hour, batches*size })
+	a := tc.newAgent("a", func(c *Config) { c.FlushInterval, c.FlushBytes = time.Hour, batches*size })
+	store := &heldLongReads{objectStore: a.store, over: size, release: make(chan struct{})}
+	a.store = store
+	startAgent(t, a)
 	createLedTopic(t, kgoClient(t, nil, a), a, "one", 1, nil)
 	conns := make([]*rawConn, batches)
 	for i := range conns {
@@ -239,6 +243,7 @@ func TestColdReadTakesThePartitionsRunInTheObject(t *testing.T) {
 	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
 		t.Fatalf("the fetch answered %d bytes, error %s", len(p.RecordBatches), errName(p.ErrorCode))
 	}
+	close(store.release) // the read ahead was held until the answer came
 	waitFor(t, "the reads to finish", func() bool {
 		a.reader.mu.Lock()
 		defer a.reader.mu.Unlock()
@@ -247,7 +252,25 @@ func TestColdReadTakesThePartitionsRunInTheObject(t *testing.T) {
 	a.reader.mu.Lock()
 	cached := len(a.reader.items)
 	a.reader.mu.Unlock()
-	if got := gets.Load(); got != 1 || cached != batches {
-		t.Errorf("a fetch of one batch of %d in one object: %d GETs, %d batches cached; want 1 GET of all", batches, got, cached)
+	if got := gets.Load(); got != 2 || cached != batches {
+		t.Errorf("a fetch of one batch of %d in one object: %d GETs, %d batches cached; want all of them in 2", batches, got, cached)
 	}
+}
+
+// heldLongReads holds every ranged read of more than over bytes until release is closed.
+type heldLongReads struct {
+	objectStore
+	over    int64
+	release chan struct{}
+}
+
+func (s *heldLongReads) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	if length > s.over {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.objectStore.GetRange(ctx, key, off, length)
 }

@@ -36,27 +36,34 @@ func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 	if req.Version >= 3 && req.MaxBytes > 0 {
 		budget = min(budget, int64(req.MaxBytes)*readAhead)
 	}
-	var want []coord.Extent
+	var plan prefetchPlan
 	for i := range req.Topics {
 		t, known := a.fetchTopic(req, &req.Topics[i])
 		if !known {
 			continue
 		}
 		for _, rp := range req.Topics[i].Partitions {
-			if budget <= 0 || len(want) >= prefetchMaxExtents {
+			if budget <= 0 || plan.extents() >= prefetchMaxExtents {
 				break
 			}
 			if rp.Partition < 0 || rp.Partition >= t.Partitions {
 				continue
 			}
-			limit := min(int64(max(rp.PartitionMaxBytes, 0))*readAhead, budget)
-			var n int64
-			want, n = a.prefetchPartition(want, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, budget, a.reader.maxRun())
-			budget -= n
+			own := int64(max(rp.PartitionMaxBytes, 0))
+			limit := min(own*readAhead, budget)
+			budget -= a.prefetchPartition(&plan, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, own, limit, budget, a.reader.maxRun())
 		}
 	}
-	a.reader.startAll(want, prefetchMaxReads)
+	a.reader.startAll(plan, prefetchMaxReads)
 }
+
+// prefetchPlan is what one fetch reads: the extents it answers with, and those it reads ahead. They
+// are coalesced apart, so that the answer does not wait for the reads ahead of it.
+type prefetchPlan struct {
+	now, ahead []coord.Extent
+}
+
+func (p *prefetchPlan) extents() int { return len(p.now) + len(p.ahead) }
 
 // prefetchMaxReads bounds the GETs one fetch starts ahead, and prefetchMaxExtents the extents they
 // read.
@@ -74,53 +81,48 @@ const readAhead = 8
 // prefetchCacheShare: one fetch reads ahead at most this fraction of the cache.
 const prefetchCacheShare = 4
 
-// prefetchPartition appends to want tp's extents from offset, up to limit bytes (at least one extent)
-// and prefetchMaxExtents in all, and returns how many bytes it added. Past the limit, and up to budget
-// bytes, it goes on over the partition's extents that follow the last one back to back in its object,
-// while one GET of maxRun bytes would read them with it: a consumer reading on needs them next, and one flush keeps a
-// partition's batches together, so a consumer catching up reads each object with a GET per
-// partition rather than one per fetch.
-func (a *Agent) prefetchPartition(want []coord.Extent, tp coord.TP, offset, limit, budget, maxRun int64) ([]coord.Extent, int64) {
+// prefetchPartition adds to plan tp's extents from offset: up to own bytes (at least one extent) to
+// plan.now, then up to limit bytes to plan.ahead, and prefetchMaxExtents in all; it returns how many
+// bytes it added. Past the limit, and up to budget bytes, it goes on over the partition's extents that
+// follow the last one back to back in its object, while one GET of maxRun bytes would read them with
+// it: a consumer reading on needs them next, and one flush keeps a partition's batches together, so a
+// consumer catching up reads each object with a GET per partition rather than one per fetch.
+func (a *Agent) prefetchPartition(plan *prefetchPlan, tp coord.TP, offset, own, limit, budget, maxRun int64) int64 {
 	if offset >= a.cache.HighWatermark(tp) || offset < a.cache.LogStart(tp) {
-		return want, 0
+		return 0
 	}
 	var n, runFrom int64
 	var last coord.Extent
 	for _, e := range a.cache.Entries(tp, offset, max(limit, 1)+maxRun) {
 		for _, x := range e.Extents {
-			if len(want) >= prefetchMaxExtents {
-				return want, n
+			if plan.extents() >= prefetchMaxExtents {
+				return n
 			}
 			contiguous := n > 0 && x.Object == last.Object && x.Pos == last.Pos+int64(last.Len)
 			if !contiguous {
 				runFrom = x.Pos
 			}
 			if n > 0 && n+int64(x.Len) > limit && (!contiguous || x.Pos+int64(x.Len)-runFrom > maxRun || n+int64(x.Len) > budget) {
-				return want, n
+				return n
 			}
-			want, n, last = append(want, x), n+int64(x.Len), x
+			if n == 0 || n+int64(x.Len) <= own {
+				plan.now = append(plan.now, x)
+			} else {
+				plan.ahead = append(plan.ahead, x)
+			}
+			n, last = n+int64(x.Len), x
 		}
 	}
-	return want, n
+	return n
 }
 
-// startAll begins reading, in the background, the extents of want that are neither cached nor being
-// read, coalesced into at most maxReads GETs (the first ones coalesce makes; the rest are left for
-// later), and returns how many GETs it started.
-func (r *reader) startAll(want []coord.Extent, maxReads int) int {
+// startAll begins reading, in the background, the extents of plan that are neither cached nor being
+// read, coalesced into at most maxReads GETs (the first ones coalesce makes, those the answer needs
+// first; the rest are left for later), and returns how many GETs it started.
+func (r *reader) startAll(plan prefetchPlan, maxReads int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	todo := want[:0:0]
-	for _, e := range want {
-		if _, ok := r.items[e]; ok {
-			continue
-		}
-		if _, ok := r.inflight[e]; ok {
-			continue
-		}
-		todo = append(todo, e)
-	}
-	runs := coalesce(todo, r.maxRun())
+	runs := append(coalesce(r.unread(plan.now), r.maxRun()), coalesce(r.unread(plan.ahead), r.maxRun())...)
 	if len(runs) > maxReads {
 		runs = runs[:maxReads]
 	}
@@ -128,6 +130,21 @@ func (r *reader) startAll(want []coord.Extent, maxReads int) int {
 		r.startLocked(run)
 	}
 	return len(runs)
+}
+
+// unread returns the extents of xs that are neither cached nor being read; the caller holds r.mu.
+func (r *reader) unread(xs []coord.Extent) []coord.Extent {
+	var out []coord.Extent
+	for _, e := range xs {
+		if _, ok := r.items[e]; ok {
+			continue
+		}
+		if _, ok := r.inflight[e]; ok {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // Coalescing: extents of one object that lie close together are read by one GET. One flush writes

@@ -220,6 +220,9 @@ func (r *report) addConsume(res map[string]consumeResult) {
 	r.add(sec, "  fastest warm read", w, "MiB/s", pick(res, func(c consumeResult) float64 { return c.warmRng[1] }))
 	r.add(sec, "S3 GETs/s during cold read, busiest agent", w, "/s", shOnly(pick(res, func(c consumeResult) float64 { return c.gets })))
 	r.add(sec, "S3 GETs/s during warm read, busiest agent", w, "/s", shOnly(pick(res, func(c consumeResult) float64 { return c.warmGets })))
+	if _, ok := res["kfake"]; ok {
+		r.note("consume: kfake reads from memory either way; its cold and warm figures are both the median of all its %d reads", 2*passes)
+	}
 }
 
 // addProfileConsume adds the consume figures of a one-agent cluster under a latency profile.
