@@ -263,10 +263,9 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 }
 
 // keep puts the extents just written into the read cache (write-through), so that consumers tailing
-// the log are served from memory rather than by GETs of what was just PUT. Each extent is copied: a
-// batch is a slice of its produce request's frame, and caching it in place would keep the whole frame
-// (every partition's batches of that request) alive for as long as any one of them is cached, far past
-// the cache's size.
+// the log are served from memory rather than by GETs of what was just PUT. Each batch stays the slice
+// of its produce request's frame that it is; the cache charges the whole frame while any of its
+// batches is cached (reader.keep), since one of them keeps all of it in memory.
 func (f *flusher) keep(key string, appends []*pendingAppend) {
 	if f.a.cfg.CacheBytes <= 0 {
 		return
