@@ -296,7 +296,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err != nil {
 		return nil, err
 	}
-	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, frame: frame, meta: meta, done: make(chan struct{})}
+	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: storedCRC(rp.Records), frame: frame, meta: meta, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ const clusterID = "streamhouse"
 
 // objectStore is what the agent needs of segstore.
 type objectStore interface {
-	Put(ctx context.Context, key string, data []byte) error
+	Put(ctx context.Context, key string, parts ...[]byte) error
 	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
 	Check(ctx context.Context) error
 }

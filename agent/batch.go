@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+
+	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // Kafka record batch v2 header layout. baseOffset, batchLength, partitionLeaderEpoch, magic and the CRC
@@ -133,3 +135,9 @@ func patchBatches(dst, src []byte, base int64, epoch int32, skipBelow int64) ([]
 }
 
 func crc32Of(b []byte) uint32 { return crc32.Checksum(b, crc32c) }
+
+// storedCRC is the CRC-32C of a whole batch as stored (its extent's CRC), derived from the batch's own
+// CRC, which parseProduceBatch checked over all but its first 21 bytes: the batch is not read again.
+func storedCRC(b []byte) uint32 {
+	return segstore.CombineCRC(crc32Of(b[:offAttributes]), binary.BigEndian.Uint32(b[offCRC:]), int64(len(b)-offAttributes))
+}

@@ -101,3 +101,16 @@ func FuzzPatchBatches(f *testing.F) {
 		_, _ = parseProduceBatch(data)
 	})
 }
+
+// A batch's stored CRC, derived from its own, is the CRC of all of its bytes.
+func TestStoredCRC(t *testing.T) {
+	for _, values := range [][]string{{"a"}, {"hello", "kafka"}, values("v", 100)} {
+		b := valueBatch(7, 1, 0, nil, values...)
+		if _, err := parseProduceBatch(b); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := storedCRC(b), crc32Of(b); got != want {
+			t.Fatalf("storedCRC of a %d-byte batch = %08x, want %08x", len(b), got, want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ type pendingAppend struct {
 	tp    coord.TP
 	topic string
 	batch []byte
+	crc   uint32   // CRC-32C of batch
 	frame *backing // the request frame batch is a slice of; nil when batch is its own
 	meta  batchMeta
 	start time.Time
@@ -63,7 +64,7 @@ type flusher struct {
 	force  bool          // flush now regardless of age and size (shutdown)
 	sealed chan *flush
 	puts   chan struct{} // semaphore of maxConcurrentPuts
-	bufs   sync.Pool
+	bufs   sync.Pool     // of *[]byte: objects' heads (header and directory)
 }
 
 func newFlusher(a *Agent) *flusher {
@@ -220,34 +221,39 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 
 	// Group each partition's batches together in the object, keeping their arrival order.
 	sort.SliceStable(fl.appends, func(i, j int) bool { return tpLess(fl.appends[i].tp, fl.appends[j].tp) })
+	// The object goes to the store as its head and the batches where they are, in the request frames
+	// they arrived in: its bytes are never copied into one buffer here.
 	chunks := make([]segstore.Chunk, len(fl.appends))
+	parts := make([][]byte, 1, 1+len(fl.appends))
 	for i, p := range fl.appends {
-		chunks[i] = segstore.Chunk{TopicID: p.tp.Topic, Partition: p.tp.Partition, Data: p.batch}
+		chunks[i] = segstore.Chunk{TopicID: p.tp.Topic, Partition: p.tp.Partition, Data: p.batch, CRC: p.crc}
+		parts = append(parts, p.batch)
 	}
 	buf, _ := f.bufs.Get().(*[]byte)
 	if buf == nil {
 		buf = new([]byte)
 	}
-	obj, extents := segstore.AppendObject((*buf)[:0], chunks)
+	head, extents := segstore.AppendHead((*buf)[:0], chunks)
+	parts[0] = head
 	key := segstore.NewObjectKey(f.a.cfg.ID)
 	for i, p := range fl.appends {
 		p.object, p.extent = key, extents[i]
 	}
-	f.a.metrics.flushBytes.Observe(float64(len(obj)))
+	f.a.metrics.flushBytes.Observe(float64(int64(len(head)) + fl.bytes))
 	f.a.metrics.flushAppends.Observe(float64(len(chunks)))
 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		start := time.Now()
-		fl.putErr = f.a.store.Put(ctx, key, obj)
+		fl.putErr = f.a.store.Put(ctx, key, parts...)
 		f.a.metrics.flushDuration.WithLabelValues("put").Observe(time.Since(start).Seconds())
 		if fl.putErr != nil {
 			f.a.log.Warn("segment write failed; failing its produces", "object", key, "error", fl.putErr)
 		} else {
 			f.keep(key, fl.appends)
 		}
-		*buf = obj[:0]
+		*buf = head[:0]
 		f.bufs.Put(buf)
 		close(fl.putDone)
 		<-f.puts

@@ -76,8 +76,8 @@ func BenchmarkPatchBatches(b *testing.B) {
 // discardStore keeps nothing and reads nothing: the produce benchmark measures the agent, not a store.
 type discardStore struct{ segstore.Store }
 
-func (discardStore) Put(context.Context, string, []byte) error { return nil }
-func (discardStore) Check(context.Context) error               { return nil }
+func (discardStore) Put(context.Context, string, ...[]byte) error { return nil }
+func (discardStore) Check(context.Context) error                  { return nil }
 
 // fakeCommits answers every commit as committed without going to etcd.
 type fakeCommits struct{ session }

@@ -1,6 +1,7 @@
 package segstore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ func (d *Disk) path(key string) string {
 }
 
 // Put implements Writer.
-func (d *Disk) Put(ctx context.Context, key string, data []byte) error {
+func (d *Disk) Put(ctx context.Context, key string, data ...[]byte) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
@@ -77,8 +78,8 @@ func (d *Disk) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// writeTemp writes data to a new file in dir, durably, and returns its name.
-func writeTemp(dir string, data []byte) (name string, err error) {
+// writeTemp writes the concatenation of data to a new file in dir, durably, and returns its name.
+func writeTemp(dir string, data parts) (name string, err error) {
 	f, err := os.CreateTemp(dir, "put-*")
 	if err != nil {
 		return "", err
@@ -89,7 +90,12 @@ func writeTemp(dir string, data []byte) (name string, err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	// Through a buffer: a flush's object has a part per partition, often small.
+	w := bufio.NewWriterSize(f, 1<<20)
+	if _, err := newPartsReader(data).WriteTo(w); err != nil {
+		return "", err
+	}
+	if err := w.Flush(); err != nil {
 		return "", err
 	}
 	if err := f.Sync(); err != nil {

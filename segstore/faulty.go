@@ -83,8 +83,8 @@ func (f *Faulty) do(op, key string, inner func() error) error {
 }
 
 // Put implements Writer.
-func (f *Faulty) Put(ctx context.Context, key string, data []byte) error {
-	return f.do(OpPut, key, func() error { return f.s.Put(ctx, key, data) })
+func (f *Faulty) Put(ctx context.Context, key string, data ...[]byte) error {
+	return f.do(OpPut, key, func() error { return f.s.Put(ctx, key, data...) })
 }
 
 // Get implements Reader.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 )
 
 const (
@@ -34,6 +35,9 @@ type Chunk struct {
 	TopicID   [16]byte
 	Partition int32
 	Data      []byte
+	// CRC is Data's CRC-32C when the caller already knows it (CombineCRC derives it from checked
+	// Kafka batch CRCs), which spares a read of Data; 0 means unknown, and it is computed.
+	CRC uint32
 }
 
 // Extent locates one chunk in an object: bytes [Pos, Pos+Len) with CRC-32C CRC.
@@ -45,43 +49,52 @@ type Extent struct {
 	CRC       uint32
 }
 
-// AppendObject appends the encoded object for chunks to dst (so callers can pool buffers) and returns
-// it and one Extent per chunk, in the same order. Extent.Pos is relative to the start of the object,
-// not of dst. Each data byte is copied once; the only allocations are the extents slice and, if dst
-// is too small, one growth of dst.
+// AppendHead appends the head of the object for chunks (its header and directory) to dst and returns
+// it and one Extent per chunk, in the same order. The object is the head followed by every chunk's
+// Data, in order: a writer can send it as those parts (Writer.Put takes parts) without copying the
+// data into one buffer. Extent.Pos is relative to the start of the object, not of dst.
 //
 // It panics if a chunk is larger than math.MaxInt32 bytes or there are more than ~119M chunks: the
 // format cannot represent them, and callers bound flushes far below that.
-func AppendObject(dst []byte, chunks []Chunk) ([]byte, []Extent) {
+func AppendHead(dst []byte, chunks []Chunk) ([]byte, []Extent) {
 	if len(chunks) > maxCount {
 		panic(fmt.Sprintf("segstore: %d chunks exceed the format's limit of %d", len(chunks), maxCount))
 	}
-	dataLen := 0
-	for i := range chunks {
-		if len(chunks[i].Data) > math.MaxInt32 {
-			panic(fmt.Sprintf("segstore: chunk %d is %d bytes, over the format's limit", i, len(chunks[i].Data)))
-		}
-		dataLen += len(chunks[i].Data)
-	}
 	dirLen := len(chunks) * dirEntryLen
 	start := len(dst)
-	dst = grow(dst, headerLen+dirLen+dataLen)
-	obj := dst[start:]
-
+	dst = grow(dst, headerLen+dirLen)
+	head := dst[start:]
 	extents := make([]Extent, len(chunks))
-	pos := headerLen + dirLen
+	pos := int64(headerLen + dirLen)
 	for i := range chunks {
 		c := &chunks[i]
-		n := copy(obj[pos:], c.Data)
-		// CRC over the copy: it is hot in cache right after the copy.
-		extents[i] = Extent{
-			TopicID: c.TopicID, Partition: c.Partition,
-			Pos: int64(pos), Len: int32(n), CRC: crc32.Checksum(obj[pos:pos+n], castagnoli),
+		if len(c.Data) > math.MaxInt32 {
+			panic(fmt.Sprintf("segstore: chunk %d is %d bytes, over the format's limit", i, len(c.Data)))
 		}
-		putDirEntry(obj[headerLen+i*dirEntryLen:], &extents[i])
-		pos += n
+		crc := c.CRC
+		if crc == 0 {
+			crc = crc32.Checksum(c.Data, castagnoli)
+		}
+		extents[i] = Extent{TopicID: c.TopicID, Partition: c.Partition, Pos: pos, Len: int32(len(c.Data)), CRC: crc}
+		putDirEntry(head[headerLen+i*dirEntryLen:], &extents[i])
+		pos += int64(len(c.Data))
 	}
-	putHeader(obj, uint32(len(chunks)), crc32.Checksum(obj[headerLen:headerLen+dirLen], castagnoli))
+	putHeader(head, uint32(len(chunks)), crc32.Checksum(head[headerLen:headerLen+dirLen], castagnoli))
+	return dst, extents
+}
+
+// AppendObject appends the whole encoded object for chunks to dst (so callers can pool buffers): the
+// head AppendHead makes, then each chunk's data. It returns it and one Extent per chunk.
+func AppendObject(dst []byte, chunks []Chunk) ([]byte, []Extent) {
+	n := headerLen + len(chunks)*dirEntryLen
+	for i := range chunks {
+		n += len(chunks[i].Data)
+	}
+	dst = slices.Grow(dst, n)
+	dst, extents := AppendHead(dst, chunks)
+	for i := range chunks {
+		dst = append(dst, chunks[i].Data...)
+	}
 	return dst, extents
 }
 

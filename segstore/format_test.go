@@ -67,6 +67,34 @@ func TestAppendObjectRoundTrip(t *testing.T) {
 	}
 }
 
+// The head and the chunks' data, sent as parts, are the object AppendObject makes; a CRC the caller
+// gives is what the directory records (it is trusted: a wrong one makes the extent unreadable).
+func TestAppendHeadWithKnownCRCs(t *testing.T) {
+	chunks := testChunks(4, 50)
+	whole, want := AppendObject(nil, chunks)
+	known := slices.Clone(chunks)
+	for i := range known {
+		known[i].CRC = crc32.Checksum(known[i].Data, castagnoli)
+	}
+	head, got := AppendHead(nil, known)
+	obj := head
+	for _, c := range known {
+		obj = append(obj, c.Data...)
+	}
+	if !bytes.Equal(obj, whole) || !slices.Equal(got, want) {
+		t.Fatal("the head and the chunks' data are not the object AppendObject makes")
+	}
+
+	known[2].CRC ^= 1
+	head, got = AppendHead(nil, known)
+	if got[2].CRC != known[2].CRC {
+		t.Fatalf("the directory records %08x for a chunk given %08x", got[2].CRC, known[2].CRC)
+	}
+	if _, err := Decode(append(head, obj[len(head):]...)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("an object whose directory has a wrong CRC decoded: %v", err)
+	}
+}
+
 // TestAppendObjectLayout pins the byte layout of docs/INTERNALS.md, independently of Decode.
 func TestAppendObjectLayout(t *testing.T) {
 	topic := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}

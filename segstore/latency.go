@@ -177,8 +177,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // Put implements Writer.
-func (l *Latency) Put(ctx context.Context, key string, data []byte) error {
-	return l.do(ctx, l.p.Put, func() error { return l.s.Put(ctx, key, data) })
+func (l *Latency) Put(ctx context.Context, key string, data ...[]byte) error {
+	return l.do(ctx, l.p.Put, func() error { return l.s.Put(ctx, key, data...) })
 }
 
 // Get implements Reader.

@@ -23,7 +23,7 @@ func NewMemory() *Memory {
 }
 
 // Put implements Writer.
-func (m *Memory) Put(ctx context.Context, key string, data []byte) error {
+func (m *Memory) Put(ctx context.Context, key string, data ...[]byte) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func (m *Memory) Put(ctx context.Context, key string, data []byte) error {
 	if _, ok := m.objects[key]; ok {
 		return fmt.Errorf("memory: put %q: %w", key, ErrExists)
 	}
-	m.objects[key] = slices.Clone(data)
+	m.objects[key] = parts(data).concat()
 	return nil
 }
 

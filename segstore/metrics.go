@@ -81,12 +81,12 @@ type instrumented struct {
 	s Store
 }
 
-func (i *instrumented) Put(ctx context.Context, key string, data []byte) error {
+func (i *instrumented) Put(ctx context.Context, key string, data ...[]byte) error {
 	start := time.Now()
-	err := i.s.Put(ctx, key, data)
+	err := i.s.Put(ctx, key, data...)
 	i.m.observe(OpPut, start, err)
 	if err == nil {
-		i.m.moved(OpPut, dirUpload, len(data))
+		i.m.moved(OpPut, dirUpload, int(parts(data).size()))
 	}
 	return err
 }

@@ -1,7 +1,6 @@
 package segstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -170,7 +169,7 @@ func newS3Retryer() aws.Retryer {
 }
 
 // Put implements Writer with If-None-Match: "*".
-func (s *S3) Put(ctx context.Context, key string, data []byte) error {
+func (s *S3) Put(ctx context.Context, key string, data ...[]byte) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
@@ -178,8 +177,8 @@ func (s *S3) Put(ctx context.Context, key string, data []byte) error {
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(key),
-		Body:          bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
+		Body:          newPartsReader(data),
+		ContentLength: aws.Int64(parts(data).size()),
 		IfNoneMatch:   aws.String("*"),
 	}, append(slices.Clip(s.putOpts), countAttempts(&attempts))...)
 	err = s.mapErr(OpPut, key, err)
@@ -208,13 +207,14 @@ func countAttempts(n *atomic.Int32) func(*s3.Options) {
 
 // holds reports whether key holds exactly data, by ETag (the MD5 of a single-part upload without
 // SSE-KMS). Any doubt answers false, which keeps ErrExists.
-func (s *S3) holds(ctx context.Context, key string, data []byte) bool {
+func (s *S3) holds(ctx context.Context, key string, data parts) bool {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-	if err != nil || out.ETag == nil || out.ContentLength == nil || *out.ContentLength != int64(len(data)) {
+	if err != nil || out.ETag == nil || out.ContentLength == nil || *out.ContentLength != data.size() {
 		return false
 	}
-	sum := md5.Sum(data)
-	return strings.Trim(*out.ETag, `"`) == hex.EncodeToString(sum[:])
+	sum := md5.New()
+	newPartsReader(data).WriteTo(sum)
+	return strings.Trim(*out.ETag, `"`) == hex.EncodeToString(sum.Sum(nil))
 }
 
 // Get implements Reader.

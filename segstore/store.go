@@ -40,9 +40,10 @@ type Reader interface {
 
 // Writer writes objects.
 type Writer interface {
-	// Put stores data under key; never overwrites: ErrExists if key exists (S3: If-None-Match: "*").
-	// Put does not retain data after it returns, so callers may reuse the buffer.
-	Put(ctx context.Context, key string, data []byte) error
+	// Put stores the concatenation of parts under key (a segment object goes as its head and its
+	// chunks' data, never copied into one buffer); never overwrites: ErrExists if key exists (S3:
+	// If-None-Match: "*"). Put does not retain parts after it returns, so callers may reuse them.
+	Put(ctx context.Context, key string, parts ...[]byte) error
 }
 
 // Store is a complete object store.

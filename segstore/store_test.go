@@ -32,6 +32,27 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("put parts", func(t *testing.T) {
+		s := newStore(t)
+		head, body := []byte("head|"), []byte("batch one|batch two")
+		if err := s.Put(ctx, "seg/parts", head, nil, body[:10], body[10:]); err != nil {
+			t.Fatal(err)
+		}
+		head[0], body[0] = 'X', 'X' // Put keeps none of the parts
+		if got, err := s.Get(ctx, "seg/parts"); err != nil || string(got) != "head|batch one|batch two" {
+			t.Fatalf("Get = %q, %v; want the parts in order", got, err)
+		}
+		if got, err := s.GetRange(ctx, "seg/parts", 3, 10); err != nil || string(got) != "d|batch on" {
+			t.Fatalf("GetRange across parts = %q, %v", got, err)
+		}
+		if err := s.Put(ctx, "seg/no-parts"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Get(ctx, "seg/no-parts"); err != nil || len(got) != 0 {
+			t.Fatalf("Get of an object put without parts = %q, %v; want empty", got, err)
+		}
+	})
+
 	t.Run("empty object", func(t *testing.T) {
 		s := newStore(t)
 		mustPut(t, s, "seg/empty", nil)

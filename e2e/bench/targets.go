@@ -123,14 +123,18 @@ type sizedKey struct {
 	size int64
 }
 
-func (b *boundedMemory) Put(ctx context.Context, key string, data []byte) error {
-	if err := b.Memory.Put(ctx, key, data); err != nil {
+func (b *boundedMemory) Put(ctx context.Context, key string, data ...[]byte) error {
+	if err := b.Memory.Put(ctx, key, data...); err != nil {
 		return err
+	}
+	var size int64
+	for _, p := range data {
+		size += int64(len(p))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.order = append(b.order, sizedKey{key, int64(len(data))})
-	b.total += int64(len(data))
+	b.order = append(b.order, sizedKey{key, size})
+	b.total += size
 	for b.total > b.max && len(b.order) > 1 {
 		_ = b.Memory.Delete(ctx, b.order[0].key)
 		b.total -= b.order[0].size
@@ -145,9 +149,9 @@ type timedPuts struct {
 	d *latencies
 }
 
-func (t timedPuts) Put(ctx context.Context, key string, data []byte) error {
+func (t timedPuts) Put(ctx context.Context, key string, data ...[]byte) error {
 	start := time.Now()
-	err := t.Store.Put(ctx, key, data)
+	err := t.Store.Put(ctx, key, data...)
 	t.d.add(time.Since(start))
 	return err
 }
