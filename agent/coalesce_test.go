@@ -96,16 +96,7 @@ func TestColdFetchReadsEachObjectOnce(t *testing.T) {
 	a.reader.purge()
 	var gets atomic.Int32
 	tc.store.SetFault(segstore.OpGetRange, func(string) error { gets.Add(1); return nil })
-	req := kmsg.NewPtrFetchRequest()
-	req.Version, req.MaxBytes, req.MinBytes = 12, 50<<20, 1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "t"
-	for p := range int32(partitions) {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.PartitionMaxBytes = p, 1<<20
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
+	req := fetchAllReq("t", partitions)
 	resp, _, _ := a.fillFetch(testCtx(t), req, "")
 	var answered int
 	for _, p := range resp.Topics[0].Partitions {

@@ -211,16 +211,7 @@ func BenchmarkFetchCached(b *testing.B) {
 	if perr != nil {
 		b.Fatal(perr)
 	}
-	req := kmsg.NewPtrFetchRequest()
-	req.Version, req.MaxBytes, req.MinBytes = 12, 50<<20, 1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "f"
-	for p := range int32(8) {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.PartitionMaxBytes = p, 1<<20
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
+	req := fetchAllReq("f", 8)
 	_, n, _ := a.fillFetch(ctx, req, "") // fills the cache
 	if n == 0 {
 		b.Fatal("nothing to fetch")

@@ -22,16 +22,7 @@ func TestFetchReadsExtentsConcurrently(t *testing.T) {
 
 	a.reader.purge() // a cached what it wrote: start cold
 	tc.store.SetFault(segstore.OpGetRange, func(string) error { time.Sleep(delay); return nil })
-	req := kmsg.NewPtrFetchRequest()
-	req.Version, req.MaxBytes, req.MinBytes = 12, 50<<20, 1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "t"
-	for p := range int32(partitions) {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.PartitionMaxBytes = p, 1<<20
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
+	req := fetchAllReq("t", partitions)
 	start := time.Now()
 	resp, n, _ := a.fillFetch(testCtx(t), req, "")
 	took := time.Since(start)

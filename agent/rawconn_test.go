@@ -237,6 +237,18 @@ func fetchReq(topic string, maxWait, minBytes, maxBytes int32, parts ...fetchPar
 	return req
 }
 
+// fetchAllReq is a consumer's first fetch of partitions 0..n-1 of topic, as franz-go sends it: v12,
+// from offset 0, 1 MiB a partition and 50 MiB in all.
+func fetchAllReq(topic string, n int32) *kmsg.FetchRequest {
+	var parts []fetchPart
+	for p := range n {
+		parts = append(parts, fetchPart{p, 0, 1 << 20})
+	}
+	req := fetchReq(topic, 0, 1, 50<<20, parts...)
+	req.Version = 12
+	return req
+}
+
 // fetchOne fetches one partition without waiting.
 func (c *rawConn) fetchOne(topic string, partition int32, offset int64, maxBytes int32) kmsg.FetchResponseTopicPartition {
 	c.t.Helper()
