@@ -300,7 +300,7 @@ type consumeResult struct {
 	coldRange, warmRng [2]float64
 }
 
-// consumePasses is how many times each read is timed in a full suite (the short one times two): a
+// consumePasses is how many times each read is timed in a full suite (the short one times three): a
 // read of 192 MiB takes a fraction of a second, which one GC cycle or a scheduling hiccup on two cores
 // can swing by half.
 const consumePasses = 5

@@ -99,7 +99,7 @@ func fullPlan() plan {
 // shortPlan is the CI subset: the headline workload with 1 and 8 producers, and 1,024 partitions once.
 func shortPlan() plan {
 	return plan{latency: latencySpec, warm: time.Second, window: 2500 * time.Millisecond, latWindow: 2500 * time.Millisecond,
-		consumeMiB: 192, consumePasses: 2, procsIdle: 4 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		consumeMiB: 192, consumePasses: 3, procsIdle: 4 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
 		targets: "sh-1,sh-3,kfake", wideTargets: []string{"sh-1"},
 		throughput: []produceSpec{
 			latencySpec,

@@ -87,7 +87,9 @@ func createTopic(ctx context.Context, t target, partitions int32) (string, error
 
 // awaitLeaders waits until every partition of topic has a leader.
 func awaitLeaders(ctx context.Context, t target, topic string, partitions int32) error {
-	cl, err := newClient(ctx, t.Name(), kgo.SeedBrokers(t.Brokers()...))
+	// franz-go answers a Metadata request from its cache within MetadataMinAge (5 s by default): the
+	// polls would see the first answer, from before the agents led the partitions, for 5 s.
+	cl, err := newClient(ctx, t.Name(), kgo.SeedBrokers(t.Brokers()...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		return err
 	}
