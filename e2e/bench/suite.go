@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -382,8 +383,13 @@ func (s *suite) consume() error {
 }
 
 // settle returns the heap a run left behind (kfake keeps every record in memory until its topic is
-// deleted) to the OS, so that the next run does not pay for marking gigabytes of garbage.
-func settle() { debug.FreeOSMemory() }
+// deleted) to the OS, so that the next run does not pay for marking gigabytes of garbage, and writes
+// the run's files back to disk (the embedded S3 endpoint's objects, etcd's log), so that the next run
+// does not share the disk and the cores with the kernel writing back gigabytes of the last one.
+func settle() {
+	debug.FreeOSMemory()
+	syscall.Sync()
+}
 
 var suiteStart = time.Now()
 
