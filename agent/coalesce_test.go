@@ -270,3 +270,24 @@ func (s *heldLongReads) GetRange(ctx context.Context, key string, off, length in
 	}
 	return s.objectStore.GetRange(ctx, key, off, length)
 }
+
+// An index extent of negative length, coalesced with a good one, fails alone and panics nothing.
+func TestCoalescedReadRefusesANegativeLength(t *testing.T) {
+	tc := newTestCluster(t)
+	a := tc.agent("a")
+	createTopic(t, kgoClient(t, nil, a), "t", 1, nil)
+	produceN(t, kgoClient(t, nil, a), "t", "v", 10)
+	good := a.cache.Entries(topicTP(t, a, "t", 0), 0, 1<<30)[0].Extents[0]
+	bad := coord.Extent{Object: good.Object, Pos: good.Pos + int64(good.Len), Len: -5}
+	a.reader.purge()
+	if n := a.reader.startAll(prefetchPlan{now: []coord.Extent{good, bad}}, prefetchMaxReads); n != 1 {
+		t.Fatalf("started %d GETs, want the two extents in one", n)
+	}
+	// The bad one first: it waits on the coalesced GET (a read of it alone fails in the store).
+	if _, err := a.reader.extent(testCtx(t), bad); !errors.Is(err, segstore.ErrCorrupt) {
+		t.Errorf("an extent of length -5 read as %v, want ErrCorrupt", err)
+	}
+	if data, err := a.reader.extent(testCtx(t), good); err != nil || len(data) != int(good.Len) {
+		t.Errorf("the good extent: %d bytes, %v", len(data), err)
+	}
+}

@@ -19,9 +19,9 @@ import (
 // It is only a hint: what it reads goes to the cache (concurrent reads of one extent share one GET),
 // and an extent it did not start is read as before. It does nothing when the cache is off (reads
 // could not be kept for the answer) or for a client another zone's agent will serve. It starts at
-// most prefetchMaxReads GETs of prefetchMaxExtents extents: a consumer starting from an old offset asks, within its byte limits,
-// for thousands of small extents, and one goroutine, GET and connection for each at once is how an
-// agent runs out of memory.
+// most prefetchMaxReads GETs of prefetchMaxExtents extents: a consumer starting from an old offset
+// asks, within its byte limits, for thousands of small extents, and one goroutine, GET and connection
+// for each at once is how an agent runs out of memory.
 //
 // It also reads ahead: readAhead times the fetch's limits, so that the reads of the consumer's next
 // fetches, which it sends only once this one is answered, are under way while this answer travels and

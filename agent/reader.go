@@ -109,6 +109,10 @@ func (r *reader) load(run []coord.Extent, calls []*readCall) {
 		if c.err = err; err != nil {
 			continue
 		}
+		if e.Len < 0 { // an index entry etcd holds, not one an agent wrote: never sliced
+			c.err = fmt.Errorf("%w: object %s: extent at %d has length %d", segstore.ErrCorrupt, e.Object, e.Pos, e.Len)
+			continue
+		}
 		c.data = body[e.Pos-from : e.Pos-from+int64(e.Len) : e.Pos-from+int64(e.Len)]
 		if c.err = segstore.VerifyExtent(c.data, e.CRC); c.err != nil {
 			c.data = nil
