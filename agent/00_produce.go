@@ -181,8 +181,8 @@ func (a *Agent) handoverPending(tps []coord.TP) bool {
 	}
 	stopping := a.stopping.Load()
 	for _, tp := range tps {
-		leader, _, ok := a.cache.Leader(tp)
-		if !ok || (leader == a.cfg.ID && (stopping || a.leading(tp) == nil)) {
+		l, ok := a.cache.Leader(tp)
+		if !ok || (l.Agent == a.cfg.ID && (stopping || a.leading(tp) == nil)) {
 			return true
 		}
 	}
@@ -210,18 +210,18 @@ func (a *Agent) leaderHints(resp *kmsg.ProduceResponse, cz string) {
 				}
 			}
 			tp := coord.TP{Topic: t.ID, Partition: sp.Partition}
-			leader, epoch, ok := a.cache.Leader(tp)
+			l, ok := a.cache.Leader(tp)
 			if !ok {
 				continue
 			}
-			target, ok := a.produceTarget(cz, tp, leader, live)
+			target, ok := a.produceTarget(cz, tp, l.Agent, live)
 			if ok && target == a.cfg.ID && a.stopping.Load() {
 				target, ok = a.otherAgent() // going away: any other agent takes the produce and forwards it
 			}
 			if !ok || !live[target] {
 				continue
 			}
-			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = a.nodeID(target), int32(epoch)
+			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = a.nodeID(target), l.Epoch
 			if !added[target] {
 				added[target] = true
 				if b, ok := a.produceBroker(target); ok {

@@ -49,8 +49,8 @@ func (a *Agent) handleListOffsets(ctx context.Context, c client, req *kmsg.ListO
 				continue
 			}
 			tp := coord.TP{Topic: t.ID, Partition: rp.Partition}
-			if _, epoch, ok := a.cache.Leader(tp); ok {
-				sp.LeaderEpoch = int32(epoch)
+			if l, ok := a.cache.Leader(tp); ok {
+				sp.LeaderEpoch = l.Epoch
 			}
 			offset, ts, err := a.listOffset(ctx, tp, rp.Timestamp)
 			sp.ErrorCode = kafkaFetchCode(err)

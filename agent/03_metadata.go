@@ -114,13 +114,14 @@ func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool, cz string) km
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p
 		tp := coord.TP{Topic: t.ID, Partition: p}
-		leader, epoch, ok := a.cache.Leader(tp)
+		l, ok := a.cache.Leader(tp)
+		leader := l.Agent
 		if ok && !st.IsInternal {
 			leader, ok = a.produceTarget(cz, tp, leader, live)
 		}
 		if ok && live[leader] {
 			node := a.nodeID(leader)
-			sp.Leader, sp.LeaderEpoch = node, int32(epoch)
+			sp.Leader, sp.LeaderEpoch = node, l.Epoch
 			sp.Replicas, sp.ISR = []int32{node}, []int32{node}
 		} else {
 			sp.Leader, sp.LeaderEpoch = -1, -1

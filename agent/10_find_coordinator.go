@@ -69,10 +69,10 @@ func (a *Agent) findCoordinator(typ int8, key string, sc *kmsg.FindCoordinatorRe
 		return adminErrorf(kerr.CoordinatorNotAvailable, "the offsets topic %s is being created", a.groups.topic)
 	}
 	shard := groupShard(key, t.Partitions)
-	leader, _, ok := a.cache.Leader(t.TP(shard))
+	l, ok := a.cache.Leader(t.TP(shard))
 	if ok {
 		for _, ag := range a.brokers() {
-			if ag.ID != leader {
+			if ag.ID != l.Agent {
 				continue
 			}
 			host, port, err := net.SplitHostPort(ag.Addr)

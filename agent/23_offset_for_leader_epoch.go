@@ -61,13 +61,13 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, req *kmsg.Offset
 // checkLeaderEpoch compares a client's idea of tp's leader epoch (-1: none) with this agent's, as Kafka
 // does: an older one is fenced (the client refreshes its metadata), a newer one is not known yet.
 func (a *Agent) checkLeaderEpoch(tp coord.TP, clientEpoch int32) int16 {
-	_, epoch, ok := a.cache.Leader(tp)
+	l, ok := a.cache.Leader(tp)
 	switch {
 	case clientEpoch < 0 || !ok:
 		return 0
-	case int64(clientEpoch) < epoch:
+	case clientEpoch < l.Epoch:
 		return kerr.FencedLeaderEpoch.Code
-	case int64(clientEpoch) > epoch:
+	case clientEpoch > l.Epoch:
 		return kerr.UnknownLeaderEpoch.Code
 	}
 	return 0

@@ -41,6 +41,7 @@ type Agent struct {
 	reader    *reader
 	leaders   leaderSet
 	acks      ackCount // produce answers not yet written (graceful shutdown waits for them)
+	abandoned epochSet // epochs to resign before leading their partitions again
 	groups    *groupCoordinator
 
 	sessMu   sync.Mutex

@@ -115,16 +115,16 @@ func (s *hookedSession) Commit(ctx context.Context, commits []coord.Commit) []er
 	return fn(ctx, commits, next)
 }
 
-func (s *hookedSession) Acquire(ctx context.Context, tp coord.TP) (int64, error) {
+func (s *hookedSession) Acquire(ctx context.Context, tp coord.TP, hint coord.EpochHint) (coord.Leadership, error) {
 	s.h.mu.Lock()
 	fn := s.h.acquire
 	s.h.mu.Unlock()
 	if fn != nil {
 		if err := fn(ctx, tp); err != nil {
-			return 0, err
+			return coord.Leadership{}, err
 		}
 	}
-	return s.session.Acquire(ctx, tp)
+	return s.session.Acquire(ctx, tp, hint)
 }
 
 // failAll answers every commit with err.

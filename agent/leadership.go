@@ -17,7 +17,7 @@ const acquireConcurrency = 16
 // session is what the agent needs of its etcd session (coord.Session).
 type session interface {
 	Done() <-chan struct{}
-	Acquire(ctx context.Context, tp coord.TP) (int64, error)
+	Acquire(ctx context.Context, tp coord.TP, hint coord.EpochHint) (coord.Leadership, error)
 	Resign(ctx context.Context, tp coord.TP, epoch int64) error
 	Commit(ctx context.Context, commits []coord.Commit) []error
 	Close(ctx context.Context) error
@@ -165,49 +165,81 @@ func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]
 			if _, ok := want[tp]; ok || a.leaders.get(tp) != nil {
 				continue
 			}
-			holder, epoch, ok := a.cache.Leader(tp)
-			if !ok || holder != a.cfg.ID {
+			l, ok := a.cache.Leader(tp)
+			if !ok || l.Agent != a.cfg.ID {
 				continue
 			}
-			if err := s.Resign(ctx, tp, epoch); err != nil && ctx.Err() == nil {
+			if err := s.Resign(ctx, tp, l.Rev); err != nil && ctx.Err() == nil {
 				a.log.Warn("resign of a partition no longer led failed", "topic", t.Name, "partition", p, "error", err)
 			}
 		}
 	}
 }
 
-// takeLead becomes tp's leader: acquire the leader key (its create revision is the epoch), then load
-// the partition's committed state. Only then does the partition take produce.
+// takeLoadTimeout bounds how long a new leader waits for its view to reach its leader key's revision.
+const takeLoadTimeout = 10 * time.Second
+
+// takeLead becomes tp's leader: acquire the leader key (its create revision is the fencing epoch; the
+// acquisition also gives the partition its next client-facing leader epoch), then take the partition's
+// committed state from the view once it reflects that revision: no commit of an older epoch can apply
+// after it (docs/INTERNALS.md, "A new leader takes over from the view"). Only then does the partition
+// take produce. An epoch whose last commit's outcome is unknown is resigned first, so that the
+// partition is sequenced again under a new one.
 func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) {
-	prev, _, hadLeader := a.cache.Leader(tp)
-	epoch, err := s.Acquire(ctx, tp)
+	prev, hadLeader := a.cache.Leader(tp)
+	if !a.abandonEpoch(ctx, s, tp) {
+		return
+	}
+	ld, err := s.Acquire(ctx, tp, a.cache.EpochHint(tp))
 	if err != nil {
 		if !errors.Is(err, coord.ErrLeaderHeld) && ctx.Err() == nil {
 			a.log.Warn("acquire failed", "topic", topic, "partition", tp.Partition, "error", err)
 		}
 		return
 	}
-	next, producers, err := a.etcd.LoadPartition(ctx, tp)
-	if err != nil {
+	wctx, cancel := context.WithTimeout(ctx, takeLoadTimeout)
+	err = a.cache.WaitRevision(wctx, ld.Rev)
+	cancel()
+	st, ok := a.cache.PartitionState(tp)
+	if err != nil || !ok {
 		if ctx.Err() == nil {
-			a.log.Warn("loading partition state failed", "topic", topic, "partition", tp.Partition, "error", err)
+			a.log.Warn("the view did not reach the leader key's revision; retrying", "topic", topic, "partition", tp.Partition,
+				"revision", ld.Rev, "error", err, "topic_exists", ok)
 			a.kickLeadership()
 		}
 		return
 	}
-	pl := &partitionLeader{tp: tp, topic: topic, epoch: epoch, next: next,
-		producers: make(map[int64]coord.ProducerState, len(producers))}
-	for _, p := range producers {
+	pl := &partitionLeader{tp: tp, topic: topic, epoch: ld.Rev, clientEpoch: ld.Epoch, next: st.Next,
+		producers: make(map[int64]coord.ProducerState, len(st.Producers))}
+	for _, p := range st.Producers {
 		pl.producers[p.ID] = p
 	}
 	n := a.leaders.add(tp, pl)
 	a.metrics.leasesHeld.Set(float64(n))
-	if hadLeader && prev != a.cfg.ID {
+	if hadLeader && prev.Agent != a.cfg.ID {
 		a.metrics.failovers.Inc()
 	}
-	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(epoch))
+	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(ld.Epoch))
 	a.metrics.partitionLeader.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(1)
-	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", epoch, "next_offset", next)
+	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", ld.Epoch, "rev", ld.Rev, "next_offset", st.Next)
+}
+
+// abandonEpoch resigns tp's leader key if an unknown commit outcome marked its epoch (see
+// Agent.abandoned). It reports whether taking the lead can go on.
+func (a *Agent) abandonEpoch(ctx context.Context, s session, tp coord.TP) bool {
+	rev, ok := a.abandoned.take(tp)
+	if !ok {
+		return true
+	}
+	if err := s.Resign(ctx, tp, rev); err != nil {
+		a.abandoned.add(tp, rev)
+		if ctx.Err() == nil {
+			a.log.Warn("resigning an epoch whose last commit's outcome is unknown failed; retrying", "tp", tp, "error", err)
+			a.kickLeadership()
+		}
+		return false
+	}
+	return true
 }
 
 // desiredPartitions is what placement gives this agent, from the cached view of agents and topics.
@@ -226,8 +258,8 @@ func (a *Agent) desiredPartitions() map[coord.TP]string {
 			tp := coord.TP{Topic: t.ID, Partition: p}
 			parts = append(parts, pp)
 			byKey[pp] = tp
-			if id, _, ok := a.cache.Leader(tp); ok {
-				current[pp] = id
+			if l, ok := a.cache.Leader(tp); ok {
+				current[pp] = l.Agent
 			}
 		}
 	}

@@ -28,7 +28,8 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	for _, v := range []string{"a", "b", "c"} {
 		wantOK(t, "produce to the first leader", dialRaw(t, a1).produceOne("epochs", p, valueBatch(-1, -1, -1, nil, v)).ErrorCode)
 	}
-	_, first, _ := a1.cache.Leader(tp)
+	l1, _ := a1.cache.Leader(tp)
+	first := int64(l1.Epoch)
 	if err := a1.Shutdown(testCtx(t)); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
@@ -36,7 +37,8 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	for _, v := range []string{"d", "e"} {
 		wantOK(t, "produce to the successor", dialRaw(t, a2).produceOne("epochs", p, valueBatch(-1, -1, -1, nil, v)).ErrorCode)
 	}
-	_, second, _ := a2.cache.Leader(tp)
+	l2, _ := a2.cache.Leader(tp)
+	second := int64(l2.Epoch)
 	if second <= first {
 		t.Fatalf("successor's epoch %d is not above %d", second, first)
 	}

@@ -80,7 +80,7 @@ func TestFailedCommitDoesNotOrphanMovedPartition(t *testing.T) {
 		return true
 	})
 	for i, tp := range tps {
-		leader, _, _ := a1.cache.Leader(tp)
-		t.Logf("orphan/%d: led by %s", i, leader)
+		l, _ := a1.cache.Leader(tp)
+		t.Logf("orphan/%d: led by %s", i, l.Agent)
 	}
 }

@@ -20,11 +20,38 @@ const maxProducerBatches = 5
 // partitionLeader is this agent's sequencing state for one partition it leads. Only the sequencer
 // goroutine touches next and producers once the leader is installed.
 type partitionLeader struct {
-	tp        coord.TP
-	topic     string
-	epoch     int64
-	next      int64
-	producers map[int64]coord.ProducerState
+	tp          coord.TP
+	topic       string
+	epoch       int64 // fencing: the leader key's create revision
+	clientEpoch int32 // the leader epoch clients are told, recorded in entries
+	next        int64
+	producers   map[int64]coord.ProducerState
+}
+
+// epochSet holds, per partition, a fencing epoch this agent must resign before it leads the partition
+// again: one whose last commit's outcome is unknown. An attempt of that commit may still be queued in
+// etcd, so sequencing again under the same epoch could give two entries one offset; once the key is
+// re-created, the queued attempt fails its compare.
+type epochSet struct {
+	mu sync.Mutex
+	m  map[coord.TP]int64
+}
+
+func (s *epochSet) add(tp coord.TP, rev int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[coord.TP]int64{}
+	}
+	s.m[tp] = rev
+}
+
+func (s *epochSet) take(tp coord.TP) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev, ok := s.m[tp]
+	delete(s.m, tp)
+	return rev, ok
 }
 
 // leaderSet is the partitions this agent leads, read by produce handlers and the sequencer.
@@ -147,6 +174,7 @@ type partitionCommit struct {
 	bases    []int64 // offset per append; -1 when the append failed or was a duplicate
 	errs     []error
 	entry    coord.IndexEntry
+	batches  []coord.ProducerBatch // the idempotent batches that get new offsets
 	states   map[int64]coord.ProducerState
 	accepted bool // at least one append gets new offsets
 }
@@ -210,12 +238,12 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 	if a.leading(tp) != nil {
 		return "", false
 	}
-	leader, _, ok := a.cache.Leader(tp)
-	if !ok || leader == a.cfg.ID {
+	l, ok := a.cache.Leader(tp)
+	if !ok || l.Agent == a.cfg.ID {
 		return "", false
 	}
-	_, ok = a.agentAddr(leader)
-	return leader, ok
+	_, ok = a.agentAddr(l.Agent)
+	return l.Agent, ok
 }
 
 // commit commits through the current session; a lost session fails every commit, one already
@@ -251,7 +279,7 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 	}()
 	errs := s.Commit(cctx, commits)
 	for i, err := range errs {
-		if err != nil && !errors.Is(err, coord.ErrFenced) && !errors.Is(err, coord.ErrOffsetConflict) {
+		if err != nil && !errors.Is(err, coord.ErrFenced) {
 			errs[i] = fmt.Errorf("%w: %w", errCommitUnknown, err)
 		}
 	}
@@ -259,13 +287,16 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 }
 
 // commitFailed fails the partition's appends. The leader state is dropped either way: after a fence
-// the partition is someone else's; after an etcd error the outcome of the Txn is unknown, so the state
-// is reloaded from etcd before the partition takes produce again.
+// the partition is someone else's; after an etcd error the outcome of the Txn is unknown, so its epoch
+// is abandoned and the partition is led again under a new one (epochSet), with its state read afresh.
 func (a *Agent) commitFailed(pc *partitionCommit, err error) {
 	for k := range pc.appends {
 		if pc.errs[k] == nil {
 			pc.bases[k], pc.errs[k] = -1, err
 		}
+	}
+	if errors.Is(err, errCommitUnknown) {
+		a.abandoned.add(pc.pl.tp, pc.pl.epoch)
 	}
 	if a.leaders.remove(pc.pl.tp, pc.pl) != nil {
 		a.dropLeaderMetrics(pc.pl)
@@ -287,7 +318,7 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 		return pc
 	}
 	pc.pl = pl
-	pc.entry = coord.IndexEntry{BaseOffset: pl.next, Epoch: pl.epoch, MaxTimestamp: -1}
+	pc.entry = coord.IndexEntry{BaseOffset: pl.next, Epoch: int64(pl.clientEpoch), MaxTimestamp: -1}
 	next := pl.next
 	for k, p := range appends {
 		pc.bases[k] = -1
@@ -314,6 +345,8 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 				pc.states = make(map[int64]coord.ProducerState)
 			}
 			pc.states[m.producerID] = recordSequence(prev, m, next)
+			pc.batches = append(pc.batches, coord.ProducerBatch{ID: m.producerID, Epoch: m.producerEpoch,
+				FirstSeq: m.baseSequence, LastSeq: m.lastSequence(), FirstOffset: next, LastOffset: next + int64(m.records) - 1})
 		}
 		pc.bases[k] = next
 		next += int64(m.records)
@@ -328,11 +361,7 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 }
 
 func (pc *partitionCommit) commit() coord.Commit {
-	c := coord.Commit{TP: pc.pl.tp, Epoch: pc.pl.epoch, Entry: pc.entry}
-	for _, st := range pc.states {
-		c.Producers = append(c.Producers, st)
-	}
-	return c
+	return coord.Commit{TP: pc.pl.tp, Epoch: pc.pl.epoch, Entry: pc.entry, Batches: pc.batches}
 }
 
 // checkSequence applies Kafka's idempotent-producer rules to a batch from a producer whose committed
@@ -395,4 +424,3 @@ func (a *Agent) dropLeaderMetrics(pl *partitionLeader) {
 	a.metrics.leasesHeld.Set(float64(len(a.leaders.snapshot())))
 }
 
-var _ = errors.Is

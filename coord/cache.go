@@ -135,7 +135,16 @@ func (k *Cache) reload(ctx context.Context) error {
 
 // load reads every key under the prefix, page by page at one revision, into a fresh state.
 func (k *Cache) load(ctx context.Context) (*state, int64, error) {
-	prefix := k.c.keys.prefix
+	st, rev, err := k.c.loadState(ctx, k.log)
+	if err != nil {
+		return nil, 0, fmt.Errorf("coord: cache: load: %w", err)
+	}
+	return st, rev, nil
+}
+
+// loadState reads every key under the prefix, page by page at one revision, into a fresh state.
+func (c *Client) loadState(ctx context.Context, log hclog.Logger) (*state, int64, error) {
+	prefix := c.keys.prefix
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	var kvs []*mvccpb.KeyValue
 	var rev int64
@@ -144,9 +153,9 @@ func (k *Cache) load(ctx context.Context) (*state, int64, error) {
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		resp, err := k.c.etcd.Get(ctx, key, opts...)
+		resp, err := c.etcd.Get(ctx, key, opts...)
 		if err != nil {
-			return nil, 0, fmt.Errorf("coord: cache: load: %w", err)
+			return nil, 0, err
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision
@@ -157,19 +166,8 @@ func (k *Cache) load(ctx context.Context) (*state, int64, error) {
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	st := newState(k.c.keys, k.log)
-	// Topics first: index entries count only for topics that exist, and "index/" sorts before
-	// "topics/".
-	for _, kv := range kvs {
-		if st.keys.parse(string(kv.Key)).kind == kindTopic {
-			st.put(kv)
-		}
-	}
-	for _, kv := range kvs {
-		if st.keys.parse(string(kv.Key)).kind != kindTopic {
-			st.put(kv)
-		}
-	}
+	st := newState(c.keys, log)
+	st.loadAll(kvs)
 	return st, rev, nil
 }
 
@@ -185,9 +183,10 @@ func (k *Cache) swap(ns *state, rev int64) {
 			close(op.wait)
 			continue
 		}
-		for _, e := range op.entries {
-			if e.BaseOffset >= np.hwm {
-				np.put(e, tp, false, k.log)
+		for _, te := range op.tail {
+			if te.BaseOffset >= np.hwm {
+				te.rec = nil // the new state's record, if any, comes by watch
+				np.addTail(te, tp, false, k.log)
 			}
 		}
 		if np.hwm != op.hwm {
@@ -350,12 +349,61 @@ func (k *Cache) Agents() []AgentInfo {
 	return out
 }
 
-// Leader returns tp's leader and epoch, if it has one.
-func (k *Cache) Leader(tp TP) (agentID string, epoch int64, ok bool) {
+// Leader describes a partition's leader key.
+type Leader struct {
+	Agent string // the holder's agent id
+	Rev   int64  // the key's create revision: the fencing epoch its commits are guarded by
+	Epoch int32  // the leader epoch clients are told (it only grows)
+}
+
+// Leader returns tp's leader, if it has one.
+func (k *Cache) Leader(tp TP) (Leader, bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	l, ok := k.st.leaders[tp]
-	return l.agent, l.epoch, ok
+	return Leader{Agent: l.agent, Rev: l.rev, Epoch: l.epoch}, ok
+}
+
+// PartitionState is what a partition's new leader sequences from.
+type PartitionState struct {
+	Next      int64           // the high watermark
+	Producers []ProducerState // rebuilt from snapshots and the uncompacted entries, sorted by id
+}
+
+// PartitionState returns tp's next offset and producer states as the view holds them. A new leader
+// calls it once the view reflects the revision its leader key was created at (WaitRevision): no
+// commit of an older epoch can apply after that, so the state is final for those epochs. ok is false
+// when tp does not exist.
+func (k *Cache) PartitionState(tp TP) (PartitionState, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if _, ok := k.st.byID[tp.Topic]; !ok {
+		return PartitionState{}, false
+	}
+	p := k.st.parts[tp]
+	if p == nil {
+		return PartitionState{}, true
+	}
+	return PartitionState{Next: p.hwm, Producers: p.producerStates()}, true
+}
+
+// EpochHint is what the view says of tp's leader epoch counter, for Session.Acquire.
+func (k *Cache) EpochHint(tp TP) EpochHint {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if p := k.st.parts[tp]; p != nil {
+		return EpochHint{Epoch: p.epoch, Rev: p.epochRev, Floor: p.lastEpoch()}
+	}
+	return EpochHint{}
+}
+
+// DeadRecords lists the commit records (and legacy index keys) none of whose entries is live any
+// more: covered by segments, below the log start, or of a deleted topic. Once dead, a record stays
+// dead, so deleting its key needs no compare.
+func (k *Cache) DeadRecords() []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.st.deadRecords()
 }
 
 // Apply adds an entry the caller just committed, so that its own reads see it at once; give it
@@ -371,7 +419,7 @@ func (k *Cache) Apply(tp TP, e IndexEntry) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if p := k.st.part(tp, true); p != nil {
-		p.put(e, tp, false, k.log)
+		p.addTail(tailEntry{IndexEntry: e}, tp, false, k.log)
 	}
 }
 
@@ -423,14 +471,7 @@ func (k *Cache) EpochEnd(tp TP, epoch int64) (leaderEpoch, end int64, ok bool) {
 	if p == nil {
 		return epoch, 0, true
 	}
-	i := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].Epoch > epoch })
-	leaderEpoch, end = epoch, p.hwm
-	if i > 0 {
-		leaderEpoch = p.entries[i-1].Epoch
-	}
-	if i < len(p.entries) {
-		end = p.entries[i].BaseOffset
-	}
+	leaderEpoch, end = p.epochEnd(epoch)
 	return leaderEpoch, end, true
 }
 

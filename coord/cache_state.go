@@ -1,8 +1,11 @@
 package coord
 
 import (
+	"bytes"
 	"encoding/json"
-	"sort"
+	"math"
+	"slices"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -17,11 +20,39 @@ type state struct {
 	agents  map[string]AgentInfo
 	leaders map[TP]leader
 	parts   map[TP]*partition
+	// records are the commit records (and legacy index keys) in etcd, by key, with how many of
+	// their entries are live; a record with none is dead (deadRecords).
+	records map[string]*recordRef
 }
 
+// leader is a partition's leader key: its holder, the key's create revision (the fencing epoch) and
+// the client-facing leader epoch it carries.
 type leader struct {
 	agent string
-	epoch int64
+	rev   int64
+	epoch int32
+}
+
+// leaderValue is the value of a leader key. Keys of the legacy layout hold the agent id alone.
+type leaderValue struct {
+	Agent string `json:"agent"`
+	Epoch int32  `json:"epoch"`
+}
+
+// parseLeader reads a leader key; a legacy one's client epoch is its create revision, when that
+// fits an int32 (it did for every client of that layout that could follow leaders).
+func parseLeader(kv *mvccpb.KeyValue) leader {
+	l := leader{rev: kv.CreateRevision}
+	var v leaderValue
+	if bytes.HasPrefix(kv.Value, []byte("{")) && json.Unmarshal(kv.Value, &v) == nil {
+		l.agent, l.epoch = v.Agent, v.Epoch
+		return l
+	}
+	l.agent = string(kv.Value)
+	if kv.CreateRevision <= math.MaxInt32 {
+		l.epoch = int32(kv.CreateRevision)
+	}
+	return l
 }
 
 func newState(k keys, log hclog.Logger) *state {
@@ -33,6 +64,7 @@ func newState(k keys, log hclog.Logger) *state {
 		agents:  map[string]AgentInfo{},
 		leaders: map[TP]leader{},
 		parts:   map[TP]*partition{},
+		records: map[string]*recordRef{},
 	}
 }
 
@@ -45,7 +77,7 @@ func (st *state) part(tp TP, create bool) *partition {
 	if !ok || tp.Partition < 0 || tp.Partition >= st.topics[name].Partitions {
 		return nil
 	}
-	p := &partition{wait: make(chan struct{})}
+	p := newPartition()
 	st.parts[tp] = p
 	return p
 }
@@ -56,34 +88,97 @@ func (st *state) put(kv *mvccpb.KeyValue) (changed bool) {
 	switch k.kind {
 	case kindTopic:
 		var t Topic
-		if err := json.Unmarshal(kv.Value, &t); err != nil {
-			st.log.Warn("ignoring undecodable topic", "key", string(kv.Key), "error", err)
+		if !st.decode(kv, &t) {
 			return false
 		}
 		st.putTopic(t)
 	case kindAgent:
 		var a AgentInfo
-		if err := json.Unmarshal(kv.Value, &a); err != nil {
-			st.log.Warn("ignoring undecodable agent", "key", string(kv.Key), "error", err)
+		if !st.decode(kv, &a) {
 			return false
 		}
 		st.agents[k.name] = a
 	case kindLeader:
-		st.leaders[k.tp] = leader{agent: string(kv.Value), epoch: kv.CreateRevision}
-	case kindIndex:
-		var e IndexEntry
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
-			st.log.Warn("ignoring undecodable index entry", "key", string(kv.Key), "error", err)
-			return false
-		}
-		if p := st.part(k.tp, true); p != nil {
-			p.put(e, k.tp, true, st.log)
-		}
-		return false
+		st.leaders[k.tp] = parseLeader(kv)
 	default:
+		st.putIndex(k, kv)
 		return false
 	}
 	return true
+}
+
+// putIndex applies a key of a partition's index or state.
+func (st *state) putIndex(k parsedKey, kv *mvccpb.KeyValue) {
+	switch k.kind {
+	case kindCommit, kindIndex:
+		if r, ok := st.decodeIndexKey(k, kv); ok {
+			st.putRecord(string(kv.Key), r)
+		}
+	case kindSegment:
+		var e IndexEntry
+		if st.decode(kv, &e) && e.Segment != nil {
+			if p := st.part(k.tp, true); p != nil {
+				st.unref(p.putSegment(e, k.tp, st.log))
+			}
+		}
+	case kindLogStart:
+		if n, err := strconv.ParseInt(string(kv.Value), 10, 64); err == nil && n >= 0 {
+			if p := st.part(k.tp, true); p != nil {
+				st.unref(p.setStart(n))
+			}
+		}
+	case kindEpoch:
+		if n, err := strconv.ParseInt(string(kv.Value), 10, 32); err == nil {
+			if p := st.part(k.tp, true); p != nil {
+				p.epoch, p.epochRev = int32(n), kv.ModRevision
+			}
+		}
+	case kindProducer:
+		var ps ProducerState
+		if st.decode(kv, &ps) {
+			if p := st.part(k.tp, true); p != nil {
+				if p.snapshots == nil {
+					p.snapshots = map[int64]ProducerState{}
+				}
+				p.snapshots[ps.ID] = ps
+			}
+		}
+	}
+}
+
+func (st *state) decode(kv *mvccpb.KeyValue, v any) bool {
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		st.log.Warn("ignoring undecodable key", "key", string(kv.Key), "error", err)
+		return false
+	}
+	return true
+}
+
+// putRecord adds a commit record's entries to their partitions. A record none of whose entries is
+// live (covered by a segment, below the log start, of a deleted topic) is dead at once.
+func (st *state) putRecord(key string, r Record) {
+	ref := st.records[key]
+	if ref == nil {
+		ref = &recordRef{key: key}
+		st.records[key] = ref
+	}
+	for _, re := range r.Entries {
+		p := st.part(re.TP, true)
+		if p == nil {
+			continue
+		}
+		te := tailEntry{IndexEntry: re.Entry, rec: ref, batches: re.Batches, time: r.Time}
+		if p.addTail(te, re.TP, false, st.log) {
+			ref.live++
+		}
+	}
+}
+
+// unref counts the entries that records lost.
+func (st *state) unref(refs []*recordRef) {
+	for _, r := range refs {
+		r.live--
+	}
 }
 
 // putTopic stores t; a topic re-created under the same name or shrunk loses the old partitions.
@@ -95,10 +190,15 @@ func (st *state) putTopic(t Topic) {
 	st.byID[t.ID] = t.Name
 	for tp, p := range st.parts {
 		if tp.Topic == t.ID && tp.Partition >= t.Partitions {
-			close(p.wait)
-			delete(st.parts, tp)
+			st.dropPartition(tp, p)
 		}
 	}
+}
+
+func (st *state) dropPartition(tp TP, p *partition) {
+	st.unref(p.records())
+	close(p.wait)
+	delete(st.parts, tp)
 }
 
 // dropTopic forgets a topic, its index and its leaders, and wakes its waiters.
@@ -111,8 +211,7 @@ func (st *state) dropTopic(name string) {
 	delete(st.byID, t.ID)
 	for tp, p := range st.parts {
 		if tp.Topic == t.ID {
-			close(p.wait)
-			delete(st.parts, tp)
+			st.dropPartition(tp, p)
 		}
 	}
 	for tp := range st.leaders {
@@ -132,9 +231,27 @@ func (st *state) del(key string) (changed bool) {
 		delete(st.agents, k.name)
 	case kindLeader:
 		delete(st.leaders, k.tp)
-	case kindIndex:
+	case kindCommit, kindIndex:
+		if ref := st.records[key]; ref != nil {
+			if ref.live > 0 {
+				st.log.Error("a commit record with live entries was deleted", "key", key, "live", ref.live)
+			}
+			delete(st.records, key)
+		}
+		return false
+	case kindSegment:
 		if p := st.parts[k.tp]; p != nil {
-			p.remove(k.base)
+			p.deleteSegment(k.base)
+		}
+		return false
+	case kindProducer:
+		if p := st.parts[k.tp]; p != nil {
+			delete(p.snapshots, k.base)
+		}
+		return false
+	case kindEpoch:
+		if p := st.parts[k.tp]; p != nil {
+			p.epoch, p.epochRev = 0, 0
 		}
 		return false
 	default:
@@ -143,89 +260,102 @@ func (st *state) del(key string) (changed bool) {
 	return true
 }
 
-// partition is one partition's index: entries sorted by base offset, normally contiguous.
-type partition struct {
-	entries []IndexEntry
-	hwm     int64         // next offset; survives retention dropping entries
-	wait    chan struct{} // closed (and replaced) when hwm advances or the partition goes away
-}
-
-// put adds e at the high watermark. From etcd (replace), e may also take the place of the run
-// of entries it covers exactly: the same entry seen twice, or a compaction's merged entry.
-// Anything else would break contiguity and is ignored.
-func (p *partition) put(e IndexEntry, tp TP, replace bool, log hclog.Logger) {
-	switch {
-	case e.LastOffset < e.BaseOffset:
-		log.Debug("ignoring index entry with inverted offsets", "tp", tp, "base", e.BaseOffset, "last", e.LastOffset)
-	case e.BaseOffset == p.hwm:
-		p.entries = append(p.entries, e)
-		p.hwm = e.LastOffset + 1
-		close(p.wait)
-		p.wait = make(chan struct{})
-	case e.BaseOffset < p.hwm && replace && p.replace(e):
-	case e.BaseOffset < p.hwm && !replace:
-		// Already there: a leader's Apply after the watch brought its own entry.
-	default:
-		log.Debug("ignoring non-contiguous index entry", "tp", tp, "base", e.BaseOffset, "last", e.LastOffset, "hwm", p.hwm)
-	}
-}
-
-// replace swaps the entries whose base lies in [e.BaseOffset, e.LastOffset] for e, provided the
-// first starts at e.BaseOffset and the entry after the run starts right after e.
-func (p *partition) replace(e IndexEntry) bool {
-	i := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].BaseOffset >= e.BaseOffset })
-	if i == len(p.entries) || p.entries[i].BaseOffset != e.BaseOffset {
-		return false
-	}
-	j := sort.Search(len(p.entries), func(j int) bool { return p.entries[j].BaseOffset > e.LastOffset })
-	if p.entries[j-1].LastOffset > e.LastOffset {
-		return false
-	}
-	if j < len(p.entries) && p.entries[j].BaseOffset != e.LastOffset+1 {
-		return false
-	}
-	if j == len(p.entries) && e.LastOffset+1 != p.hwm {
-		return false
-	}
-	p.entries = append(p.entries[:i], append([]IndexEntry{e}, p.entries[j:]...)...)
-	return true
-}
-
-// remove drops the entry at base (retention drops a prefix; compaction the tail of a run).
-func (p *partition) remove(base int64) {
-	i := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].BaseOffset >= base })
-	switch {
-	case i == len(p.entries) || p.entries[i].BaseOffset != base:
-	case i == 0: // retention: O(1) for each key of a range delete
-		p.entries = p.entries[1:]
-	default:
-		p.entries = append(p.entries[:i], p.entries[i+1:]...)
-	}
-}
-
-// logStart is the first offset held; the high watermark when nothing is.
-func (p *partition) logStart() int64 {
-	if len(p.entries) == 0 {
-		return p.hwm
-	}
-	return p.entries[0].BaseOffset
-}
-
-// read returns copies of the entries from the one containing from, until their bytes reach
-// maxBytes (at least one) or the run of contiguous entries ends.
-func (p *partition) read(from, maxBytes int64) []IndexEntry {
-	i := sort.Search(len(p.entries), func(i int) bool { return p.entries[i].LastOffset >= from })
-	if i == len(p.entries) || p.entries[i].BaseOffset > from {
-		return nil
-	}
-	var out []IndexEntry
-	var sum int64
-	for ; i < len(p.entries) && (len(out) == 0 || sum < maxBytes); i++ {
-		if len(out) > 0 && p.entries[i].BaseOffset != out[len(out)-1].LastOffset+1 {
-			break
+// deadRecords lists the keys of the records none of whose entries is live, sorted.
+func (st *state) deadRecords() []string {
+	var out []string
+	for key, r := range st.records {
+		if r.live <= 0 {
+			out = append(out, key)
 		}
-		out = append(out, p.entries[i])
-		sum += p.entries[i].Bytes
 	}
+	slices.Sort(out)
 	return out
+}
+
+// loadAll fills a fresh state from every key under the prefix, read at one revision. Keys come in
+// key order, which is not the order a partition's entries must be added in: topics go first (index
+// keys count only for topics that exist), then what bounds the index (log starts, segments), then
+// every uncompacted entry of every record, sorted by partition and offset.
+func (st *state) loadAll(kvs []*mvccpb.KeyValue) {
+	var rest, index []*mvccpb.KeyValue
+	for _, kv := range kvs {
+		switch st.keys.parse(string(kv.Key)).kind {
+		case kindTopic:
+			st.put(kv)
+		case kindCommit, kindIndex:
+			index = append(index, kv)
+		default:
+			rest = append(rest, kv)
+		}
+	}
+	for _, kv := range rest {
+		st.put(kv)
+	}
+	type loaded struct {
+		tp  TP
+		te  tailEntry
+		rev int64 // the record's mod revision: of two entries at one offset, the first written wins
+	}
+	var all []loaded
+	for _, kv := range index {
+		k := st.keys.parse(string(kv.Key))
+		r, ok := st.decodeIndexKey(k, kv)
+		if !ok {
+			continue
+		}
+		ref := &recordRef{key: string(kv.Key)}
+		st.records[ref.key] = ref
+		for _, re := range r.Entries {
+			all = append(all, loaded{re.TP, tailEntry{IndexEntry: re.Entry, rec: ref, batches: re.Batches, time: r.Time}, kv.ModRevision})
+		}
+	}
+	slices.SortFunc(all, func(a, b loaded) int {
+		if c := tpCompare(a.tp, b.tp); c != 0 {
+			return c
+		}
+		if c := cmpInt64(a.te.BaseOffset, b.te.BaseOffset); c != 0 {
+			return c
+		}
+		return cmpInt64(a.rev, b.rev)
+	})
+	for _, l := range all {
+		if p := st.part(l.tp, true); p != nil && p.addTail(l.te, l.tp, true, st.log) {
+			l.te.rec.live++
+		}
+	}
+}
+
+// decodeIndexKey reads a commit record, or a legacy index key as a record of one entry.
+func (st *state) decodeIndexKey(k parsedKey, kv *mvccpb.KeyValue) (Record, bool) {
+	if k.kind == kindCommit {
+		r, err := decodeRecord(kv.Value)
+		if err != nil {
+			st.log.Error("ignoring undecodable commit record", "key", string(kv.Key), "error", err)
+			return Record{}, false
+		}
+		return r, true
+	}
+	var e IndexEntry
+	if !st.decode(kv, &e) {
+		return Record{}, false
+	}
+	e.Segment = nil
+	return Record{Entries: []RecordEntry{{TP: k.tp, Entry: e}}}, true
+}
+
+func tpCompare(a, b TP) int {
+	if c := bytes.Compare(a.Topic[:], b.Topic[:]); c != 0 {
+		return c
+	}
+	return cmpInt64(int64(a.Partition), int64(b.Partition))
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

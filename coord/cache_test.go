@@ -14,7 +14,7 @@ func leaderOf(t *testing.T, c *Client, name string) (*Session, TP, int64) {
 	t.Helper()
 	tp := newTopic(t, c, name, 1).TP(0)
 	s := newSession(t, c, "leader-"+name, "127.0.0.1:1")
-	epoch, err := s.Acquire(testCtx(t), tp)
+	epoch, err := rev(s.Acquire(testCtx(t), tp, EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +47,7 @@ func TestCacheApplyAndWatchDedupe(t *testing.T) {
 	k := runCache(t, c, nil)
 
 	e := entry(0, 5, 100)
+	e.Epoch = epoch
 	commitOK(t, s, tp, epoch, e)
 	k.Apply(tp, e) // the leader's own commit is readable at once
 	if hwm := k.HighWatermark(tp); hwm != 5 {
@@ -132,28 +133,31 @@ func TestCacheEntriesAndBounds(t *testing.T) {
 		t.Fatalf("LogStart %d HWM %d", k.LogStart(tp), k.HighWatermark(tp))
 	}
 
-	// Retention drops a prefix with one range delete.
-	if _, err := c.Etcd().Delete(testCtx(t), c.keys.indexEntry(tp, 0), clientv3.WithRange(c.keys.indexEntry(tp, 20))); err != nil {
+	// Retention moves the log start: entries wholly below it go, with one key.
+	wait := k.Wait(tp)
+	if _, err := c.Etcd().Put(testCtx(t), c.keys.logStart(tp), "20"); err != nil {
 		t.Fatal(err)
 	}
 	syncCache(t, k)
+	waitChan(t, wait, "fetches waiting woken by a log start move")
 	if k.LogStart(tp) != 20 || k.HighWatermark(tp) != 50 || k.Entries(tp, 5, 1) != nil {
 		t.Fatalf("after retention: LogStart %d HWM %d", k.LogStart(tp), k.HighWatermark(tp))
 	}
 
-	// Compaction replaces a run by one merged entry in one Txn.
-	merged := entry(20, 20, 150)
-	merged.Bytes, merged.Epoch = 150, epoch
-	if _, err := c.Etcd().Txn(testCtx(t)).Then(
-		clientv3.OpDelete(c.keys.indexEntry(tp, 30)),
-		clientv3.OpPut(c.keys.indexEntry(tp, 20), mustJSON(t, merged)),
-	).Commit(); err != nil {
+	// Compaction replaces a run by one segment in one Txn: the entries it covers leave the view.
+	seg := IndexEntry{BaseOffset: 20, LastOffset: 39, Epoch: epoch, Bytes: 150,
+		Segment: &Segment{Object: "part/x", Level: 1, FooterPos: 182, FooterLen: 40}}
+	if _, err := c.Etcd().Put(testCtx(t), c.keys.segment(tp, 20), mustJSON(t, seg)); err != nil {
 		t.Fatal(err)
 	}
 	syncCache(t, k)
 	got := k.Entries(tp, 35, math.MaxInt64)
-	if len(got) != 2 || got[0].BaseOffset != 20 || got[0].LastOffset != 39 || got[1].BaseOffset != 40 {
+	if len(got) != 2 || got[0].Segment == nil || got[0].BaseOffset != 20 || got[0].LastOffset != 39 || got[1].BaseOffset != 40 {
 		t.Fatalf("after compaction: %+v", got)
+	}
+	// Every record but the last one's is dead now: covered, or below the log start.
+	if dead := k.DeadRecords(); len(dead) != 4 {
+		t.Fatalf("dead records after retention and compaction: %v, want 4", dead)
 	}
 }
 
@@ -163,7 +167,7 @@ func TestCacheTopicDeleteWakesWaiters(t *testing.T) {
 	s, tp, epoch := leaderOf(t, c, "doomed")
 	commitOK(t, s, tp, epoch, entry(0, 1, 1))
 	k := runCache(t, c, nil)
-	if _, _, ok := k.Leader(tp); !ok {
+	if _, ok := k.Leader(tp); !ok {
 		t.Fatal("leader missing")
 	}
 	wait, changed := k.Wait(tp), k.Changed()
@@ -179,7 +183,7 @@ func TestCacheTopicDeleteWakesWaiters(t *testing.T) {
 	if _, ok := k.TopicByID(tp.Topic); ok {
 		t.Fatal("deleted topic still cached by id")
 	}
-	if _, _, ok := k.Leader(tp); ok || k.HighWatermark(tp) != 0 {
+	if _, ok := k.Leader(tp); ok || k.HighWatermark(tp) != 0 {
 		t.Fatal("deleted topic's partition state still cached")
 	}
 	// Re-created under the same name, it starts empty.
@@ -200,7 +204,7 @@ func TestCacheTopicsAgentsLeaders(t *testing.T) {
 	waitChan(t, changed, "Changed after topic creation")
 	s := newSession(t, c, "z", "127.0.0.1:9")
 	newSession(t, c, "y", "127.0.0.1:8")
-	epoch, err := s.Acquire(testCtx(t), a.TP(0))
+	epoch, err := rev(s.Acquire(testCtx(t), a.TP(0), EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +218,8 @@ func TestCacheTopicsAgentsLeaders(t *testing.T) {
 	if as := k.Agents(); len(as) != 2 || as[0].ID != "y" || as[1].ID != "z" || as[1].AZ != "az1" {
 		t.Fatalf("Agents = %+v", as)
 	}
-	if id, e, ok := k.Leader(a.TP(0)); !ok || id != "z" || e != epoch {
-		t.Fatalf("Leader = %q %d %v", id, e, ok)
+	if l, ok := k.Leader(a.TP(0)); !ok || l.Agent != "z" || l.Rev != epoch || l.Epoch != 1 {
+		t.Fatalf("Leader = %+v %v", l, ok)
 	}
 	changed = k.Changed()
 	if err := s.Close(testCtx(t)); err != nil {
@@ -223,7 +227,7 @@ func TestCacheTopicsAgentsLeaders(t *testing.T) {
 	}
 	waitChan(t, changed, "Changed after an agent left")
 	syncCache(t, k)
-	if _, _, ok := k.Leader(a.TP(0)); ok || len(k.Agents()) != 1 {
+	if _, ok := k.Leader(a.TP(0)); ok || len(k.Agents()) != 1 {
 		t.Fatal("closed session's agent or leadership still cached")
 	}
 

@@ -22,10 +22,6 @@ import (
 // (which partition, which holder), so test them with errors.Is.
 var (
 	ErrFenced = errors.New("coord: fenced: leader epoch changed")
-	// ErrOffsetConflict: an index entry already exists at the commit's base offset. The leader's
-	// view of the partition is stale (an earlier commit whose outcome was unknown did apply); it
-	// must reload the partition. Offsets are never written twice.
-	ErrOffsetConflict = errors.New("coord: index entry already exists at that offset")
 	// ErrGroupChanged: a group write was based on a version of the group that is no longer etcd's
 	// (an earlier write whose outcome was unknown did apply, say); the coordinator must reload the
 	// group. Nothing was written.
@@ -43,7 +39,7 @@ const (
 	DefaultDialTimeout = 5 * time.Second
 	DefaultMaxTxnOps   = 128 // etcd's default --max-txn-ops
 	// MinMaxTxnOps is the least Config.MaxTxnOps: a partition's commit compares 2 keys, its leader
-	// key and its index key.
+	// key and its commit record's key.
 	MinMaxTxnOps = 2
 	// DefaultMaxRequestBytes is etcd's default --max-request-bytes, 1.5 MiB.
 	DefaultMaxRequestBytes = 3 << 19

@@ -2,12 +2,14 @@ package coord
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/rand"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -24,69 +26,38 @@ const txnOpBytes = 16
 // shared a failed Txn with one that was.
 const commitRounds = 2
 
-// LoadPartition reads, in one linearizable Txn, what a new leader needs: the partition's next
-// offset (the last index entry's LastOffset+1, 0 when empty) and its producer states. A read: it is
-// sent again while attempts time out or find etcd unavailable (txnAttempts).
-func (c *Client) LoadPartition(ctx context.Context, tp TP) (next int64, producers []ProducerState, err error) {
-	defer c.metrics.observeQuery(ctx, opLoadPartition, time.Now())
-	resp, _, err := c.txnAttempts(ctx, txnLoadPartition, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return c.etcd.Txn(ctx).Then(
-			clientv3.OpGet(c.keys.partIndex(tp), clientv3.WithPrefix(),
-				clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1)),
-			clientv3.OpGet(c.keys.partProducers(tp), clientv3.WithPrefix()),
-		).Commit()
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("coord: load partition %s: %w", tp, err)
-	}
-	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
-		var e IndexEntry
-		if err := json.Unmarshal(kvs[0].Value, &e); err != nil {
-			return 0, nil, fmt.Errorf("coord: load partition %s: decode %s: %w", tp, kvs[0].Key, err)
-		}
-		next = e.LastOffset + 1
-	}
-	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
-		var p ProducerState
-		if err := json.Unmarshal(kv.Value, &p); err != nil {
-			return 0, nil, fmt.Errorf("coord: load partition %s: decode %s: %w", tp, kv.Key, err)
-		}
-		producers = append(producers, p)
-	}
-	return next, producers, nil
-}
-
 // unit is what must commit atomically: every commit of one partition in the call. Units are
-// packed into Txns but never split across two.
+// packed into Txns, each Txn writing one commit record, but never split across two.
 type unit struct {
 	tp      TP
-	commits []int    // indexes into the caller's slice
-	epochs  []int64  // epochs[j] is the epoch of commits[j]
-	bases   []int64  // bases[j] is the base offset of commits[j]
-	entries []string // entries[j] is the value of commits[j]'s index key
-	cmps    []clientv3.Cmp
-	puts    []clientv3.Op
-	// resent: an earlier Txn carrying the unit was sent more than once before etcd refused it for
-	// too many operations or bytes (see runTxn), so one of its attempts may have applied.
-	resent bool
-	bytes  int // the unit's share of its Txn's request size (estimated: keys, values, txnOpBytes each)
+	commits []int   // indexes into the caller's slice
+	epochs  []int64 // epochs[j] is the fencing epoch of commits[j]
+	entries []RecordEntry
+	cmps    []clientv3.Cmp // one per distinct epoch
+	// prior are the keys of records that earlier Txns carrying the unit would have written: Txns sent
+	// more than once before etcd refused them for too many operations or bytes (see runTxn), one
+	// attempt of which may have applied. A Txn carrying the unit again requires them absent, and
+	// reads them when that fails.
+	prior []string
+	bytes int // the unit's share of its Txn's request size (estimated)
 }
 
-// Commit makes each commit's index entry and producer states visible, each partition guarded by
-// Compare(CreateRevision(leaders/<t>/<p>) == Epoch). Partitions are packed into as few Txns as
-// MaxTxnOps and MaxRequestBytes allow (a partition's operations never straddle two Txns) and the
-// Txns run concurrently; a Txn etcd refuses for having more operations than its --max-txn-ops, or
-// more bytes than its --max-request-bytes, is packed again, smaller, and sent again (see
-// Client.fallBackTxnOps, Client.fallBackRequestBytes). It returns one error per commit, nil
-// meaning committed: ErrFenced if the epoch is no longer the partition's leader epoch. A Txn whose
-// attempt times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
+// Commit makes each commit's index entry visible, each partition guarded by
+// Compare(CreateRevision(leaders/<t>/<p>) == Epoch): every Txn writes one commit record
+// (commits/<id>) holding the entries of the partitions packed into it (docs/INTERNALS.md, "Commit
+// records"). Partitions are packed into as few Txns as MaxTxnOps and MaxRequestBytes allow (a
+// partition's commits never straddle two Txns) and the Txns run concurrently; a Txn etcd refuses for
+// having more operations than its --max-txn-ops, or more bytes than its --max-request-bytes, is packed
+// again, smaller, and sent again (see Client.fallBack). It returns one error per commit, nil meaning
+// committed: ErrFenced if the epoch is no longer the partition's leader epoch. A Txn whose attempt
+// times out (Config.CommitAttemptTimeout) or finds etcd unavailable is sent again, within
 // Config.CommitTimeout, and an earlier attempt found applied counts as committed. Any other error
 // (every attempt timed out, say) leaves the outcome unknown, as with any etcd write: the leader must
-// reload the partition before going on.
+// not sequence under the same epoch again (docs/INTERNALS.md, "Offsets are unique").
 //
-// Commit sets each entry's Epoch to the commit's epoch and its Bytes to the sum of its extents.
+// Commit sets each entry's Bytes to the sum of its extents.
 func (s *Session) Commit(ctx context.Context, commits []Commit) []error {
-	commits = slices.Clone(commits) // validation sets Epoch and Bytes: not in the caller's slice
+	commits = slices.Clone(commits) // validation sets Bytes: not in the caller's slice
 	errs := make([]error, len(commits))
 	units := s.buildUnits(commits, errs)
 	for round := 1; round <= commitRounds && len(units) > 0; round++ {
@@ -127,22 +98,16 @@ func remap(units []*unit, idx []int) {
 	}
 }
 
-// buildUnits groups commits by partition, in first-seen order, and encodes their operations.
-// Invalid commits get their error in errs (errs is nil only when they were validated before).
+// buildUnits groups commits by partition, in first-seen order, and encodes their compares. Invalid
+// commits get their error in errs (errs is nil only when they were validated before).
 func (s *Session) buildUnits(commits []Commit, errs []error) []*unit {
-	type at struct {
-		tp   TP
-		base int64
-	}
 	byTP := map[TP]*unit{}
-	bases := map[at]bool{}
 	var units []*unit
 	for i := range commits {
 		cm := &commits[i]
 		err := validateCommit(cm)
-		if err == nil && bases[at{cm.TP, cm.Entry.BaseOffset}] {
-			// etcd refuses a Txn that puts one key twice: it would fail the whole Txn.
-			err = fmt.Errorf("coord: commit %s: base offset %d twice in one call", cm.TP, cm.Entry.BaseOffset)
+		if u := byTP[cm.TP]; err == nil && u != nil && u.entries[len(u.entries)-1].Entry.LastOffset+1 != cm.Entry.BaseOffset {
+			err = fmt.Errorf("coord: commit %s: entry at %d does not follow the call's previous one", cm.TP, cm.Entry.BaseOffset)
 		}
 		if err != nil {
 			if errs != nil {
@@ -150,7 +115,6 @@ func (s *Session) buildUnits(commits []Commit, errs []error) []*unit {
 			}
 			continue
 		}
-		bases[at{cm.TP, cm.Entry.BaseOffset}] = true
 		u := byTP[cm.TP]
 		if u == nil {
 			u = &unit{tp: cm.TP}
@@ -159,75 +123,88 @@ func (s *Session) buildUnits(commits []Commit, errs []error) []*unit {
 		}
 		u.commits = append(u.commits, i)
 		u.epochs = append(u.epochs, cm.Epoch)
-		u.bases = append(u.bases, cm.Entry.BaseOffset)
+		u.entries = append(u.entries, RecordEntry{TP: cm.TP, Entry: cm.Entry, Batches: cm.Batches})
 	}
 	for _, u := range units {
-		s.encodeUnit(u, commits)
+		s.encodeUnit(u)
 	}
 	return units
 }
 
 func validateCommit(cm *Commit) error {
 	e := &cm.Entry
-	if cm.Epoch <= 0 || e.BaseOffset < 0 || e.LastOffset < e.BaseOffset || cm.TP.Partition < 0 {
+	switch {
+	case cm.Epoch <= 0 || e.BaseOffset < 0 || e.LastOffset < e.BaseOffset || cm.TP.Partition < 0:
 		return fmt.Errorf("coord: commit %s: invalid epoch %d or offsets [%d, %d]", cm.TP, cm.Epoch, e.BaseOffset, e.LastOffset)
+	case len(e.Extents) == 0 || e.Segment != nil:
+		return fmt.Errorf("coord: commit %s: an entry holds extents of flush objects", cm.TP)
 	}
-	e.Epoch = cm.Epoch
 	e.Bytes = 0
 	for _, x := range e.Extents {
+		if x.Object == "" || x.Pos < 0 || x.Len <= 0 {
+			return fmt.Errorf("coord: commit %s: invalid extent %+v", cm.TP, x)
+		}
 		e.Bytes += int64(x.Len)
+	}
+	for _, b := range cm.Batches {
+		if b.ID < 0 || b.Epoch < 0 || b.FirstSeq < 0 || b.LastSeq < 0 || b.FirstOffset < e.BaseOffset ||
+			b.LastOffset > e.LastOffset || b.LastOffset < b.FirstOffset {
+			return fmt.Errorf("coord: commit %s: invalid producer batch %+v", cm.TP, b)
+		}
 	}
 	return nil
 }
 
-// encodeUnit builds the unit's compares (one per distinct epoch) and puts. A producer written by
-// two commits of the unit is put once, with the later state: etcd rejects a Txn that puts one key
-// twice.
-func (s *Session) encodeUnit(u *unit, commits []Commit) {
+// encodeUnit builds the unit's compares (one per distinct epoch) and estimates its size: its compares,
+// its leader key read by runTxn's Else branch, and its entries and the names of their objects in the
+// record (an object named by several units is counted by each).
+func (s *Session) encodeUnit(u *unit) {
 	leader := s.c.keys.leader(u.tp)
 	epochs := map[int64]bool{}
-	producers := map[int64]int{} // producer id → index in u.puts
-	// runTxn's Else branch reads the leader key, and each index key, which is also compared.
-	u.bytes += len(leader) + txnOpBytes
-	for _, i := range u.commits {
-		cm := commits[i]
-		if !epochs[cm.Epoch] {
-			epochs[cm.Epoch] = true
-			u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(leader), "=", cm.Epoch))
+	u.bytes = len(leader) + txnOpBytes
+	for _, e := range u.epochs {
+		if !epochs[e] {
+			epochs[e] = true
+			u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(leader), "=", e))
 			u.bytes += len(leader) + txnOpBytes
 		}
-		// Offsets are written once: a leader whose state is stale cannot overwrite an entry.
-		index := s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset)
-		u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(index), "=", 0))
-		u.bytes += 2 * (len(index) + txnOpBytes)
-		u.entries = append(u.entries, u.put(index, cm.Entry, -1))
-		for _, p := range cm.Producers {
-			at, ok := producers[p.ID]
-			if !ok {
-				at = -1
-				producers[p.ID] = len(u.puts)
+	}
+	objects := map[string]bool{}
+	for i := range u.entries {
+		u.bytes += entrySize(&u.entries[i])
+		for _, x := range u.entries[i].Entry.Extents {
+			if !objects[x.Object] {
+				objects[x.Object] = true
+				u.bytes += uvarintLen(uint64(len(x.Object))) + len(x.Object)
 			}
-			u.put(s.c.keys.producer(u.tp, p.ID), p, at)
 		}
 	}
 }
 
-// put appends (at < 0) or replaces puts[at] with key = JSON(v), and returns the value.
-func (u *unit) put(key string, v any, at int) string {
-	val, _ := json.Marshal(v) // plain structs of numbers and strings: cannot fail
-	op := clientv3.OpPut(key, string(val))
-	if at >= 0 {
-		u.puts[at] = op
-	} else {
-		u.puts = append(u.puts, op)
+// entrySize is an entry's encoded size in a record (encodeRecord), counting 3 bytes for each
+// extent's object number (up to 2 million objects in a record).
+func entrySize(re *RecordEntry) int {
+	e := &re.Entry
+	n := 16 + uvarintLen(uint64(re.TP.Partition)) + varintLen(e.Epoch) + uvarintLen(uint64(e.BaseOffset)) +
+		uvarintLen(uint64(e.LastOffset-e.BaseOffset)) + varintLen(e.MaxTimestamp) + uvarintLen(uint64(len(e.Extents)))
+	for _, x := range e.Extents {
+		n += 3 + uvarintLen(uint64(x.Pos)) + uvarintLen(uint64(x.Len)) + 4
 	}
-	u.bytes += len(key) + len(val) + txnOpBytes
-	return string(val)
+	n += uvarintLen(uint64(len(re.Batches)))
+	for _, b := range re.Batches {
+		n += uvarintLen(uint64(b.ID)) + uvarintLen(uint64(b.Epoch)) + uvarintLen(uint64(b.FirstSeq)) + uvarintLen(uint64(b.LastSeq)) +
+			uvarintLen(uint64(b.FirstOffset-e.BaseOffset)) + uvarintLen(uint64(b.LastOffset-b.FirstOffset))
+	}
+	return n
 }
 
-// ops is the unit's share of a Txn's operation count: etcd limits compares, success ops and
-// failure ops (one leader Get per unit) each to --max-txn-ops.
-func (u *unit) ops() int { return max(len(u.cmps), len(u.puts), 1+len(u.commits)) }
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+func varintLen(v int64) int { return uvarintLen(uint64(v<<1) ^ uint64(v>>63)) }
+
+// ops is the unit's share of a Txn's operation count: etcd limits compares, success ops and failure
+// ops (one leader Get per unit, one Get per prior record) each to --max-txn-ops.
+func (u *unit) ops() int { return len(u.cmps) + len(u.prior) }
 
 // runPacked packs units into Txns of the client's limits and runs them. The units of a Txn that etcd
 // refused for too many operations or bytes, which it never applied, are packed again to the limits
@@ -252,34 +229,38 @@ func (s *Session) runPacked(ctx context.Context, units []*unit, errs []error) []
 	return results
 }
 
-// pack fills Txns of at most lim.ops operations and lim.bytes() estimated bytes greedily in order. A
-// unit of more operations than a Txn takes gets an error; one of more bytes goes alone (etcd, allowing
-// lim.requestBytes, more than lim.bytes(), may take it).
+// pack fills Txns of at most lim.ops operations and lim.bytes() estimated bytes greedily in order.
+// Each Txn adds a compare and a read of its own record key to its units'. A unit of more operations
+// than a Txn takes gets an error; one of more bytes goes alone (etcd, allowing lim.requestBytes, more
+// than lim.bytes(), may take it).
 func (s *Session) pack(units []*unit, errs []error, lim txnLimits) [][]*unit {
 	var txns [][]*unit
 	var cur []*unit
-	var cmps, puts, bytes int
-	limit, budget := lim.ops, lim.bytes()
+	var ops, bytes int
+	limit, budget := lim.ops-1, lim.bytes()-recordOverhead
 	for _, u := range units {
 		if u.ops() > limit {
 			for _, i := range u.commits {
-				errs[i] = fmt.Errorf("coord: commit %s: needs %d operations, more than the %d of one Txn", u.tp, u.ops(), limit)
+				errs[i] = fmt.Errorf("coord: commit %s: needs %d operations, more than the %d of one Txn", u.tp, u.ops()+1, lim.ops)
 			}
 			continue
 		}
-		if len(cur) > 0 && (cmps+len(u.cmps) > limit || puts+len(u.puts) > limit ||
-			len(cur)+1 > limit || bytes+u.bytes > budget) {
+		if len(cur) > 0 && (ops+u.ops() > limit || bytes+u.bytes > budget) {
 			txns = append(txns, cur)
-			cur, cmps, puts, bytes = nil, 0, 0, 0
+			cur, ops, bytes = nil, 0, 0
 		}
 		cur = append(cur, u)
-		cmps, puts, bytes = cmps+len(u.cmps), puts+len(u.puts), bytes+u.bytes
+		ops, bytes = ops+u.ops(), bytes+u.bytes
 	}
 	if len(cur) > 0 {
 		txns = append(txns, cur)
 	}
 	return txns
 }
+
+// recordOverhead is a Txn's own share of its size: its record key's compare, put and read, and the
+// record's header.
+const recordOverhead = 3*(64+txnOpBytes) + 32
 
 // txnResult is the outcome of one Txn: errors by commit index, the commits to retry, and the units
 // to pack again (the Txn was refused for too many operations or bytes; their commits have no error
@@ -301,29 +282,70 @@ func (s *Session) runTxns(ctx context.Context, txns [][]*unit, lim txnLimits) []
 	return results
 }
 
-// runTxn commits units in one Txn, sent again while its attempts time out or find etcd unavailable
-// (txnAttempts). If a compare fails, the Else branch has read every leader key and index key at the same
-// revision, which says exactly which commits an earlier attempt applied, which were fenced, and
-// which offsets are taken; the rest are retried. A Txn refused for having more operations or bytes
-// than etcd allows returns its units to be packed again to the client's lowered limits (fallBack).
-func (s *Session) runTxn(ctx context.Context, units []*unit, lim txnLimits) txnResult {
-	var cmps []clientv3.Cmp
-	var puts, gets []clientv3.Op
-	size := 0 // estimated
+// newRecordID names a commit record: a ULID, so that records sort roughly by time and never collide.
+func newRecordID() string {
+	return ulid.MustNew(ulid.Now(), rand.Reader).String()
+}
+
+// recordTxn is one Txn's record and what it compares and reads.
+type recordTxn struct {
+	key   string
+	value string
+	cmps  []clientv3.Cmp
+	gets  []clientv3.Op
+	size  int
+}
+
+// buildTxn assembles the record of units and the Txn that writes it:
+//
+//	If(leader compares of every unit, CreateRevision(record) == 0, CreateRevision(prior record) == 0…)
+//	Then(Put(record))
+//	Else(Get(leader) of every unit, Get(record), Get(prior record)…)
+func (s *Session) buildTxn(units []*unit) recordTxn {
+	t := recordTxn{key: s.c.keys.commit(newRecordID())}
+	r := Record{Time: time.Now().UnixMilli()}
 	for _, u := range units {
-		size += u.bytes
-		cmps = append(cmps, u.cmps...)
-		puts = append(puts, u.puts...)
-		gets = append(gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
-		for _, base := range u.bases {
-			gets = append(gets, clientv3.OpGet(s.c.keys.indexEntry(u.tp, base)))
+		t.cmps = append(t.cmps, u.cmps...)
+		t.gets = append(t.gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
+		r.Entries = append(r.Entries, u.entries...)
+		t.size += u.bytes
+	}
+	t.value = string(encodeRecord(nil, &r))
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(t.key), "=", 0))
+	t.gets = append(t.gets, clientv3.OpGet(t.key))
+	for _, key := range priorKeys(units) {
+		t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		t.gets = append(t.gets, clientv3.OpGet(key))
+	}
+	t.size += recordOverhead
+	return t
+}
+
+// priorKeys lists the prior records of units, each once, in order.
+func priorKeys(units []*unit) []string {
+	var out []string
+	for _, u := range units {
+		for _, k := range u.prior {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
 		}
 	}
+	return out
+}
+
+// runTxn commits units in one Txn writing one record, sent again while its attempts time out or find
+// etcd unavailable (txnAttempts). If a compare fails, the Else branch has read every leader key and
+// the record keys at the same revision, which says whether an earlier attempt applied, which commits
+// were fenced, and which are worth retrying. A Txn refused for having more operations or bytes than
+// etcd allows returns its units to be packed again to the client's lowered limits (fallBack).
+func (s *Session) runTxn(ctx context.Context, units []*unit, lim txnLimits) txnResult {
+	t := s.buildTxn(units)
 	m := s.c.metrics
 	start := time.Now()
 	resp, attempts, err := s.c.txnAttempts(ctx, txnCommit, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		start = time.Now()
-		return s.c.etcd.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		return s.c.etcd.Txn(ctx).If(t.cmps...).Then(clientv3.OpPut(t.key, t.value)).Else(t.gets...).Commit()
 	})
 	res := txnResult{errs: map[int]error{}}
 	if err != nil {
@@ -331,16 +353,18 @@ func (s *Session) runTxn(ctx context.Context, units []*unit, lim txnLimits) txnR
 			m.txns.WithLabelValues(resultError).Inc()
 			m.txnDuration.Observe(time.Since(start).Seconds())
 		}
-		if s.c.fallBack(err, lim, size) {
+		if s.c.fallBack(err, lim, t.size) {
 			// Refused before etcd proposed it: no attempt that got this answer applied. Attempts
 			// before it (timed out) may have, on a member allowing more: the units keep that in mind.
-			for _, u := range units {
-				u.resent = u.resent || attempts > 1
+			if attempts > 1 {
+				for _, u := range units {
+					u.prior = append(u.prior, t.key)
+				}
 			}
 			res.repack = units
 			return res
 		}
-		err = explainRefused(err, lim, size)
+		err = explainRefused(err, lim, t.size)
 		if attempts > 1 {
 			err = fmt.Errorf("%w (after %d attempts)", err, attempts)
 		}
@@ -354,52 +378,61 @@ func (s *Session) runTxn(ctx context.Context, units []*unit, lim txnLimits) txnR
 	m.txnDuration.Observe(time.Since(start).Seconds())
 	if resp.Succeeded {
 		m.txns.WithLabelValues(resultOK).Inc()
-		for _, u := range units {
-			for _, i := range u.commits {
-				res.errs[i] = nil
-			}
-		}
+		setAll(units, &res, nil)
 		return res
 	}
 	m.txns.WithLabelValues(resultFenced).Inc()
-	s.sortFenced(units, resp.Responses, attempts > 1, &res)
+	s.sortFenced(units, t, resp.Responses, &res)
 	return res
 }
 
-// sortFenced splits the units of a failed Txn into commits an earlier attempt applied, fenced
-// commits, commits whose offset is taken, and commits worth retrying. gets holds, per unit, its leader
-// key then each commit's index key.
-//
-// After an earlier attempt of this Txn (resent), or of a Txn that carried the unit before it was
-// refused for too many operations or bytes (unit.resent), an index key holding exactly the entry this commit
-// writes was written by that attempt, whose answer was lost: committed, whatever the leader key says
-// now (the entry names this commit's epoch, offsets and object, which only this leader, sequencing
-// serially, writes).
-// Otherwise, a leader key that changed means fenced, and no attempt can apply any more: none did
-// before this read, and every later one fails the epoch compare.
-func (s *Session) sortFenced(units []*unit, gets []*pb.ResponseOp, resent bool, res *txnResult) {
-	at := 0
+// setAll gives every commit of units the same outcome.
+func setAll(units []*unit, res *txnResult, err error) {
 	for _, u := range units {
+		for _, i := range u.commits {
+			res.errs[i] = err
+		}
+	}
+}
+
+// sortFenced splits the commits of a failed Txn into commits an earlier attempt applied, fenced
+// commits, and commits worth retrying. gets holds every unit's leader key, then the record key, then
+// the prior record keys.
+//
+// The record key holding this Txn's record means an earlier attempt applied it, whose answer was
+// lost: every commit in it is committed, whatever the leader keys say now. A prior record present
+// means an attempt of an earlier Txn carrying some of the units applied: those are committed.
+// Otherwise, a leader key whose create revision changed means fenced, and no attempt can apply any
+// more: none did before this read, and every later one fails the epoch compare. The rest are retried
+// in a Txn of their own, with a record key of its own: every attempt of this Txn still queued in etcd
+// fails the fenced partition's compare, so they cannot be committed twice.
+func (s *Session) sortFenced(units []*unit, t recordTxn, gets []*pb.ResponseOp, res *txnResult) {
+	if kvs := gets[len(units)].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		if string(kvs[0].Value) == t.value {
+			s.c.log.Info("commit found applied by an earlier attempt whose answer was lost", "record", t.key)
+			setAll(units, res, nil)
+			return
+		}
+		setAll(units, res, fmt.Errorf("coord: commit record %s exists with other contents", t.key))
+		return
+	}
+	applied := map[string]bool{}
+	for j, key := range priorKeys(units) {
+		applied[key] = len(gets[len(units)+1+j].GetResponseRange().GetKvs()) > 0
+	}
+	for at, u := range units {
 		var current int64 // create revision of the leader key now; 0 if there is none
 		holder := ""
 		if kvs := gets[at].GetResponseRange().GetKvs(); len(kvs) > 0 {
-			current, holder = kvs[0].CreateRevision, string(kvs[0].Value)
+			current, holder = kvs[0].CreateRevision, parseLeader(kvs[0]).agent
 		}
-		taken := gets[at+1 : at+1+len(u.commits)]
-		at += 1 + len(u.commits)
+		if slices.ContainsFunc(u.prior, func(k string) bool { return applied[k] }) {
+			s.c.log.Info("commit found applied by an earlier, refused Txn's attempt whose answer was lost", "tp", u.tp)
+			setAll([]*unit{u}, res, nil)
+			continue
+		}
 		for j, i := range u.commits {
 			epoch := u.epochs[j]
-			kvs := taken[j].GetResponseRange().GetKvs()
-			if (resent || u.resent) && len(kvs) > 0 && string(kvs[0].Value) == u.entries[j] {
-				res.errs[i] = nil
-				s.c.log.Info("commit found applied by an earlier attempt whose answer was lost", "tp", u.tp, "offset", u.bases[j], "epoch", epoch)
-				continue
-			}
-			if epoch == current && len(kvs) > 0 {
-				res.errs[i] = fmt.Errorf("%w: %s offset %d", ErrOffsetConflict, u.tp, u.bases[j])
-				s.c.log.Warn("commit refused: offset already written; partition state is stale", "tp", u.tp, "offset", u.bases[j])
-				continue
-			}
 			if epoch == current {
 				res.retry = append(res.retry, i)
 				continue

@@ -117,7 +117,7 @@ func ledPartition(t *testing.T, c *Client, last int64) (TP, *Session, int64) {
 	ctx := testCtx(t)
 	tp := newTopic(t, c, "killed", 1).TP(0)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, tp)
+	epoch, err := rev(s.Acquire(ctx, tp, EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,13 +171,13 @@ func TestAcquireSurvivesEtcdLeaderKill(t *testing.T) {
 	ctx := testCtx(t)
 	top := newTopic(t, c, "killed", 2)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	if _, err := s.Acquire(ctx, top.TP(0)); err != nil {
+	if _, err := rev(s.Acquire(ctx, top.TP(0), EpochHint{})); err != nil {
 		t.Fatal(err)
 	}
 
 	members[lead].Server.HardStop()
 	start := time.Now()
-	epoch, err := s.Acquire(ctx, top.TP(1))
+	epoch, err := rev(s.Acquire(ctx, top.TP(1), EpochHint{}))
 	took := time.Since(start)
 	t.Logf("acquire right after the etcd leader's death: epoch %d, %v after %v", epoch, err, took)
 	if err != nil {
@@ -185,26 +185,9 @@ func TestAcquireSurvivesEtcdLeaderKill(t *testing.T) {
 	}
 	bounded(t, "acquire", took)
 	// Acquiring again finds the key this session holds, at the same epoch.
-	if again, err := s.Acquire(ctx, top.TP(1)); err != nil || again != epoch {
+	if again, err := rev(s.Acquire(ctx, top.TP(1), EpochHint{})); err != nil || again != epoch {
 		t.Fatalf("acquire again: epoch %d, %v; want %d", again, err, epoch)
 	}
-}
-
-// A new leader's load of its partition right after the etcd leader's death.
-func TestLoadPartitionSurvivesEtcdLeaderKill(t *testing.T) {
-	members, lead, c := followerCluster(t)
-	ctx := testCtx(t)
-	tp, _, _ := ledPartition(t, c, 3)
-
-	members[lead].Server.HardStop()
-	start := time.Now()
-	next, _, err := c.LoadPartition(ctx, tp)
-	took := time.Since(start)
-	t.Logf("load right after the etcd leader's death: next %d, %v after %v", next, err, took)
-	if err != nil || next != 3 {
-		t.Fatalf("load across the etcd leader's death: next %d, %v; want 3", next, err)
-	}
-	bounded(t, "load partition", took)
 }
 
 // loseFirstAnswers makes the first attempt of each of c's Txns apply and lose its answer; it counts
@@ -230,20 +213,20 @@ func lostAnswer(ctx context.Context, do func(context.Context) (*clientv3.TxnResp
 }
 
 // An attempt that applied but whose answer was lost is found applied by the next attempt: the
-// commit is committed, not refused as an offset already taken nor left unknown.
+// commit is committed, once, not written twice nor left unknown.
 func TestCommitAttemptAppliedAnswerLost(t *testing.T) {
 	te := newTestEtcd(t)
 	ctx := testCtx(t)
 	c := te.client(t)
 	tp := newTopic(t, c, "lost", 2).TP(0)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, tp)
+	epoch, err := rev(s.Acquire(ctx, tp, EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	attempts := loseFirstAnswers(c)
-	p := ProducerState{ID: 7, Epoch: 0, Batches: []SeqBatch{{FirstSeq: 0, LastSeq: 2, FirstOffset: 0, LastOffset: 2}}}
-	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10), Producers: []ProducerState{p}}})[0]; err != nil {
+	b := ProducerBatch{ID: 7, Epoch: 0, FirstSeq: 0, LastSeq: 2, FirstOffset: 0, LastOffset: 2}
+	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10), Batches: []ProducerBatch{b}}})[0]; err != nil {
 		t.Fatalf("commit whose first answer was lost: %v, want committed", err)
 	}
 	if n := attempts.Load(); n != 2 {
@@ -252,16 +235,23 @@ func TestCommitAttemptAppliedAnswerLost(t *testing.T) {
 	if got := counterValue(t, c.metrics.retries); got != 1 {
 		t.Fatalf("retries counted %v, want 1", got)
 	}
-	next, producers, err := c.LoadPartition(ctx, tp)
-	if err != nil || next != 3 || len(producers) != 1 || producers[0].ID != 7 {
-		t.Fatalf("LoadPartition = %d, %+v, %v; want 3 and producer 7", next, producers, err)
+	next, producers := loadPartition(t, c, tp)
+	if next != 3 || len(producers) != 1 || producers[0].ID != 7 || len(producers[0].Batches) != 1 {
+		t.Fatalf("partition state = %d, %+v; want 3 and producer 7 with one batch", next, producers)
 	}
+	if n := recordCount(t, c); n != 1 {
+		t.Fatalf("%d commit records, want 1: the second attempt must not write its record again", n)
+	}
+}
 
-	// Without a resend, an identical entry already there is an offset taken, as before.
-	c.txnHook = nil
-	if err := s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 3, 10)}})[0]; !errors.Is(err, ErrOffsetConflict) {
-		t.Fatalf("commit again at offset 0: %v, want ErrOffsetConflict", err)
+// recordCount counts the commit records in etcd.
+func recordCount(t *testing.T, c *Client) int64 {
+	t.Helper()
+	resp, err := c.Etcd().Get(testCtx(t), c.keys.commits(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
 	}
+	return resp.Count
 }
 
 // An attempt lost on the way (it did not apply) and a leadership that moved before the next one:
@@ -276,7 +266,7 @@ func TestCommitAttemptLostThenFenced(t *testing.T) {
 			c := te.client(t)
 			tp := newTopic(t, admin, "moved", 1).TP(0)
 			a := newSession(t, c, "a", "127.0.0.1:1")
-			epoch, err := a.Acquire(ctx, tp)
+			epoch, err := rev(a.Acquire(ctx, tp, EpochHint{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -293,16 +283,13 @@ func TestCommitAttemptLostThenFenced(t *testing.T) {
 				if _, rerr := admin.Etcd().Revoke(ctx, a.LeaseID()); rerr != nil {
 					t.Error(rerr)
 				}
-				if _, aerr := b.Acquire(ctx, tp); aerr != nil {
+				if _, aerr := rev(b.Acquire(ctx, tp, EpochHint{})); aerr != nil {
 					t.Error(aerr)
 				}
 				return nil, err
 			}
 			err = a.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(0, 1, 10)}})[0]
-			next, _, lerr := admin.LoadPartition(ctx, tp)
-			if lerr != nil {
-				t.Fatal(lerr)
-			}
+			next, _ := loadPartition(t, admin, tp)
 			if applied {
 				if err != nil || next != 1 {
 					t.Fatalf("commit applied before the move: %v, next offset %d; want committed at 0", err, next)
@@ -318,7 +305,7 @@ func TestCommitAttemptLostThenFenced(t *testing.T) {
 
 // An attempt that hangs (a Txn stuck on a dead etcd leader) is abandoned at CommitAttemptTimeout
 // and the commit sent again; one that keeps hanging ends at CommitTimeout with an error that is not
-// "fenced" nor "offset taken": its outcome is unknown.
+// "fenced": its outcome is unknown.
 func TestCommitAttemptDeadline(t *testing.T) {
 	te := newTestEtcd(t)
 	ctx := testCtx(t)
@@ -328,7 +315,7 @@ func TestCommitAttemptDeadline(t *testing.T) {
 	})
 	tp := newTopic(t, c, "stuck", 1).TP(0)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, tp)
+	epoch, err := rev(s.Acquire(ctx, tp, EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +346,7 @@ func TestCommitAttemptDeadline(t *testing.T) {
 	start = time.Now()
 	err = s.Commit(ctx, []Commit{{TP: tp, Epoch: epoch, Entry: entry(1, 1, 10)}})[0]
 	took := time.Since(start)
-	if err == nil || errors.Is(err, ErrFenced) || errors.Is(err, ErrOffsetConflict) {
+	if err == nil || errors.Is(err, ErrFenced) {
 		t.Fatalf("commit whose every attempt hung: %v, want an unknown outcome", err)
 	}
 	if took < time.Second || took > 2*time.Second {

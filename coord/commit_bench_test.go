@@ -8,8 +8,8 @@ import (
 )
 
 // BenchmarkCommitPack measures what a flush's commit costs before it reaches etcd: validating each
-// partition's commit, encoding its index entry and producer state (JSON), and packing the partitions
-// into as few Txns as etcd's operation limit allows. One op is one flush's commit.
+// partition's commit, its compare and size, and packing the partitions into as few Txns as etcd's
+// operation limit allows. One op is one flush's commit (the record's encoding is BenchmarkRecordEncode).
 //
 //	go test ./coord -run '^$' -bench CommitPack -benchmem
 func BenchmarkCommitPack(b *testing.B) {
@@ -26,7 +26,7 @@ func BenchmarkCommitPack(b *testing.B) {
 					Epoch: 42,
 					Entry: IndexEntry{BaseOffset: 1000, LastOffset: 1015, MaxTimestamp: 1700000000000,
 						Extents: []Extent{{Object: "seg/01JDZ0000000000000000000-agent-1", Pos: int64(32 + i*16400), Len: 16400, CRC: 7}}},
-					Producers: []ProducerState{{ID: 7, Epoch: 0, Batches: []SeqBatch{{FirstSeq: 0, LastSeq: 15, FirstOffset: 1000, LastOffset: 1015}}}},
+					Batches: []ProducerBatch{{ID: 7, Epoch: 0, FirstSeq: 0, LastSeq: 15, FirstOffset: 1000, LastOffset: 1015}},
 				}
 			}
 			b.ReportAllocs()

@@ -18,7 +18,7 @@ func TestGroupWriteSurvivesEtcdLeaderKill(t *testing.T) {
 	shards := newTopic(t, c, "__consumer_offsets", 1)
 	data := newTopic(t, c, "data", 1)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, shards.TP(0))
+	epoch, err := rev(s.Acquire(ctx, shards.TP(0), EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func groupShard(t *testing.T, c *Client) (GroupFence, Topic) {
 	shards := newTopic(t, c, "__consumer_offsets", 1)
 	data := newTopic(t, c, "data", 8)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(testCtx(t), shards.TP(0))
+	epoch, err := rev(s.Acquire(testCtx(t), shards.TP(0), EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}

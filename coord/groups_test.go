@@ -20,7 +20,7 @@ func TestWriteAndLoadGroups(t *testing.T) {
 	shards := newTopic(t, c, "__consumer_offsets", 2)
 	data := newTopic(t, c, "data", 10)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, shards.TP(0))
+	epoch, err := rev(s.Acquire(ctx, shards.TP(0), EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestGroupWriteFenced(t *testing.T) {
 	data := newTopic(t, admin, "data", 1)
 
 	a := newSession(t, te.client(t), "a", "127.0.0.1:1")
-	eA, err := a.Acquire(ctx, shards.TP(0))
+	eA, err := rev(a.Acquire(ctx, shards.TP(0), EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestGroupWriteFenced(t *testing.T) {
 		t.Fatalf("write without a leader key: %v, want ErrFenced", err)
 	}
 	b := newSession(t, te.client(t), "b", "127.0.0.1:2")
-	eB, err := b.Acquire(ctx, shards.TP(0))
+	eB, err := rev(b.Acquire(ctx, shards.TP(0), EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}

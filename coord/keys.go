@@ -12,9 +12,14 @@ const (
 	dirAgents    = "agents/"
 	dirTopics    = "topics/"
 	dirLeaders   = "leaders/"
-	dirIndex     = "index/"
+	dirIndex     = "index/" // the legacy layout: one key per partition per flush
 	dirProducers = "producers/"
+	dirCommits   = "commits/"
+	dirSegments  = "segs/"
+	dirLogStart  = "logstart/"
+	dirEpochs    = "epochs/"
 	keyPIDNext   = "pid/next"
+	keyGCLeader  = "gc/leader"
 )
 
 func (k keys) agents() string            { return k.prefix + dirAgents }
@@ -26,6 +31,27 @@ func (k keys) leaders(id TopicID) string { return k.prefix + dirLeaders + id.Str
 func (k keys) index(id TopicID) string   { return k.prefix + dirIndex + id.String() + "/" }
 
 func (k keys) producers(id TopicID) string { return k.prefix + dirProducers + id.String() + "/" }
+func (k keys) segments(id TopicID) string  { return k.prefix + dirSegments + id.String() + "/" }
+func (k keys) logStarts(id TopicID) string { return k.prefix + dirLogStart + id.String() + "/" }
+func (k keys) epochs(id TopicID) string    { return k.prefix + dirEpochs + id.String() + "/" }
+func (k keys) commits() string             { return k.prefix + dirCommits }
+func (k keys) commit(id string) string     { return k.prefix + dirCommits + id }
+func (k keys) gcLeader() string            { return k.prefix + keyGCLeader }
+
+func (k keys) partSegments(tp TP) string {
+	return k.segments(tp.Topic) + strconv.FormatInt(int64(tp.Partition), 10) + "/"
+}
+
+// segment pads the base offset to 20 digits so that keys sort by offset.
+func (k keys) segment(tp TP, base int64) string { return k.partSegments(tp) + pad20(base) }
+
+func (k keys) logStart(tp TP) string {
+	return k.logStarts(tp.Topic) + strconv.FormatInt(int64(tp.Partition), 10)
+}
+
+func (k keys) epoch(tp TP) string {
+	return k.epochs(tp.Topic) + strconv.FormatInt(int64(tp.Partition), 10)
+}
 
 func (k keys) leader(tp TP) string {
 	return k.leaders(tp.Topic) + strconv.FormatInt(int64(tp.Partition), 10)
@@ -38,9 +64,11 @@ func (k keys) partIndex(tp TP) string {
 }
 
 // indexEntry pads the base offset to 20 digits so that keys sort by offset.
-func (k keys) indexEntry(tp TP, base int64) string {
-	s := strconv.FormatInt(base, 10)
-	return k.partIndex(tp) + strings.Repeat("0", max(0, 20-len(s))) + s
+func (k keys) indexEntry(tp TP, base int64) string { return k.partIndex(tp) + pad20(base) }
+
+func pad20(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	return strings.Repeat("0", max(0, 20-len(s))) + s
 }
 
 func (k keys) partProducers(tp TP) string {
@@ -60,14 +88,19 @@ const (
 	kindTopic
 	kindLeader
 	kindIndex
+	kindCommit
+	kindSegment
+	kindLogStart
+	kindEpoch
+	kindProducer
 )
 
 // parsedKey is a key taken apart; only the fields of its kind are set.
 type parsedKey struct {
 	kind keyKind
-	name string // agent id or topic name
+	name string // agent id, topic name or commit record id
 	tp   TP
-	base int64
+	base int64 // index entry or segment base offset; producer id
 }
 
 // parse takes a key under the prefix apart. Keys it does not understand are kindOther.
@@ -87,17 +120,39 @@ func (k keys) parse(key string) parsedKey {
 			return parsedKey{kind: kindLeader, tp: tp}
 		}
 	case strings.HasPrefix(rest, dirIndex):
-		parts := strings.Split(rest[len(dirIndex):], "/")
-		tp, ok := parseTP(parts, 3)
-		if !ok {
-			break
+		return parseNumbered(kindIndex, rest[len(dirIndex):])
+	case strings.HasPrefix(rest, dirSegments):
+		return parseNumbered(kindSegment, rest[len(dirSegments):])
+	case strings.HasPrefix(rest, dirProducers):
+		return parseNumbered(kindProducer, rest[len(dirProducers):])
+	case strings.HasPrefix(rest, dirCommits):
+		if id := rest[len(dirCommits):]; id != "" && !strings.Contains(id, "/") {
+			return parsedKey{kind: kindCommit, name: id}
 		}
-		base, err := strconv.ParseInt(parts[2], 10, 64)
-		if err == nil && base >= 0 {
-			return parsedKey{kind: kindIndex, tp: tp, base: base}
+	case strings.HasPrefix(rest, dirLogStart):
+		if tp, ok := parseTP(strings.Split(rest[len(dirLogStart):], "/"), 2); ok {
+			return parsedKey{kind: kindLogStart, tp: tp}
+		}
+	case strings.HasPrefix(rest, dirEpochs):
+		if tp, ok := parseTP(strings.Split(rest[len(dirEpochs):], "/"), 2); ok {
+			return parsedKey{kind: kindEpoch, tp: tp}
 		}
 	}
 	return parsedKey{}
+}
+
+// parseNumbered reads "<topic id>/<partition>/<non-negative number>".
+func parseNumbered(kind keyKind, rest string) parsedKey {
+	parts := strings.Split(rest, "/")
+	tp, ok := parseTP(parts, 3)
+	if !ok {
+		return parsedKey{}
+	}
+	n, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || n < 0 {
+		return parsedKey{}
+	}
+	return parsedKey{kind: kind, tp: tp, base: n}
 }
 
 // parseTP reads "<topic id>/<partition>" from the first two of exactly n parts.

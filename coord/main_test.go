@@ -203,3 +203,30 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// acquire takes tp's leadership for s and returns its fencing epoch.
+func acquire(t *testing.T, s *Session, tp TP) int64 {
+	t.Helper()
+	l, err := s.Acquire(testCtx(t), tp, EpochHint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Rev
+}
+
+// loadPartition reads tp's next offset and producer states from etcd, as a fresh view holds them.
+func loadPartition(t *testing.T, c *Client, tp TP) (int64, []ProducerState) {
+	t.Helper()
+	st, _, err := c.loadState(testCtx(t), c.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.parts[tp]
+	if p == nil {
+		return 0, nil
+	}
+	return p.hwm, p.producerStates()
+}
+
+// rev is the fencing epoch of an Acquire's leadership.
+func rev(l Leadership, err error) (int64, error) { return l.Rev, err }

@@ -57,8 +57,9 @@ func (r *sentTxns) count() int {
 }
 
 // idempotentFlush is one flush's commits over every partition of top as a busy agent makes them: an
-// index entry of large offsets in extents of a real object, and the states of producers idempotent
-// producers per partition (ids p, n+p, 2n+p, …), each holding its 5 latest batches.
+// index entry of large offsets in extents of objects of their own (names of about 50 bytes, so that
+// the record's size follows the extents), and one batch of each of producers idempotent producers
+// per partition (ids p, n+p, 2n+p, …).
 func idempotentFlush(top Topic, epochs []int64, base int64, extents, producers int) []Commit {
 	n := len(epochs)
 	commits := make([]Commit, n)
@@ -66,17 +67,12 @@ func idempotentFlush(top Topic, epochs []int64, base int64, extents, producers i
 		cm := Commit{TP: top.TP(int32(p)), Epoch: epochs[p],
 			Entry: IndexEntry{BaseOffset: base, LastOffset: base + 9, MaxTimestamp: 1700000000000}}
 		for x := range extents {
-			cm.Entry.Extents = append(cm.Entry.Extents, Extent{Object: "seg/01JDZ5H2K3M4N5P6Q7R8S9T0VW-agent-1",
+			cm.Entry.Extents = append(cm.Entry.Extents, Extent{Object: fmt.Sprintf("seg/01JDZ5H2K3M4N5P6Q7R8S9T0VW-agent-1-%05d-%05d", p, x),
 				Pos: 12345678 + int64(x)*16400, Len: 16400, CRC: 4000000000})
 		}
 		for k := range producers {
-			st := ProducerState{ID: int64(k*n + p), Epoch: 3}
-			for b := range int64(5) {
-				first := base - 40 + 10*b
-				st.Batches = append(st.Batches, SeqBatch{FirstSeq: int32(1000000 + first - base), LastSeq: int32(1000009 + first - base),
-					FirstOffset: first, LastOffset: first + 9})
-			}
-			cm.Producers = append(cm.Producers, st)
+			cm.Batches = append(cm.Batches, ProducerBatch{ID: int64(k*n + p), Epoch: 3, FirstSeq: 1000000, LastSeq: 1000009,
+				FirstOffset: base, LastOffset: base + 9})
 		}
 		commits[p] = cm
 	}
@@ -87,10 +83,17 @@ func idempotentFlush(top Topic, epochs []int64, base int64, extents, producers i
 // next, and its producers.
 func checkFlushed(t *testing.T, c *Client, top Topic, n int, next int64, producers int) {
 	t.Helper()
+	st, _, err := c.loadState(testCtx(t), c.log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for p := range n {
-		got, states, err := c.LoadPartition(testCtx(t), top.TP(int32(p)))
-		if err != nil || got != next || len(states) != producers {
-			t.Fatalf("partition %d: next %d (want %d), %d producers (want %d), %v", p, got, next, len(states), producers, err)
+		part := st.parts[top.TP(int32(p))]
+		if part == nil {
+			t.Fatalf("partition %d: no entries", p)
+		}
+		if states := part.producerStates(); part.hwm != next || len(states) != producers {
+			t.Fatalf("partition %d: next %d (want %d), %d producers (want %d)", p, part.hwm, next, len(states), producers)
 		}
 	}
 }
@@ -110,7 +113,7 @@ const fallBackBytesWarning = "etcd refused a Txn as larger than its --max-reques
 const bigFlushOffset = 1234567890
 
 // With etcd allowing 4,096 operations and 4 MiB per request, a flush's commit over 1,024 partitions
-// of idempotent producers is one Txn; at etcd's default 1.5 MiB the Txn budget, 1 MiB, splits it.
+// of 16 extents each is one Txn; at etcd's default 1.5 MiB the Txn budget, 1 MiB, splits it.
 func TestCommitOneTxnAtLargerRequests(t *testing.T) {
 	te := etcdWithLimits(t, DefaultEmbedMaxTxnOps, DefaultEmbedMaxRequestBytes)
 	c := te.client(t, func(cfg *Config) {
@@ -123,7 +126,7 @@ func TestCommitOneTxnAtLargerRequests(t *testing.T) {
 	top, epochs := leadWide(t, c, s, "wide", n)
 
 	for flush := range int64(2) {
-		commits := idempotentFlush(top, epochs, bigFlushOffset+10*flush, 1, 1)
+		commits := idempotentFlush(top, epochs, bigFlushOffset+10*flush, 16, 1)
 		if got := packedTxns(s, commits, txnLimits{ops: DefaultEmbedMaxTxnOps, requestBytes: DefaultMaxRequestBytes}); got != 2 {
 			t.Fatalf("at etcd's default request size the flush packs into %d Txns, want 2: not what this test is about", got)
 		}
@@ -218,8 +221,8 @@ func TestCommitFallsBackWhenEtcdRefusesLargerRequests(t *testing.T) {
 		minBytes, maxBytes int // of the refused Txn
 		code               codes.Code
 	}{
-		{"etcd refuses", 2, 2, DefaultMaxRequestBytes, DefaultMaxRequestBytes + requestOverheadBytes, codes.InvalidArgument},
-		{"gRPC refuses", 8, 2, DefaultMaxRequestBytes + requestOverheadBytes, txnBytes(DefaultEmbedMaxRequestBytes), codes.ResourceExhausted},
+		{"etcd refuses", 24, 2, DefaultMaxRequestBytes, DefaultMaxRequestBytes + requestOverheadBytes, codes.InvalidArgument},
+		{"gRPC refuses", 34, 2, DefaultMaxRequestBytes + requestOverheadBytes, txnBytes(DefaultEmbedMaxRequestBytes), codes.ResourceExhausted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A short prefix of its own: the Txns' sizes depend on the keys'.
@@ -285,7 +288,7 @@ func TestGroupWriteFallsBackWhenEtcdRefusesLargerRequests(t *testing.T) {
 	shards := newTopic(t, c, "__consumer_offsets", 1)
 	data := newTopic(t, c, "data", 800)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	epoch, err := s.Acquire(ctx, shards.TP(0))
+	epoch, err := rev(s.Acquire(ctx, shards.TP(0), EpochHint{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,13 +347,13 @@ func TestCommitRefusedTooLarge(t *testing.T) {
 	}{
 		{"at etcd's default", DefaultMaxRequestBytes, 1},
 		{"below it", 1 << 20, 1},
-		{"one partition too large", DefaultEmbedMaxRequestBytes, 40000},
+		{"one partition too large", DefaultEmbedMaxRequestBytes, 60000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := te.client(t, func(cfg *Config) { cfg.MaxRequestBytes = tc.requestBytes })
 			s := newSession(t, c, "a", "127.0.0.1:1")
 			top := newTopic(t, c, fmt.Sprintf("t%d", i), 1)
-			epoch, err := s.Acquire(testCtx(t), top.TP(0))
+			epoch, err := rev(s.Acquire(testCtx(t), top.TP(0), EpochHint{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -367,8 +370,8 @@ func TestCommitRefusedTooLarge(t *testing.T) {
 }
 
 // A Txn refused as too large after an earlier attempt timed out: that attempt may have applied on a
-// member allowing more. A commit's partitions, packed again, count an index key holding exactly
-// their entry as committed; a group write's outcome is unknown (its smaller Txns would not know the
+// member allowing more. A commit's partitions, packed again, count the refused Txn's record, written
+// by that attempt, as their commit; a group write's outcome is unknown (its smaller Txns would not know the
 // refused one's token). The client falls back either way.
 func TestRefusedTooLargeAfterAnAttempt(t *testing.T) {
 	te := newTestEtcd(t)
@@ -377,7 +380,7 @@ func TestRefusedTooLargeAfterAnAttempt(t *testing.T) {
 		c := te.client(t, larger)
 		s := newSession(t, c, "a", "127.0.0.1:1")
 		top := newTopic(t, c, "commit", 1)
-		epoch, err := s.Acquire(testCtx(t), top.TP(0))
+		epoch, err := rev(s.Acquire(testCtx(t), top.TP(0), EpochHint{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,7 +396,7 @@ func TestRefusedTooLargeAfterAnAttempt(t *testing.T) {
 		c := te.client(t, larger)
 		shards := newTopic(t, c, "__consumer_offsets", 1)
 		s := newSession(t, c, "b", "127.0.0.1:2")
-		epoch, err := s.Acquire(testCtx(t), shards.TP(0))
+		epoch, err := rev(s.Acquire(testCtx(t), shards.TP(0), EpochHint{}))
 		if err != nil {
 			t.Fatal(err)
 		}

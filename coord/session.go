@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -188,46 +189,104 @@ func (s *Session) closed() bool {
 	}
 }
 
-// Acquire tries once to become leader of tp (its Txn sent again, within Config.CommitTimeout, while
-// attempts time out or find etcd unavailable). It returns the partition's epoch: the create
-// revision of leaders/<t>/<p>. If this session holds the key already it returns the key's epoch;
-// if another agent does, ErrLeaderHeld naming the holder.
-func (s *Session) Acquire(ctx context.Context, tp TP) (epoch int64, err error) {
+// Leadership is a partition's leadership as Acquire took it.
+type Leadership struct {
+	Rev   int64 // the leader key's create revision: the fencing epoch every commit compares
+	Epoch int32 // the leader epoch clients are told: one more than any before it
+}
+
+// EpochHint is what the caller's view says of a partition's leader epoch counter (Cache.EpochHint),
+// so that Acquire usually needs one Txn. A stale hint costs one more.
+type EpochHint struct {
+	Epoch int32 // the counter's value
+	Rev   int64 // its key's mod revision; 0 when there is no counter yet
+	// Floor is the epoch the partition's newest entry records: a partition written before counters
+	// existed starts its counter there, so that clients never see an epoch go back.
+	Floor int64
+}
+
+// acquireRounds bounds Acquire's Txns when the epoch counter keeps moving under it.
+const acquireRounds = 5
+
+// Acquire tries once to become leader of tp. In one Txn it creates the leader key on the session's
+// lease (its create revision is the fencing epoch) and increments the partition's leader epoch
+// counter, which the key's value carries. The Txn is sent again, within Config.CommitTimeout, while
+// attempts time out or find etcd unavailable; and again, with the counter read back, when the hint
+// was stale. If this session holds the key already it returns that leadership; if another agent
+// does, ErrLeaderHeld naming the holder.
+func (s *Session) Acquire(ctx context.Context, tp TP, hint EpochHint) (Leadership, error) {
 	if s.closed() {
-		return 0, ErrSessionClosed
+		return Leadership{}, ErrSessionClosed
 	}
 	start := time.Now()
-	key := s.c.keys.leader(tp)
+	for range acquireRounds {
+		l, next, err := s.acquireOnce(ctx, tp, hint)
+		if err != nil || next == nil {
+			if err == nil {
+				s.c.metrics.leaseAcquire.Observe(time.Since(start).Seconds())
+			}
+			return l, err
+		}
+		hint = *next
+	}
+	return Leadership{}, fmt.Errorf("coord: acquire %s: the leader epoch counter kept changing", tp)
+}
+
+// acquireOnce sends one acquisition Txn. A failed compare with no leader key means the counter moved:
+// it returns the counter it read, to try again with.
+func (s *Session) acquireOnce(ctx context.Context, tp TP, hint EpochHint) (Leadership, *EpochHint, error) {
+	key, counter := s.c.keys.leader(tp), s.c.keys.epoch(tp)
+	epoch := nextEpoch(hint)
+	val, _ := json.Marshal(leaderValue{Agent: s.info.ID, Epoch: epoch})
 	// Sent again when an attempt times out or finds etcd unavailable (txnAttempts): an earlier
 	// attempt that applied makes the next one fail its compare and read our own key, which counts
 	// as held below.
 	resp, _, err := s.c.txnAttempts(ctx, txnAcquire, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.c.etcd.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, s.info.ID, clientv3.WithLease(s.LeaseID()))).
-			Else(clientv3.OpGet(key)).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+				clientv3.Compare(clientv3.ModRevision(counter), "=", hint.Rev)).
+			Then(clientv3.OpPut(key, string(val), clientv3.WithLease(s.LeaseID())),
+				clientv3.OpPut(counter, strconv.Itoa(int(epoch)))).
+			Else(clientv3.OpGet(key), clientv3.OpGet(counter)).
 			Commit()
 	})
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			return 0, fmt.Errorf("%w: acquire %s: lease gone", ErrSessionClosed, tp)
+			return Leadership{}, nil, fmt.Errorf("%w: acquire %s: lease gone", ErrSessionClosed, tp)
 		}
-		return 0, fmt.Errorf("coord: acquire %s: %w", tp, err)
+		return Leadership{}, nil, fmt.Errorf("coord: acquire %s: %w", tp, err)
 	}
-	s.c.metrics.leaseAcquire.Observe(time.Since(start).Seconds())
 	if resp.Succeeded {
-		// The put is the Txn's only write, so the key was created at the Txn's revision.
-		s.c.log.Debug("acquired leadership", "tp", tp, "epoch", resp.Header.Revision)
-		return resp.Header.Revision, nil
+		// The puts are the Txn's only writes, so the key was created at the Txn's revision.
+		s.c.log.Debug("acquired leadership", "tp", tp, "rev", resp.Header.Revision, "epoch", epoch)
+		return Leadership{Rev: resp.Header.Revision, Epoch: epoch}, nil, nil
 	}
-	kvs := resp.Responses[0].GetResponseRange().GetKvs()
-	if len(kvs) == 0 { // deleted between compare and get cannot happen in one Txn; be defensive
-		return 0, fmt.Errorf("coord: acquire %s: leader key vanished", tp)
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		l := parseLeader(kvs[0])
+		if clientv3.LeaseID(kvs[0].Lease) == s.LeaseID() {
+			return Leadership{Rev: l.rev, Epoch: l.epoch}, nil, nil
+		}
+		return Leadership{}, nil, fmt.Errorf("%w: %s led by %q (epoch %d)", ErrLeaderHeld, tp, l.agent, l.epoch)
 	}
-	if clientv3.LeaseID(kvs[0].Lease) == s.LeaseID() {
-		return kvs[0].CreateRevision, nil
+	next := EpochHint{Floor: hint.Floor}
+	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		n, _ := strconv.ParseInt(string(kvs[0].Value), 10, 32)
+		next.Epoch, next.Rev = int32(n), kvs[0].ModRevision
 	}
-	return 0, fmt.Errorf("%w: %s led by %q (epoch %d)", ErrLeaderHeld, tp, kvs[0].Value, kvs[0].CreateRevision)
+	return Leadership{}, &next, nil
+}
+
+// nextEpoch is the leader epoch an acquisition with hint gives: one more than the counter, or than the
+// floor when there is no counter yet and the floor fits.
+func nextEpoch(h EpochHint) int32 {
+	n := int64(h.Epoch)
+	if h.Rev == 0 && h.Floor > n && h.Floor < math.MaxInt32 {
+		n = h.Floor
+	}
+	if n >= math.MaxInt32 {
+		return 1 // cannot happen: one acquisition a second would take 68 years
+	}
+	return int32(n + 1)
 }
 
 // Resign gives up leadership of tp: it deletes the leader key if and only if it is still the one

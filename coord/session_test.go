@@ -13,7 +13,7 @@ func TestRegisterRevokesStaleSameAddress(t *testing.T) {
 	ctx := testCtx(t)
 	old := newSession(t, te.client(t), "a1", "127.0.0.1:9092")
 	tp := TP{Topic: NewTopicID()}
-	if _, err := old.Acquire(ctx, tp); err != nil {
+	if _, err := rev(old.Acquire(ctx, tp, EpochHint{})); err != nil {
 		t.Fatal(err)
 	}
 
@@ -43,10 +43,10 @@ func TestRegisterRevokesStaleSameAddress(t *testing.T) {
 		t.Fatalf("agents/a1 on lease %x, want the new session's %x", got, fresh.LeaseID())
 	}
 	// The predecessor's leadership went with its lease: the partition is free at once.
-	if _, err := fresh.Acquire(ctx, tp); err != nil {
+	if _, err := rev(fresh.Acquire(ctx, tp, EpochHint{})); err != nil {
 		t.Fatalf("acquire after predecessor revoked: %v", err)
 	}
-	if _, err := old.Acquire(ctx, TP{Topic: NewTopicID()}); !errors.Is(err, ErrSessionClosed) {
+	if _, err := rev(old.Acquire(ctx, TP{Topic: NewTopicID()}, EpochHint{})); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("acquire on revoked session: %v, want ErrSessionClosed", err)
 	}
 }
@@ -80,14 +80,14 @@ func TestAcquireResignEpochs(t *testing.T) {
 	b := newSession(t, te.client(t), "b", "127.0.0.1:2")
 	tp := TP{Topic: NewTopicID(), Partition: 3}
 
-	e1, err := a.Acquire(ctx, tp)
+	e1, err := rev(a.Acquire(ctx, tp, EpochHint{}))
 	if err != nil || e1 <= 0 {
 		t.Fatalf("Acquire = %d, %v", e1, err)
 	}
-	if again, err := a.Acquire(ctx, tp); err != nil || again != e1 {
+	if again, err := rev(a.Acquire(ctx, tp, EpochHint{})); err != nil || again != e1 {
 		t.Fatalf("re-Acquire by the holder = %d, %v; want %d", again, err, e1)
 	}
-	_, err = b.Acquire(ctx, tp)
+	_, err = rev(b.Acquire(ctx, tp, EpochHint{}))
 	if !errors.Is(err, ErrLeaderHeld) || !strings.Contains(err.Error(), `"a"`) {
 		t.Fatalf("Acquire while held = %v, want ErrLeaderHeld naming a", err)
 	}
@@ -95,13 +95,13 @@ func TestAcquireResignEpochs(t *testing.T) {
 	if err := a.Resign(ctx, tp, e1+1000); err != nil { // not our epoch: nothing happens
 		t.Fatal(err)
 	}
-	if _, err := b.Acquire(ctx, tp); !errors.Is(err, ErrLeaderHeld) {
+	if _, err := rev(b.Acquire(ctx, tp, EpochHint{})); !errors.Is(err, ErrLeaderHeld) {
 		t.Fatalf("resign with a wrong epoch released the key: %v", err)
 	}
 	if err := a.Resign(ctx, tp, e1); err != nil {
 		t.Fatal(err)
 	}
-	e2, err := b.Acquire(ctx, tp)
+	e2, err := rev(b.Acquire(ctx, tp, EpochHint{}))
 	if err != nil || e2 <= e1 {
 		t.Fatalf("Acquire after resign = %d, %v; want > %d", e2, err, e1)
 	}
@@ -114,11 +114,11 @@ func TestAcquireResignEpochs(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	waitChan(t, b.Done(), "closed session's Done")
-	e3, err := a.Acquire(ctx, tp)
+	e3, err := rev(a.Acquire(ctx, tp, EpochHint{}))
 	if err != nil || e3 <= e2 {
 		t.Fatalf("Acquire after holder closed = %d, %v; want > %d", e3, err, e2)
 	}
-	if _, err := b.Acquire(ctx, tp); !errors.Is(err, ErrSessionClosed) {
+	if _, err := rev(b.Acquire(ctx, tp, EpochHint{})); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("Acquire on closed session: %v", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestEvictRevokesRegistrationAndLeadership(t *testing.T) {
 	c := te.client(t)
 	tp := newTopic(t, c, "t", 1).TP(0)
 	s := newSession(t, c, "gone", "127.0.0.1:1")
-	if _, err := s.Acquire(ctx, tp); err != nil {
+	if _, err := rev(s.Acquire(ctx, tp, EpochHint{})); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Evict(ctx, "gone"); err != nil {
@@ -158,7 +158,7 @@ func TestEvictRevokesRegistrationAndLeadership(t *testing.T) {
 	}
 	// A new agent at another address may now take the id and the partition.
 	s2 := newSession(t, c, "gone", "127.0.0.1:2")
-	if _, err := s2.Acquire(ctx, tp); err != nil {
+	if _, err := rev(s2.Acquire(ctx, tp, EpochHint{})); err != nil {
 		t.Fatalf("acquire after evict: %v", err)
 	}
 	if err := c.Evict(ctx, "never-registered"); err != nil {

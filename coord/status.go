@@ -35,18 +35,22 @@ type PartitionStatus struct {
 	Topic      string  `json:"topic"`
 	Partition  int32   `json:"partition"`
 	Leader     *string `json:"leader"`      // agent id; nil while the partition has no leader
-	Epoch      int64   `json:"epoch"`       // create revision of the leader key; 0 without a leader
-	NextOffset int64   `json:"next_offset"` // last index entry's LastOffset+1; 0 when empty
+	Epoch      int64   `json:"epoch"`       // the leader epoch clients are told; 0 without a leader
+	LogStart   int64   `json:"log_start"`   // first offset a consumer can read
+	NextOffset int64   `json:"next_offset"` // the high watermark
+	Bytes      int64   `json:"bytes"`       // batch bytes held from the log start
+	Segments   int     `json:"segments"`    // partition segments (one etcd key and one object each)
+	Tail       int     `json:"tail"`        // uncompacted entries, in commit records
+	Objects    int     `json:"objects"`     // distinct objects holding its batches
 }
 
 // statusAttempts bounds Status's retries when etcd compacts the revision it reads at.
 const statusAttempts = 3
 
-// Status reads the whole cluster at one etcd revision, so that leaders, epochs and next offsets
-// agree with each other: a first linearizable Txn reads the agents, topics and leader keys, and
-// every later read of the index is pinned to that Txn's revision. Only the lease TTLs are read
-// afterwards (etcd has no revision for them). It is meant for operators, not hot paths: its cost
-// grows with the number of partitions.
+// Status reads the whole cluster at one etcd revision, so that leaders, epochs and offsets agree with
+// each other: every key under the prefix at one revision, as a cache loads it, then the lease TTLs
+// (etcd has no revision for them). It is meant for operators, not hot paths: its cost grows with the
+// number of keys.
 func (c *Client) Status(ctx context.Context) (ClusterStatus, error) {
 	for attempt := 1; ; attempt++ {
 		st, err := c.status(ctx)
@@ -58,65 +62,43 @@ func (c *Client) Status(ctx context.Context) (ClusterStatus, error) {
 }
 
 func (c *Client) status(ctx context.Context) (ClusterStatus, error) {
-	resp, err := c.etcd.Txn(ctx).Then(
-		clientv3.OpGet(c.keys.agents(), clientv3.WithPrefix()),
-		clientv3.OpGet(c.keys.topics(), clientv3.WithPrefix()),
-		clientv3.OpGet(c.keys.prefix+dirLeaders, clientv3.WithPrefix()),
-	).Commit()
+	st, rev, err := c.loadState(ctx, c.log)
 	if err != nil {
 		return ClusterStatus{}, fmt.Errorf("coord: status: %w", err)
 	}
-	rev := resp.Header.Revision
-	parts, tps := c.statusPartitions(kvsOf(resp, 1), kvsOf(resp, 2))
-	next, err := c.nextOffsets(ctx, rev, tps)
+	parts := statusPartitions(st)
+	resp, err := c.etcd.Get(ctx, c.keys.agents(), clientv3.WithPrefix(), clientv3.WithRev(rev))
 	if err != nil {
-		return ClusterStatus{}, err
+		return ClusterStatus{}, fmt.Errorf("coord: status: %w", err)
 	}
-	for i := range parts {
-		parts[i].NextOffset = next[i]
-	}
-	agents, err := c.statusAgents(ctx, kvsOf(resp, 0), parts)
+	agents, err := c.statusAgents(ctx, resp.Kvs, parts)
 	if err != nil {
 		return ClusterStatus{}, err
 	}
 	return ClusterStatus{Agents: agents, Partitions: parts}, nil
 }
 
-func kvsOf(resp *clientv3.TxnResponse, i int) []*mvccpb.KeyValue {
-	return resp.Responses[i].GetResponseRange().GetKvs()
-}
-
-// statusPartitions lists every partition of every topic with its leader, and the TPs in the same
-// order. Leader keys of topics that no longer exist are ignored.
-func (c *Client) statusPartitions(topicKVs, leaderKVs []*mvccpb.KeyValue) ([]PartitionStatus, []TP) {
-	leaders := make(map[TP]*mvccpb.KeyValue, len(leaderKVs))
-	for _, kv := range leaderKVs {
-		if pk := c.keys.parse(string(kv.Key)); pk.kind == kindLeader {
-			leaders[pk.tp] = kv
-		}
-	}
-	topics := make([]Topic, 0, len(topicKVs))
-	for _, kv := range topicKVs {
-		var t Topic
-		if err := json.Unmarshal(kv.Value, &t); err != nil {
-			c.log.Warn("status: skipping undecodable topic", "key", string(kv.Key), "error", err)
-			continue
-		}
+// statusPartitions lists every partition of every topic, sorted by topic and partition.
+func statusPartitions(st *state) []PartitionStatus {
+	topics := make([]Topic, 0, len(st.topics))
+	for _, t := range st.topics {
 		topics = append(topics, t)
 	}
 	slices.SortFunc(topics, func(a, b Topic) int { return strings.Compare(a.Name, b.Name) })
 	parts := []PartitionStatus{} // not nil: JSON says [] for a cluster without topics
-	var tps []TP
 	for _, t := range topics {
 		for p := range t.Partitions {
 			ps := PartitionStatus{Topic: t.Name, Partition: p}
-			if kv := leaders[t.TP(p)]; kv != nil {
-				ps.Leader, ps.Epoch = new(string(kv.Value)), kv.CreateRevision
+			if l, ok := st.leaders[t.TP(p)]; ok {
+				ps.Leader, ps.Epoch = new(l.agent), int64(l.epoch)
 			}
-			parts, tps = append(parts, ps), append(tps, t.TP(p))
+			if part := st.parts[t.TP(p)]; part != nil {
+				part.describe(&ps)
+			}
+			parts = append(parts, ps)
 		}
 	}
-	return parts, tps
+	return parts
 }
 
 // statusAgents lists the registered agents with their lease's time left and the partitions each

@@ -11,8 +11,7 @@ import (
 func TestStatus(t *testing.T) {
 	te := newTestEtcd(t)
 	ctx := testCtx(t)
-	// Txns of 4 operations: the 7 partitions below take several, as 1,000 would with 128.
-	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = 4 })
+	c := te.client(t)
 
 	empty, err := c.Status(ctx)
 	if err != nil {
@@ -32,7 +31,7 @@ func TestStatus(t *testing.T) {
 	newTopic(t, c, "audit", 2)
 	epochs := map[int32]int64{}
 	for p, s := range map[int32]*Session{0: a, 3: a, 4: b} {
-		if epochs[p], err = s.Acquire(ctx, orders.TP(p)); err != nil {
+		if epochs[p], err = rev(s.Acquire(ctx, orders.TP(p), EpochHint{})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,11 +61,11 @@ func TestStatus(t *testing.T) {
 	wantParts := []PartitionStatus{
 		{Topic: "audit", Partition: 0},
 		{Topic: "audit", Partition: 1},
-		{Topic: "orders", Partition: 0, Leader: ld("a"), Epoch: epochs[0], NextOffset: 15},
+		{Topic: "orders", Partition: 0, Leader: ld("a"), Epoch: 1, NextOffset: 15, Bytes: 150, Tail: 2, Objects: 2},
 		{Topic: "orders", Partition: 1},
 		{Topic: "orders", Partition: 2},
-		{Topic: "orders", Partition: 3, Leader: ld("a"), Epoch: epochs[3]},
-		{Topic: "orders", Partition: 4, Leader: ld("b"), Epoch: epochs[4], NextOffset: 1},
+		{Topic: "orders", Partition: 3, Leader: ld("a"), Epoch: 1},
+		{Topic: "orders", Partition: 4, Leader: ld("b"), Epoch: 1, NextOffset: 1, Bytes: 10, Tail: 1, Objects: 1},
 	}
 	if !reflect.DeepEqual(st.Partitions, wantParts) {
 		t.Errorf("partitions = %s,\nwant %s", mustJSON(t, st.Partitions), mustJSON(t, wantParts))
@@ -80,8 +79,8 @@ func TestStatusJSON(t *testing.T) {
 		Partitions: []PartitionStatus{{Topic: "t", Partition: 0, NextOffset: 3}, {Topic: "t", Partition: 1, Leader: new("a"), Epoch: 7}},
 	}
 	want := `{"agents":[{"id":"a","az":"z","group":"g","addr":"h:1","ttl_seconds":9,"partitions_led":1}],` +
-		`"partitions":[{"topic":"t","partition":0,"leader":null,"epoch":0,"next_offset":3},` +
-		`{"topic":"t","partition":1,"leader":"a","epoch":7,"next_offset":0}]}`
+		`"partitions":[{"topic":"t","partition":0,"leader":null,"epoch":0,"log_start":0,"next_offset":3,"bytes":0,"segments":0,"tail":0,"objects":0},` +
+		`{"topic":"t","partition":1,"leader":"a","epoch":7,"log_start":0,"next_offset":0,"bytes":0,"segments":0,"tail":0,"objects":0}]}`
 	if got := mustJSON(t, st); got != want {
 		t.Fatalf("JSON\n got %s\nwant %s", got, want)
 	}
@@ -97,7 +96,7 @@ func TestStatusIgnoresLeadersOfDeletedTopics(t *testing.T) {
 	ctx := testCtx(t)
 	c := te.client(t)
 	s := newSession(t, c, "a", "127.0.0.1:1")
-	if _, err := s.Acquire(ctx, TP{Topic: NewTopicID()}); err != nil {
+	if _, err := rev(s.Acquire(ctx, TP{Topic: NewTopicID()}, EpochHint{})); err != nil {
 		t.Fatal(err)
 	}
 	st, err := c.Status(ctx)

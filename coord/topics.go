@@ -76,8 +76,10 @@ func (c *Client) getTopic(ctx context.Context, name string) (Topic, int64, error
 	return t, resp.Kvs[0].ModRevision, nil
 }
 
-// DeleteTopic deletes a topic and, in the same Txn, its index, producer states and leader keys:
-// leaders of its partitions are fenced at once. ErrUnknownTopic if it does not exist.
+// DeleteTopic deletes a topic and, in the same Txn, every key of its partitions (legacy index keys,
+// segments, log starts, epoch counters, producer states, leader keys): leaders of its partitions are
+// fenced at once. Commit records holding its entries are shared with other topics: they die with
+// their last live entry and GC deletes them. ErrUnknownTopic if it does not exist.
 func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 	defer c.metrics.observeQuery(ctx, opDeleteTopic, time.Now())
 	for {
@@ -93,6 +95,9 @@ func (c *Client) DeleteTopic(ctx context.Context, name string) error {
 				clientv3.OpDelete(c.keys.index(t.ID), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.keys.producers(t.ID), clientv3.WithPrefix()),
 				clientv3.OpDelete(c.keys.leaders(t.ID), clientv3.WithPrefix()),
+				clientv3.OpDelete(c.keys.segments(t.ID), clientv3.WithPrefix()),
+				clientv3.OpDelete(c.keys.logStarts(t.ID), clientv3.WithPrefix()),
+				clientv3.OpDelete(c.keys.epochs(t.ID), clientv3.WithPrefix()),
 			).Commit()
 		if err != nil {
 			return fmt.Errorf("coord: delete topic %q: %w", name, err)

@@ -82,12 +82,12 @@ func TestDeleteTopicWipesPartitionState(t *testing.T) {
 
 	var commits []Commit
 	for _, tp := range []TP{doomed.TP(0), doomed.TP(1), kept.TP(0)} {
-		epoch, err := s.Acquire(ctx, tp)
+		epoch, err := rev(s.Acquire(ctx, tp, EpochHint{}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		commits = append(commits, Commit{TP: tp, Epoch: epoch, Entry: entry(0, 3, 100),
-			Producers: []ProducerState{{ID: 1000, Batches: []SeqBatch{{FirstSeq: 0, LastSeq: 2, FirstOffset: 0, LastOffset: 2}}}}})
+			Batches: []ProducerBatch{{ID: 1000, FirstSeq: 0, LastSeq: 2, FirstOffset: 0, LastOffset: 2}}})
 	}
 	for i, err := range s.Commit(ctx, commits) {
 		if err != nil {
@@ -98,23 +98,36 @@ func TestDeleteTopicWipesPartitionState(t *testing.T) {
 	if err := c.DeleteTopic(ctx, "doomed"); err != nil {
 		t.Fatal(err)
 	}
-	for _, prefix := range []string{c.keys.index(doomed.ID), c.keys.producers(doomed.ID), c.keys.leaders(doomed.ID)} {
+	count := func(prefix string) int64 {
 		resp, err := c.Etcd().Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.Count != 0 {
-			t.Errorf("%d keys left under %s", resp.Count, prefix)
+		return resp.Count
+	}
+	for _, prefix := range []string{c.keys.leaders(doomed.ID), c.keys.epochs(doomed.ID)} {
+		if n := count(prefix); n != 0 {
+			t.Errorf("%d keys left under %s", n, prefix)
 		}
 	}
-	for _, prefix := range []string{c.keys.index(kept.ID), c.keys.producers(kept.ID), c.keys.leaders(kept.ID)} {
-		resp, err := c.Etcd().Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil {
-			t.Fatal(err)
+	for _, prefix := range []string{c.keys.leaders(kept.ID), c.keys.epochs(kept.ID)} {
+		if n := count(prefix); n != 1 {
+			t.Errorf("%d keys under %s of the kept topic, want 1", n, prefix)
 		}
-		if resp.Count != 1 {
-			t.Errorf("%d keys under %s of the kept topic, want 1", resp.Count, prefix)
-		}
+	}
+	// The flush's one record still holds the kept topic's entry: it is live until that one dies too.
+	st, _, err := c.loadState(ctx, c.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dead := st.deadRecords(); len(dead) != 0 || len(st.records) != 1 || st.parts[kept.TP(0)].hwm != 3 {
+		t.Fatalf("after deleting one topic: dead records %v of %d, kept partition %+v", dead, len(st.records), st.parts[kept.TP(0)])
+	}
+	if err := c.DeleteTopic(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err = c.loadState(ctx, c.log); err != nil || len(st.deadRecords()) != 1 {
+		t.Fatalf("after deleting both topics: dead records %v, %v; want the one", st.deadRecords(), err)
 	}
 	// The leader of a deleted partition is fenced.
 	errs := s.Commit(ctx, []Commit{{TP: doomed.TP(0), Epoch: commits[0].Epoch, Entry: entry(3, 1, 10)}})

@@ -88,15 +88,40 @@ type Extent struct {
 	CRC    uint32 `json:"c"`
 }
 
-// IndexEntry is the value of index/<t>/<p>/<base>: where the batches of offsets
-// [BaseOffset, LastOffset] live.
+// IndexEntry says where the batches of offsets [BaseOffset, LastOffset] of one partition live: in
+// extents of flush objects (an uncompacted entry, from a commit record or a legacy index key), or in
+// one partition segment (Segment set, Extents empty).
 type IndexEntry struct {
-	BaseOffset   int64    `json:"base"`
-	LastOffset   int64    `json:"last"`  // inclusive
-	Epoch        int64    `json:"epoch"` // leader epoch that committed it
+	BaseOffset int64 `json:"base"`
+	LastOffset int64 `json:"last"` // inclusive
+	// Epoch is the client-facing leader epoch of the leader that committed the entry (entries of the
+	// legacy layout hold the create revision of its leader key). For a segment, the epoch of its
+	// last batch; Segment.Epochs says where each epoch begins.
+	Epoch        int64    `json:"epoch"`
 	MaxTimestamp int64    `json:"maxTs"`
-	Bytes        int64    `json:"bytes"`   // sum of extent lengths
-	Extents      []Extent `json:"extents"` // concatenated, they are the batches of [BaseOffset, LastOffset]
+	Bytes        int64    `json:"bytes"`             // sum of extent lengths, or the segment's batch bytes
+	Extents      []Extent `json:"extents,omitempty"` // concatenated, they are the batches of [BaseOffset, LastOffset]
+	Segment      *Segment `json:"segment,omitempty"` // set for a partition segment
+}
+
+// Segment locates a partition segment: one object holding one partition's batches, offsets and
+// leader epochs written in, with a footer indexing them by block (segstore's partition segment
+// format). It is the value of segs/<t>/<p>/<base> together with its IndexEntry.
+type Segment struct {
+	Object       string       `json:"o"`
+	Level        int          `json:"lvl"`
+	MinTimestamp int64        `json:"minTs"`
+	FooterPos    int64        `json:"fp"`
+	FooterLen    int32        `json:"fl"`
+	FooterCRC    uint32       `json:"fc"`
+	Epochs       []EpochStart `json:"epochs,omitempty"` // the leader epochs that begin in the segment, in order
+	Time         int64        `json:"t"`                // unix ms when the segment was committed
+}
+
+// EpochStart is the first offset written under a leader epoch.
+type EpochStart struct {
+	Epoch  int32 `json:"e"`
+	Offset int64 `json:"o"`
 }
 
 // Contains reports whether offset o lies in the entry.
@@ -110,18 +135,34 @@ type SeqBatch struct {
 	LastOffset  int64 `json:"lastOffset"`
 }
 
-// ProducerState is the value of producers/<t>/<p>/<producer id>.
+// ProducerState is an idempotent producer's state on one partition: the value of
+// producers/<t>/<p>/<producer id> (a snapshot written by compaction), or rebuilt from the snapshot and
+// the commit records after it.
 type ProducerState struct {
 	ID      int64      `json:"id"`
 	Epoch   int16      `json:"epoch"`
 	Batches []SeqBatch `json:"batches"` // at most 5, oldest first
+	// LastTime is when its last batch was committed (unix ms; 0 in snapshots of the legacy layout):
+	// what producer id expiration counts from.
+	LastTime int64 `json:"lastTime,omitempty"`
 }
 
-// Commit is one partition's share of a flush: the index entry the leader sequenced at Epoch and
-// the producer states that go with it.
+// ProducerBatch is one idempotent batch as a commit record carries it: what a new leader needs to
+// rebuild its producer's state.
+type ProducerBatch struct {
+	ID          int64
+	Epoch       int16
+	FirstSeq    int32
+	LastSeq     int32
+	FirstOffset int64
+	LastOffset  int64
+}
+
+// Commit is one partition's share of a flush: the index entry its leader sequenced, fenced by the
+// create revision of its leader key (Epoch), and the idempotent batches in it.
 type Commit struct {
-	TP        TP
-	Epoch     int64
-	Entry     IndexEntry
-	Producers []ProducerState
+	TP      TP
+	Epoch   int64 // fencing epoch: the leader key's create revision
+	Entry   IndexEntry
+	Batches []ProducerBatch
 }

@@ -80,13 +80,14 @@ func printStatus(w io.Writer, st coord.ClusterStatus) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADER\tEPOCH\tNEXT-OFFSET")
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADER\tEPOCH\tLOG-START\tNEXT-OFFSET\tBYTES\tSEGMENTS\tTAIL\tOBJECTS")
 	for _, p := range st.Partitions {
 		leader := "-"
 		if p.Leader != nil {
 			leader = *p.Leader
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\n", p.Topic, p.Partition, leader, p.Epoch, p.NextOffset)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Topic, p.Partition, leader, p.Epoch,
+			p.LogStart, p.NextOffset, p.Bytes, p.Segments, p.Tail, p.Objects)
 	}
 	return tw.Flush()
 }

@@ -53,15 +53,16 @@ func newClusterFixture(t *testing.T) clusterFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	epoch, err := s.Acquire(ctx, top.TP(1))
+	ld, err := s.Acquire(ctx, top.TP(1), coord.EpochHint{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	epoch := ld.Rev // fencing; clients and the status see ld.Epoch
 	entry := coord.IndexEntry{BaseOffset: 0, LastOffset: 41, Extents: []coord.Extent{{Object: "seg/x", Pos: 32, Len: 100}}}
 	if err := s.Commit(ctx, []coord.Commit{{TP: top.TP(1), Epoch: epoch, Entry: entry}})[0]; err != nil {
 		t.Fatal(err)
 	}
-	return clusterFixture{endpoint: ep, epoch: epoch}
+	return clusterFixture{endpoint: ep, epoch: int64(ld.Epoch)}
 }
 
 func TestClusterStatusJSON(t *testing.T) {
@@ -83,7 +84,7 @@ func TestClusterStatusJSON(t *testing.T) {
 		Agents: []coord.AgentStatus{{ID: "agent-1", AZ: "az-a", Group: "default", Addr: "127.0.0.1:9092", PartitionsLed: 1}},
 		Partitions: []coord.PartitionStatus{
 			{Topic: "orders", Partition: 0},
-			{Topic: "orders", Partition: 1, Leader: &leader, Epoch: f.epoch, NextOffset: 42},
+			{Topic: "orders", Partition: 1, Leader: &leader, Epoch: f.epoch, NextOffset: 42, Bytes: 100, Tail: 1, Objects: 1},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -115,9 +116,9 @@ func TestClusterStatusTable(t *testing.T) {
 	}
 	for _, want := range []string{
 		"ID AZ GROUP ADDR TTL PARTITIONS",
-		"TOPIC PARTITION LEADER EPOCH NEXT-OFFSET",
-		"orders 0 - 0 0",
-		"orders 1 agent-1 " + strconv.FormatInt(f.epoch, 10) + " 42",
+		"TOPIC PARTITION LEADER EPOCH LOG-START NEXT-OFFSET BYTES SEGMENTS TAIL OBJECTS",
+		"orders 0 - 0 0 0 0 0 0 0",
+		"orders 1 agent-1 " + strconv.FormatInt(f.epoch, 10) + " 0 42 100 0 1 1",
 	} {
 		if !slices.Contains(rows, want) {
 			t.Errorf("no row %q in:\n%s", want, out)

@@ -281,7 +281,7 @@ func (b *bench) unled(gone string) string {
 	var missing []string
 	for _, t := range b.cache.Topics() {
 		for p := range t.Partitions {
-			if l, _, ok := b.cache.Leader(t.TP(p)); !ok || !live[l] {
+			if l, ok := b.cache.Leader(t.TP(p)); !ok || !live[l.Agent] {
 				missing = append(missing, fmt.Sprintf("%s/%d", t.Name, p))
 			}
 		}
@@ -310,8 +310,8 @@ func (b *bench) unbalanced(ids ...string) string {
 			led[domain] = map[string]int{}
 		}
 		for p := range t.Partitions {
-			l, _, _ := b.cache.Leader(t.TP(p))
-			led[domain][l]++
+			l, _ := b.cache.Leader(t.TP(p))
+			led[domain][l.Agent]++
 			total[domain]++
 		}
 	}
