@@ -18,12 +18,12 @@ const (
 )
 
 // What txnAttempts runs, named in its logs: index commits (also counted in
-// streamhouse_etcd_txns_total), group writes, leader-key acquisitions and partition loads.
+// streamhouse_etcd_txns_total), group writes, leader-key acquisitions and maintenance writes.
 const (
-	txnCommit        = "commit"
-	txnGroupWrite    = "group write"
-	txnAcquire       = "acquire"
-	txnLoadPartition = "load partition"
+	txnCommit     = "commit"
+	txnGroupWrite = "group write"
+	txnAcquire    = "acquire"
+	txnMaintain   = "maintenance write"
 )
 
 // txnAttempts runs do, one Txn, in attempts: each has a deadline (CommitAttemptTimeout, doubled
@@ -44,7 +44,7 @@ const (
 //   - a group write compares the group's version key with the version it was built on and writes
 //     its own token there (see WriteGroup);
 //   - a leader-key acquisition creates the key only if absent and recognises its own lease (Acquire);
-//   - a partition load only reads.
+//   - a maintenance write puts and deletes the same keys again, to the same values (fencedWrite).
 //
 // An attempt abandoned here may still apply later, so the caller must treat a final error as an
 // unknown outcome, exactly like a single attempt's.

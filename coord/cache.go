@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -498,4 +499,57 @@ func (k *Cache) WaitAdvance(tp TP, hwm int64) <-chan struct{} {
 		return p.wait
 	}
 	return closedChan
+}
+
+// TailEntry is an uncompacted entry as partition maintenance plans from it.
+type TailEntry struct {
+	IndexEntry
+	Time    int64 // unix ms its record was committed; 0 until the watch brought the record
+	Batches []ProducerBatch
+}
+
+// PartitionIndex is a copy of one partition's index, for its leader's maintenance.
+type PartitionIndex struct {
+	LogStart      int64
+	HighWatermark int64
+	Segments      []IndexEntry // sorted, contiguous
+	Tail          []TailEntry  // sorted, contiguous, after the segments
+}
+
+// PartitionIndex returns a copy of tp's index; ok is false when tp does not exist.
+func (k *Cache) PartitionIndex(tp TP) (PartitionIndex, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if _, ok := k.st.byID[tp.Topic]; !ok {
+		return PartitionIndex{}, false
+	}
+	p := k.st.parts[tp]
+	if p == nil {
+		return PartitionIndex{}, true
+	}
+	pi := PartitionIndex{LogStart: p.logStart(), HighWatermark: p.hwm, Segments: slices.Clone(p.segs),
+		Tail: make([]TailEntry, len(p.tail))}
+	for i, te := range p.tail {
+		pi.Tail[i] = TailEntry{IndexEntry: te.IndexEntry, Time: te.time, Batches: te.batches}
+	}
+	return pi, true
+}
+
+// ReferencedObjects lists every object a live entry of the view references: flush objects of
+// uncompacted entries and partition segments. GC deletes only objects outside it.
+func (k *Cache) ReferencedObjects() map[string]bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := map[string]bool{}
+	for _, p := range k.st.parts {
+		for _, s := range p.segs {
+			out[s.Segment.Object] = true
+		}
+		for _, te := range p.tail {
+			for _, x := range te.Extents {
+				out[x.Object] = true
+			}
+		}
+	}
+	return out
 }

@@ -76,7 +76,7 @@ type Config struct {
 	MaxRequestBytes int64
 
 	// CommitAttemptTimeout is the deadline of the first attempt of a commit Txn, and of the Txns
-	// of group writes, Acquire and LoadPartition (default DefaultCommitAttemptTimeout); each attempt
+	// of group writes, Acquire and maintenance writes (default DefaultCommitAttemptTimeout); each attempt
 	// that times out doubles it for the next.
 	CommitAttemptTimeout time.Duration
 	// CommitTimeout bounds all the attempts of one such Txn together (default

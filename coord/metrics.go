@@ -16,7 +16,8 @@ const (
 	opGetTopics     = "get_topics"
 	opGetAgents     = "get_agents"
 	opAllocatePID   = "allocate_producer_id"
-	opLoadPartition = "load_partition"
+	opMaintain      = "maintain"
+	opDeleteRecords = "delete_records"
 	opRegister      = "register"
 	opResign        = "resign"
 	opCacheLoad     = "cache_load"
@@ -25,7 +26,7 @@ const (
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
-	opAllocatePID, opLoadPartition, opRegister, opResign, opCacheLoad, opRevision,
+	opAllocatePID, opMaintain, opDeleteRecords, opRegister, opResign, opCacheLoad, opRevision,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.
