@@ -394,5 +394,3 @@ func (a *Agent) dropLeaderMetrics(pl *partitionLeader) {
 	a.metrics.partitionLeader.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
 	a.metrics.leasesHeld.Set(float64(len(a.leaders.snapshot())))
 }
-
-var _ = errors.Is
