@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamhouse/streamhouse/coord"
@@ -53,31 +54,66 @@ func (a *Agent) kickLeadership() {
 	}
 }
 
+// Pauses before the leadership loop runs again after one of its etcd calls failed (an acquisition, a
+// resignation, a partition load): doubled after each pass that fails, back to the first after one
+// that does not. Without them the loop would wake only when topics, agents or leader keys change, and
+// a partition whose acquisition failed (etcd refusing writes for a moment) would stay unled, its key
+// kept, until something unrelated changed.
+const (
+	minLeadRetry = 100 * time.Millisecond
+	maxLeadRetry = 2 * time.Second
+)
+
 // runLeadership keeps the partitions this agent leads equal to what placement gives it, and re-registers
 // after the session is lost, until ctx ends.
 func (a *Agent) runLeadership(ctx context.Context) {
+	var delay time.Duration // the pause before the next retry; 0 after a pass with no failure
 	for {
 		changed := a.cache.Changed()
 		s := a.session()
 		if s == nil {
+			delay = 0
 			if !a.reregister(ctx) {
 				return
 			}
 			continue
 		}
-		a.reconcile(ctx, s)
-		select {
-		case <-changed:
-		case <-a.leadKick:
-		case <-s.Done():
-			if a.stopping.Load() {
-				return // Shutdown closed the session: a hand-over, not a loss
-			}
-			a.sessionLost(s)
-		case <-ctx.Done():
+		var retry *time.Timer
+		if a.reconcile(ctx, s) {
+			delay = 0
+		} else if ctx.Err() == nil {
+			delay = min(max(2*delay, minLeadRetry), maxLeadRetry)
+			a.metrics.leadRetries.Inc()
+			retry = time.NewTimer(delay)
+		}
+		if !a.awaitLeadershipWork(ctx, s, changed, retry) {
 			return
 		}
 	}
+}
+
+// awaitLeadershipWork waits until the leadership loop has something to do: the watched view changed,
+// a kick, the retry timer (nil: none) fired, or the session was lost. It returns false when the loop
+// must end.
+func (a *Agent) awaitLeadershipWork(ctx context.Context, s session, changed <-chan struct{}, retry *time.Timer) bool {
+	var fired <-chan time.Time
+	if retry != nil {
+		defer retry.Stop()
+		fired = retry.C
+	}
+	select {
+	case <-changed:
+	case <-a.leadKick:
+	case <-fired:
+	case <-s.Done():
+		if a.stopping.Load() {
+			return false // Shutdown closed the session: a hand-over, not a loss
+		}
+		a.sessionLost(s)
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // sessionLost drops every leadership at once: from here on produce for those partitions is refused and
@@ -119,10 +155,12 @@ func (a *Agent) reregister(ctx context.Context) bool {
 	}
 }
 
-// reconcile acquires the partitions placement gives this agent and resigns the others.
-func (a *Agent) reconcile(ctx context.Context, s session) {
+// reconcile acquires the partitions placement gives this agent and resigns the others. It reports
+// false when an etcd call failed other than by finding a partition led by another agent: the loop
+// then runs it again after a pause.
+func (a *Agent) reconcile(ctx context.Context, s session) bool {
 	want := a.desiredPartitions()
-	a.resignOrphans(ctx, s, want)
+	clean := a.resignOrphans(ctx, s, want)
 	for _, pl := range a.leaders.snapshot() {
 		if _, ok := want[pl.tp]; ok {
 			delete(want, pl.tp)
@@ -132,12 +170,15 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 			continue
 		}
 		a.dropLeaderMetrics(pl)
+		// A failed resignation leaves the key in this agent's name: resignOrphans tries again.
 		if err := s.Resign(ctx, pl.tp, pl.epoch); err != nil && ctx.Err() == nil {
-			a.log.Warn("resign failed", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
+			a.log.Warn("resign failed; retrying", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
+			clean = false
 		}
 	}
 	sem := make(chan struct{}, acquireConcurrency)
 	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for tp, topic := range want {
 		if a.stopping.Load() {
 			break
@@ -147,10 +188,13 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			a.takeLead(ctx, s, tp, topic)
+			if !a.takeLead(ctx, s, tp, topic) {
+				failed.Store(true)
+			}
 		}()
 	}
 	wg.Wait()
+	return clean && !failed.Load()
 }
 
 // resignOrphans resigns the leader keys held in this agent's name for partitions it does not lead
@@ -158,7 +202,9 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 // but keeps its key, for the next reconcile to lead it again; if placement has meanwhile moved the
 // partition, nothing else would let go of the key, and its new leader could not take it until this
 // agent's lease ended. Resign is fenced by the epoch, so a stale view resigns nothing it should not.
-func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]string) {
+// It reports false when a resignation failed.
+func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]string) bool {
+	ok := true
 	for _, t := range a.cache.Topics() {
 		for p := range t.Partitions {
 			tp := t.TP(p)
@@ -170,30 +216,36 @@ func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]
 				continue
 			}
 			if err := s.Resign(ctx, tp, epoch); err != nil && ctx.Err() == nil {
-				a.log.Warn("resign of a partition no longer led failed", "topic", t.Name, "partition", p, "error", err)
+				a.log.Warn("resign of a partition no longer led failed; retrying", "topic", t.Name, "partition", p, "error", err)
+				ok = false
 			}
 		}
 	}
+	return ok
 }
 
 // takeLead becomes tp's leader: acquire the leader key (its create revision is the epoch), then load
-// the partition's committed state. Only then does the partition take produce.
-func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) {
+// the partition's committed state. Only then does the partition take produce. It reports false when
+// an etcd call failed, for the leadership loop to try again; a key held by another agent is no
+// failure (its deletion wakes the loop).
+func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) bool {
 	prev, _, hadLeader := a.cache.Leader(tp)
 	epoch, err := s.Acquire(ctx, tp)
+	if errors.Is(err, coord.ErrLeaderHeld) {
+		return true
+	}
 	if err != nil {
-		if !errors.Is(err, coord.ErrLeaderHeld) && ctx.Err() == nil {
-			a.log.Warn("acquire failed", "topic", topic, "partition", tp.Partition, "error", err)
+		if ctx.Err() == nil {
+			a.log.Warn("acquire failed; retrying", "topic", topic, "partition", tp.Partition, "error", err)
 		}
-		return
+		return false
 	}
 	next, producers, err := a.etcd.LoadPartition(ctx, tp)
 	if err != nil {
 		if ctx.Err() == nil {
-			a.log.Warn("loading partition state failed", "topic", topic, "partition", tp.Partition, "error", err)
-			a.kickLeadership()
+			a.log.Warn("loading partition state failed; retrying", "topic", topic, "partition", tp.Partition, "error", err)
 		}
-		return
+		return false
 	}
 	pl := &partitionLeader{tp: tp, topic: topic, epoch: epoch, next: next,
 		producers: make(map[int64]coord.ProducerState, len(producers))}
@@ -208,6 +260,7 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(epoch))
 	a.metrics.partitionLeader.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(1)
 	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", epoch, "next_offset", next)
+	return true
 }
 
 // desiredPartitions is what placement gives this agent, from the cached view of agents and topics.
