@@ -40,6 +40,7 @@ type Agent struct {
 	remote    chan *remoteWork // sequencing forwarded by other agents
 	reader    *reader
 	leaders   leaderSet
+	renew     renewals // partitions to lead again only under a new epoch
 	acks      ackCount // produce answers not yet written (graceful shutdown waits for them)
 	groups    *groupCoordinator
 

@@ -20,6 +20,7 @@ type session interface {
 	Done() <-chan struct{}
 	Acquire(ctx context.Context, tp coord.TP) (int64, error)
 	Resign(ctx context.Context, tp coord.TP, epoch int64) error
+	LoadPartition(ctx context.Context, tp coord.TP, epoch int64) (int64, []coord.ProducerState, error)
 	Commit(ctx context.Context, commits []coord.Commit) []error
 	Close(ctx context.Context) error
 	Abandon()
@@ -229,6 +230,9 @@ func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]
 // an etcd call failed, for the leadership loop to try again; a key held by another agent is no
 // failure (its deletion wakes the loop).
 func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) bool {
+	if !a.renewEpoch(ctx, s, tp, topic) {
+		return false
+	}
 	prev, _, hadLeader := a.cache.Leader(tp)
 	epoch, err := s.Acquire(ctx, tp)
 	if errors.Is(err, coord.ErrLeaderHeld) {
@@ -240,7 +244,7 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 		}
 		return false
 	}
-	next, producers, err := a.etcd.LoadPartition(ctx, tp)
+	next, producers, err := s.LoadPartition(ctx, tp, epoch)
 	if err != nil {
 		if ctx.Err() == nil {
 			a.log.Warn("loading partition state failed; retrying", "topic", topic, "partition", tp.Partition, "error", err)
@@ -260,6 +264,52 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(epoch))
 	a.metrics.partitionLeader.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(1)
 	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", epoch, "next_offset", next)
+	return true
+}
+
+// renewals are the partitions whose leader key this agent must resign, by the epoch to resign, before
+// it leads them again: a commit of theirs split across Txns failed (coord.ErrRenewEpoch), and an
+// attempt of it may still apply under that epoch.
+type renewals struct {
+	mu sync.Mutex
+	m  map[coord.TP]int64
+}
+
+func (r *renewals) add(tp coord.TP, epoch int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[coord.TP]int64{}
+	}
+	r.m[tp] = epoch
+}
+
+func (r *renewals) take(tp coord.TP) (int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	epoch, ok := r.m[tp]
+	delete(r.m, tp)
+	return epoch, ok
+}
+
+// renewEpoch resigns tp's leader key if a failed split commit left its epoch spent, so that the
+// acquisition after it creates the key anew. Resign is fenced by the epoch: a key already lost, or
+// taken again since, is left alone. It reports false when the resignation failed (tried again).
+func (a *Agent) renewEpoch(ctx context.Context, s session, tp coord.TP, topic string) bool {
+	epoch, ok := a.renew.take(tp)
+	if !ok {
+		return true
+	}
+	if err := s.Resign(ctx, tp, epoch); err != nil {
+		a.renew.add(tp, epoch)
+		if ctx.Err() == nil {
+			a.log.Warn("renewing the leader epoch after a failed split commit: resign failed; retrying",
+				"topic", topic, "partition", tp.Partition, "epoch", epoch, "error", err)
+		}
+		return false
+	}
+	a.log.Info("leader key resigned after a failed split commit, to lead under a new epoch",
+		"topic", topic, "partition", tp.Partition, "epoch", epoch)
 	return true
 }
 

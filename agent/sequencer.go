@@ -260,8 +260,12 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 
 // commitFailed fails the partition's appends. The leader state is dropped either way: after a fence
 // the partition is someone else's; after an etcd error the outcome of the Txn is unknown, so the state
-// is reloaded from etcd before the partition takes produce again.
+// is reloaded from etcd before the partition takes produce again, under a new epoch if the commit was
+// split across Txns (one of them may still apply under the old one).
 func (a *Agent) commitFailed(pc *partitionCommit, err error) {
+	if errors.Is(err, coord.ErrRenewEpoch) {
+		a.renew.add(pc.pl.tp, pc.pl.epoch)
+	}
 	for k := range pc.appends {
 		if pc.errs[k] == nil {
 			pc.bases[k], pc.errs[k] = -1, err
@@ -327,10 +331,18 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 	return pc
 }
 
+// commit is the partition's coord commit. Prior holds each producer's committed state, which a commit
+// split across Txns stores alongside the new one until its index entry applies.
 func (pc *partitionCommit) commit() coord.Commit {
 	c := coord.Commit{TP: pc.pl.tp, Epoch: pc.pl.epoch, Entry: pc.entry}
-	for _, st := range pc.states {
+	for id, st := range pc.states {
 		c.Producers = append(c.Producers, st)
+		if prev, ok := pc.pl.producers[id]; ok {
+			if c.Prior == nil {
+				c.Prior = make(map[int64]coord.ProducerState, len(pc.states))
+			}
+			c.Prior[id] = prev
+		}
 	}
 	return c
 }

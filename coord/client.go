@@ -26,6 +26,11 @@ var (
 	// view of the partition is stale (an earlier commit whose outcome was unknown did apply); it
 	// must reload the partition. Offsets are never written twice.
 	ErrOffsetConflict = errors.New("coord: index entry already exists at that offset")
+	// ErrRenewEpoch: a commit split across Txns (its producer states before its index entry) failed,
+	// and an attempt of one of its Txns may still be queued in etcd under the leader's epoch. The
+	// leader must not commit under that epoch again: it resigns its leader key and acquires it anew
+	// before it loads the partition (docs/INTERNALS.md). Wrapped with the commit's own error.
+	ErrRenewEpoch = errors.New("coord: split commit failed: the leader epoch must be renewed")
 	// ErrGroupChanged: a group write was based on a version of the group that is no longer etcd's
 	// (an earlier write whose outcome was unknown did apply, say); the coordinator must reload the
 	// group. Nothing was written.

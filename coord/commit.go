@@ -25,9 +25,21 @@ const txnOpBytes = 16
 const commitRounds = 2
 
 // LoadPartition reads, in one linearizable Txn, what a new leader needs: the partition's next
-// offset (the last index entry's LastOffset+1, 0 when empty) and its producer states. A read: it is
-// sent again while attempts time out or find etcd unavailable (txnAttempts).
+// offset (the last index entry's LastOffset+1, 0 when empty) and its producer states, pending states
+// resolved (see Session.LoadPartition, which a leader calls instead: it also sets back in etcd what
+// this only reports). A read: it is sent again while attempts time out or find etcd unavailable
+// (txnAttempts).
 func (c *Client) LoadPartition(ctx context.Context, tp TP) (next int64, producers []ProducerState, err error) {
+	next, states, err := c.loadPartition(ctx, tp)
+	if err != nil {
+		return 0, nil, err
+	}
+	producers, _ = resolvePending(states, next)
+	return next, producers, nil
+}
+
+// loadPartition reads the partition's next offset and its producer states as stored.
+func (c *Client) loadPartition(ctx context.Context, tp TP) (next int64, producers []ProducerState, err error) {
 	defer c.metrics.observeQuery(ctx, opLoadPartition, time.Now())
 	resp, _, err := c.txnAttempts(ctx, txnLoadPartition, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return c.etcd.Txn(ctx).Then(
@@ -65,7 +77,14 @@ type unit struct {
 	bases   []int64  // bases[j] is the base offset of commits[j]
 	entries []string // entries[j] is the value of commits[j]'s index key
 	cmps    []clientv3.Cmp
-	puts    []clientv3.Op
+	puts    []clientv3.Op // index entries
+	// states are the producer-state puts (one per producer: its last state in the unit), producers
+	// their values and prior each producer's committed state before the unit, if any: what a split
+	// commit writes them with (commitSplit).
+	states     []clientv3.Op
+	producers  []ProducerState
+	prior      map[int64]ProducerState
+	stateBytes int // the states' share of bytes
 	// resent: an earlier Txn carrying the unit was sent more than once before etcd refused it for
 	// too many operations or bytes (see runTxn), so one of its attempts may have applied.
 	resent bool
@@ -74,8 +93,9 @@ type unit struct {
 
 // Commit makes each commit's index entry and producer states visible, each partition guarded by
 // Compare(CreateRevision(leaders/<t>/<p>) == Epoch). Partitions are packed into as few Txns as
-// MaxTxnOps and MaxRequestBytes allow (a partition's operations never straddle two Txns) and the
-// Txns run concurrently; a Txn etcd refuses for having more operations than its --max-txn-ops, or
+// MaxTxnOps and MaxRequestBytes allow (a partition's operations never straddle two Txns, except
+// those of a partition too large for one Txn with its producer states, which is committed in steps:
+// see commitSplit and ErrRenewEpoch) and the Txns run concurrently; a Txn etcd refuses for having more operations than its --max-txn-ops, or
 // more bytes than its --max-request-bytes, is packed again, smaller, and sent again (see
 // Client.fallBackTxnOps, Client.fallBackRequestBytes). It returns one error per commit, nil
 // meaning committed: ErrFenced if the epoch is no longer the partition's leader epoch. A Txn whose
@@ -182,11 +202,11 @@ func validateCommit(cm *Commit) error {
 
 // encodeUnit builds the unit's compares (one per distinct epoch) and puts. A producer written by
 // two commits of the unit is put once, with the later state: etcd rejects a Txn that puts one key
-// twice.
+// twice. Its prior state is the one before the first of them.
 func (s *Session) encodeUnit(u *unit, commits []Commit) {
 	leader := s.c.keys.leader(u.tp)
 	epochs := map[int64]bool{}
-	producers := map[int64]int{} // producer id → index in u.puts
+	producers := map[int64]int{} // producer id → index in u.states
 	// runTxn's Else branch reads the leader key, and each index key, which is also compared.
 	u.bytes += len(leader) + txnOpBytes
 	for _, i := range u.commits {
@@ -200,85 +220,126 @@ func (s *Session) encodeUnit(u *unit, commits []Commit) {
 		index := s.c.keys.indexEntry(u.tp, cm.Entry.BaseOffset)
 		u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(index), "=", 0))
 		u.bytes += 2 * (len(index) + txnOpBytes)
-		u.entries = append(u.entries, u.put(index, cm.Entry, -1))
+		val, n := encodePut(&u.puts, index, cm.Entry, -1)
+		u.entries = append(u.entries, val)
+		u.bytes += n
 		for _, p := range cm.Producers {
+			p.Pending, p.Prev = false, nil // written with its index entry: nothing to set back
 			at, ok := producers[p.ID]
 			if !ok {
 				at = -1
-				producers[p.ID] = len(u.puts)
+				producers[p.ID] = len(u.states)
+				u.producers = append(u.producers, p)
+				if prev, ok := cm.Prior[p.ID]; ok {
+					if u.prior == nil {
+						u.prior = map[int64]ProducerState{}
+					}
+					u.prior[p.ID] = prev
+				}
+			} else {
+				u.producers[at] = p
 			}
-			u.put(s.c.keys.producer(u.tp, p.ID), p, at)
+			_, n := encodePut(&u.states, s.c.keys.producer(u.tp, p.ID), p, at)
+			u.bytes += n
+			u.stateBytes += n
 		}
 	}
 }
 
-// put appends (at < 0) or replaces puts[at] with key = JSON(v), and returns the value.
-func (u *unit) put(key string, v any, at int) string {
+// encodePut appends (at < 0) or replaces (*ops)[at] with key = JSON(v), and returns the value and
+// its estimated size in a Txn.
+func encodePut(ops *[]clientv3.Op, key string, v any, at int) (string, int) {
 	val, _ := json.Marshal(v) // plain structs of numbers and strings: cannot fail
 	op := clientv3.OpPut(key, string(val))
 	if at >= 0 {
-		u.puts[at] = op
+		(*ops)[at] = op
 	} else {
-		u.puts = append(u.puts, op)
+		*ops = append(*ops, op)
 	}
-	u.bytes += len(key) + len(val) + txnOpBytes
-	return string(val)
+	return string(val), len(key) + len(val) + txnOpBytes
 }
 
 // ops is the unit's share of a Txn's operation count: etcd limits compares, success ops and
 // failure ops (one leader Get per unit) each to --max-txn-ops.
-func (u *unit) ops() int { return max(len(u.cmps), len(u.puts), 1+len(u.commits)) }
+func (u *unit) ops() int { return max(len(u.cmps), len(u.puts)+len(u.states), 1+len(u.commits)) }
+
+// indexOps is what the unit needs of one Txn without its producer states: what a split commit's
+// index step takes.
+func (u *unit) indexOps() int { return max(len(u.cmps), len(u.puts), 1+len(u.commits)) }
 
 // runPacked packs units into Txns of the client's limits and runs them. The units of a Txn that etcd
 // refused for too many operations or bytes, which it never applied, are packed again to the limits
 // the client fell back to and run again; that happens at most twice, since each limit falls only
-// once.
+// once. A unit too large for one Txn is committed in several (commitSplit), alongside.
 //
 // Each refused Txn's units are packed again apart from any other's: a new Txn then holds only
 // partitions of one earlier Txn, so if it fails on a fenced compare, so does every attempt of that
 // earlier Txn still queued in etcd, and the partitions it retries cannot have been applied by one.
 func (s *Session) runPacked(ctx context.Context, units []*unit, errs []error) []txnResult {
-	lim := s.c.limits()
-	txns := s.pack(units, errs, lim)
+	var mu sync.Mutex
 	var results []txnResult
-	for len(txns) > 0 {
-		res := s.runTxns(ctx, txns, lim)
-		results = append(results, res...)
-		lim, txns = s.c.limits(), nil
-		for _, r := range res {
-			txns = append(txns, s.pack(r.repack, errs, lim)...)
+	var splits sync.WaitGroup
+	split := func(units []*unit) {
+		for _, u := range units {
+			splits.Go(func() {
+				r := s.commitSplit(ctx, u)
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
+			})
 		}
 	}
+	lim := s.c.limits()
+	txns, big := s.pack(units, errs, lim)
+	split(big)
+	for len(txns) > 0 {
+		res := s.runTxns(ctx, txns, lim)
+		mu.Lock()
+		results = append(results, res...)
+		mu.Unlock()
+		lim, txns = s.c.limits(), nil
+		for _, r := range res {
+			more, big := s.pack(r.repack, errs, lim)
+			txns = append(txns, more...)
+			split(big)
+		}
+	}
+	splits.Wait()
 	return results
 }
 
 // pack fills Txns of at most lim.ops operations and lim.bytes() estimated bytes greedily in order. A
-// unit of more operations than a Txn takes gets an error; one of more bytes goes alone (etcd, allowing
-// lim.requestBytes, more than lim.bytes(), may take it).
-func (s *Session) pack(units []*unit, errs []error, lim txnLimits) [][]*unit {
-	var txns [][]*unit
+// unit with producer states that does not fit one Txn is returned apart, to be committed in several
+// (commitSplit); one of more operations than a Txn takes even without them gets an error; one of
+// more bytes without producer states goes alone (etcd, allowing lim.requestBytes, more than
+// lim.bytes(), may take it).
+func (s *Session) pack(units []*unit, errs []error, lim txnLimits) (txns [][]*unit, split []*unit) {
 	var cur []*unit
 	var cmps, puts, bytes int
 	limit, budget := lim.ops, lim.bytes()
 	for _, u := range units {
-		if u.ops() > limit {
+		if u.indexOps() > limit {
 			for _, i := range u.commits {
-				errs[i] = fmt.Errorf("coord: commit %s: needs %d operations, more than the %d of one Txn", u.tp, u.ops(), limit)
+				errs[i] = fmt.Errorf("coord: commit %s: needs %d operations, more than the %d of one Txn", u.tp, u.indexOps(), limit)
 			}
 			continue
 		}
-		if len(cur) > 0 && (cmps+len(u.cmps) > limit || puts+len(u.puts) > limit ||
+		if len(u.states) > 0 && (u.ops() > limit || u.bytes > budget) {
+			split = append(split, u)
+			continue
+		}
+		if len(cur) > 0 && (cmps+len(u.cmps) > limit || puts+len(u.puts)+len(u.states) > limit ||
 			len(cur)+1 > limit || bytes+u.bytes > budget) {
 			txns = append(txns, cur)
 			cur, cmps, puts, bytes = nil, 0, 0, 0
 		}
 		cur = append(cur, u)
-		cmps, puts, bytes = cmps+len(u.cmps), puts+len(u.puts), bytes+u.bytes
+		cmps, puts, bytes = cmps+len(u.cmps), puts+len(u.puts)+len(u.states), bytes+u.bytes
 	}
 	if len(cur) > 0 {
 		txns = append(txns, cur)
 	}
-	return txns
+	return txns, split
 }
 
 // txnResult is the outcome of one Txn: errors by commit index, the commits to retry, and the units
@@ -314,6 +375,7 @@ func (s *Session) runTxn(ctx context.Context, units []*unit, lim txnLimits) txnR
 		size += u.bytes
 		cmps = append(cmps, u.cmps...)
 		puts = append(puts, u.puts...)
+		puts = append(puts, u.states...)
 		gets = append(gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
 		for _, base := range u.bases {
 			gets = append(gets, clientv3.OpGet(s.c.keys.indexEntry(u.tp, base)))

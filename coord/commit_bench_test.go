@@ -33,7 +33,7 @@ func BenchmarkCommitPack(b *testing.B) {
 			var txns int
 			for b.Loop() {
 				errs := make([]error, len(commits))
-				packed := s.pack(s.buildUnits(commits, errs), errs, s.c.limits())
+				packed, _ := s.pack(s.buildUnits(commits, errs), errs, s.c.limits())
 				txns = len(packed)
 				for _, err := range errs {
 					if err != nil {

@@ -183,14 +183,16 @@ func TestCommitEdgeCases(t *testing.T) {
 	te := newTestEtcd(t)
 	ctx := testCtx(t)
 	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = 16 })
-	top := newTopic(t, c, "edge", 2)
+	top := newTopic(t, c, "edge", 3)
 	s := newSession(t, c, "a", "127.0.0.1:1")
 	e0, _ := s.Acquire(ctx, top.TP(0))
 	e1, _ := s.Acquire(ctx, top.TP(1))
+	e2, _ := s.Acquire(ctx, top.TP(2))
 
-	many := make([]ProducerState, 20) // 21 puts: can never fit a Txn of 16
+	many := make([]ProducerState, 20) // 21 puts: more than a Txn of 16 takes, committed in steps
 	for i := range many {
 		many[i].ID = int64(i)
+		many[i].Batches = []SeqBatch{{FirstOffset: 0, LastOffset: 0}}
 	}
 	pid := func(id int64, seq int32) []ProducerState {
 		return []ProducerState{{ID: id, Batches: []SeqBatch{{FirstSeq: seq, LastSeq: seq}}}}
@@ -203,8 +205,8 @@ func TestCommitEdgeCases(t *testing.T) {
 		{TP: top.TP(1), Epoch: e1, Entry: IndexEntry{BaseOffset: 5, LastOffset: 4}},
 		{TP: top.TP(1), Epoch: e1, Entry: entry(1, 1, 1)}, // same base again
 	})
-	if errs[0] == nil || errors.Is(errs[0], ErrFenced) {
-		t.Fatalf("oversized commit: %v", errs[0])
+	if errs[0] != nil {
+		t.Fatalf("commit of more producers than one Txn takes: %v", errs[0])
 	}
 	if errs[1] != nil || errs[2] != nil {
 		t.Fatalf("valid commits: %v, %v", errs[1], errs[2])
@@ -216,7 +218,22 @@ func TestCommitEdgeCases(t *testing.T) {
 	if err != nil || next != 2 || len(producers) != 1 || producers[0].Batches[0].FirstSeq != 1 {
 		t.Fatalf("LoadPartition = %d %+v %v", next, producers, err)
 	}
-	if next, _, _ := c.LoadPartition(ctx, top.TP(0)); next != 0 {
+	if next, producers, err := c.LoadPartition(ctx, top.TP(0)); err != nil || next != 1 || len(producers) != len(many) {
+		t.Fatalf("LoadPartition after a commit in steps = %d, %d producers, %v; want 1, %d", next, len(producers), err, len(many))
+	}
+
+	// 16 entries of one partition in one call compare 16 index keys and the leader key: more than a
+	// Txn of 16 takes, even without producer states, and a partition's entries never straddle Txns.
+	var entries []Commit
+	for base := range int64(16) {
+		entries = append(entries, Commit{TP: top.TP(2), Epoch: e2, Entry: entry(base, 1, 1)})
+	}
+	for i, err := range s.Commit(ctx, entries) {
+		if err == nil || errors.Is(err, ErrFenced) {
+			t.Fatalf("entry %d of a unit too large for a Txn: %v", i, err)
+		}
+	}
+	if next, _, _ := c.LoadPartition(ctx, top.TP(2)); next != 0 {
 		t.Fatalf("oversized commit left next = %d", next)
 	}
 	if errs := s.Commit(ctx, nil); len(errs) != 0 {

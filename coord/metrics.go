@@ -40,6 +40,7 @@ type metrics struct {
 	txnDuration  prometheus.Histogram
 	retries      prometheus.Counter
 	fenced       prometheus.Counter
+	splits       prometheus.Counter
 	leaseAcquire prometheus.Histogram
 	query        *prometheus.HistogramVec
 	heartbeat    *heartbeatGauge
@@ -67,6 +68,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_fenced_commits_total",
 			Help: "Partition commits refused because the committer no longer held the leader epoch.",
 		}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_etcd_split_commits_total",
+			Help: "Partition commits too large for one Txn, written as their producer states first, then their index entry.",
+		}),
 		leaseAcquire: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "streamhouse_lease_acquisition_duration_seconds",
 			Help:    "Latency of one attempt to take a partition's leader key.",
@@ -90,6 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.txnDuration = register(reg, m.txnDuration)
 		m.retries = register(reg, m.retries)
 		m.fenced = register(reg, m.fenced)
+		m.splits = register(reg, m.splits)
 		m.leaseAcquire = register(reg, m.leaseAcquire)
 		m.query = register(reg, m.query)
 		m.heartbeat = register(reg, m.heartbeat)

@@ -115,6 +115,12 @@ type ProducerState struct {
 	ID      int64      `json:"id"`
 	Epoch   int16      `json:"epoch"`
 	Batches []SeqBatch `json:"batches"` // at most 5, oldest first
+	// Pending marks a state written ahead of its index entry, by a commit split across Txns; Prev is
+	// the committed state it replaces (nil: the producer had none). A loader sets a pending state
+	// whose index entry never applied back to Prev (see Session.LoadPartition). Neither is set on a
+	// state LoadPartition returns.
+	Pending bool           `json:"pending,omitempty"`
+	Prev    *ProducerState `json:"prev,omitempty"`
 }
 
 // Commit is one partition's share of a flush: the index entry the leader sequenced at Epoch and
@@ -124,4 +130,7 @@ type Commit struct {
 	Epoch     int64
 	Entry     IndexEntry
 	Producers []ProducerState
+	// Prior is, for each producer of Producers that has a committed state, that state: what a commit
+	// split across Txns stores with the new one (ProducerState.Prev) until its index entry applies.
+	Prior map[int64]ProducerState
 }
