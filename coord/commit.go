@@ -95,7 +95,8 @@ type unit struct {
 // Compare(CreateRevision(leaders/<t>/<p>) == Epoch). Partitions are packed into as few Txns as
 // MaxTxnOps and MaxRequestBytes allow (a partition's operations never straddle two Txns, except
 // those of a partition too large for one Txn with its producer states, which is committed in steps:
-// see commitSplit and ErrRenewEpoch) and the Txns run concurrently; a Txn etcd refuses for having more operations than its --max-txn-ops, or
+// see commitSplit and ErrRenewEpoch) and the Txns run concurrently; a Txn etcd refuses for having
+// more operations than its --max-txn-ops, or
 // more bytes than its --max-request-bytes, is packed again, smaller, and sent again (see
 // Client.fallBackTxnOps, Client.fallBackRequestBytes). It returns one error per commit, nil
 // meaning committed: ErrFenced if the epoch is no longer the partition's leader epoch. A Txn whose
