@@ -227,3 +227,28 @@ func TestSplitCommitAppliedAnswerLost(t *testing.T) {
 		}
 	}
 }
+
+// An agent set to more operations than etcd takes (4096 against etcd's default 128) sends a fan-in
+// commit of 300 producers as one Txn; etcd refuses it, the client falls back to 128, and the commit
+// goes through in steps within the same call.
+func TestSplitCommitAfterFallBack(t *testing.T) {
+	te := etcdWithMaxTxnOps(t, DefaultMaxTxnOps)
+	c := te.client(t, func(cfg *Config) { cfg.MaxTxnOps = 4096 })
+	top := newTopic(t, c, "fallback", 1)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	epoch, err := s.Acquire(testCtx(t), top.TP(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &splitFixture{t: t, c: c, s: s, tp: top.TP(0), epoch: epoch}
+	if err := s.Commit(testCtx(t), []Commit{f.round(0, ids(0, 300), 0, nil)})[0]; err != nil {
+		t.Fatalf("commit of 300 producers against etcd's 128 operations: %v", err)
+	}
+	if c.maxTxnOps() != DefaultMaxTxnOps || counterValue(t, c.metrics.splits) != 1 {
+		t.Fatalf("limit %d, split commits %v; want a fall-back to %d and one split commit", c.maxTxnOps(), counterValue(t, c.metrics.splits), DefaultMaxTxnOps)
+	}
+	next, producers, err := c.LoadPartition(testCtx(t), f.tp)
+	if err != nil || next != 300 || len(producers) != 300 {
+		t.Fatalf("LoadPartition = %d, %d producers, %v; want 300, 300", next, len(producers), err)
+	}
+}
