@@ -40,8 +40,8 @@ type Agent struct {
 	remote    chan *remoteWork // sequencing forwarded by other agents
 	reader    *reader
 	leaders   leaderSet
+	renew     renewals // partitions to lead again only under a new epoch
 	acks      ackCount // produce answers not yet written (graceful shutdown waits for them)
-	abandoned epochSet // epochs to resign before leading their partitions again
 	groups    *groupCoordinator
 
 	sessMu   sync.Mutex

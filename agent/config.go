@@ -19,17 +19,16 @@ const (
 	// DefaultFlushBytes stays under what one producer can have in flight to one partition (Kafka clients
 	// keep at most five requests in flight and a partition's batch under 1 MB): with more, a lone fast
 	// producer waits for the flush interval every five requests (measured: 46 MiB/s with 8 MiB).
-	DefaultFlushBytes        = 4 << 20
-	DefaultCacheBytes        = 256 << 20
-	DefaultMaxBufferedBytes  = 64 << 20
-	DefaultLeaseTTL          = 10 * time.Second
-	DefaultPartitions        = 1
-	DefaultMaxMessageBytes   = 1048588 // Kafka's default max.message.bytes
-	DefaultMaxRequestBytes   = 100 << 20
-	DefaultShutdownTimeout   = 10 * time.Second
-	DefaultOffsetsRetention  = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
-	DefaultOffsetsCheck      = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
-	defaultAdvertiseHostname = "127.0.0.1"
+	DefaultFlushBytes       = 4 << 20
+	DefaultCacheBytes       = 256 << 20
+	DefaultMaxBufferedBytes = 64 << 20
+	DefaultLeaseTTL         = 10 * time.Second
+	DefaultPartitions       = 1
+	DefaultMaxMessageBytes  = 1048588 // Kafka's default max.message.bytes
+	DefaultMaxRequestBytes  = 100 << 20
+	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultOffsetsRetention = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
+	DefaultOffsetsCheck     = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
 )
 
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.

@@ -28,7 +28,7 @@ func kafkaCode(err error) int16 {
 		return 0
 	case errors.As(err, &ke):
 		return ke.Code
-	case errors.Is(err, errCommitUnknown):
+	case errors.Is(err, errCommitUnknown), errors.Is(err, errForwardUnanswered):
 		return kerr.RequestTimedOut.Code // maybe written: clients retry, and must not report it failed
 	case errors.Is(err, errNotLeader), errors.Is(err, errShuttingDown), errors.Is(err, coord.ErrFenced),
 		errors.Is(err, coord.ErrSessionClosed), errors.Is(err, coord.ErrLeaderHeld), errors.Is(err, errForwardFailed):

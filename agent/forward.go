@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -22,7 +23,8 @@ const (
 // queue and one connection per leader, so that a producer's batches forwarded in successive flushes
 // reach the leader in order.
 type forwarder struct {
-	a *Agent
+	a       *Agent
+	timeout time.Duration // forwardTimeout; shorter in tests
 
 	mu    sync.Mutex
 	peers map[string]chan *forwardReq // agent id → its queue
@@ -34,7 +36,7 @@ type forwardReq struct {
 }
 
 func newForwarder(a *Agent) *forwarder {
-	return &forwarder{a: a, peers: map[string]chan *forwardReq{}}
+	return &forwarder{a: a, timeout: forwardTimeout, peers: map[string]chan *forwardReq{}}
 }
 
 // send queues appends for leader's sequencing; done runs once every one of them is answered.
@@ -95,7 +97,10 @@ func (f *forwarder) runPeer(ctx context.Context, leader string, q chan *forwardR
 				c.close()
 				c = nil
 			}
-			fail(r.appends, errForwardFailed)
+			if !errors.Is(err, errForwardUnanswered) {
+				err = fmt.Errorf("%w: %w", errForwardFailed, err)
+			}
+			fail(r.appends, err)
 		}
 		r.done()
 	}
@@ -110,17 +115,17 @@ func (f *forwarder) roundTrip(c *peerConn, leader string, appends []*pendingAppe
 			Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC, Records: m.records, MaxTimestamp: m.maxTimestamp,
 			ProducerID: m.producerID, ProducerEpoch: m.producerEpoch, BaseSequence: m.baseSequence}
 	}
-	sent, body, err := c.roundTrip(req)
+	sent, body, err := c.roundTrip(req, f.timeout)
 	f.a.countForwardBytes(leader, sent+len(body))
 	if err != nil {
 		return err
 	}
 	var resp sequenceResponse
 	if err := resp.ReadFrom(body); err != nil {
-		return fmt.Errorf("decoding the leader's answer: %w", err)
+		return fmt.Errorf("%w: decoding the leader's answer: %w", errForwardUnanswered, err)
 	}
 	if len(resp.Results) != len(appends) {
-		return fmt.Errorf("leader answered %d results for %d appends", len(resp.Results), len(appends))
+		return fmt.Errorf("%w: leader answered %d results for %d appends", errForwardUnanswered, len(resp.Results), len(appends))
 	}
 	for i, p := range appends {
 		res := resp.Results[i]
@@ -163,8 +168,10 @@ func dialPeer(ctx context.Context, addr string) (*peerConn, error) {
 func (c *peerConn) close() { c.nc.Close() }
 
 // roundTrip writes req with a Kafka request header and reads its response body; it reports the bytes
-// sent.
-func (c *peerConn) roundTrip(req *sequenceRequest) (int, []byte, error) {
+// sent. A failure once the whole request is written wraps errForwardUnanswered: the leader may have
+// read and committed it. A failed write leaves the leader at most part of a frame, which it never
+// acts on (the connection is closed after any failure), so the request was not sent.
+func (c *peerConn) roundTrip(req *sequenceRequest, timeout time.Duration) (int, []byte, error) {
 	c.corr++
 	frame := []byte{0, 0, 0, 0}
 	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))
@@ -174,16 +181,16 @@ func (c *peerConn) roundTrip(req *sequenceRequest) (int, []byte, error) {
 	frame = append(frame, forwardClientID...)
 	frame = req.AppendTo(frame)
 	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-	c.nc.SetDeadline(time.Now().Add(forwardTimeout))
+	c.nc.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.nc.Write(frame); err != nil {
 		return len(frame), nil, err
 	}
 	body, err := readFrame(c.r, DefaultMaxRequestBytes)
 	if err != nil {
-		return len(frame), nil, err
+		return len(frame), nil, fmt.Errorf("%w: %w", errForwardUnanswered, err)
 	}
 	if corr := int32(binary.BigEndian.Uint32(body)); corr != c.corr {
-		return len(frame), nil, fmt.Errorf("answer for request %d, want %d", corr, c.corr)
+		return len(frame), nil, fmt.Errorf("%w: answer for request %d, want %d", errForwardUnanswered, corr, c.corr)
 	}
 	return len(frame), body[4:], nil
 }

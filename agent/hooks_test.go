@@ -23,6 +23,7 @@ type sessionHooks struct {
 	sessions []*hookedSession
 	commit   func(ctx context.Context, commits []coord.Commit, next func() []error) []error
 	acquire  func(ctx context.Context, tp coord.TP) error
+	resign   func(ctx context.Context, tp coord.TP) error
 }
 
 func newSessionHooks(t *testing.T) *sessionHooks {
@@ -102,6 +103,12 @@ func (h *sessionHooks) setAcquire(fn func(ctx context.Context, tp coord.TP) erro
 	h.acquire = fn
 }
 
+func (h *sessionHooks) setResign(fn func(ctx context.Context, tp coord.TP) error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.resign = fn
+}
+
 func (s *hookedSession) Done() <-chan struct{} { return s.done }
 
 func (s *hookedSession) Commit(ctx context.Context, commits []coord.Commit) []error {
@@ -125,6 +132,18 @@ func (s *hookedSession) Acquire(ctx context.Context, tp coord.TP, hint coord.Epo
 		}
 	}
 	return s.session.Acquire(ctx, tp, hint)
+}
+
+func (s *hookedSession) Resign(ctx context.Context, tp coord.TP, epoch int64) error {
+	s.h.mu.Lock()
+	fn := s.h.resign
+	s.h.mu.Unlock()
+	if fn != nil {
+		if err := fn(ctx, tp); err != nil {
+			return err
+		}
+	}
+	return s.session.Resign(ctx, tp, epoch)
 }
 
 // failAll answers every commit with err.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamhouse/streamhouse/coord"
@@ -53,31 +54,66 @@ func (a *Agent) kickLeadership() {
 	}
 }
 
+// Pauses before the leadership loop runs again after one of its etcd calls failed (an acquisition, a
+// resignation, a partition load): doubled after each pass that fails, back to the first after one
+// that does not. Without them the loop would wake only when topics, agents or leader keys change, and
+// a partition whose acquisition failed (etcd refusing writes for a moment) would stay unled, its key
+// kept, until something unrelated changed.
+const (
+	minLeadRetry = 100 * time.Millisecond
+	maxLeadRetry = 2 * time.Second
+)
+
 // runLeadership keeps the partitions this agent leads equal to what placement gives it, and re-registers
 // after the session is lost, until ctx ends.
 func (a *Agent) runLeadership(ctx context.Context) {
+	var delay time.Duration // the pause before the next retry; 0 after a pass with no failure
 	for {
 		changed := a.cache.Changed()
 		s := a.session()
 		if s == nil {
+			delay = 0
 			if !a.reregister(ctx) {
 				return
 			}
 			continue
 		}
-		a.reconcile(ctx, s)
-		select {
-		case <-changed:
-		case <-a.leadKick:
-		case <-s.Done():
-			if a.stopping.Load() {
-				return // Shutdown closed the session: a hand-over, not a loss
-			}
-			a.sessionLost(s)
-		case <-ctx.Done():
+		var retry *time.Timer
+		if a.reconcile(ctx, s) {
+			delay = 0
+		} else if ctx.Err() == nil {
+			delay = min(max(2*delay, minLeadRetry), maxLeadRetry)
+			a.metrics.leadRetries.Inc()
+			retry = time.NewTimer(delay)
+		}
+		if !a.awaitLeadershipWork(ctx, s, changed, retry) {
 			return
 		}
 	}
+}
+
+// awaitLeadershipWork waits until the leadership loop has something to do: the watched view changed,
+// a kick, the retry timer (nil: none) fired, or the session was lost. It returns false when the loop
+// must end.
+func (a *Agent) awaitLeadershipWork(ctx context.Context, s session, changed <-chan struct{}, retry *time.Timer) bool {
+	var fired <-chan time.Time
+	if retry != nil {
+		defer retry.Stop()
+		fired = retry.C
+	}
+	select {
+	case <-changed:
+	case <-a.leadKick:
+	case <-fired:
+	case <-s.Done():
+		if a.stopping.Load() {
+			return false // Shutdown closed the session: a hand-over, not a loss
+		}
+		a.sessionLost(s)
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // sessionLost drops every leadership at once: from here on produce for those partitions is refused and
@@ -119,10 +155,12 @@ func (a *Agent) reregister(ctx context.Context) bool {
 	}
 }
 
-// reconcile acquires the partitions placement gives this agent and resigns the others.
-func (a *Agent) reconcile(ctx context.Context, s session) {
+// reconcile acquires the partitions placement gives this agent and resigns the others. It reports
+// false when an etcd call failed other than by finding a partition led by another agent: the loop
+// then runs it again after a pause.
+func (a *Agent) reconcile(ctx context.Context, s session) bool {
 	want := a.desiredPartitions()
-	a.resignOrphans(ctx, s, want)
+	clean := a.resignOrphans(ctx, s, want)
 	for _, pl := range a.leaders.snapshot() {
 		if _, ok := want[pl.tp]; ok {
 			delete(want, pl.tp)
@@ -132,12 +170,15 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 			continue
 		}
 		a.dropLeaderMetrics(pl)
+		// A failed resignation leaves the key in this agent's name: resignOrphans tries again.
 		if err := s.Resign(ctx, pl.tp, pl.epoch); err != nil && ctx.Err() == nil {
-			a.log.Warn("resign failed", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
+			a.log.Warn("resign failed; retrying", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
+			clean = false
 		}
 	}
 	sem := make(chan struct{}, acquireConcurrency)
 	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for tp, topic := range want {
 		if a.stopping.Load() {
 			break
@@ -147,10 +188,13 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			a.takeLead(ctx, s, tp, topic)
+			if !a.takeLead(ctx, s, tp, topic) {
+				failed.Store(true)
+			}
 		}()
 	}
 	wg.Wait()
+	return clean && !failed.Load()
 }
 
 // resignOrphans resigns the leader keys held in this agent's name for partitions it does not lead
@@ -158,7 +202,9 @@ func (a *Agent) reconcile(ctx context.Context, s session) {
 // but keeps its key, for the next reconcile to lead it again; if placement has meanwhile moved the
 // partition, nothing else would let go of the key, and its new leader could not take it until this
 // agent's lease ended. Resign is fenced by the epoch, so a stale view resigns nothing it should not.
-func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]string) {
+// It reports false when a resignation failed.
+func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]string) bool {
+	ok := true
 	for _, t := range a.cache.Topics() {
 		for p := range t.Partitions {
 			tp := t.TP(p)
@@ -170,10 +216,12 @@ func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]
 				continue
 			}
 			if err := s.Resign(ctx, tp, l.Rev); err != nil && ctx.Err() == nil {
-				a.log.Warn("resign of a partition no longer led failed", "topic", t.Name, "partition", p, "error", err)
+				a.log.Warn("resign of a partition no longer led failed; retrying", "topic", t.Name, "partition", p, "error", err)
+				ok = false
 			}
 		}
 	}
+	return ok
 }
 
 // takeLoadTimeout bounds how long a new leader waits for its view to reach its leader key's revision.
@@ -183,31 +231,34 @@ const takeLoadTimeout = 10 * time.Second
 // acquisition also gives the partition its next client-facing leader epoch), then take the partition's
 // committed state from the view once it reflects that revision: no commit of an older epoch can apply
 // after it (docs/INTERNALS.md, "A new leader takes over from the view"). Only then does the partition
-// take produce. An epoch whose last commit's outcome is unknown is resigned first, so that the
-// partition is sequenced again under a new one.
-func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) {
-	prev, hadLeader := a.cache.Leader(tp)
-	if !a.abandonEpoch(ctx, s, tp) {
-		return
+// take produce. It reports false when an etcd call failed, or the view did not get there in time, for
+// the leadership loop to try again; a key held by another agent is no failure (its deletion wakes the
+// loop).
+func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) bool {
+	if !a.renewEpoch(ctx, s, tp, topic) {
+		return false
 	}
+	prev, hadLeader := a.cache.Leader(tp)
 	ld, err := s.Acquire(ctx, tp, a.cache.EpochHint(tp))
+	if errors.Is(err, coord.ErrLeaderHeld) {
+		return true
+	}
 	if err != nil {
-		if !errors.Is(err, coord.ErrLeaderHeld) && ctx.Err() == nil {
-			a.log.Warn("acquire failed", "topic", topic, "partition", tp.Partition, "error", err)
+		if ctx.Err() == nil {
+			a.log.Warn("acquire failed; retrying", "topic", topic, "partition", tp.Partition, "error", err)
 		}
-		return
+		return false
 	}
 	wctx, cancel := context.WithTimeout(ctx, takeLoadTimeout)
 	err = a.cache.WaitRevision(wctx, ld.Rev)
 	cancel()
 	st, ok := a.cache.PartitionState(tp)
 	if err != nil || !ok {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && ok {
 			a.log.Warn("the view did not reach the leader key's revision; retrying", "topic", topic, "partition", tp.Partition,
-				"revision", ld.Rev, "error", err, "topic_exists", ok)
-			a.kickLeadership()
+				"revision", ld.Rev, "error", err)
 		}
-		return
+		return !ok // a topic deleted meanwhile is no failure
 	}
 	pl := &partitionLeader{tp: tp, topic: topic, epoch: ld.Rev, clientEpoch: ld.Epoch, next: st.Next,
 		producers: make(map[int64]coord.ProducerState, len(st.Producers))}
@@ -222,23 +273,54 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 	a.metrics.partitionEpoch.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(float64(ld.Epoch))
 	a.metrics.partitionLeader.WithLabelValues(topic, strconv.Itoa(int(tp.Partition))).Set(1)
 	a.log.Debug("leading partition", "topic", topic, "partition", tp.Partition, "epoch", ld.Epoch, "rev", ld.Rev, "next_offset", st.Next)
+	return true
 }
 
-// abandonEpoch resigns tp's leader key if an unknown commit outcome marked its epoch (see
-// Agent.abandoned). It reports whether taking the lead can go on.
-func (a *Agent) abandonEpoch(ctx context.Context, s session, tp coord.TP) bool {
-	rev, ok := a.abandoned.take(tp)
+// renewals are the partitions whose leader key this agent must resign, by the fencing epoch to resign,
+// before it leads them again: a commit of theirs has an unknown outcome, and an attempt of it may still
+// be queued in etcd under that epoch. Sequencing again under it could give two entries one offset;
+// once the key is created anew, the queued attempt fails its compare (docs/INTERNALS.md, "Offsets are
+// unique").
+type renewals struct {
+	mu sync.Mutex
+	m  map[coord.TP]int64
+}
+
+func (r *renewals) add(tp coord.TP, epoch int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[coord.TP]int64{}
+	}
+	r.m[tp] = epoch
+}
+
+func (r *renewals) take(tp coord.TP) (int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	epoch, ok := r.m[tp]
+	delete(r.m, tp)
+	return epoch, ok
+}
+
+// renewEpoch resigns tp's leader key if a commit of unknown outcome left its epoch spent, so that the
+// acquisition after it creates the key anew. Resign is fenced by the epoch: a key already lost, or
+// taken again since, is left alone. It reports false when the resignation failed (tried again).
+func (a *Agent) renewEpoch(ctx context.Context, s session, tp coord.TP, topic string) bool {
+	epoch, ok := a.renew.take(tp)
 	if !ok {
 		return true
 	}
-	if err := s.Resign(ctx, tp, rev); err != nil {
-		a.abandoned.add(tp, rev)
+	if err := s.Resign(ctx, tp, epoch); err != nil {
+		a.renew.add(tp, epoch)
 		if ctx.Err() == nil {
-			a.log.Warn("resigning an epoch whose last commit's outcome is unknown failed; retrying", "tp", tp, "error", err)
-			a.kickLeadership()
+			a.log.Warn("renewing the leader epoch after a commit of unknown outcome: resign failed; retrying",
+				"topic", topic, "partition", tp.Partition, "epoch", epoch, "error", err)
 		}
 		return false
 	}
+	a.log.Info("leader key resigned after a commit of unknown outcome, to lead under a new epoch",
+		"topic", topic, "partition", tp.Partition, "epoch", epoch)
 	return true
 }
 

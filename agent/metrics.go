@@ -26,6 +26,7 @@ type metrics struct {
 	partitionLeader *prometheus.GaugeVec
 	writeLatency    prometheus.Histogram
 	failovers       prometheus.Counter
+	leadRetries     prometheus.Counter
 	connections     prometheus.Gauge
 	zones           *zoneMetrics
 }
@@ -73,6 +74,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_agent_write_latency_seconds", Help: "Time from sealing a flush to its commit: S3 PUT, sequencing and the fenced etcd Txn.", Buckets: latency}),
 		failovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamhouse_partition_failover_total", Help: "Partitions this agent took over from a previous leader."}),
+		leadRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_leadership_retries_total", Help: "Passes of the leadership loop scheduled again after an acquisition, resignation or partition load failed."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "streamhouse_kafka_connections", Help: "Open Kafka client connections."}),
 	}
@@ -84,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.produceBytes, m.produceRecords, m.produceLatency, m.produceErrors, m.fetchBytes,
 			m.fetchRecords, m.flushBytes, m.flushAppends, m.flushDuration, m.bufferedBytes, m.cacheHits,
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
-			m.failovers, m.connections)
+			m.failovers, m.leadRetries, m.connections)
 		reg.MustRegister(m.zones.collectors()...)
 	}
 	return m

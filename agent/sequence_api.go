@@ -151,6 +151,12 @@ func (a *Agent) handleSequence(ctx context.Context, req *sequenceRequest) func()
 // closedChan marks appends answered before they reach the sequencer.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// errForwardFailed: the leader could not be reached or did not answer; the outcome is unknown to this
-// agent, the client retries (an idempotent retry is deduplicated by the leader).
-var errForwardFailed = errors.New("agent: forwarding to the partition leader failed")
+// Forwarding failures. errForwardFailed: the request never reached the leader (not registered, no
+// connection, the write failed): not written, the client looks for the leader and retries.
+// errForwardUnanswered: the request was sent but no usable answer came back (timeout, reset, a
+// malformed answer): the leader may have committed it, so the client must hear "maybe written" and
+// retry (an idempotent retry of what did commit is answered as a duplicate by the leader).
+var (
+	errForwardFailed     = errors.New("agent: forwarding to the partition leader failed")
+	errForwardUnanswered = errors.New("agent: the partition leader did not answer a forwarded request")
+)

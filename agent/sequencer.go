@@ -28,32 +28,6 @@ type partitionLeader struct {
 	producers   map[int64]coord.ProducerState
 }
 
-// epochSet holds, per partition, a fencing epoch this agent must resign before it leads the partition
-// again: one whose last commit's outcome is unknown. An attempt of that commit may still be queued in
-// etcd, so sequencing again under the same epoch could give two entries one offset; once the key is
-// re-created, the queued attempt fails its compare.
-type epochSet struct {
-	mu sync.Mutex
-	m  map[coord.TP]int64
-}
-
-func (s *epochSet) add(tp coord.TP, rev int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[coord.TP]int64{}
-	}
-	s.m[tp] = rev
-}
-
-func (s *epochSet) take(tp coord.TP) (int64, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rev, ok := s.m[tp]
-	delete(s.m, tp)
-	return rev, ok
-}
-
 // leaderSet is the partitions this agent leads, read by produce handlers and the sequencer.
 type leaderSet struct {
 	mu    sync.RWMutex
@@ -288,15 +262,15 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 
 // commitFailed fails the partition's appends. The leader state is dropped either way: after a fence
 // the partition is someone else's; after an etcd error the outcome of the Txn is unknown, so its epoch
-// is abandoned and the partition is led again under a new one (epochSet), with its state read afresh.
+// is renewed (renewals) and the partition is led again under a new one, its state read afresh.
 func (a *Agent) commitFailed(pc *partitionCommit, err error) {
+	if errors.Is(err, errCommitUnknown) {
+		a.renew.add(pc.pl.tp, pc.pl.epoch)
+	}
 	for k := range pc.appends {
 		if pc.errs[k] == nil {
 			pc.bases[k], pc.errs[k] = -1, err
 		}
-	}
-	if errors.Is(err, errCommitUnknown) {
-		a.abandoned.add(pc.pl.tp, pc.pl.epoch)
 	}
 	if a.leaders.remove(pc.pl.tp, pc.pl) != nil {
 		a.dropLeaderMetrics(pc.pl)
@@ -360,6 +334,7 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 	return pc
 }
 
+// commit is the partition's coord commit: its entry and the idempotent batches in it.
 func (pc *partitionCommit) commit() coord.Commit {
 	return coord.Commit{TP: pc.pl.tp, Epoch: pc.pl.epoch, Entry: pc.entry, Batches: pc.batches}
 }

@@ -535,19 +535,20 @@ func (k *Cache) PartitionIndex(tp TP) (PartitionIndex, bool) {
 	return pi, true
 }
 
-// ReferencedObjects lists every object a live entry of the view references: flush objects of
-// uncompacted entries and partition segments. GC deletes only objects outside it.
-func (k *Cache) ReferencedObjects() map[string]bool {
+// ReferencedObjects lists every object a live entry of the view references, with its level: flush
+// objects of uncompacted entries (0) and partition segments (their level). GC deletes only objects
+// outside it.
+func (k *Cache) ReferencedObjects() map[string]int {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	out := map[string]bool{}
+	out := map[string]int{}
 	for _, p := range k.st.parts {
 		for _, s := range p.segs {
-			out[s.Segment.Object] = true
+			out[s.Segment.Object] = s.Segment.Level
 		}
 		for _, te := range p.tail {
 			for _, x := range te.Extents {
-				out[x.Object] = true
+				out[x.Object] = 0
 			}
 		}
 	}

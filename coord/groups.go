@@ -278,6 +278,26 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 // finds its token there knows an earlier one applied, and one that finds another version changes
 // nothing. Any other error leaves the outcome unknown, as with any etcd write: the coordinator must
 // reload the group before going on.
+//
+// A split write that fails after its first Txn has applied in part: a prefix of its operations,
+// metadata first, each offset exactly as asked. That is harmless, which is why a write is split
+// rather than bounded to one Txn (one Txn would refuse, at etcd's default 128 operations, the commit
+// of a consumer assigned 127 partitions: clients commit every assigned partition in one request, and
+// Kafka bounds an offset commit only by bytes):
+//   - Offsets are independent per partition: Kafka answers an offset commit per partition and offers
+//     no atomicity across partitions outside transactions (which StreamHouse does not take). The
+//     state left is the one the same client reaches by sending the commit as several smaller ones
+//     and losing its connection after the first.
+//   - The client is told the outcome is unknown (COORDINATOR_NOT_AVAILABLE, retriable): it retries
+//     the whole commit, which converges, or commits newer offsets later.
+//   - Nothing is served or written on the state before the write: the coordinator kills the group
+//     on a failed write and reloads it from etcd, and a writer still on the old version is refused
+//     by the version compare (ErrGroupChanged).
+//   - No attempt of the failed Txn applies over a newer write: each Txn compares the version the
+//     previous one wrote, as a write of one Txn does.
+//
+// A deletion (three operations) is never split; offset deletions split like commits, and what a
+// failed one left is deleted by its retry (OffsetDelete) or by the next retention pass.
 func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string, w GroupWrite) (version int64, err error) {
 	defer c.metrics.observeQuery(ctx, opWriteGroup, time.Now())
 	if err := validateGroupNS(ns); err != nil {

@@ -56,7 +56,7 @@ func TestMaintenanceWrites(t *testing.T) {
 	if got := k.Entries(tp, 25, math.MaxInt64); len(got) != 1 || got[0].Segment.Object != "part/c" {
 		t.Fatalf("after a merge: %+v", got)
 	}
-	if objs := k.ReferencedObjects(); len(objs) != 1 || !objs["part/c"] {
+	if objs := k.ReferencedObjects(); len(objs) != 1 || objs["part/c"] != 2 {
 		t.Fatalf("referenced objects %v, want part/c alone", objs)
 	}
 	if err := c.DeleteRecords(ctx, k.DeadRecords()); err != nil {

@@ -62,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamhouse_etcd_txn_retries_total",
-			Help: "etcd Txns (index commits, group writes, leader-key acquisitions, partition loads) sent again after an attempt timed out or found etcd unavailable.",
+			Help: "etcd Txns (index commits, group writes, leader-key acquisitions, maintenance writes) sent again after an attempt timed out or found etcd unavailable.",
 		}),
 		fenced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamhouse_fenced_commits_total",

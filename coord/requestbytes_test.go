@@ -102,7 +102,8 @@ func checkFlushed(t *testing.T, c *Client, top Topic, n int, next int64, produce
 func packedTxns(s *Session, commits []Commit, lim txnLimits) int {
 	commits = append([]Commit(nil), commits...)
 	errs := make([]error, len(commits))
-	return len(s.pack(s.buildUnits(commits, errs), errs, lim))
+	txns := s.pack(s.buildUnits(commits, errs), errs, lim)
+	return len(txns)
 }
 
 // fallBackBytesWarning is the start of the one warning a client logs when it falls back to etcd's

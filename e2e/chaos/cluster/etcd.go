@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // member is one etcd member process.
@@ -159,7 +162,8 @@ func (c *Cluster) runningMembers() []*member {
 	return ms
 }
 
-// etcdHealthy checks that every member runs and that each agrees on one leader.
+// etcdHealthy checks that every member runs, that each agrees on one leader and that no alarm is
+// raised.
 func (c *Cluster) etcdHealthy(ctx context.Context) error {
 	running := c.runningMembers()
 	if len(running) != len(c.members) {
@@ -178,7 +182,9 @@ func (c *Cluster) etcdHealthy(ctx context.Context) error {
 		}
 		leader = st.Leader
 	}
-	return nil
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return alarmsRaised(sctx, c.etcd.Etcd())
 }
 
 func (c *Cluster) memberEndpoints() []string {
@@ -187,4 +193,64 @@ func (c *Cluster) memberEndpoints() []string {
 		eps = append(eps, m.clientURL())
 	}
 	return eps
+}
+
+// RaiseEtcdAlarm raises etcd's NOSPACE alarm (RaiseNoSpace) and returns the member it names.
+func (c *Cluster) RaiseEtcdAlarm(ctx context.Context) (string, error) {
+	name, err := RaiseNoSpace(ctx, c.etcd.Etcd())
+	if err == nil {
+		c.logf("etcd NOSPACE alarm raised (on %s): writes refused", name)
+	}
+	return name, err
+}
+
+// DisarmEtcdAlarms disarms every etcd alarm.
+func (c *Cluster) DisarmEtcdAlarms(ctx context.Context) error {
+	err := DisarmAlarms(ctx, c.etcd.Etcd())
+	if err == nil {
+		c.logf("etcd alarms disarmed")
+	}
+	return err
+}
+
+// RaiseNoSpace raises etcd's NOSPACE alarm on one member of cli's cluster, as a member whose database
+// reached its quota does itself. While it is raised the whole cluster refuses every request that would
+// add data (puts, Txns with a put in either branch, lease grants) with "database space exceeded";
+// reads, deletions, lease revocations and lease keep-alives go on. clientv3 only disarms alarms: the
+// raw Maintenance API raises one. It returns the member's name.
+func RaiseNoSpace(ctx context.Context, cli *clientv3.Client) (string, error) {
+	ml, err := cli.MemberList(ctx)
+	if err != nil {
+		return "", fmt.Errorf("etcd alarm: list members: %w", err)
+	}
+	if len(ml.Members) == 0 {
+		return "", errors.New("etcd alarm: no member")
+	}
+	m := ml.Members[0]
+	_, err = pb.NewMaintenanceClient(cli.ActiveConnection()).Alarm(ctx, &pb.AlarmRequest{
+		Action: pb.AlarmRequest_ACTIVATE, MemberID: m.ID, Alarm: pb.AlarmType_NOSPACE})
+	if err != nil {
+		return "", fmt.Errorf("etcd alarm: raise NOSPACE on %s: %w", m.Name, err)
+	}
+	return m.Name, nil
+}
+
+// DisarmAlarms disarms every alarm of cli's cluster.
+func DisarmAlarms(ctx context.Context, cli *clientv3.Client) error {
+	if _, err := cli.AlarmDisarm(ctx, &clientv3.AlarmMember{}); err != nil { // zero: every alarm raised
+		return fmt.Errorf("etcd alarm: disarm: %w", err)
+	}
+	return nil
+}
+
+// alarmsRaised reports etcd's raised alarms, if any.
+func alarmsRaised(ctx context.Context, cli *clientv3.Client) error {
+	resp, err := cli.AlarmList(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd alarms: %w", err)
+	}
+	if len(resp.Alarms) > 0 {
+		return fmt.Errorf("etcd alarm raised: %v", resp.Alarms)
+	}
+	return nil
 }

@@ -70,3 +70,26 @@ func (f *LeaderKill) Heal(ctx context.Context, c Cluster) error {
 	}
 	return c.StartMember(ctx, f.killed)
 }
+
+// EtcdNoSpace raises etcd's NOSPACE alarm, as a member whose database reached its quota does, and
+// disarms it when healed: for its hold, etcd refuses every write that adds data (a commit, a group
+// write, a leader-key acquisition, a lease grant) while reads, deletions and lease keep-alives go on.
+// Agents keep their sessions and their leader keys but cannot commit: produce fails "maybe written"
+// (REQUEST_TIMED_OUT), a partition whose commit failed is dropped, and leading it again fails until
+// the alarm is disarmed. Nothing outside the agents acts on them: they must lead every partition again
+// by themselves once etcd takes writes.
+type EtcdNoSpace struct{ member string }
+
+func (f *EtcdNoSpace) Name() string { return NameEtcdNoSpace }
+func (f *EtcdNoSpace) String() string {
+	if f.member != "" {
+		return fmt.Sprintf("%s (alarm on %s)", NameEtcdNoSpace, f.member)
+	}
+	return NameEtcdNoSpace
+}
+func (f *EtcdNoSpace) Inject(ctx context.Context, c Cluster) error {
+	m, err := c.RaiseEtcdAlarm(ctx)
+	f.member = m
+	return err
+}
+func (f *EtcdNoSpace) Heal(ctx context.Context, c Cluster) error { return c.DisarmEtcdAlarms(ctx) }

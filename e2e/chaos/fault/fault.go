@@ -45,6 +45,8 @@ type Cluster interface {
 	EtcdLeader(ctx context.Context) (string, error)
 	KillMember(name string) error
 	StartMember(ctx context.Context, name string) error
+	RaiseEtcdAlarm(ctx context.Context) (member string, err error)
+	DisarmEtcdAlarms(ctx context.Context) error
 	WaitHealthy(ctx context.Context) error
 }
 
@@ -59,6 +61,7 @@ const (
 	NameS3Latency      = "s3-latency"
 	NameMemberKill     = "etcd-member-kill"
 	NameLeaderKill     = "etcd-leader-kill"
+	NameEtcdNoSpace    = "etcd-nospace"
 	NameRollingRestart = "rolling-restart"
 	NameHerd           = "thundering-herd"
 	NameAddRemove      = "agent-add-remove"
@@ -66,4 +69,5 @@ const (
 
 // Names lists every fault kind.
 var Names = []string{NameAgentKill, NameAgentPause, NameEtcdPartition, NameEtcdLatency, NameS3Partition,
-	NameS3Errors, NameS3Latency, NameMemberKill, NameLeaderKill, NameRollingRestart, NameHerd, NameAddRemove}
+	NameS3Errors, NameS3Latency, NameMemberKill, NameLeaderKill, NameEtcdNoSpace, NameRollingRestart, NameHerd,
+	NameAddRemove}

@@ -62,6 +62,10 @@ func (f *fake) StartMember(_ context.Context, name string) error {
 	return f.call("start-member %s", name)
 }
 func (f *fake) WaitHealthy(context.Context) error { return f.call("wait-healthy") }
+func (f *fake) RaiseEtcdAlarm(context.Context) (string, error) {
+	return "etcd1", f.call("alarm nospace")
+}
+func (f *fake) DisarmEtcdAlarms(context.Context) error { return f.call("disarm") }
 
 // fakeHerd is a herd that answers at once.
 type fakeHerd struct{ closed bool }
@@ -89,6 +93,7 @@ func TestFaults(t *testing.T) {
 		{&S3Latency{Rule: stall}, []string{"s3-rule " + stall.String()}, []string{"s3-rule none"}},
 		{&MemberKill{Pick: 1}, []string{"leader?", "kill-member etcd3"}, []string{"start-member etcd3"}}, // etcd2 leads
 		{&LeaderKill{}, []string{"leader?", "kill-member etcd2"}, []string{"start-member etcd2"}},
+		{&EtcdNoSpace{}, []string{"alarm nospace"}, []string{"disarm"}},
 		{&RollingRestart{}, []string{"stop a1", "start a1", "wait-healthy", "stop a2", "start a2", "wait-healthy",
 			"stop a3", "start a3", "wait-healthy"}, nil},
 		{&AddRemove{}, []string{"add a4"}, []string{"remove a4"}},

@@ -108,6 +108,8 @@ func (s *Schedule) step(name string) Step {
 		return Step{&MemberKill{Pick: s.rng.IntN(len(s.opts.Members))}, s.between(2*time.Second, 5*time.Second)}
 	case NameLeaderKill:
 		return Step{&LeaderKill{}, s.between(2*time.Second, 5*time.Second)}
+	case NameEtcdNoSpace:
+		return Step{&EtcdNoSpace{}, s.between(2*time.Second, 6*time.Second)}
 	case NameRollingRestart:
 		return Step{&RollingRestart{}, 0}
 	case NameHerd:
