@@ -52,10 +52,10 @@ func (m *Memory) PutReader(ctx context.Context, key string, size int64, r io.Rea
 	return m.store(OpPutStream, key, obj)
 }
 
-// readExact reads e's object into a buffer of its size, grown as bytes arrive: a size the reader
-// does not back is never allocated.
+// readExact reads e's object into a buffer of its size, allocated at once up to 64 MiB, and beyond
+// that grown as bytes arrive: a large size that the reader does not back is never allocated.
 func readExact(e *exactReader) ([]byte, error) {
-	buf := make([]byte, 0, min(e.size, 1<<20))
+	buf := make([]byte, 0, min(e.size, 64<<20))
 	for {
 		if len(buf) == cap(buf) && int64(len(buf)) < e.size {
 			buf = slices.Grow(buf, int(min(e.size-int64(len(buf)), int64(len(buf)))))
