@@ -51,6 +51,19 @@ func (d *Disk) path(key string) string {
 
 // Put implements Writer.
 func (d *Disk) Put(ctx context.Context, key string, data ...[]byte) error {
+	return d.put(ctx, OpPut, key, newPartsReader(data))
+}
+
+// PutReader implements Writer: r goes to the temporary file as it is read.
+func (d *Disk) PutReader(ctx context.Context, key string, size int64, r io.Reader) error {
+	if err := validateSize(key, size); err != nil {
+		return err
+	}
+	return d.put(ctx, OpPutStream, key, newExactReader(ctx, r, size))
+}
+
+// put writes src to a temporary file and links it into place as key.
+func (d *Disk) put(ctx context.Context, op, key string, src io.Reader) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
@@ -59,27 +72,27 @@ func (d *Disk) Put(ctx context.Context, key string, data ...[]byte) error {
 	}
 	final := d.path(key)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return fmt.Errorf("disk: put %q: %w", key, err)
+		return fmt.Errorf("disk: %s %q: %w", op, key, err)
 	}
-	tmp, err := writeTemp(d.tmp, data)
+	tmp, err := writeTemp(d.tmp, src)
 	if err != nil {
-		return fmt.Errorf("disk: put %q: %w", key, err)
+		return fmt.Errorf("disk: %s %q: %w", op, key, err)
 	}
 	defer os.Remove(tmp) // after a successful link this only drops the temporary name
 	if err := os.Link(tmp, final); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("disk: put %q: %w", key, ErrExists)
+			return fmt.Errorf("disk: %s %q: %w", op, key, ErrExists)
 		}
-		return fmt.Errorf("disk: put %q: %w", key, err)
+		return fmt.Errorf("disk: %s %q: %w", op, key, err)
 	}
 	if err := syncDir(filepath.Dir(final)); err != nil {
-		return fmt.Errorf("disk: put %q: %w", key, err)
+		return fmt.Errorf("disk: %s %q: %w", op, key, err)
 	}
 	return nil
 }
 
-// writeTemp writes the concatenation of data to a new file in dir, durably, and returns its name.
-func writeTemp(dir string, data parts) (name string, err error) {
+// writeTemp writes what src holds to a new file in dir, durably, and returns its name.
+func writeTemp(dir string, src io.Reader) (name string, err error) {
 	f, err := os.CreateTemp(dir, "put-*")
 	if err != nil {
 		return "", err
@@ -92,7 +105,7 @@ func writeTemp(dir string, data parts) (name string, err error) {
 	}()
 	// Through a buffer: a flush's object has a part per partition, often small.
 	w := bufio.NewWriterSize(f, 1<<20)
-	if _, err := newPartsReader(data).WriteTo(w); err != nil {
+	if _, err := io.Copy(w, src); err != nil {
 		return "", err
 	}
 	if err := w.Flush(); err != nil {
@@ -197,8 +210,14 @@ func (d *Disk) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List implements Store. It walks only the directory named by prefix's last '/'.
+// List implements Store.
 func (d *Disk) List(ctx context.Context, prefix string) ([]string, error) {
+	objects, err := d.ListObjects(ctx, prefix)
+	return objectKeys(objects), err
+}
+
+// ListObjects implements Store. It walks only the directory named by prefix's last '/'.
+func (d *Disk) ListObjects(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -206,7 +225,7 @@ func (d *Disk) List(ctx context.Context, prefix string) ([]string, error) {
 	if i := strings.LastIndexByte(prefix, '/'); i > 0 && validateKey(prefix[:i]) == nil {
 		root = d.path(prefix[:i])
 	}
-	var keys []string
+	var objects []ObjectInfo
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root && errors.Is(err, fs.ErrNotExist) {
@@ -224,16 +243,24 @@ func (d *Disk) List(ctx context.Context, prefix string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if key := filepath.ToSlash(rel); strings.HasPrefix(key, prefix) {
-			keys = append(keys, key)
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
 		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted since the directory was read
+		} else if err != nil {
+			return err
+		}
+		objects = append(objects, ObjectInfo{Key: key, Size: info.Size()})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("disk: list %q: %w", prefix, err)
 	}
-	slices.Sort(keys)
-	return keys, nil
+	slices.SortFunc(objects, func(a, b ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
+	return objects, nil
 }
 
 func skip(e fs.DirEntry) error {

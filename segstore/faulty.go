@@ -3,6 +3,7 @@ package segstore
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 )
@@ -31,8 +32,9 @@ func NewFaulty(s Store) *Faulty {
 	}
 }
 
-// SetFault makes op ("put", "get", "get_range", "delete", "list", "check"; see the Op constants)
-// call fn first with the key (the prefix for list, "" for check); when fn returns non-nil, op fails
+// SetFault makes op ("put", "put_stream", "get", "get_range", "delete", "list", "check"; see the Op
+// constants; "list" covers List and ListObjects) call fn first with the key (the prefix for list,
+// "" for check); when fn returns non-nil, op fails
 // with that error without reaching the inner store. A nil fn clears op's fault; op "" clears all
 // faults, before and after. fn may be called concurrently.
 //
@@ -87,6 +89,11 @@ func (f *Faulty) Put(ctx context.Context, key string, data ...[]byte) error {
 	return f.do(OpPut, key, func() error { return f.s.Put(ctx, key, data...) })
 }
 
+// PutReader implements Writer. A fault before it reads nothing of r.
+func (f *Faulty) PutReader(ctx context.Context, key string, size int64, r io.Reader) error {
+	return f.do(OpPutStream, key, func() error { return f.s.PutReader(ctx, key, size, r) })
+}
+
 // Get implements Reader.
 func (f *Faulty) Get(ctx context.Context, key string) (b []byte, err error) {
 	err = f.do(OpGet, key, func() error { b, err = f.s.Get(ctx, key); return err })
@@ -117,6 +124,15 @@ func (f *Faulty) List(ctx context.Context, prefix string) (keys []string, err er
 		return nil, err
 	}
 	return keys, nil
+}
+
+// ListObjects implements Store.
+func (f *Faulty) ListObjects(ctx context.Context, prefix string) (objects []ObjectInfo, err error) {
+	err = f.do(OpList, prefix, func() error { objects, err = f.s.ListObjects(ctx, prefix); return err })
+	if err != nil {
+		return nil, err
+	}
+	return objects, nil
 }
 
 // Check implements Store.

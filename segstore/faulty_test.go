@@ -3,6 +3,7 @@ package segstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -40,22 +41,41 @@ func TestFaulty(t *testing.T) {
 		t.Fatalf("Put with a lost answer did not land: %q, %v", got, err)
 	}
 
+	// A streamed put is faulted apart from Put, and a fault before it reads nothing of the reader.
+	f.SetFault(OpPutStream, failKey("seg/bad"))
+	body := strings.NewReader("zz")
+	if err := f.PutReader(ctx, "seg/bad", 2, body); !errors.Is(err, boom) || body.Len() != 2 {
+		t.Fatalf("faulted PutReader = %v, %d bytes left to read; want the injected error and all 2", err, body.Len())
+	}
+	if err := f.PutReader(ctx, "seg/streamed", 2, strings.NewReader("zz")); err != nil {
+		t.Fatalf("PutReader of another key = %v", err)
+	}
+	f.SetFault(OpPutStream, nil)
+
 	for op, call := range map[string]func() error{
-		OpGet:      func() error { _, err := f.Get(ctx, "seg/good"); return err },
-		OpGetRange: func() error { _, err := f.GetRange(ctx, "seg/good", 0, 1); return err },
-		OpDelete:   func() error { return f.Delete(ctx, "seg/good") },
-		OpList:     func() error { _, err := f.List(ctx, "seg/good"); return err },
-		OpCheck:    func() error { return f.Check(ctx) },
+		OpPutStream:    func() error { return f.PutReader(ctx, "seg/good", 1, strings.NewReader("x")) },
+		"list objects": func() error { _, err := f.ListObjects(ctx, "seg/good"); return err },
+		OpGet:          func() error { _, err := f.Get(ctx, "seg/good"); return err },
+		OpGetRange:     func() error { _, err := f.GetRange(ctx, "seg/good", 0, 1); return err },
+		OpDelete:       func() error { return f.Delete(ctx, "seg/good") },
+		OpList:         func() error { _, err := f.List(ctx, "seg/good"); return err },
+		OpCheck:        func() error { return f.Check(ctx) },
 	} {
-		key := "seg/good"
-		if op == OpCheck {
+		key, faultOp := "seg/good", op
+		switch op {
+		case OpCheck:
 			key = ""
+		case "list objects":
+			faultOp = OpList
 		}
-		f.SetFault(op, failKey(key))
+		f.SetFault(faultOp, failKey(key))
 		if err := call(); !errors.Is(err, boom) {
 			t.Errorf("%s with a fault = %v, want the injected error", op, err)
 		}
-		f.SetFault(op, nil)
+		f.SetFault(faultOp, nil)
+		if op == OpPutStream {
+			inner.Delete(ctx, "seg/good") // so that the put succeeds
+		}
 		if err := call(); err != nil {
 			t.Errorf("%s after clearing its fault = %v", op, err)
 		}

@@ -2,9 +2,13 @@ package segstore
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -26,6 +30,51 @@ var keyGen = struct {
 // repeat and sort in the order they were made; the agent id keeps two agents' keys apart.
 func NewObjectKey(agentID string) string {
 	return "seg/" + newULID().String() + "-" + agentID
+}
+
+// NewPartKey returns a fresh unique key for a partition segment of topicID's partition,
+// "part/<topic id, 32 hex digits>/<partition>/<ULID>-<agentID>", ordered and unique as
+// NewObjectKey's; a partition's segments share the prefix "part/<topic id>/<partition>/".
+func NewPartKey(topicID [16]byte, partition int32, agentID string) string {
+	return "part/" + hex.EncodeToString(topicID[:]) + "/" + strconv.FormatInt(int64(partition), 10) + "/" +
+		newULID().String() + "-" + agentID
+}
+
+// ObjectTime returns when the object under key was named: the time of the ULID in a key that
+// NewObjectKey or NewPartKey made (the writer's clock, to the millisecond), which ages objects for
+// GC. It reports false for any other key.
+func ObjectTime(key string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(key, "seg/")
+	if !ok {
+		if rest, ok = cutPartPrefix(key); !ok {
+			return time.Time{}, false
+		}
+	}
+	if len(rest) <= ulid.EncodedSize || rest[ulid.EncodedSize] != '-' {
+		return time.Time{}, false
+	}
+	id, err := ulid.ParseStrict(rest[:ulid.EncodedSize])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return ulid.Time(id.Time()), true
+}
+
+// cutPartPrefix removes "part/<topic id>/<partition>/" from key, as NewPartKey spells them.
+func cutPartPrefix(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, "part/")
+	topic, rest, ok1 := strings.Cut(rest, "/")
+	partition, rest, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok1 || !ok2 || len(topic) != 32 || strings.ToLower(topic) != topic {
+		return "", false
+	}
+	if _, err := hex.DecodeString(topic); err != nil {
+		return "", false
+	}
+	if p, err := strconv.ParseInt(partition, 10, 32); err != nil || strconv.FormatInt(p, 10) != partition {
+		return "", false
+	}
+	return rest, true
 }
 
 func newULID() ulid.ULID {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -45,7 +46,7 @@ func (d LatencyDist) sample(z float64) time.Duration {
 }
 
 // LatencyProfile describes a simulated object store: how long requests take and how often S3 pushes
-// back. Put applies to Put and Delete; Get to Get, GetRange, List and Check.
+// back. Put applies to Put, PutReader and Delete; Get to Get, GetRange, List, ListObjects and Check.
 type LatencyProfile struct {
 	Name string
 	Put  LatencyDist
@@ -138,7 +139,11 @@ func (l *Latency) draw(d LatencyDist) (lat time.Duration, slowDown bool, backoff
 // do runs inner under the profile: a refused attempt never reaches the inner store; an accepted one
 // does, and is then held until its drawn latency has passed.
 func (l *Latency) do(ctx context.Context, d LatencyDist, inner func() error) error {
-	attempts := max(l.p.Attempts, 1)
+	return l.doAttempts(ctx, d, max(l.p.Attempts, 1), inner)
+}
+
+// doAttempts is do with at most attempts attempts.
+func (l *Latency) doAttempts(ctx context.Context, d LatencyDist, attempts int, inner func() error) error {
 	for attempt := 1; ; attempt++ {
 		lat, slowDown, backoff := l.draw(d)
 		if !slowDown {
@@ -181,6 +186,15 @@ func (l *Latency) Put(ctx context.Context, key string, data ...[]byte) error {
 	return l.do(ctx, l.p.Put, func() error { return l.s.Put(ctx, key, data...) })
 }
 
+// PutReader implements Writer. As the S3 store, it retries a SlowDown only for a reader that can seek.
+func (l *Latency) PutReader(ctx context.Context, key string, size int64, r io.Reader) error {
+	attempts := 1
+	if _, ok := r.(io.Seeker); ok {
+		attempts = max(l.p.Attempts, 1)
+	}
+	return l.doAttempts(ctx, l.p.Put, attempts, func() error { return l.s.PutReader(ctx, key, size, r) })
+}
+
 // Get implements Reader.
 func (l *Latency) Get(ctx context.Context, key string) (b []byte, err error) {
 	err = l.do(ctx, l.p.Get, func() error { b, err = l.s.Get(ctx, key); return err })
@@ -211,6 +225,15 @@ func (l *Latency) List(ctx context.Context, prefix string) (keys []string, err e
 		return nil, err
 	}
 	return keys, nil
+}
+
+// ListObjects implements Store.
+func (l *Latency) ListObjects(ctx context.Context, prefix string) (objects []ObjectInfo, err error) {
+	err = l.do(ctx, l.p.Get, func() error { objects, err = l.s.ListObjects(ctx, prefix); return err })
+	if err != nil {
+		return nil, err
+	}
+	return objects, nil
 }
 
 // Check implements Store.

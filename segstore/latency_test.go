@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -160,5 +161,36 @@ func TestLatencyCancel(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("a cancelled request kept waiting")
+	}
+}
+
+// TestLatencyPutReaderAttempts: as the S3 store, a streamed put is retried after a SlowDown only
+// when its reader can seek. The attempts are counted by the draws they took from the seeded
+// generator.
+func TestLatencyPutReaderAttempts(t *testing.T) {
+	ctx := context.Background()
+	always := LatencyProfile{Name: "throttled", SlowDown: 1, Attempts: 3, MaxBackoff: time.Millisecond}
+	drawsAfter := func(put func(l *Latency) error) int {
+		l := NewLatency(NewMemory(), always, 9)
+		if err := put(l); !errors.Is(err, ErrSlowDown) {
+			t.Fatalf("PutReader = %v, want ErrSlowDown", err)
+		}
+		_, _, next := l.draw(always.Put)
+		ref := NewLatency(NewMemory(), always, 9)
+		for n := 0; n < 10; n++ {
+			if _, _, backoff := ref.draw(always.Put); backoff == next {
+				return n
+			}
+		}
+		t.Fatal("the wrapper's next draw is not among the first ten of its seed")
+		return 0
+	}
+	if n := drawsAfter(func(l *Latency) error {
+		return l.PutReader(ctx, "part/a", 1, unseekable{strings.NewReader("x")})
+	}); n != 1 {
+		t.Errorf("an unseekable PutReader made %d attempts, want 1", n)
+	}
+	if n := drawsAfter(func(l *Latency) error { return l.PutReader(ctx, "part/a", 1, strings.NewReader("x")) }); n != 3 {
+		t.Errorf("a seekable PutReader made %d attempts, want 3", n)
 	}
 }

@@ -3,6 +3,7 @@ package segstore
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration.WithLabelValues(op)
 	}
 	m.bytes.WithLabelValues(OpPut, dirUpload)
+	m.bytes.WithLabelValues(OpPutStream, dirUpload)
 	m.bytes.WithLabelValues(OpGet, dirDownload)
 	m.bytes.WithLabelValues(OpGetRange, dirDownload)
 	return m
@@ -72,7 +74,7 @@ func (m *Metrics) observe(op string, start time.Time, err error) {
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }
 
-func (m *Metrics) moved(op, direction string, n int) {
+func (m *Metrics) moved(op, direction string, n int64) {
 	m.bytes.WithLabelValues(op, direction).Add(float64(n))
 }
 
@@ -86,7 +88,17 @@ func (i *instrumented) Put(ctx context.Context, key string, data ...[]byte) erro
 	err := i.s.Put(ctx, key, data...)
 	i.m.observe(OpPut, start, err)
 	if err == nil {
-		i.m.moved(OpPut, dirUpload, int(parts(data).size()))
+		i.m.moved(OpPut, dirUpload, parts(data).size())
+	}
+	return err
+}
+
+func (i *instrumented) PutReader(ctx context.Context, key string, size int64, r io.Reader) error {
+	start := time.Now()
+	err := i.s.PutReader(ctx, key, size, r)
+	i.m.observe(OpPutStream, start, err)
+	if err == nil {
+		i.m.moved(OpPutStream, dirUpload, size)
 	}
 	return err
 }
@@ -96,7 +108,7 @@ func (i *instrumented) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := i.s.Get(ctx, key)
 	i.m.observe(OpGet, start, err)
 	if err == nil {
-		i.m.moved(OpGet, dirDownload, len(b))
+		i.m.moved(OpGet, dirDownload, int64(len(b)))
 	}
 	return b, err
 }
@@ -106,7 +118,7 @@ func (i *instrumented) GetRange(ctx context.Context, key string, off, length int
 	b, err := i.s.GetRange(ctx, key, off, length)
 	i.m.observe(OpGetRange, start, err)
 	if err == nil {
-		i.m.moved(OpGetRange, dirDownload, len(b))
+		i.m.moved(OpGetRange, dirDownload, int64(len(b)))
 	}
 	return b, err
 }
@@ -123,6 +135,13 @@ func (i *instrumented) List(ctx context.Context, prefix string) ([]string, error
 	keys, err := i.s.List(ctx, prefix)
 	i.m.observe(OpList, start, err)
 	return keys, err
+}
+
+func (i *instrumented) ListObjects(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	start := time.Now()
+	objects, err := i.s.ListObjects(ctx, prefix)
+	i.m.observe(OpList, start, err)
+	return objects, err
 }
 
 func (i *instrumented) Check(ctx context.Context) error {

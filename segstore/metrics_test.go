@@ -3,6 +3,8 @@ package segstore
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,8 +22,8 @@ func TestMetricsWrap(t *testing.T) {
 	if n := testutil.CollectAndCount(m.requests); n != 2*len(allOps) {
 		t.Fatalf("%d request series before any request, want %d", n, 2*len(allOps))
 	}
-	if n := testutil.CollectAndCount(m.bytes); n != 3 {
-		t.Fatalf("%d byte series before any request, want 3", n)
+	if n := testutil.CollectAndCount(m.bytes); n != 4 {
+		t.Fatalf("%d byte series before any request, want 4", n)
 	}
 
 	mustPut(t, s, "seg/a", []byte("12345"))
@@ -38,6 +40,15 @@ func TestMetricsWrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := s.List(ctx, "seg/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListObjects(ctx, "seg/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutReader(ctx, "part/a", 7, strings.NewReader("1234567")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutReader(ctx, "part/b", 8, strings.NewReader("1234567")); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatal(err)
 	}
 	if err := s.Delete(ctx, "seg/a"); err != nil {
@@ -65,7 +76,8 @@ func TestMetricsWrap(t *testing.T) {
 		{OpPut, resultOK, 1}, {OpPut, resultError, 1},
 		{OpGet, resultOK, 1}, {OpGet, resultError, 1},
 		{OpGetRange, resultOK, 1}, {OpGetRange, resultError, 0},
-		{OpList, resultOK, 1}, {OpDelete, resultOK, 1},
+		{OpList, resultOK, 2}, {OpDelete, resultOK, 1},
+		{OpPutStream, resultOK, 1}, {OpPutStream, resultError, 1},
 		{OpCheck, resultOK, 1}, {OpCheck, resultError, 1},
 	} {
 		if got := testutil.ToFloat64(m.requests.WithLabelValues(c.op, c.result)); got != c.want {
@@ -75,7 +87,7 @@ func TestMetricsWrap(t *testing.T) {
 	for _, c := range []struct {
 		op, dir string
 		want    float64
-	}{{OpPut, dirUpload, 5}, {OpGet, dirDownload, 5}, {OpGetRange, dirDownload, 2}} {
+	}{{OpPut, dirUpload, 5}, {OpPutStream, dirUpload, 7}, {OpGet, dirDownload, 5}, {OpGetRange, dirDownload, 2}} {
 		if got := testutil.ToFloat64(m.bytes.WithLabelValues(c.op, c.dir)); got != c.want {
 			t.Errorf("bytes{op=%s,direction=%s} = %v, want %v", c.op, c.dir, got, c.want)
 		}

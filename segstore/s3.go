@@ -42,6 +42,11 @@ const (
 	s3DialTimeout = 3 * time.Second
 
 	s3MaxIdleConnsPerHost = 128
+
+	// s3MaxPutBytes is S3's limit on one PUT; larger objects need a multipart upload.
+	s3MaxPutBytes = 5 << 30
+	// s3ListPage is ListObjectsV2's page: S3's maximum.
+	s3ListPage = 1000
 )
 
 // S3Config configures an S3 (or S3-compatible) store.
@@ -82,6 +87,8 @@ type S3 struct {
 	// protects the bytes in transit, loopback traffic never leaves the host, and every extent carries
 	// its own CRC). Hashing was half of a dev agent's CPU.
 	putOpts []func(*s3.Options)
+	// listPage is the keys per ListObjectsV2 page (s3ListPage; tests make it small).
+	listPage int32
 }
 
 var _ Store = (*S3)(nil)
@@ -104,7 +111,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		}
 		o.UsePathStyle = cfg.PathStyle
 	})
-	st := &S3{client: client, bucket: cfg.Bucket, region: cfg.Region, where: cfg.Endpoint}
+	st := &S3{client: client, bucket: cfg.Bucket, region: cfg.Region, where: cfg.Endpoint, listPage: s3ListPage}
 	if st.where == "" {
 		st.where = "AWS S3 (" + cfg.Region + ")"
 	}
@@ -182,12 +189,72 @@ func (s *S3) Put(ctx context.Context, key string, data ...[]byte) error {
 		IfNoneMatch:   aws.String("*"),
 	}, append(slices.Clip(s.putOpts), countAttempts(&attempts))...)
 	err = s.mapErr(OpPut, key, err)
-	if errors.Is(err, ErrExists) && attempts.Load() > 1 && s.holds(ctx, key, data) {
+	if errors.Is(err, ErrExists) && attempts.Load() > 1 && s.holds(ctx, key, parts(data).size(), newPartsReader(data)) {
 		// An earlier attempt of this very call stored the object but its response was lost; the
 		// retry then hit our own write.
 		return nil
 	}
 	return err
+}
+
+// PutReader implements Writer with one PutObject of Content-Length size whose body is read from r
+// as the request is sent. Unless r can seek, the body cannot be read twice: it is sent
+// UNSIGNED-PAYLOAD whatever the endpoint (signing needs its SHA-256 before the request; the
+// partition segments streamed this way carry a CRC for every block and their footer), and the
+// request is made once: a failure is the caller's to retry (Writer.PutReader). A seekable r is sent
+// as Put sends parts, signed where Put signs, and retried.
+func (s *S3) PutReader(ctx context.Context, key string, size int64, r io.Reader) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	if err := validateSize(key, size); err != nil {
+		return err
+	}
+	if size > s3MaxPutBytes {
+		return fmt.Errorf("s3: put_stream %q: %d bytes exceed the %d of one PUT", key, size, int64(s3MaxPutBytes))
+	}
+	var attempts atomic.Int32
+	opts := []func(*s3.Options){countAttempts(&attempts)}
+	e := newExactReader(ctx, r, size)
+	var body io.Reader = e
+	seeker, seekable := newExactReadSeeker(ctx, r, size)
+	if seekable {
+		e, body = seeker.exactReader, seeker
+		opts = append(opts, s.putOpts...)
+	} else {
+		opts = append(opts, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware), noRetries)
+	}
+	if size == 0 {
+		// The client sends no body for a zero length, so it would never read r's.
+		if err := e.atEnd(); err != io.EOF {
+			return fmt.Errorf("s3: put_stream %q: %w", key, err)
+		}
+		body = nil
+	}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(key),
+		Body:          body,
+		ContentLength: aws.Int64(size),
+		IfNoneMatch:   aws.String("*"),
+	}, opts...)
+	if err != nil && e.failure() != nil {
+		return fmt.Errorf("s3: put_stream %q: %w", key, e.failure())
+	}
+	err = s.mapErr(OpPutStream, key, err)
+	if errors.Is(err, ErrExists) && attempts.Load() > 1 && seekable && rewind(seeker) && s.holds(ctx, key, size, seeker) {
+		return nil // as in Put: our own earlier attempt landed
+	}
+	return err
+}
+
+// noRetries makes a request once.
+func noRetries(o *s3.Options) { o.Retryer = aws.NopRetryer{} }
+
+// rewind seeks r back to its start.
+func rewind(r io.Seeker) bool {
+	_, err := r.Seek(0, io.SeekStart)
+	return err == nil
 }
 
 // countAttempts adds a middleware after the retry loop, so it runs once per attempt.
@@ -205,15 +272,17 @@ func countAttempts(n *atomic.Int32) func(*s3.Options) {
 	}
 }
 
-// holds reports whether key holds exactly data, by ETag (the MD5 of a single-part upload without
-// SSE-KMS). Any doubt answers false, which keeps ErrExists.
-func (s *S3) holds(ctx context.Context, key string, data parts) bool {
+// holds reports whether key holds exactly the size bytes of content, by ETag (the MD5 of a
+// single-part upload without SSE-KMS). Any doubt answers false, which keeps ErrExists.
+func (s *S3) holds(ctx context.Context, key string, size int64, content io.Reader) bool {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
-	if err != nil || out.ETag == nil || out.ContentLength == nil || *out.ContentLength != data.size() {
+	if err != nil || out.ETag == nil || out.ContentLength == nil || *out.ContentLength != size {
 		return false
 	}
 	sum := md5.New()
-	newPartsReader(data).WriteTo(sum)
+	if _, err := io.Copy(sum, content); err != nil {
+		return false
+	}
 	return strings.Trim(*out.ETag, `"`) == hex.EncodeToString(sum.Sum(nil))
 }
 
@@ -302,23 +371,31 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-// List implements Store, following continuation tokens.
+// List implements Store.
 func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
+	objects, err := s.ListObjects(ctx, prefix)
+	return objectKeys(objects), err
+}
+
+// ListObjects implements Store, a ListObjectsV2 page of up to 1,000 keys at a time, following
+// continuation tokens.
+func (s *S3) ListObjects(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(s.bucket),
-		Prefix: aws.String(prefix),
+		Bucket:  aws.String(s.bucket),
+		Prefix:  aws.String(prefix),
+		MaxKeys: aws.Int32(s.listPage),
 	})
-	var keys []string
+	var objects []ObjectInfo
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, s.mapErr(OpList, prefix, err)
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			objects = append(objects, ObjectInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
 		}
 	}
-	return keys, nil
+	return objects, nil
 }
 
 // Check implements Store with HeadBucket.
@@ -358,7 +435,7 @@ func (s *S3) mapErr(op, key string, err error) error {
 		return &s3Error{fmt.Sprintf("s3: bucket %q does not exist at %s", s.bucket, s.where), bucketMissing(op, err)}
 	case code == "NoSuchKey" || status == 404:
 		return &s3Error{subject + ": object not found", []error{ErrNotFound, err}}
-	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == 412 || (op == OpPut && status == 409):
+	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" || status == 412 || ((op == OpPut || op == OpPutStream) && status == 409):
 		return &s3Error{subject + ": object already exists", []error{ErrExists, err}}
 	case code == "InvalidRange" || status == 416:
 		return &s3Error{fmt.Sprintf("%s: range is past the end of the object", subject), []error{ErrCorrupt, err}}

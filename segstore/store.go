@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -15,17 +16,20 @@ var (
 	ErrCorrupt  = errors.New("segstore: corrupt object")
 )
 
-// Operation names, shared by the Metrics labels and Faulty.SetFault.
+// Operation names, shared by the Metrics labels and Faulty.SetFault. A streamed put has its own: its
+// latency (a merge's object of up to a GiB) says nothing about a flush's. List and ListObjects are
+// the same request.
 const (
-	OpPut      = "put"
-	OpGet      = "get"
-	OpGetRange = "get_range"
-	OpDelete   = "delete"
-	OpList     = "list"
-	OpCheck    = "check"
+	OpPut       = "put"
+	OpPutStream = "put_stream"
+	OpGet       = "get"
+	OpGetRange  = "get_range"
+	OpDelete    = "delete"
+	OpList      = "list"
+	OpCheck     = "check"
 )
 
-var allOps = []string{OpPut, OpGet, OpGetRange, OpDelete, OpList, OpCheck}
+var allOps = []string{OpPut, OpPutStream, OpGet, OpGetRange, OpDelete, OpList, OpCheck}
 
 // Reader reads objects. Returned slices belong to the caller (the agent patches batch headers in
 // place), so implementations never return memory they keep.
@@ -44,6 +48,21 @@ type Writer interface {
 	// chunks' data, never copied into one buffer); never overwrites: ErrExists if key exists (S3:
 	// If-None-Match: "*"). Put does not retain parts after it returns, so callers may reuse them.
 	Put(ctx context.Context, key string, parts ...[]byte) error
+	// PutReader stores the size bytes that r yields under key, without holding them in memory (S3
+	// and Disk stream them: a merge's object goes from its sources' GETs to one PUT); never
+	// overwrites: ErrExists as Put. r must yield exactly size bytes: if it ends early (the error
+	// wraps io.ErrUnexpectedEOF), holds more, or fails (its error is wrapped), nothing is stored.
+	//
+	// S3 cannot retry a PUT whose body it cannot rewind: unless r is an io.ReadSeeker, a failed
+	// attempt is the caller's to retry, under a new key (the failed one may have landed: an orphan
+	// for GC).
+	PutReader(ctx context.Context, key string, size int64, r io.Reader) error
+}
+
+// ObjectInfo is a listed object.
+type ObjectInfo struct {
+	Key  string
+	Size int64
 }
 
 // Store is a complete object store.
@@ -54,6 +73,8 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 	// List returns the keys starting with prefix, in ascending byte order.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// ListObjects is List with each object's size (S3: the same ListObjectsV2 pages).
+	ListObjects(ctx context.Context, prefix string) ([]ObjectInfo, error)
 	// Check verifies the store is reachable and usable (S3: HeadBucket). Its error reads well on
 	// one line, for operators.
 	Check(ctx context.Context) error
@@ -75,6 +96,25 @@ func validateKey(key string) error {
 		}
 	}
 	return nil
+}
+
+func validateSize(key string, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("segstore: invalid size %d for %q", size, key)
+	}
+	return nil
+}
+
+// objectKeys returns the keys of objects.
+func objectKeys(objects []ObjectInfo) []string {
+	if objects == nil {
+		return nil
+	}
+	out := make([]string, len(objects))
+	for i, o := range objects {
+		out[i] = o.Key
+	}
+	return out
 }
 
 func validateRange(key string, off, length int64) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -157,6 +158,32 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("put reader", func(t *testing.T) { testPutReader(t, newStore(t)) })
+	t.Run("put reader refused", func(t *testing.T) { testPutReaderRefused(t, newStore(t)) })
+
+	t.Run("list objects", func(t *testing.T) {
+		s := newStore(t)
+		for k, n := range map[string]int{"seg/c": 3, "seg/a": 0, "seg/b/1": 10, "segx": 1, "other/z": 5} {
+			mustPut(t, s, k, bytes.Repeat([]byte{'x'}, n))
+		}
+		for _, tc := range []struct {
+			prefix string
+			want   []ObjectInfo
+		}{
+			{"seg/", []ObjectInfo{{"seg/a", 0}, {"seg/b/1", 10}, {"seg/c", 3}}},
+			{"seg", []ObjectInfo{{"seg/a", 0}, {"seg/b/1", 10}, {"seg/c", 3}, {"segx", 1}}},
+			{"", []ObjectInfo{{"other/z", 5}, {"seg/a", 0}, {"seg/b/1", 10}, {"seg/c", 3}, {"segx", 1}}},
+			{"seg/b", []ObjectInfo{{"seg/b/1", 10}}},
+			{"nothing/", nil},
+			{"../", nil},
+		} {
+			got, err := s.ListObjects(ctx, tc.prefix)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("ListObjects(%q) = %v, %v; want %v", tc.prefix, got, err, tc.want)
+			}
+		}
+	})
+
 	t.Run("check", func(t *testing.T) {
 		if err := newStore(t).Check(ctx); err != nil {
 			t.Fatalf("Check = %v", err)
@@ -184,6 +211,9 @@ func testStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		if _, err := s.Get(cctx, "seg/c"); !errors.Is(err, context.Canceled) {
 			t.Errorf("Get = %v, want context.Canceled", err)
+		}
+		if err := s.PutReader(cctx, "seg/c", 1, strings.NewReader("x")); !errors.Is(err, context.Canceled) {
+			t.Errorf("PutReader = %v, want context.Canceled", err)
 		}
 	})
 
@@ -256,7 +286,7 @@ func chanValues[T any](c <-chan T) func(func(T) bool) {
 	}
 }
 
-func mustPut(t *testing.T, s Store, key string, data []byte) {
+func mustPut(t testing.TB, s Store, key string, data []byte) {
 	t.Helper()
 	if err := s.Put(context.Background(), key, data); err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
