@@ -17,7 +17,7 @@ const acquireConcurrency = 16
 // session is what the agent needs of its etcd session (coord.Session).
 type session interface {
 	Done() <-chan struct{}
-	Acquire(ctx context.Context, tp coord.TP) (int64, error)
+	AcquireTopic(ctx context.Context, t coord.Topic, partition int32) (int64, error)
 	Resign(ctx context.Context, tp coord.TP, epoch int64) error
 	Commit(ctx context.Context, commits []coord.Commit) []error
 	Close(ctx context.Context) error
@@ -180,9 +180,13 @@ func (a *Agent) resignOrphans(ctx context.Context, s session, want map[coord.TP]
 // the partition's committed state. Only then does the partition take produce.
 func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic string) {
 	prev, _, hadLeader := a.cache.Leader(tp)
-	epoch, err := s.Acquire(ctx, tp)
+	t, ok := a.cache.TopicByID(tp.Topic)
+	if !ok {
+		return // deleted since placement chose it
+	}
+	epoch, err := s.AcquireTopic(ctx, t, tp.Partition)
 	if err != nil {
-		if !errors.Is(err, coord.ErrLeaderHeld) && ctx.Err() == nil {
+		if !errors.Is(err, coord.ErrLeaderHeld) && !errors.Is(err, coord.ErrUnknownTopic) && ctx.Err() == nil {
 			a.log.Warn("acquire failed", "topic", topic, "partition", tp.Partition, "error", err)
 		}
 		return

@@ -60,6 +60,7 @@ func (st *state) put(kv *mvccpb.KeyValue) (changed bool) {
 			st.log.Warn("ignoring undecodable topic", "key", string(kv.Key), "error", err)
 			return false
 		}
+		t.Revision = kv.CreateRevision
 		st.putTopic(t)
 	case kindAgent:
 		var a AgentInfo
