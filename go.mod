@@ -25,6 +25,8 @@ require (
 	go.uber.org/zap v1.28.0
 )
 
+require github.com/segmentio/kafka-go v0.4.51
+
 require (
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.27 // indirect
 	github.com/aws/aws-sdk-go-v2/feature/ec2/imds v1.20.9 // indirect
