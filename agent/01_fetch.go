@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"math"
 	"reflect"
 	"time"
@@ -17,8 +18,11 @@ import (
 // Any agent serves any partition, from the index cached in memory and the extents it reads from S3
 // (cached). Batches go out as they were produced, with only their base offset and leader epoch
 // patched. A fetch at the log end waits up to MaxWaitMillis for MinBytes and is woken by the commit
-// that advances the partition, not by a timer. Fetch sessions (v7+) are not kept: SessionID is always
-// 0, so clients send full fetches.
+// that advances the partition, not by a timer. A fetch waits for object store reads until its MaxWait
+// plus Config.FetchReadTimeout, then answers with what it has read, in order, possibly nothing: a
+// consumer catching up over many small objects would otherwise wait for thousands of GETs, past its
+// own request timeout. Its reads go on into the cache, where the consumer's next fetch finds them.
+// Fetch sessions (v7+) are not kept: SessionID is always 0, so clients send full fetches.
 //
 // Version notes:
 // * v3: MaxBytes (response-level limit); the first batch is returned even when larger (KIP-74)
@@ -44,12 +48,15 @@ func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchReques
 	return resp
 }
 
-// longPoll answers a fetch once it has MinBytes, its MaxWait is over, or waiting cannot help.
+// longPoll answers a fetch once it has MinBytes, its MaxWait is over, or waiting cannot help. Reads
+// from the object store stop being waited for FetchReadTimeout after the MaxWait (readCtx).
 func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string) *kmsg.FetchResponse {
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	readCtx, cancel := context.WithDeadline(ctx, deadline.Add(a.cfg.FetchReadTimeout))
+	defer cancel()
 	for {
 		waits := a.fetchWaits(req)
-		resp, bytes, final := a.fillFetch(ctx, req, cz)
+		resp, bytes, final := a.fillFetch(readCtx, req, cz)
 		// A shutdown answers long-polls at once, so that it need not wait out their MaxWait.
 		if final || bytes >= int64(max(req.MinBytes, 1)) || !time.Now().Before(deadline) || a.stopping.Load() {
 			return resp
@@ -60,7 +67,7 @@ func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string)
 		}
 		releaseRecords(resp) // not sent: a new answer replaces it
 		if !woken {
-			resp, _, _ = a.fillFetch(ctx, req, cz)
+			resp, _, _ = a.fillFetch(readCtx, req, cz)
 			return resp
 		}
 	}
@@ -224,6 +231,14 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 				return a.served(sp, records), nil
 			}
 			data, err := a.reader.extent(ctx, x)
+			if err != nil && ctx.Err() != nil {
+				// Past the read bound (or the client is gone): serve what was read, maybe nothing; the
+				// consumer comes back for the rest, which its reads meanwhile bring to the cache.
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					a.metrics.reads.timeouts.Inc()
+				}
+				return a.served(sp, records), nil
+			}
 			if err != nil {
 				if len(records) > 0 {
 					return a.served(sp, records), nil // serve what was read; the consumer comes back for the rest
