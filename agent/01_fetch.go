@@ -230,11 +230,17 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 			if int64(len(records))+int64(x.Len) > limit && (len(records) > 0 || !first) {
 				return a.served(sp, records), nil
 			}
-			data, err := a.reader.extent(ctx, x)
-			if err != nil && ctx.Err() != nil {
+			rctx := ctx
+			if len(records) == 0 && !a.reader.cacheable(x) {
+				// Read again by every fetch, it would never be served if its GET outlasted the read
+				// bound: the first one is waited for (its GET has a timeout of its own).
+				rctx = context.WithoutCancel(ctx)
+			}
+			data, err := a.reader.extent(rctx, x)
+			if err != nil && rctx.Err() != nil {
 				// Past the read bound (or the client is gone): serve what was read, maybe nothing; the
 				// consumer comes back for the rest, which its reads meanwhile bring to the cache.
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				if errors.Is(rctx.Err(), context.DeadlineExceeded) {
 					a.metrics.reads.timeouts.Inc()
 				}
 				return a.served(sp, records), nil

@@ -159,3 +159,38 @@ func TestAbandonedReadsAreBounded(t *testing.T) {
 // fetchBoundForTests is the fetch read bound of agents whose reads a test holds: short, since every
 // fetch that meets a held read waits it out.
 const fetchBoundForTests = 100 * time.Millisecond
+
+// slowReads is an object store whose range reads take at least delay.
+type slowReads struct {
+	objectStore
+	delay time.Duration
+}
+
+func (s slowReads) GetRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	time.Sleep(s.delay) // the store's latency, not a synchronization
+	return s.objectStore.GetRange(ctx, key, off, length)
+}
+
+// A read the cache cannot keep would be started again by every fetch and, slower than the read bound,
+// never served: a fetch waits for its first one, so that a consumer always progresses.
+func TestUncachedSlowReadsProgress(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	const n = 5
+	coldHistory(t, tc, "uncached", n)
+	store := slowReads{tc.store, 5 * fetchBoundForTests}
+	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, func(c *Config) {
+		c.FetchReadTimeout, c.CacheBytes = fetchBoundForTests, 0
+	}))
+	tp := topicTP(t, a2, "uncached", 0)
+	waitFor(t, "the reader to see every batch", func() bool { return a2.cache.HighWatermark(tp) == n })
+	c := dialRaw(t, a2)
+	var seen []string
+	for next := int64(0); next < n; {
+		got := fetchFrom(t, c, "uncached", next, &seen)
+		if got == next {
+			t.Fatalf("a fetch from %d over uncached reads slower than the read bound answered nothing", next)
+		}
+		next = got
+	}
+}

@@ -85,7 +85,7 @@ func (r *reader) extent(ctx context.Context, e coord.Extent) ([]byte, error) {
 // is room among the reads in flight and waiting for room while ctx lasts if there is not.
 func (r *reader) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall, error) {
 	r.mu.Lock()
-	for missed := false; ; {
+	for missed, deferred := false, false; ; {
 		if el, ok := r.items[e]; ok {
 			r.lru.MoveToFront(el)
 			r.mu.Unlock()
@@ -110,7 +110,10 @@ func (r *reader) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall,
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		r.a.metrics.reads.deferred.Inc()
+		if !deferred {
+			deferred = true
+			r.a.metrics.reads.deferred.Inc()
+		}
 		select {
 		case <-freed:
 		case <-ctx.Done():
@@ -118,6 +121,9 @@ func (r *reader) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall,
 		r.mu.Lock()
 	}
 }
+
+// cacheable reports whether a read of e is kept for the fetches after the one that started it.
+func (r *reader) cacheable(e coord.Extent) bool { return int64(e.Len) <= r.max }
 
 // roomLocked reports whether a GET of n more bytes fits among the reads in flight; one GET always
 // fits alone.
