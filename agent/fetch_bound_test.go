@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // heldObjects is an object store whose range reads of the objects it holds wait until they are
@@ -41,8 +43,8 @@ func (s *heldObjects) GetRange(ctx context.Context, key string, off, length int6
 	return s.objectStore.GetRange(ctx, key, off, length)
 }
 
-// coldHistory writes n small batches to topic on a fresh agent, each in an object of its own (one
-// flush each), and returns the objects by offset.
+// coldHistory writes n small batches to topic on an agent of its own, each in an object of its own
+// (one flush each), stops that agent, and returns the objects by offset.
 func coldHistory(t *testing.T, tc *testCluster, topic string, n int) []string {
 	t.Helper()
 	a1 := tc.agent("writer")
@@ -56,6 +58,9 @@ func coldHistory(t *testing.T, tc *testCluster, topic string, n int) []string {
 	}
 	if len(objects) != n {
 		t.Fatalf("%d index entries, want one per batch (%d)", len(objects), n)
+	}
+	if err := a1.Shutdown(testCtx(t)); err != nil { // its cache holds every batch: clients read elsewhere
+		t.Fatal(err)
 	}
 	return objects
 }
@@ -192,5 +197,29 @@ func TestUncachedSlowReadsProgress(t *testing.T) {
 			t.Fatalf("a fetch from %d over uncached reads slower than the read bound answered nothing", next)
 		}
 		next = got
+	}
+}
+
+// A franz-go consumer reading a history of small objects from a slow store, through fetches answered at
+// their read bound with a prefix (or nothing), reads every record once, in order.
+func TestConsumerReadsSlowHistoryThroughShortAnswers(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	const n = 150
+	coldHistory(t, tc, "history", n)
+	store := slowReads{tc.store, 20 * time.Millisecond}
+	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, func(c *Config) {
+		c.FetchReadTimeout, c.MaxReadBytesInFlight = fetchBoundForTests/4, 1<<10
+	}))
+	tp := topicTP(t, a2, "history", 0)
+	waitFor(t, "the reader to see every batch", func() bool { return a2.cache.HighWatermark(tp) == n })
+	recs := consumeAll(t, []*Agent{a2}, "history", n, kgo.FetchMaxWait(10*time.Millisecond))
+	for i, r := range recs {
+		if r.Offset != int64(i) || string(r.Value) != fmt.Sprint("v", i) {
+			t.Fatalf("record %d: offset %d value %q", i, r.Offset, r.Value)
+		}
+	}
+	if metricValue(t, a2, "streamhouse_fetch_read_timeouts_total") == 0 {
+		t.Error("no fetch was answered at its read bound: the test did not exercise it")
 	}
 }
