@@ -128,7 +128,7 @@ func (r *reader) startAll(plan prefetchPlan, maxReads int) int {
 		runs = runs[:maxReads]
 	}
 	for i, run := range runs {
-		if from, to := span(run); !r.roomLocked(to - from) {
+		if !r.roomLocked(spanBytes(run)) {
 			r.a.metrics.reads.deferred.Add(float64(len(runs) - i))
 			return i
 		}

@@ -140,8 +140,7 @@ func (r *reader) startLocked(run []coord.Extent) []*readCall {
 		calls[i] = &readCall{done: make(chan struct{})}
 		r.inflight[e] = calls[i]
 	}
-	from, to := span(run)
-	r.inBytes += to - from
+	r.inBytes += spanBytes(run)
 	r.a.metrics.reads.inFlight.Set(float64(r.inBytes))
 	r.a.goRun(func() { r.load(run, calls) })
 	return calls
@@ -188,7 +187,7 @@ func (r *reader) load(run []coord.Extent, calls []*readCall) {
 			r.add(e, calls[i].data, buf)
 		}
 	}
-	r.inBytes -= to - from
+	r.inBytes -= spanBytes(run)
 	r.a.metrics.reads.inFlight.Set(float64(r.inBytes))
 	close(r.freed)
 	r.freed = make(chan struct{})
@@ -205,6 +204,12 @@ func span(run []coord.Extent) (from, to int64) {
 		from, to = min(from, e.Pos), max(to, e.Pos+int64(e.Len))
 	}
 	return from, to
+}
+
+// spanBytes is how many bytes the GET of run reads (none for an extent of negative length, which fails).
+func spanBytes(run []coord.Extent) int64 {
+	from, to := span(run)
+	return max(to-from, 0)
 }
 
 // keep caches data, which this agent has just written as extent e: a slice of frame, or its own
