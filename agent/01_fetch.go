@@ -230,19 +230,10 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 			if int64(len(records))+int64(x.Len) > limit && (len(records) > 0 || !first) {
 				return a.served(sp, records), nil
 			}
-			rctx := ctx
-			if len(records) == 0 && !a.reader.cacheable(x) {
-				// Read again by every fetch, it would never be served if its GET outlasted the read
-				// bound: the first one is waited for (its GET has a timeout of its own).
-				rctx = context.WithoutCancel(ctx)
-			}
-			data, err := a.reader.extent(rctx, x)
-			if err != nil && rctx.Err() != nil {
-				// Past the read bound (or the client is gone): serve what was read, maybe nothing; the
-				// consumer comes back for the rest, which its reads meanwhile bring to the cache.
-				if errors.Is(rctx.Err(), context.DeadlineExceeded) {
-					a.metrics.reads.timeouts.Inc()
-				}
+			data, short, err := a.fetchRead(ctx, x, len(records) == 0)
+			if short {
+				// Serve what was read, maybe nothing; the consumer comes back for the rest, which its
+				// reads meanwhile bring to the cache.
 				return a.served(sp, records), nil
 			}
 			if err != nil {
@@ -264,6 +255,24 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 		}
 	}
 	return a.served(sp, records), nil
+}
+
+// fetchRead reads extent x for a fetch, whose answer so far is empty or not. short is set when the
+// fetch's read bound (ctx's deadline), or the client leaving, ended the wait.
+func (a *Agent) fetchRead(ctx context.Context, x coord.Extent, empty bool) (data []byte, short bool, err error) {
+	if empty && !a.reader.cacheable(x) {
+		// Read again by every fetch, it would never be served if its GET outlasted the read bound:
+		// the first one is waited for (its GET has a timeout of its own).
+		ctx = context.WithoutCancel(ctx)
+	}
+	data, err = a.reader.extent(ctx, x)
+	if err != nil && ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			a.metrics.reads.timeouts.Inc()
+		}
+		return nil, true, nil
+	}
+	return data, false, err
 }
 
 // served puts records into the partition's response and counts them. records is a buffer of the
