@@ -60,6 +60,7 @@ func (st *state) put(kv *mvccpb.KeyValue) (changed bool) {
 			st.log.Warn("ignoring undecodable topic", "key", string(kv.Key), "error", err)
 			return false
 		}
+		t.Revision = kv.CreateRevision
 		st.putTopic(t)
 	case kindAgent:
 		var a AgentInfo
@@ -148,18 +149,27 @@ type partition struct {
 	entries []IndexEntry
 	hwm     int64         // next offset; survives retention dropping entries
 	wait    chan struct{} // closed (and replaced) when hwm advances or the partition goes away
+	// started: the view has held an entry, so hwm is the partition's own. Until then hwm is 0 only
+	// because nothing is known, and the log may start anywhere.
+	started bool
 }
 
 // put adds e at the high watermark. From etcd (replace), e may also take the place of the run
-// of entries it covers exactly: the same entry seen twice, or a compaction's merged entry.
-// Anything else would break contiguity and is ignored.
+// of entries it covers exactly: the same entry seen twice, or a compaction's merged entry; and
+// the first entry a partition's view ever holds starts its log wherever it starts (retention or
+// an operator deleted the keys before it). Anything else would break contiguity and is ignored.
+//
+// Only an entry from etcd may start a log elsewhere than 0: the load and the watch bring a
+// partition's keys in etcd's order, so the first one seen is the first one there is; a leader's
+// Apply may run ahead of the watch, and entries before it may still be on their way.
 func (p *partition) put(e IndexEntry, tp TP, replace bool, log hclog.Logger) {
 	switch {
 	case e.LastOffset < e.BaseOffset:
 		log.Debug("ignoring index entry with inverted offsets", "tp", tp, "base", e.BaseOffset, "last", e.LastOffset)
-	case e.BaseOffset == p.hwm:
+	case e.BaseOffset == p.hwm, replace && !p.started:
 		p.entries = append(p.entries, e)
 		p.hwm = e.LastOffset + 1
+		p.started = true
 		close(p.wait)
 		p.wait = make(chan struct{})
 	case e.BaseOffset < p.hwm && replace && p.replace(e):

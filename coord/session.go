@@ -191,21 +191,51 @@ func (s *Session) closed() bool {
 // Acquire tries once to become leader of tp (its Txn sent again, within Config.CommitTimeout, while
 // attempts time out or find etcd unavailable). It returns the partition's epoch: the create
 // revision of leaders/<t>/<p>. If this session holds the key already it returns the key's epoch;
-// if another agent does, ErrLeaderHeld naming the holder.
+// if another agent does, ErrLeaderHeld naming the holder. It does not check that tp's topic still
+// exists: AcquireTopic does, and is what a caller acting on a watched view of the topics uses.
 func (s *Session) Acquire(ctx context.Context, tp TP) (epoch int64, err error) {
+	return s.acquire(ctx, tp, nil)
+}
+
+// AcquireTopic is Acquire of t's partition, provided t still exists: topics/<t.Name> is the key
+// created at t.Revision, neither deleted nor created again. A view of the topics lags etcd; a leader
+// key taken for a topic deleted meanwhile would let its holder's commits write index and producer
+// keys under the deleted id, which nothing deletes again (DeleteTopic deletes a topic's leader,
+// index and producer keys in its one Txn, so nothing fenced by a key it deleted survives it).
+// ErrUnknownTopic if t is gone.
+func (s *Session) AcquireTopic(ctx context.Context, t Topic, partition int32) (epoch int64, err error) {
+	if t.Revision <= 0 || partition < 0 || partition >= t.Partitions {
+		return 0, fmt.Errorf("coord: acquire %s: topic %q at revision %d has %d partitions", t.TP(partition), t.Name, t.Revision, t.Partitions)
+	}
+	return s.acquire(ctx, t.TP(partition), &topicGuard{key: s.c.keys.topic(t.Name), rev: t.Revision})
+}
+
+// topicGuard is the topic key an acquisition requires, at its create revision.
+type topicGuard struct {
+	key string
+	rev int64
+}
+
+func (s *Session) acquire(ctx context.Context, tp TP, guard *topicGuard) (epoch int64, err error) {
 	if s.closed() {
 		return 0, ErrSessionClosed
 	}
 	start := time.Now()
 	key := s.c.keys.leader(tp)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	gets := []clientv3.Op{clientv3.OpGet(key)}
+	if guard != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(guard.key), "=", guard.rev))
+		gets = append(gets, clientv3.OpGet(guard.key))
+	}
 	// Sent again when an attempt times out or finds etcd unavailable (txnAttempts): an earlier
 	// attempt that applied makes the next one fail its compare and read our own key, which counts
 	// as held below.
 	resp, _, err := s.c.txnAttempts(ctx, txnAcquire, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.c.etcd.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			If(cmps...).
 			Then(clientv3.OpPut(key, s.info.ID, clientv3.WithLease(s.LeaseID()))).
-			Else(clientv3.OpGet(key)).
+			Else(gets...).
 			Commit()
 	})
 	if err != nil {
@@ -219,6 +249,17 @@ func (s *Session) Acquire(ctx context.Context, tp TP) (epoch int64, err error) {
 		// The put is the Txn's only write, so the key was created at the Txn's revision.
 		s.c.log.Debug("acquired leadership", "tp", tp, "epoch", resp.Header.Revision)
 		return resp.Header.Revision, nil
+	}
+	return s.refused(tp, guard, resp)
+}
+
+// refused reads why an acquisition's compare failed from its Else branch: the topic is gone, this
+// session holds the key already (an earlier attempt applied), or another agent does.
+func (s *Session) refused(tp TP, guard *topicGuard, resp *clientv3.TxnResponse) (int64, error) {
+	if guard != nil {
+		if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].CreateRevision != guard.rev {
+			return 0, fmt.Errorf("%w: acquire %s: the topic was deleted", ErrUnknownTopic, tp)
+		}
 	}
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
 	if len(kvs) == 0 { // deleted between compare and get cannot happen in one Txn; be defensive
