@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"math"
 	"reflect"
 	"time"
@@ -17,8 +18,11 @@ import (
 // Any agent serves any partition, from the index cached in memory and the extents it reads from S3
 // (cached). Batches go out as they were produced, with only their base offset and leader epoch
 // patched. A fetch at the log end waits up to MaxWaitMillis for MinBytes and is woken by the commit
-// that advances the partition, not by a timer. Fetch sessions (v7+) are not kept: SessionID is always
-// 0, so clients send full fetches.
+// that advances the partition, not by a timer. A fetch waits for object store reads until its MaxWait
+// plus Config.FetchReadTimeout, then answers with what it has read, in order, possibly nothing: a
+// consumer catching up over many small objects would otherwise wait for thousands of GETs, past its
+// own request timeout. Its reads go on into the cache, where the consumer's next fetch finds them.
+// Fetch sessions (v7+) are not kept: SessionID is always 0, so clients send full fetches.
 //
 // Version notes:
 // * v3: MaxBytes (response-level limit); the first batch is returned even when larger (KIP-74)
@@ -44,12 +48,15 @@ func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchReques
 	return resp
 }
 
-// longPoll answers a fetch once it has MinBytes, its MaxWait is over, or waiting cannot help.
+// longPoll answers a fetch once it has MinBytes, its MaxWait is over, or waiting cannot help. Reads
+// from the object store stop being waited for FetchReadTimeout after the MaxWait (readCtx).
 func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string) *kmsg.FetchResponse {
 	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	readCtx, cancel := context.WithDeadline(ctx, deadline.Add(a.cfg.FetchReadTimeout))
+	defer cancel()
 	for {
 		waits := a.fetchWaits(req)
-		resp, bytes, final := a.fillFetch(ctx, req, cz)
+		resp, bytes, final := a.fillFetch(readCtx, req, cz)
 		// A shutdown answers long-polls at once, so that it need not wait out their MaxWait.
 		if final || bytes >= int64(max(req.MinBytes, 1)) || !time.Now().Before(deadline) || a.stopping.Load() {
 			return resp
@@ -60,7 +67,7 @@ func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string)
 		}
 		releaseRecords(resp) // not sent: a new answer replaces it
 		if !woken {
-			resp, _, _ = a.fillFetch(ctx, req, cz)
+			resp, _, _ = a.fillFetch(readCtx, req, cz)
 			return resp
 		}
 	}
@@ -223,7 +230,12 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 			if int64(len(records))+int64(x.Len) > limit && (len(records) > 0 || !first) {
 				return a.served(sp, records), nil
 			}
-			data, err := a.reader.extent(ctx, x)
+			data, short, err := a.fetchRead(ctx, x, len(records) == 0)
+			if short {
+				// Serve what was read, maybe nothing; the consumer comes back for the rest, which its
+				// reads meanwhile bring to the cache.
+				return a.served(sp, records), nil
+			}
 			if err != nil {
 				if len(records) > 0 {
 					return a.served(sp, records), nil // serve what was read; the consumer comes back for the rest
@@ -243,6 +255,24 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 		}
 	}
 	return a.served(sp, records), nil
+}
+
+// fetchRead reads extent x for a fetch, whose answer so far is empty or not. short is set when the
+// fetch's read bound (ctx's deadline), or the client leaving, ended the wait.
+func (a *Agent) fetchRead(ctx context.Context, x coord.Extent, empty bool) (data []byte, short bool, err error) {
+	if empty && !a.reader.cacheable(x) {
+		// Read again by every fetch, it would never be served if its GET outlasted the read bound:
+		// the first one is waited for (its GET has a timeout of its own).
+		ctx = context.WithoutCancel(ctx)
+	}
+	data, err = a.reader.extent(ctx, x)
+	if err != nil && ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			a.metrics.reads.timeouts.Inc()
+		}
+		return nil, true, nil
+	}
+	return data, false, err
 }
 
 // served puts records into the partition's response and counts them. records is a buffer of the

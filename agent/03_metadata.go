@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 
@@ -65,16 +66,11 @@ func (a *Agent) handleMetadata(ctx context.Context, c client, req *kmsg.Metadata
 		return resp
 	}
 	for _, rt := range req.Topics {
-		t, ok := a.metadataLookup(ctx, req, rt)
-		if !ok {
+		t, code := a.metadataLookup(ctx, req, rt)
+		if code != 0 {
 			st := kmsg.NewMetadataResponseTopic()
 			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			if rt.Topic == nil && req.Version >= 12 {
-				st.ErrorCode = kerr.UnknownTopicID.Code
-			} else if rt.Topic != nil && validateTopicName(*rt.Topic) != nil {
-				st.ErrorCode = kerr.InvalidTopicException.Code
-			}
+			st.ErrorCode = code
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
@@ -83,25 +79,43 @@ func (a *Agent) handleMetadata(ctx context.Context, c client, req *kmsg.Metadata
 	return resp
 }
 
-// metadataLookup finds a requested topic by id or name, creating it when auto-creation is on.
-func (a *Agent) metadataLookup(ctx context.Context, req *kmsg.MetadataRequest, rt kmsg.MetadataRequestTopic) (coord.Topic, bool) {
+// metadataLookup finds a requested topic by id or name, creating it when auto-creation is on, or
+// returns the topic-level error to answer instead. A topic being auto-created whose partitions are not
+// all led yet is LEADER_NOT_AVAILABLE with no partitions, as Kafka answers an auto-create: clients ask
+// again.
+func (a *Agent) metadataLookup(ctx context.Context, req *kmsg.MetadataRequest, rt kmsg.MetadataRequestTopic) (coord.Topic, int16) {
 	if rt.Topic == nil {
 		t, ok := a.cache.TopicByID(coord.TopicID(rt.TopicID))
-		return t, ok && a.servesTopic(t)
+		if !ok || !a.servesTopic(t) {
+			if req.Version >= 12 {
+				return coord.Topic{}, kerr.UnknownTopicID.Code
+			}
+			return coord.Topic{}, kerr.UnknownTopicOrPartition.Code
+		}
+		return t, 0
 	}
 	if t, ok := a.cache.Topic(*rt.Topic); ok {
-		return t, a.servesTopic(t)
+		if !a.servesTopic(t) {
+			return coord.Topic{}, kerr.UnknownTopicOrPartition.Code
+		}
+		return t, 0
+	}
+	if validateTopicName(*rt.Topic) != nil {
+		return coord.Topic{}, kerr.InvalidTopicException.Code
 	}
 	allow := req.Version < 4 || req.AllowAutoTopicCreation
-	if !a.cfg.AutoCreateTopics || !allow || validateTopicName(*rt.Topic) != nil {
-		return coord.Topic{}, false
+	if !a.cfg.AutoCreateTopics || !allow {
+		return coord.Topic{}, kerr.UnknownTopicOrPartition.Code
 	}
 	t, err := a.autoCreateTopic(ctx, *rt.Topic)
+	if errors.Is(err, kerr.LeaderNotAvailable) {
+		return coord.Topic{}, kerr.LeaderNotAvailable.Code
+	}
 	if err != nil {
 		a.log.Warn("auto topic creation failed", "topic", *rt.Topic, "error", err)
-		return coord.Topic{}, false
+		return coord.Topic{}, kerr.UnknownTopicOrPartition.Code
 	}
-	return t, true
+	return t, 0
 }
 
 // metadataTopic describes t to a client of zone cz (empty when unknown).

@@ -14,8 +14,11 @@ import (
 // CreateTopics: v0-7
 //
 // Any agent creates topics (each is one etcd Txn); the response waits, up to TimeoutMillis capped at
-// maxAdminWait, until this agent's watched view has the new topics, so that a client can use a topic as
-// soon as it is answered. A topic still unseen then answers REQUEST_TIMED_OUT (it was created).
+// maxAdminWait, until this agent's watched view has the new topics and a live leader for each of their
+// partitions, so that a client can write to a topic as soon as it is answered: a partition listed
+// without a leader fails the writes of clients that do not retry that (segmentio/kafka-go). A topic still
+// unseen or unled then answers REQUEST_TIMED_OUT, as Kafka does when leaders are not elected within the
+// timeout (the topic was created). A TimeoutMillis of 0 answers at once, as in Kafka.
 //
 // Replication: any ReplicationFactor ≥ 1 (or -1) is accepted and the topic reports 1. Durability is
 // S3's, not followers': every partition has one leader and no followers, whatever a client asks, and
@@ -71,8 +74,9 @@ func (ta *topicAdmin) createTopics(ctx context.Context, req *kmsg.CreateTopicsRe
 	return resp
 }
 
-// awaitCreated waits for the view to show the created topics and answers REQUEST_TIMED_OUT for those
-// it does not show in time. A zero wait answers at once, as Kafka does for a zero timeout.
+// awaitCreated waits for the view to show the created topics, each partition with a live leader, and
+// answers REQUEST_TIMED_OUT for those it does not show so in time. A zero wait answers at once, as Kafka
+// does for a zero timeout.
 func (ta *topicAdmin) awaitCreated(ctx context.Context, d time.Duration, resp *kmsg.CreateTopicsResponse, made map[int]coord.Topic) {
 	if d <= 0 || len(made) == 0 {
 		return
@@ -80,17 +84,24 @@ func (ta *topicAdmin) awaitCreated(ctx context.Context, d time.Duration, resp *k
 	visible := func(t coord.Topic) bool { _, ok := ta.sameTopic(t); return ok }
 	ta.await(ctx, d, func() bool {
 		for _, t := range made {
-			if !visible(t) {
+			if !visible(t) || !ta.allLed(t) {
 				return false
 			}
 		}
 		return true
 	})
 	for i, t := range made {
-		if !visible(t) {
-			st := &resp.Topics[i]
-			st.ErrorCode, st.ErrorMessage = ta.answer(errNotVisible("topic " + quoteShort(t.Name) + " was created"))
+		var err error
+		switch {
+		case !visible(t):
+			err = errNotVisible("topic " + quoteShort(t.Name) + " was created")
+		case !ta.allLed(t):
+			err = adminErrorf(kerr.RequestTimedOut, "topic %s was created, but not every partition had a leader within the timeout", quoteShort(t.Name))
+		default:
+			continue
 		}
+		st := &resp.Topics[i]
+		st.ErrorCode, st.ErrorMessage = ta.answer(err)
 	}
 }
 

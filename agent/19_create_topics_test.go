@@ -3,6 +3,7 @@ package agent
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -142,6 +143,39 @@ func TestCreateTopicsWaitsForView(t *testing.T) {
 	req = createReq(5, newTopic("t2", 1, 1))
 	req.TimeoutMillis = 0
 	checkCode(t, "no wait", ta.createTopics(testCtx(t), req).Topics[0].ErrorCode, nil)
+}
+
+// A topic the view shows without a leader for every partition is not answered as created: a client
+// writes to it at once.
+func TestCreateTopicsWaitsForLeaders(t *testing.T) {
+	f := newFakeTopics()
+	ta := newFakeAdmin(t, f)
+	f.setLeaderless(true)
+	req := createReq(5, newTopic("t", 2, 1))
+	req.TimeoutMillis = 60000
+	st := ta.createTopics(testCtx(t), req).Topics[0]
+	checkCode(t, "unled topic", st.ErrorCode, kerr.RequestTimedOut)
+	if st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "leader") {
+		t.Errorf("message %v", st.ErrorMessage)
+	}
+	if _, ok := f.get("t"); !ok {
+		t.Error("the topic was not created")
+	}
+
+	// Leaders arriving within the wait (the first look finds none, and they come): answered as created.
+	ta.maxWait = time.Minute
+	looked := false
+	ta.led = func(tp coord.TP) bool {
+		led := f.led(tp)
+		if !looked {
+			looked = true
+			f.setLeaderless(false)
+		}
+		return led
+	}
+	req = createReq(5, newTopic("t2", 2, 1))
+	req.TimeoutMillis = 60000
+	checkCode(t, "led while waiting", ta.createTopics(testCtx(t), req).Topics[0].ErrorCode, nil)
 }
 
 // TestCreateTopicsUsableAtOnce checks, against a real agent, that a topic is in Metadata as soon as

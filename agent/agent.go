@@ -94,7 +94,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.cache = etcd.NewCache(a.log)
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
-	a.reader = newReader(a, cfg.CacheBytes)
+	a.reader = newReader(a, cfg.CacheBytes, cfg.MaxReadBytesInFlight)
 	a.groups = newGroupCoordinator(a)
 	return a, nil
 }

@@ -31,6 +31,16 @@ const (
 	DefaultOffsetsCheck     = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
 )
 
+// Defaults for Config's bounds on fetch reads.
+const (
+	// DefaultFetchReadTimeout keeps a fetch's answer far inside every client's request timeout
+	// (franz-go: MaxWait + 10 s; librdkafka: 60 s; Java: 30 s) while leaving a slow GET time to land.
+	DefaultFetchReadTimeout = 2 * time.Second
+	// DefaultMaxReadBytesInFlight is the default cache's size: reads in flight land in the cache, and
+	// more than it holds would evict each other.
+	DefaultMaxReadBytesInFlight = 256 << 20
+)
+
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.
 type Config struct {
 	ID    string // unique agent id; registration key agents/<ID>
@@ -47,6 +57,14 @@ type Config struct {
 	CacheBytes       int64         // read cache (LRU) size
 	MaxRequestBytes  int32         // largest Kafka request frame accepted
 	LeaseTTL         time.Duration // etcd session lease TTL: the heartbeat timeout
+
+	// FetchReadTimeout bounds how long a fetch waits for object store reads past its MaxWait: it then
+	// answers with what it has read, and the reads go on into the cache for the next fetch.
+	FetchReadTimeout time.Duration
+	// MaxReadBytesInFlight bounds the bytes of object store reads under way at once, those of fetches
+	// that have answered without them included; past it, reads ahead are not started and a fetch's own
+	// wait for room (within its read bound). One read larger than it goes alone.
+	MaxReadBytesInFlight int64
 
 	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
 	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1
@@ -78,6 +96,8 @@ func NewConfig() Config {
 		CacheBytes:                    DefaultCacheBytes,
 		MaxRequestBytes:               DefaultMaxRequestBytes,
 		LeaseTTL:                      DefaultLeaseTTL,
+		FetchReadTimeout:              DefaultFetchReadTimeout,
+		MaxReadBytesInFlight:          DefaultMaxReadBytesInFlight,
 		OffsetsRetentionCheckInterval: DefaultOffsetsCheck,
 		DefaultPartitions:             DefaultPartitions,
 		OffsetsRetention:              DefaultOffsetsRetention,
@@ -104,6 +124,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("agent: max request bytes must be positive, got %d", c.MaxRequestBytes)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("agent: lease TTL must be at least 1s, got %v", c.LeaseTTL)
+	case c.FetchReadTimeout <= 0:
+		return fmt.Errorf("agent: fetch read timeout must be positive, got %v", c.FetchReadTimeout)
+	case c.MaxReadBytesInFlight <= 0:
+		return fmt.Errorf("agent: max read bytes in flight must be positive, got %d", c.MaxReadBytesInFlight)
 	case c.DefaultPartitions <= 0:
 		return fmt.Errorf("agent: default partitions must be positive, got %d", c.DefaultPartitions)
 	case c.OffsetsRetention < 0:

@@ -122,16 +122,16 @@ func (s *hookedSession) Commit(ctx context.Context, commits []coord.Commit) []er
 	return fn(ctx, commits, next)
 }
 
-func (s *hookedSession) Acquire(ctx context.Context, tp coord.TP, hint coord.EpochHint) (coord.Leadership, error) {
+func (s *hookedSession) AcquireTopic(ctx context.Context, t coord.Topic, partition int32, hint coord.EpochHint) (coord.Leadership, error) {
 	s.h.mu.Lock()
 	fn := s.h.acquire
 	s.h.mu.Unlock()
 	if fn != nil {
-		if err := fn(ctx, tp); err != nil {
+		if err := fn(ctx, t.TP(partition)); err != nil {
 			return coord.Leadership{}, err
 		}
 	}
-	return s.session.Acquire(ctx, tp, hint)
+	return s.session.AcquireTopic(ctx, t, partition, hint)
 }
 
 func (s *hookedSession) Resign(ctx context.Context, tp coord.TP, epoch int64) error {

@@ -18,7 +18,7 @@ const acquireConcurrency = 16
 // session is what the agent needs of its etcd session (coord.Session).
 type session interface {
 	Done() <-chan struct{}
-	Acquire(ctx context.Context, tp coord.TP, hint coord.EpochHint) (coord.Leadership, error)
+	AcquireTopic(ctx context.Context, t coord.Topic, partition int32, hint coord.EpochHint) (coord.Leadership, error)
 	Resign(ctx context.Context, tp coord.TP, epoch int64) error
 	Commit(ctx context.Context, commits []coord.Commit) []error
 	Close(ctx context.Context) error
@@ -239,9 +239,13 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 		return false
 	}
 	prev, hadLeader := a.cache.Leader(tp)
-	ld, err := s.Acquire(ctx, tp, a.cache.EpochHint(tp))
-	if errors.Is(err, coord.ErrLeaderHeld) {
-		return true
+	t, ok := a.cache.TopicByID(tp.Topic)
+	if !ok {
+		return true // deleted since placement chose it
+	}
+	ld, err := s.AcquireTopic(ctx, t, tp.Partition, a.cache.EpochHint(tp))
+	if errors.Is(err, coord.ErrLeaderHeld) || errors.Is(err, coord.ErrUnknownTopic) {
+		return true // another agent's, or the topic is gone: nothing to retry
 	}
 	if err != nil {
 		if ctx.Err() == nil {

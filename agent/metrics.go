@@ -29,6 +29,7 @@ type metrics struct {
 	leadRetries     prometheus.Counter
 	connections     prometheus.Gauge
 	zones           *zoneMetrics
+	reads           *readMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -80,6 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_kafka_connections", Help: "Open Kafka client connections."}),
 	}
 	m.zones = newZoneMetrics()
+	m.reads = newReadMetrics()
 	for _, s := range []string{"put", "commit"} {
 		m.flushDuration.WithLabelValues(s)
 	}
@@ -89,6 +91,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
 			m.failovers, m.leadRetries, m.connections)
 		reg.MustRegister(m.zones.collectors()...)
+		reg.MustRegister(m.reads.collectors()...)
 	}
 	return m
 }

@@ -118,7 +118,8 @@ func (a *Agent) prefetchPartition(plan *prefetchPlan, tp coord.TP, offset, own, 
 
 // startAll begins reading, in the background, the extents of plan that are neither cached nor being
 // read, coalesced into at most maxReads GETs (the first ones coalesce makes, those the answer needs
-// first; the rest are left for later), and returns how many GETs it started.
+// first; the rest are left for later), and returns how many GETs it started. It starts none past the
+// reader's bound on reads in flight: the fetch reads what it needs itself, waiting for room.
 func (r *reader) startAll(plan prefetchPlan, maxReads int) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -126,7 +127,11 @@ func (r *reader) startAll(plan prefetchPlan, maxReads int) int {
 	if len(runs) > maxReads {
 		runs = runs[:maxReads]
 	}
-	for _, run := range runs {
+	for i, run := range runs {
+		if !r.roomLocked(spanBytes(run)) {
+			r.a.metrics.reads.deferred.Add(float64(len(runs) - i))
+			return i
+		}
 		r.startLocked(run)
 	}
 	return len(runs)

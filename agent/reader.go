@@ -8,20 +8,30 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // reader reads stored extents through an LRU cache. Concurrent reads of one extent share one GET.
+//
+// A read runs to its end whoever waits for it: a fetch that answers at its read bound leaves its reads
+// to land in the cache, where its next fetch finds them. What such reads hold is bounded by maxInFlight,
+// the bytes of GETs under way at once: a client sending fetch after fetch, each answered before its
+// reads end, cannot make them pile up.
 type reader struct {
-	a   *Agent
-	max int64
+	a           *Agent
+	max         int64
+	maxInFlight int64
 
 	mu       sync.Mutex
 	size     int64
 	lru      *list.List // of *cached, most recent at the front
 	items    map[coord.Extent]*list.Element
 	inflight map[coord.Extent]*readCall
+	inBytes  int64         // bytes of the GETs under way
+	freed    chan struct{} // closed and replaced when a GET ends
 }
 
 type cached struct {
@@ -45,32 +55,80 @@ type readCall struct {
 	err  error
 }
 
-func newReader(a *Agent, maxBytes int64) *reader {
-	return &reader{a: a, max: maxBytes, lru: list.New(),
+func newReader(a *Agent, maxBytes, maxInFlight int64) *reader {
+	return &reader{a: a, max: maxBytes, maxInFlight: maxInFlight, lru: list.New(), freed: make(chan struct{}),
 		items: make(map[coord.Extent]*list.Element), inflight: make(map[coord.Extent]*readCall)}
 }
 
-// extent returns the verified bytes of e. The slice is shared and must not be modified.
+// extent returns the verified bytes of e, waiting for its read while ctx lasts. The slice is shared
+// and must not be modified. Once ctx has ended it only returns what is cached or already read: it
+// starts no read that nobody would wait for.
 func (r *reader) extent(ctx context.Context, e coord.Extent) ([]byte, error) {
-	r.mu.Lock()
-	if el, ok := r.items[e]; ok {
-		r.lru.MoveToFront(el)
-		r.mu.Unlock()
-		r.a.metrics.cacheHits.Inc()
-		return el.Value.(*cached).data, nil
+	data, call, err := r.lookup(ctx, e)
+	if call == nil {
+		return data, err
 	}
-	call, ok := r.inflight[e]
-	if !ok {
-		call = r.startLocked([]coord.Extent{e})[0]
-	}
-	r.mu.Unlock()
-	r.a.metrics.cacheMisses.Inc()
 	select {
 	case <-call.done:
 		return call.data, call.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		select {
+		case <-call.done: // read meanwhile: serve it
+			return call.data, call.err
+		default:
+			return nil, ctx.Err()
+		}
 	}
+}
+
+// lookup returns e's cached bytes, or the read under way that will bring them, starting it if there
+// is room among the reads in flight and waiting for room while ctx lasts if there is not.
+func (r *reader) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall, error) {
+	r.mu.Lock()
+	for missed, deferred := false, false; ; {
+		if el, ok := r.items[e]; ok {
+			r.lru.MoveToFront(el)
+			r.mu.Unlock()
+			r.a.metrics.cacheHits.Inc()
+			return el.Value.(*cached).data, nil, nil
+		}
+		if !missed {
+			missed = true
+			r.a.metrics.cacheMisses.Inc()
+		}
+		if call, ok := r.inflight[e]; ok {
+			r.mu.Unlock()
+			return nil, call, nil
+		}
+		if ctx.Err() == nil && r.roomLocked(int64(max(e.Len, 0))) {
+			call := r.startLocked([]coord.Extent{e})[0]
+			r.mu.Unlock()
+			return nil, call, nil
+		}
+		freed := r.freed
+		r.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		if !deferred {
+			deferred = true
+			r.a.metrics.reads.deferred.Inc()
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+		}
+		r.mu.Lock()
+	}
+}
+
+// cacheable reports whether a read of e is kept for the fetches after the one that started it.
+func (r *reader) cacheable(e coord.Extent) bool { return int64(e.Len) <= r.max }
+
+// roomLocked reports whether a GET of n more bytes fits among the reads in flight; one GET always
+// fits alone.
+func (r *reader) roomLocked(n int64) bool {
+	return r.inBytes == 0 || r.inBytes+n <= r.maxInFlight
 }
 
 // startLocked registers a read of every extent of run, which coalesce made (one object, close
@@ -82,6 +140,8 @@ func (r *reader) startLocked(run []coord.Extent) []*readCall {
 		calls[i] = &readCall{done: make(chan struct{})}
 		r.inflight[e] = calls[i]
 	}
+	r.inBytes += spanBytes(run)
+	r.a.metrics.reads.inFlight.Set(float64(r.inBytes))
 	r.a.goRun(func() { r.load(run, calls) })
 	return calls
 }
@@ -127,6 +187,10 @@ func (r *reader) load(run []coord.Extent, calls []*readCall) {
 			r.add(e, calls[i].data, buf)
 		}
 	}
+	r.inBytes -= spanBytes(run)
+	r.a.metrics.reads.inFlight.Set(float64(r.inBytes))
+	close(r.freed)
+	r.freed = make(chan struct{})
 	r.mu.Unlock()
 	for _, c := range calls {
 		close(c.done)
@@ -140,6 +204,12 @@ func span(run []coord.Extent) (from, to int64) {
 		from, to = min(from, e.Pos), max(to, e.Pos+int64(e.Len))
 	}
 	return from, to
+}
+
+// spanBytes is how many bytes the GET of run reads (none for an extent of negative length, which fails).
+func spanBytes(run []coord.Extent) int64 {
+	from, to := span(run)
+	return max(to-from, 0)
 }
 
 // keep caches data, which this agent has just written as extent e: a slice of frame, or its own
@@ -187,4 +257,29 @@ func (r *reader) charge(n int, buf *backing, delta int) int64 {
 		return buf.size
 	}
 	return 0
+}
+
+// readMetrics count the object store reads of fetches.
+type readMetrics struct {
+	inFlight prometheus.Gauge
+	deferred prometheus.Counter
+	timeouts prometheus.Counter
+}
+
+func newReadMetrics() *readMetrics {
+	return &readMetrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamhouse_fetch_read_bytes_in_flight",
+			Help: "Bytes of object store reads under way, those of fetches that answered without them included (at most --max-read-bytes-in-flight, or one read)."}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_fetch_reads_deferred_total",
+			Help: "Object store reads not started at once because --max-read-bytes-in-flight were under way: reads ahead dropped, or a fetch's own read waiting for room."}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_fetch_read_timeouts_total",
+			Help: "Partitions a fetch answered short at its read bound (MaxWait plus --fetch-read-timeout), their reads left to land in the cache."}),
+	}
+}
+
+func (m *readMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.inFlight, m.deferred, m.timeouts}
 }

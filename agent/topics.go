@@ -432,6 +432,7 @@ type topicAdmin struct {
 	store   topicStore
 	view    topicView
 	serves  func(coord.Topic) bool // whether this agent's group serves the topic
+	led     func(coord.TP) bool    // whether the partition has a live leader, as Metadata names one
 	cfg     *Config
 	node    int32         // this agent's Kafka node id
 	maxWait time.Duration // for the view to show a change: maxAdminWait but in tests
@@ -439,8 +440,29 @@ type topicAdmin struct {
 }
 
 func (a *Agent) topicAdmin() *topicAdmin {
-	return &topicAdmin{store: a.etcd, view: a.cache, serves: a.servesTopic, cfg: &a.cfg, node: a.nodeID(a.cfg.ID),
-		maxWait: maxAdminWait, log: a.log}
+	return &topicAdmin{store: a.etcd, view: a.cache, serves: a.servesTopic, led: a.hasLiveLeader, cfg: &a.cfg,
+		node: a.nodeID(a.cfg.ID), maxWait: maxAdminWait, log: a.log}
+}
+
+// hasLiveLeader reports whether tp's leader key names a registered agent: a partition Metadata lists
+// with a leader rather than LEADER_NOT_AVAILABLE.
+func (a *Agent) hasLiveLeader(tp coord.TP) bool {
+	l, ok := a.cache.Leader(tp)
+	if !ok {
+		return false
+	}
+	_, live := a.agentAddr(l.Agent)
+	return live
+}
+
+// allLed reports whether every partition of t has a live leader.
+func (ta *topicAdmin) allLed(t coord.Topic) bool {
+	for p := range t.Partitions {
+		if !ta.led(t.TP(p)) {
+			return false
+		}
+	}
+	return true
 }
 
 // servedTopic looks a topic up in the view, as this agent's group sees it.
@@ -512,7 +534,10 @@ func (ta *topicAdmin) sameTopic(t coord.Topic) (coord.Topic, bool) {
 
 // autoCreateTopic creates a topic that a Metadata or Produce request named, as Kafka's
 // auto.create.topics.enable, with the default partition count and no configs. A topic someone else
-// created first is returned as it is. Errors carry their Kafka code (see kafkaCode).
+// created first is returned as it is. It returns once every partition has a leader, as a client
+// writes to the topic at once: a partition listed without one fails the writes of clients that do not
+// retry that (segmentio/kafka-go). A topic still unled after maxWait is LEADER_NOT_AVAILABLE, which
+// clients retry. Errors carry their Kafka code (see kafkaCode).
 func (a *Agent) autoCreateTopic(ctx context.Context, name string) (coord.Topic, error) {
 	return a.topicAdmin().autoCreate(ctx, name)
 }
@@ -534,20 +559,22 @@ func (ta *topicAdmin) autoCreate(ctx context.Context, name string) (coord.Topic,
 		return coord.Topic{}, err
 	}
 	var got coord.Topic
-	seen := ta.await(ctx, ta.maxWait, func() bool {
-		var ok bool
+	var seen bool
+	ta.await(ctx, ta.maxWait, func() bool {
 		if created {
-			got, ok = ta.sameTopic(t)
+			got, seen = ta.sameTopic(t)
 		} else {
-			got, ok = ta.view.Topic(name)
+			got, seen = ta.view.Topic(name)
 		}
-		return ok
+		return seen && (!ta.serves(got) || ta.allLed(got))
 	})
-	if !seen {
+	switch {
+	case !seen:
 		return coord.Topic{}, adminErrorf(kerr.LeaderNotAvailable, "topic %s was created but this agent has not seen it yet", quoteShort(name))
-	}
-	if !ta.serves(got) {
+	case !ta.serves(got):
 		return coord.Topic{}, errUnknownTopic(name) // another group's, created meanwhile
+	case !ta.allLed(got):
+		return coord.Topic{}, adminErrorf(kerr.LeaderNotAvailable, "topic %s was created but its partitions have no leader yet", quoteShort(name))
 	}
 	if created {
 		ta.log.Info("topic auto-created", "topic", name, "partitions", t.Partitions)

@@ -17,14 +17,16 @@ import (
 )
 
 // fakeTopics is an in-memory topicStore and topicView. The view follows the store at once unless it is
-// frozen, which is how a test shows a view lagging etcd.
+// frozen, which is how a test shows a view lagging etcd. Every partition has a leader unless the view
+// is leaderless.
 type fakeTopics struct {
-	mu      sync.Mutex
-	stored  map[string]coord.Topic
-	shown   map[string]coord.Topic
-	frozen  bool
-	changed chan struct{}
-	writes  int
+	mu         sync.Mutex
+	stored     map[string]coord.Topic
+	shown      map[string]coord.Topic
+	frozen     bool
+	leaderless bool
+	changed    chan struct{}
+	writes     int
 }
 
 func newFakeTopics(topics ...coord.Topic) *fakeTopics {
@@ -62,6 +64,21 @@ func (f *fakeTopics) freeze(frozen bool) {
 	defer f.mu.Unlock()
 	f.frozen = frozen
 	f.publishLocked()
+}
+
+// setLeaderless takes every partition's leader away, or gives them back.
+func (f *fakeTopics) setLeaderless(leaderless bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leaderless = leaderless
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeTopics) led(coord.TP) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.leaderless
 }
 
 func (f *fakeTopics) get(name string) (coord.Topic, bool) {
@@ -154,7 +171,7 @@ func newFakeAdmin(t *testing.T, f *fakeTopics, opts ...func(*Config)) *topicAdmi
 		o(&cfg)
 	}
 	serves := func(t coord.Topic) bool { g := t.Configs[configAgentGroup]; return g == "" || g == cfg.Group }
-	return &topicAdmin{store: f, view: f, serves: serves, cfg: &cfg, node: 7, maxWait: 100 * time.Millisecond, log: testLogger(t)}
+	return &topicAdmin{store: f, view: f, serves: serves, led: f.led, cfg: &cfg, node: 7, maxWait: 100 * time.Millisecond, log: testLogger(t)}
 }
 
 func sp(s string) *string { return &s }
@@ -470,6 +487,11 @@ func TestAutoCreateTopic(t *testing.T) {
 		t.Errorf("existing topic: %+v, %v; want it as it is", got, err)
 	}
 
+	f.setLeaderless(true)
+	if _, err := ta.autoCreate(ctx, "unled"); kafkaCode(err) != kerr.LeaderNotAvailable.Code {
+		t.Errorf("partitions never get leaders: %v, want LEADER_NOT_AVAILABLE", err)
+	}
+	f.setLeaderless(false)
 	f.freeze(true)
 	if _, err := ta.autoCreate(ctx, "unseen"); kafkaCode(err) != kerr.LeaderNotAvailable.Code {
 		t.Errorf("view never shows the topic: %v, want LEADER_NOT_AVAILABLE", err)

@@ -174,7 +174,8 @@ func (c *Client) loadState(ctx context.Context, log hclog.Logger) (*state, int64
 
 // swap installs a freshly loaded state. Waiters carry over: they are woken where the high
 // watermark moved or the partition went away. Entries the leader applied beyond what the load
-// saw are kept, so a high watermark never goes back.
+// saw are kept where they continue the loaded log, so a high watermark never goes back; entries
+// the load no longer saw below its log start were deleted (retention) and are not.
 func (k *Cache) swap(ns *state, rev int64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -90,10 +90,13 @@ func (p *partition) empty() bool { return len(p.segs) == 0 && len(p.tail) == 0 }
 
 // addTail adds an uncompacted entry at the high watermark. rec is the record holding it (nil for
 // the leader's own Apply). An entry already there (Apply, then the same entry by watch) gets its
-// record; one wholly covered is dead on arrival. A partition with nothing in it yet accepts an entry
-// past its high watermark when start says so (a load: the log starts there); anything else that does
-// not follow the high watermark would break contiguity and is refused. It reports whether it took e.
-func (p *partition) addTail(te tailEntry, tp TP, start bool, log hclog.Logger) bool {
+// record; one wholly covered is dead on arrival. An entry from etcd (fromEtcd: loaded or watched) may
+// also start a partition that holds nothing: loads and the watch bring a partition's entries in etcd's
+// order, so the first one seen is the first there is, wherever it starts (past 0 when the keys before
+// it were deleted, or straddling the log start). The leader's own Apply cannot tell: entries before it
+// may still be on their way. Anything else that does not follow the high watermark would break
+// contiguity and is refused. It reports whether it took e with its record.
+func (p *partition) addTail(te tailEntry, tp TP, fromEtcd bool, log hclog.Logger) bool {
 	e := te.IndexEntry
 	switch {
 	case e.LastOffset < e.BaseOffset || e.BaseOffset < 0:
@@ -101,9 +104,7 @@ func (p *partition) addTail(te tailEntry, tp TP, start bool, log hclog.Logger) b
 		return false
 	case e.LastOffset < p.covered():
 		return false // compacted or below the log start already
-	case e.BaseOffset == p.hwm || (start && p.empty()):
-		// A load's first entry may start past the high watermark (the log starts there) or before
-		// it (it straddles the log start).
+	case e.BaseOffset == p.hwm || (fromEtcd && p.empty() && (!p.hasStart || e.BaseOffset <= p.hwm)):
 		p.tail = append(p.tail, te)
 		p.advance(e.LastOffset + 1)
 		return te.rec != nil
@@ -112,6 +113,17 @@ func (p *partition) addTail(te tailEntry, tp TP, start bool, log hclog.Logger) b
 	}
 	log.Warn("ignoring index entry past the high watermark", "tp", tp, "base", e.BaseOffset, "last", e.LastOffset, "hwm", p.hwm)
 	return false
+}
+
+// trimLegacy drops the entry of a deleted legacy index key when it is the first the partition holds:
+// the legacy layout's retention (or an operator) deleted a prefix of the keys. It reports whether it
+// did; an entry anywhere else stays, as contiguity needs.
+func (p *partition) trimLegacy(base int64, ref *recordRef) bool {
+	if len(p.segs) > 0 || len(p.tail) == 0 || p.tail[0].BaseOffset != base || p.tail[0].rec != ref {
+		return false
+	}
+	p.tail = p.tail[1:]
+	return true
 }
 
 // attach gives the record of a watched entry to the same entry the leader applied before the watch

@@ -91,6 +91,7 @@ func (st *state) put(kv *mvccpb.KeyValue) (changed bool) {
 		if !st.decode(kv, &t) {
 			return false
 		}
+		t.Revision = kv.CreateRevision
 		st.putTopic(t)
 	case kindAgent:
 		var a AgentInfo
@@ -168,7 +169,7 @@ func (st *state) putRecord(key string, r Record) {
 			continue
 		}
 		te := tailEntry{IndexEntry: re.Entry, rec: ref, batches: re.Batches, time: r.Time}
-		if p.addTail(te, re.TP, false, st.log) {
+		if p.addTail(te, re.TP, true, st.log) {
 			ref.live++
 		}
 	}
@@ -232,12 +233,17 @@ func (st *state) del(key string) (changed bool) {
 	case kindLeader:
 		delete(st.leaders, k.tp)
 	case kindCommit, kindIndex:
-		if ref := st.records[key]; ref != nil {
-			if ref.live > 0 {
-				st.log.Error("a commit record with live entries was deleted", "key", key, "live", ref.live)
-			}
-			delete(st.records, key)
+		ref := st.records[key]
+		if ref == nil {
+			return false
 		}
+		if p := st.parts[k.tp]; k.kind == kindIndex && p != nil && p.trimLegacy(k.base, ref) {
+			ref.live--
+		}
+		if ref.live > 0 {
+			st.log.Error("a commit record with live entries was deleted", "key", key, "live", ref.live)
+		}
+		delete(st.records, key)
 		return false
 	case kindSegment:
 		if p := st.parts[k.tp]; p != nil {

@@ -213,14 +213,36 @@ const acquireRounds = 5
 // counter, which the key's value carries. The Txn is sent again, within Config.CommitTimeout, while
 // attempts time out or find etcd unavailable; and again, with the counter read back, when the hint
 // was stale. If this session holds the key already it returns that leadership; if another agent
-// does, ErrLeaderHeld naming the holder.
+// does, ErrLeaderHeld naming the holder. It does not check that tp's topic still exists: AcquireTopic
+// does, and is what a caller acting on a watched view of the topics uses.
 func (s *Session) Acquire(ctx context.Context, tp TP, hint EpochHint) (Leadership, error) {
+	return s.acquire(ctx, tp, nil, hint)
+}
+
+// AcquireTopic is Acquire of t's partition, provided t still exists: topics/<t.Name> is the key
+// created at t.Revision, neither deleted nor created again. A view of the topics lags etcd; a leader
+// key taken for a topic deleted meanwhile would let its holder's commits write entries under the
+// deleted id. ErrUnknownTopic if t is gone.
+func (s *Session) AcquireTopic(ctx context.Context, t Topic, partition int32, hint EpochHint) (Leadership, error) {
+	if t.Revision <= 0 || partition < 0 || partition >= t.Partitions {
+		return Leadership{}, fmt.Errorf("coord: acquire %s: topic %q at revision %d has %d partitions", t.TP(partition), t.Name, t.Revision, t.Partitions)
+	}
+	return s.acquire(ctx, t.TP(partition), &topicGuard{key: s.c.keys.topic(t.Name), rev: t.Revision}, hint)
+}
+
+// topicGuard is the topic key an acquisition requires, at its create revision.
+type topicGuard struct {
+	key string
+	rev int64
+}
+
+func (s *Session) acquire(ctx context.Context, tp TP, guard *topicGuard, hint EpochHint) (Leadership, error) {
 	if s.closed() {
 		return Leadership{}, ErrSessionClosed
 	}
 	start := time.Now()
 	for range acquireRounds {
-		l, next, err := s.acquireOnce(ctx, tp, hint)
+		l, next, err := s.acquireOnce(ctx, tp, guard, hint)
 		if err != nil || next == nil {
 			if err == nil {
 				s.c.metrics.leaseAcquire.Observe(time.Since(start).Seconds())
@@ -232,22 +254,28 @@ func (s *Session) Acquire(ctx context.Context, tp TP, hint EpochHint) (Leadershi
 	return Leadership{}, fmt.Errorf("coord: acquire %s: the leader epoch counter kept changing", tp)
 }
 
-// acquireOnce sends one acquisition Txn. A failed compare with no leader key means the counter moved:
-// it returns the counter it read, to try again with.
-func (s *Session) acquireOnce(ctx context.Context, tp TP, hint EpochHint) (Leadership, *EpochHint, error) {
+// acquireOnce sends one acquisition Txn. A failed compare with no leader key and the topic there
+// means the counter moved: it returns the counter it read, to try again with.
+func (s *Session) acquireOnce(ctx context.Context, tp TP, guard *topicGuard, hint EpochHint) (Leadership, *EpochHint, error) {
 	key, counter := s.c.keys.leader(tp), s.c.keys.epoch(tp)
 	epoch := nextEpoch(hint)
 	val, _ := json.Marshal(leaderValue{Agent: s.info.ID, Epoch: epoch})
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+		clientv3.Compare(clientv3.ModRevision(counter), "=", hint.Rev)}
+	gets := []clientv3.Op{clientv3.OpGet(key), clientv3.OpGet(counter)}
+	if guard != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(guard.key), "=", guard.rev))
+		gets = append(gets, clientv3.OpGet(guard.key))
+	}
 	// Sent again when an attempt times out or finds etcd unavailable (txnAttempts): an earlier
 	// attempt that applied makes the next one fail its compare and read our own key, which counts
 	// as held below.
 	resp, _, err := s.c.txnAttempts(ctx, txnAcquire, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return s.c.etcd.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-				clientv3.Compare(clientv3.ModRevision(counter), "=", hint.Rev)).
+			If(cmps...).
 			Then(clientv3.OpPut(key, string(val), clientv3.WithLease(s.LeaseID())),
 				clientv3.OpPut(counter, strconv.Itoa(int(epoch)))).
-			Else(clientv3.OpGet(key), clientv3.OpGet(counter)).
+			Else(gets...).
 			Commit()
 	})
 	if err != nil {
@@ -261,12 +289,24 @@ func (s *Session) acquireOnce(ctx context.Context, tp TP, hint EpochHint) (Leade
 		s.c.log.Debug("acquired leadership", "tp", tp, "rev", resp.Header.Revision, "epoch", epoch)
 		return Leadership{Rev: resp.Header.Revision, Epoch: epoch}, nil, nil
 	}
+	return s.refused(tp, guard, hint, resp)
+}
+
+// refused reads why an acquisition's compare failed from its Else branch: this session holds the key
+// already (an earlier attempt applied), another agent does, the topic is gone, or the epoch counter
+// moved (then it returns the counter to try again with).
+func (s *Session) refused(tp TP, guard *topicGuard, hint EpochHint, resp *clientv3.TxnResponse) (Leadership, *EpochHint, error) {
 	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 		l := parseLeader(kvs[0])
 		if clientv3.LeaseID(kvs[0].Lease) == s.LeaseID() {
 			return Leadership{Rev: l.rev, Epoch: l.epoch}, nil, nil
 		}
 		return Leadership{}, nil, fmt.Errorf("%w: %s led by %q (epoch %d)", ErrLeaderHeld, tp, l.agent, l.epoch)
+	}
+	if guard != nil {
+		if kvs := resp.Responses[2].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].CreateRevision != guard.rev {
+			return Leadership{}, nil, fmt.Errorf("%w: acquire %s: the topic was deleted", ErrUnknownTopic, tp)
+		}
 	}
 	next := EpochHint{Floor: hint.Floor}
 	if kvs := resp.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {

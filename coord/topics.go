@@ -50,6 +50,7 @@ func (c *Client) CreateTopic(ctx context.Context, t Topic) (Topic, error) {
 	if !resp.Succeeded {
 		return Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, t.Name)
 	}
+	t.Revision = resp.Header.Revision // the put is the Txn's only write
 	c.log.Info("topic created", "topic", t.Name, "id", t.ID, "partitions", t.Partitions)
 	return t, nil
 }
@@ -73,6 +74,7 @@ func (c *Client) getTopic(ctx context.Context, name string) (Topic, int64, error
 	if err := json.Unmarshal(resp.Kvs[0].Value, &t); err != nil {
 		return Topic{}, 0, fmt.Errorf("coord: decode topic %q: %w", name, err)
 	}
+	t.Revision = resp.Kvs[0].CreateRevision
 	return t, resp.Kvs[0].ModRevision, nil
 }
 
@@ -120,10 +122,11 @@ func (c *Client) UpdateTopic(ctx context.Context, name string, fn func(*Topic) e
 		if err != nil {
 			return Topic{}, err
 		}
-		id := t.ID
+		id, created := t.ID, t.Revision
 		if err := fn(&t); err != nil {
 			return Topic{}, err
 		}
+		t.Revision = created
 		if t.Name != name || t.ID != id {
 			return Topic{}, fmt.Errorf("coord: update topic %q: name and id cannot change", name)
 		}
@@ -162,6 +165,7 @@ func (c *Client) Topics(ctx context.Context) ([]Topic, error) {
 			c.log.Warn("skipping undecodable topic", "key", string(kv.Key), "error", err)
 			continue
 		}
+		t.Revision = kv.CreateRevision
 		topics = append(topics, t)
 	}
 	return topics, nil

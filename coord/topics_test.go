@@ -205,3 +205,88 @@ func TestAllocateProducerIDConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Every read of a topic carries its key's create revision, which a topic created again under the
+// same name does not share.
+func TestTopicRevision(t *testing.T) {
+	t.Parallel()
+	te := newTestEtcd(t)
+	c := te.client(t)
+	ctx := testCtx(t)
+	created := newTopic(t, c, "r", 1)
+	k := runCache(t, c, nil)
+	got, err := c.Topic(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.UpdateTopic(ctx, "r", func(t *Topic) error { t.Revision = 1; t.Partitions = 2; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncCache(t, k)
+	cached, _ := k.Topic("r")
+	listed, err := c.Topics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []int64{got.Revision, up.Revision, cached.Revision, listed[0].Revision} {
+		if r != created.Revision || r <= 0 {
+			t.Fatalf("revisions %d %d %d %d, want %d as created", got.Revision, up.Revision, cached.Revision, listed[0].Revision, created.Revision)
+		}
+	}
+	if err := c.DeleteTopic(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if again := newTopic(t, c, "r", 1); again.Revision <= created.Revision {
+		t.Fatalf("re-created at revision %d, not after %d", again.Revision, created.Revision)
+	}
+}
+
+// A partition is acquired only while its topic exists: an acquisition decided from a view taken
+// before the topic was deleted (or deleted and created again) writes nothing, so no commit can put
+// index or producer keys under the deleted topic's id.
+func TestAcquireTopicRefusedOnceDeleted(t *testing.T) {
+	t.Parallel()
+	te := newTestEtcd(t)
+	c := te.client(t)
+	ctx := testCtx(t)
+	s := newSession(t, c, "a", "127.0.0.1:1")
+	old := newTopic(t, c, "doomed", 2)
+	epoch, err := s.AcquireTopic(ctx, old, 0, EpochHint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.AcquireTopic(ctx, old, 0, EpochHint{}); err != nil || again != epoch {
+		t.Fatalf("acquiring a key held: epoch %d, %v; want %d", again, err, epoch)
+	}
+	if _, err := s.AcquireTopic(ctx, old, 2, EpochHint{}); err == nil {
+		t.Fatal("acquired a partition the topic does not have")
+	}
+	if _, err := s.AcquireTopic(ctx, Topic{Name: old.Name, ID: old.ID, Partitions: 2}, 1, EpochHint{}); err == nil {
+		t.Fatal("acquired without the topic's revision")
+	}
+	if err := c.DeleteTopic(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if _, err := s.AcquireTopic(ctx, old, p, EpochHint{}); !errors.Is(err, ErrUnknownTopic) {
+			t.Fatalf("partition %d of a deleted topic: %v, want ErrUnknownTopic", p, err)
+		}
+	}
+	recreated := newTopic(t, c, "doomed", 2)
+	if _, err := s.AcquireTopic(ctx, old, 1, EpochHint{}); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("a deleted topic re-created under its name: %v, want ErrUnknownTopic", err)
+	}
+	if _, err := s.AcquireTopic(ctx, recreated, 1, EpochHint{}); err != nil {
+		t.Fatalf("the re-created topic: %v", err)
+	}
+	for _, dir := range []string{c.keys.leaders(old.ID), c.keys.epochs(old.ID), c.keys.producers(old.ID)} {
+		resp, err := c.Etcd().Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Count != 0 {
+			t.Fatalf("%d keys under %s, want none", resp.Count, dir)
+		}
+	}
+}

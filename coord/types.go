@@ -64,6 +64,10 @@ type Topic struct {
 	ID         TopicID           `json:"id"`
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"`
+	// Revision is the create revision of topics/<name>, set by whatever read the topic (not
+	// stored): it tells this topic from one deleted and created again under its name, and guards
+	// Session.AcquireTopic. 0 when unknown.
+	Revision int64 `json:"-"`
 }
 
 // TP returns the topic's partition p.

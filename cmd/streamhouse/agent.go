@@ -59,6 +59,10 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "`address` of /healthz, /readyz and /metrics (empty: no HTTP)")
 	f.flushFlags(fs)
 	fs.Var(sizeValue{&f.cfg.CacheBytes}, "cache-bytes", "read cache `size`")
+	fs.DurationVar(&f.cfg.FetchReadTimeout, "fetch-read-timeout", f.cfg.FetchReadTimeout,
+		"longest a fetch waits for object store reads past its MaxWait before it answers with what it has read (a Go `duration`)")
+	fs.Var(sizeValue{&f.cfg.MaxReadBytesInFlight}, "max-read-bytes-in-flight",
+		"object store reads under way at once, in bytes, fetches that answered without them included (a `size`)")
 	fs.Var(sizeValue{&f.cfg.MaxBufferedBytes}, "max-buffered-bytes", "produce waits once this `size` is buffered")
 	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", f.cfg.LeaseTTL, "etcd lease `TTL`: how long a dead agent keeps its partitions")
 	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
