@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -18,7 +19,7 @@ const (
 	anomalyDuplicate  = "duplicate"  // a record read more than once
 	anomalyMoved      = "moved"      // read at an offset or in a partition other than its acknowledgement's
 	anomalyOrder      = "order"      // an offset not above the previous one read in its partition
-	anomalyGap        = "gap"        // offsets skipped between two records read in a partition
+	anomalyGap        = "gap"        // offsets skipped between two records read in a partition, not by retention
 	anomalyForeign    = "foreign"    // a record the producer never sent, or whose value does not match its key
 	anomalyIncomplete = "incomplete" // a partition's read ended short of its end offset
 )
@@ -51,6 +52,7 @@ func (a anomaly) String() string {
 type checker struct {
 	recs     []sentRecord
 	last     map[int32]int64 // the last offset read in each partition
+	gaps     map[int32][]gap // offsets skipped, judged once the retention window is known
 	read     int64
 	unacked  int64 // records read whose produce failed or was never answered: allowed
 	counts   map[string]int64
@@ -61,7 +63,15 @@ type checker struct {
 func newChecker(l *ledger) *checker {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return &checker{recs: l.recs, last: map[int32]int64{}, counts: map[string]int64{}}
+	return &checker{recs: l.recs, last: map[int32]int64{}, gaps: map[int32][]gap{}, counts: map[string]int64{}}
+}
+
+// gap is a range of offsets a partition's read skipped. A consumer whose position fell below a log
+// start that retention moved meanwhile resets to the new start, skipping records that were outside
+// the window: such a gap is no anomaly. finish tells them apart.
+type gap struct {
+	from, to int64 // inclusive
+	inside   int64 // acknowledged records inside the window at these offsets
 }
 
 func (c *checker) report(a anomaly) {
@@ -79,7 +89,7 @@ func (c *checker) observe(partition int32, offset int64, key, value []byte) {
 		case offset <= last:
 			c.report(anomaly{anomalyOrder, partition, offset, -1, fmt.Sprintf("read after offset %d", last)})
 		case offset > last+1:
-			c.report(anomaly{anomalyGap, partition, offset, -1, fmt.Sprintf("offsets %d to %d were not read", last+1, offset-1)})
+			c.gaps[partition] = append(c.gaps[partition], gap{from: last + 1, to: offset - 1})
 		}
 	}
 	c.last[partition] = max(offset, c.last[partition])
@@ -118,6 +128,7 @@ type checkResult struct {
 	Read        int64            `json:"read"`         // records read
 	Required    int64            `json:"required"`     // acknowledged inside the retention window
 	Gone        int64            `json:"gone"`         // acknowledged, outside the window, not read: expected
+	SkippedGaps int64            `json:"skipped_gaps"` // offset ranges the read skipped holding no record inside the window
 	KeptOutside int64            `json:"kept_outside"` // acknowledged, outside the window, still read
 	UnackedRead int64            `json:"unacked_read"` // read although the produce failed or was never answered
 	Anomalies   map[string]int64 `json:"anomalies"`
@@ -140,6 +151,9 @@ func (c *checker) finish(cutoffMs int64) checkResult {
 		}
 		res.Acked++
 		inside := r.tsMs >= cutoffMs
+		if inside {
+			c.countInGap(r)
+		}
 		switch {
 		case inside:
 			res.Required++
@@ -152,9 +166,34 @@ func (c *checker) finish(cutoffMs int64) checkResult {
 			res.KeptOutside++
 		}
 	}
+	c.judgeGaps(cutoffMs, &res)
 	res.Anomalies = c.counts
 	res.Examples = c.examples
 	return res
+}
+
+// countInGap counts r, a record inside the window, against the gap of its partition it falls in.
+func (c *checker) countInGap(r *sentRecord) {
+	gs := c.gaps[r.partition]
+	for i := range gs {
+		if r.offset >= gs[i].from && r.offset <= gs[i].to {
+			gs[i].inside++
+		}
+	}
+}
+
+// judgeGaps reports every gap without retention, and with it those over a record inside the window.
+func (c *checker) judgeGaps(cutoffMs int64, res *checkResult) {
+	for _, p := range slices.Sorted(maps.Keys(c.gaps)) {
+		for _, g := range c.gaps[p] {
+			if cutoffMs != math.MinInt64 && g.inside == 0 {
+				res.SkippedGaps++
+				continue
+			}
+			c.report(anomaly{anomalyGap, p, g.to + 1, -1, fmt.Sprintf("offsets %d to %d were not read (%d acknowledged "+
+				"inside the window)", g.from, g.to, g.inside)})
+		}
+	}
 }
 
 // anomalies is the number of anomalies found.

@@ -86,6 +86,21 @@ func TestCheckHistories(t *testing.T) {
 		{name: "gap", sent: fourAcked(), cutoff: all,
 			reads: []readAt{{0, 0, 0}, {0, 1, 1}, {0, 3, 3}},
 			want:  map[string]int64{anomalyGap: 1, anomalyLost: 1}},
+		{name: "gap over a record inside retention", sent: fourAcked(), cutoff: 2500,
+			reads: []readAt{{0, 0, 0}, {0, 3, 3}},
+			want:  map[string]int64{anomalyGap: 1, anomalyLost: 1},
+			check: func(t *testing.T, r checkResult) { expect(t, "gone", r.Gone, 1) }},
+		{name: "gap over no acknowledged record, without retention", cutoff: all,
+			sent:  []sentAt{{0, 0, 1, outcomeAcked}, {0, -1, 2, outcomeFailed}, {0, 2, 3, outcomeAcked}},
+			reads: []readAt{{0, 0, 0}, {0, 2, 2}},
+			want:  map[string]int64{anomalyGap: 1}},
+		{name: "skip past a log start retention moved", sent: fourAcked(), cutoff: 3500,
+			reads: []readAt{{0, 0, 0}, {0, 3, 3}},
+			check: func(t *testing.T, r checkResult) {
+				expect(t, "skipped gaps", r.SkippedGaps, 1)
+				expect(t, "gone", r.Gone, 2)
+				expect(t, "kept", r.KeptOutside, 1)
+			}},
 		{name: "reorder", sent: fourAcked(), cutoff: all,
 			reads: []readAt{{0, 0, 0}, {0, 2, 2}, {0, 1, 1}, {0, 3, 3}},
 			want:  map[string]int64{anomalyGap: 1, anomalyOrder: 1, anomalyMoved: 0}},

@@ -251,6 +251,10 @@ func printCheck(w io.Writer, st readStats, res checkResult, window time.Duration
 		"%s outside it and gone (expected), %s outside it and still there; %s read whose produce failed or went unanswered "+
 		"(allowed); %s sent, %s failed, %s unanswered\n", win, thousands(res.Acked), thousands(res.Required), thousands(res.Gone),
 		thousands(res.KeptOutside), thousands(res.UnackedRead), thousands(res.Sent), thousands(res.Failed), thousands(res.Unanswered))
+	if res.SkippedGaps > 0 {
+		fmt.Fprintf(w, "end check: %s offset ranges skipped holding no record inside the window (a read reset to a log start "+
+			"retention moved meanwhile)\n", thousands(res.SkippedGaps))
+	}
 	if res.anomalies() == 0 {
 		fmt.Fprintln(w, "end check: no anomalies")
 		return

@@ -265,10 +265,17 @@ func signed(v float64, mib bool) string {
 	if math.IsNaN(v) {
 		return "-"
 	}
-	if mib {
+	switch {
+	case mib:
 		return fmt.Sprintf("%+.2f", v)
+	case math.Abs(v) >= 100:
+		if v > 0 {
+			return "+" + thousands(int64(math.Round(v)))
+		}
+		return thousands(int64(math.Round(v)))
+	default:
+		return fmt.Sprintf("%+.1f", v)
 	}
-	return fmt.Sprintf("%+.1f", v)
 }
 
 // thousands formats n as 1,234,567.

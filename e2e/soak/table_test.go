@@ -131,8 +131,8 @@ func TestPrintTable(t *testing.T) {
 			t.Errorf("line %q is %d wide, the header %d:\n%s", l, len(l), len(lines[0]), b.String())
 		}
 	}
-	if !strings.Contains(b.String(), "etcd keys ") || !strings.Contains(b.String(), "120,000") || !strings.Contains(b.String(), "+60000.0") {
-		t.Errorf("table lacks the etcd keys row (120,000 at the end, +60000.0/min):\n%s", b.String())
+	if !strings.Contains(b.String(), "etcd keys ") || !strings.Contains(b.String(), "120,000") || !strings.Contains(b.String(), "+60,000") {
+		t.Errorf("table lacks the etcd keys row (120,000 at the end, +60,000/min):\n%s", b.String())
 	}
 }
 
