@@ -35,13 +35,9 @@ func readBack(ctx context.Context, brokers []string, topic string, partitions in
 		return st, err
 	}
 	offsets := map[int32]kgo.Offset{}
-	remaining := 0
 	for p, r := range parts {
 		st.StartOffsets, st.EndOffsets = st.StartOffsets+r.start, st.EndOffsets+r.end
 		offsets[p] = kgo.NewOffset().At(r.start)
-		if r.next < r.end {
-			remaining++
-		}
 	}
 	// Reading below a log start that retention moved meanwhile answers OFFSET_OUT_OF_RANGE: the
 	// consumer then resets to the new start, and the records skipped are outside retention.
@@ -51,37 +47,18 @@ func readBack(ctx context.Context, brokers []string, topic string, partitions in
 		return st, err
 	}
 	defer cl.Close()
+	rd := &reader{parts: parts, chk: chk, st: &st}
 	start, progress := time.Now(), time.Now()
-	for remaining > 0 && time.Since(progress) < stall {
+	for rd.remaining() > 0 && time.Since(progress) < stall {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
-		fs.EachError(func(_ string, _ int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) {
-				return // the poll's own timeout
-			}
-			st.FetchErrs++
-			if st.FirstErr == "" {
-				st.FirstErr = err.Error()
-			}
-		})
-		fs.EachRecord(func(r *kgo.Record) {
-			pr, ok := parts[r.Partition]
-			if !ok || r.Offset >= pr.end {
-				return // written after the read began: nothing the check expects
-			}
+		if rd.take(fs) {
 			progress = time.Now()
-			st.Records++
-			st.Bytes += int64(len(r.Key) + len(r.Value))
-			chk.observe(r.Partition, r.Offset, r.Key, r.Value)
-			if pr.next < pr.end && r.Offset+1 >= pr.end {
-				remaining--
-			}
-			pr.next = max(pr.next, r.Offset+1)
-		})
+		}
 	}
 	st.Seconds = time.Since(start).Seconds()
 	for p := range partitions {
@@ -90,6 +67,50 @@ func readBack(ctx context.Context, brokers []string, topic string, partitions in
 		}
 	}
 	return st, nil
+}
+
+// reader follows the read of every partition.
+type reader struct {
+	parts map[int32]*partRead
+	chk   *checker
+	st    *readStats
+}
+
+// remaining is the number of partitions not read to their end.
+func (rd *reader) remaining() int {
+	n := 0
+	for _, pr := range rd.parts {
+		if pr.next < pr.end {
+			n++
+		}
+	}
+	return n
+}
+
+// take checks the records of one poll and counts its errors; it reports whether any record was new.
+func (rd *reader) take(fs kgo.Fetches) bool {
+	fs.EachError(func(_ string, _ int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return // the poll's own timeout
+		}
+		rd.st.FetchErrs++
+		if rd.st.FirstErr == "" {
+			rd.st.FirstErr = err.Error()
+		}
+	})
+	progress := false
+	fs.EachRecord(func(r *kgo.Record) {
+		pr, ok := rd.parts[r.Partition]
+		if !ok || r.Offset >= pr.end {
+			return // written after the read began: nothing the check expects
+		}
+		progress = true
+		rd.st.Records++
+		rd.st.Bytes += int64(len(r.Key) + len(r.Value))
+		rd.chk.observe(r.Partition, r.Offset, r.Key, r.Value)
+		pr.next = max(pr.next, r.Offset+1)
+	})
+	return progress
 }
 
 // listOffsets asks for every partition's log start and end offset.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,3 +102,31 @@ func (p *producer) err() error {
 }
 
 func (p *producer) close() { p.cl.Close() }
+
+// produceStats is the producer's account.
+type produceStats struct {
+	Sent     int64   `json:"sent"`
+	Acked    int64   `json:"acked"`
+	Failed   int64   `json:"failed"`
+	Seconds  float64 `json:"seconds"`
+	MaxLag   int64   `json:"max_schedule_lag_records"`
+	FirstErr string  `json:"first_error,omitempty"`
+}
+
+func (p *producer) stats(led *ledger, elapsed time.Duration) produceStats {
+	st := produceStats{Sent: int64(led.len()), Acked: p.acked.Load(), Failed: p.failed.Load(), Seconds: elapsed.Seconds(),
+		MaxLag: p.maxLag.Load()}
+	if err := p.err(); err != nil {
+		st.FirstErr = err.Error()
+	}
+	return st
+}
+
+func (pr produceStats) print(w io.Writer, d time.Duration) {
+	fmt.Fprintf(w, "produce: %s sent, %s acknowledged, %s failed, %s unanswered in %.0fs (%.0f acknowledged/s); "+
+		"the sender was at most %s records behind its schedule\n", thousands(pr.Sent), thousands(pr.Acked), thousands(pr.Failed),
+		thousands(pr.Sent-pr.Acked-pr.Failed), pr.Seconds, float64(pr.Acked)/d.Seconds(), thousands(pr.MaxLag))
+	if pr.FirstErr != "" {
+		fmt.Fprintf(w, "produce: first error: %s\n", pr.FirstErr)
+	}
+}

@@ -21,16 +21,6 @@ const soakTopic = "soak"
 // flushTimeout bounds the wait for the last records' acknowledgements after the load ends.
 const flushTimeout = 2 * time.Minute
 
-// produceStats is the producer's account.
-type produceStats struct {
-	Sent     int64   `json:"sent"`
-	Acked    int64   `json:"acked"`
-	Failed   int64   `json:"failed"`
-	Seconds  float64 `json:"seconds"`
-	MaxLag   int64   `json:"max_schedule_lag_records"`
-	FirstErr string  `json:"first_error,omitempty"`
-}
-
 // report is everything the run measured; --json writes it.
 type report struct {
 	Config struct {
@@ -75,125 +65,144 @@ func run(cfg config, w io.Writer) (err error) {
 	return err
 }
 
+// soakRun is one run: its dev process (replaced by the restart check), the ledger and the report.
+type soakRun struct {
+	cfg    config
+	w      io.Writer
+	runDir string
+	dev    *devProc
+	led    *ledger
+	rep    *report
+}
+
 func soak(cfg config, w io.Writer, runDir string, rep *report) error {
 	ctx := context.Background()
 	d, err := startDev(cfg.bin, runDir, "dev", filepath.Join(runDir, "data"), cfg.agents, cfg.devArgs)
 	if err != nil {
 		return err
 	}
+	r := &soakRun{cfg: cfg, w: w, runDir: runDir, dev: d, led: &ledger{}, rep: rep}
 	defer func() {
-		if !d.exited() {
-			d.kill()
+		if !r.dev.exited() {
+			r.dev.kill()
 		}
 	}()
-	s, err := newSampler(ctx, d, coord.DefaultPrefix)
+	if err := r.measure(ctx); err != nil {
+		return err
+	}
+	return r.check(ctx)
+}
+
+// measure creates the topic and runs the load, sampling, then prints the table.
+func (r *soakRun) measure(ctx context.Context) error {
+	s, err := newSampler(ctx, r.dev, coord.DefaultPrefix)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	if rep.Retention, err = createTopic(ctx, d.kafka, soakTopic, int32(cfg.partitions), cfg.retention); err != nil {
+	parts := int32(r.cfg.partitions)
+	if r.rep.Retention, err = createTopic(ctx, r.dev.kafka, soakTopic, parts, r.cfg.retention); err != nil {
 		return err
 	}
-	if err := s.setTopic(ctx, soakTopic, int32(cfg.partitions)); err != nil {
+	if err := s.setTopic(ctx, soakTopic, parts); err != nil {
 		return err
 	}
+	r.printHeader()
+	if err := r.load(ctx, s); err != nil {
+		return err
+	}
+	r.rep.Summary = summarize(r.rep.Samples, figures())
+	fmt.Fprintln(r.w)
+	r.rep.Summary.print(r.w, figures())
+	fmt.Fprintln(r.w)
+	return nil
+}
+
+func (r *soakRun) printHeader() {
+	cfg := r.cfg
 	var extra string
 	if len(cfg.devArgs) > 0 {
 		extra = " (" + strings.Join(cfg.devArgs, " ") + ")"
 	}
-	fmt.Fprintf(w, "soak: streamhouse dev with %d agent(s)%s; topic %s: %d partitions; %d records/s of %d B, one producer, "+
+	fmt.Fprintf(r.w, "soak: streamhouse dev with %d agent(s)%s; topic %s: %d partitions; %d records/s of %d B, one producer, "+
 		"no linger, round-robin, open loop, for %v; a sample every %v\n", cfg.agents, extra, soakTopic,
 		cfg.partitions, cfg.rate, cfg.size, cfg.duration, cfg.interval)
-	fmt.Fprintf(w, "retention: %s\n", rep.Retention)
-	led := &ledger{}
-	if err := load(ctx, cfg, w, d, s, led, rep); err != nil {
-		return err
-	}
-	rep.Summary = summarize(rep.Samples, figures())
-	fmt.Fprintln(w)
-	rep.Summary.print(w, figures())
-	fmt.Fprintln(w)
-	if cfg.restartCheck {
-		nd, r, err := restart(ctx, cfg, runDir, d, soakTopic)
+	fmt.Fprintf(r.w, "retention: %s\n", r.rep.Retention)
+}
+
+// check runs the restart check (when asked for) and the end check, and fails on an anomaly.
+func (r *soakRun) check(ctx context.Context) error {
+	if r.cfg.restartCheck {
+		nd, res, err := restart(ctx, r.cfg, r.runDir, r.dev, soakTopic)
 		if nd != nil {
-			d = nd
+			r.dev = nd
 		}
-		rep.Restart = &r
+		r.rep.Restart = &res
 		if err != nil {
 			return err
 		}
 	}
-	if err := endCheck(ctx, cfg, w, d, led, rep); err != nil {
+	if err := endCheck(ctx, r.cfg, r.w, r.dev, r.led, r.rep); err != nil {
 		return err
 	}
-	if err := d.terminate(); err != nil {
+	if err := r.dev.terminate(); err != nil {
 		return err
 	}
-	if rep.Restart != nil {
-		if err := measureFresh(cfg, runDir, rep.Restart); err != nil {
+	if r.rep.Restart != nil {
+		if err := measureFresh(r.cfg, r.runDir, r.rep.Restart); err != nil {
 			return err
 		}
-		rep.Restart.print(w)
+		r.rep.Restart.print(r.w)
 	}
-	if rep.Check.anomalies() > 0 {
-		return fmt.Errorf("%w: %s", errAnomaly, rep.Check.summary())
+	if r.rep.Check.anomalies() > 0 {
+		return fmt.Errorf("%w: %s", errAnomaly, r.rep.Check.summary())
 	}
 	return nil
 }
 
 // load runs the producer for the duration, sampling every interval, and takes the last sample once
 // every record sent has been answered.
-func load(ctx context.Context, cfg config, w io.Writer, d *devProc, s *sampler, led *ledger, rep *report) error {
-	p, err := newProducer(d.kafka, soakTopic, led, cfg.rate, cfg.size, int32(cfg.partitions))
+func (r *soakRun) load(ctx context.Context, s *sampler) error {
+	p, err := newProducer(r.dev.kafka, soakTopic, r.led, r.cfg.rate, r.cfg.size, int32(r.cfg.partitions))
 	if err != nil {
 		return err
 	}
 	defer p.close()
 	take := func(elapsed time.Duration) {
 		smp, err := s.take(ctx, elapsed, p.acked.Load())
-		rep.Samples = append(rep.Samples, smp)
-		progressLine(w, smp, int64(led.len())-p.acked.Load()-p.failed.Load(), p.failed.Load())
+		r.rep.Samples = append(r.rep.Samples, smp)
+		progressLine(r.w, smp, int64(r.led.len())-p.acked.Load()-p.failed.Load(), p.failed.Load())
 		if err != nil {
-			fmt.Fprintf(w, "  sampling: %v\n", err)
+			fmt.Fprintf(r.w, "  sampling: %v\n", err)
 		}
 	}
 	take(0)
 	start := time.Now()
-	lctx, cancel := context.WithTimeout(ctx, cfg.duration)
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.duration)
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		p.run(lctx, flushTimeout)
 	}()
-	t := time.NewTicker(cfg.interval)
+	t := time.NewTicker(r.cfg.interval)
 	defer t.Stop()
 	for running := true; running; {
 		select {
 		case <-done:
 			running = false
 		case <-t.C:
-			if d.exited() {
+			if r.dev.exited() {
 				cancel()
 				<-done
-				return fmt.Errorf("dev exited during the run (%v); its log:\n%s", d.cmd.ProcessState, d.tail())
+				return fmt.Errorf("dev exited during the run (%v); its log:\n%s", r.dev.cmd.ProcessState, r.dev.tail())
 			}
 			take(time.Since(start))
 		}
 	}
 	take(time.Since(start))
-	rep.Produce = produceStats{Sent: int64(led.len()), Acked: p.acked.Load(), Failed: p.failed.Load(),
-		Seconds: time.Since(start).Seconds(), MaxLag: p.maxLag.Load()}
-	if err := p.err(); err != nil {
-		rep.Produce.FirstErr = err.Error()
-	}
-	pr := rep.Produce
-	fmt.Fprintf(w, "produce: %s sent, %s acknowledged, %s failed, %s unanswered in %.0fs (%.0f acknowledged/s); "+
-		"the sender was at most %s records behind its schedule\n", thousands(pr.Sent), thousands(pr.Acked), thousands(pr.Failed),
-		thousands(pr.Sent-pr.Acked-pr.Failed), pr.Seconds, float64(pr.Acked)/cfg.duration.Seconds(), thousands(pr.MaxLag))
-	if pr.FirstErr != "" {
-		fmt.Fprintf(w, "produce: first error: %s\n", pr.FirstErr)
-	}
+	r.rep.Produce = p.stats(r.led, time.Since(start))
+	r.rep.Produce.print(r.w, r.cfg.duration)
 	return nil
 }
 
