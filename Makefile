@@ -38,8 +38,15 @@ CHAOS_OUT   ?=
 CHAOS_FLAGS ?=
 CHAOS       := bin/streamhouse-chaos --bin $(BIN) --etcd-bin bin/etcdmember --seed $(SEED) \
 	$(if $(CHAOS_OUT),--out $(CHAOS_OUT)) $(CHAOS_FLAGS)
+# The soak (make soak, make soak-short; docs/BENCHMARKS.md). DURATION (above) is also make soak's length;
+# SOAK_JSON writes every sample, the table and the results to a file; SOAK_FLAGS passes more flags
+# (e.g. SOAK_FLAGS='--agents 3 --partitions 1024', or --dev-args '--flush-interval 50ms' for dev).
+SOAK_JSON  ?=
+SOAK_FLAGS ?=
+SOAK       := bin/streamhouse-soak --bin $(BIN) $(if $(SOAK_JSON),--json $(SOAK_JSON))
 
-.PHONY: build dev test deps vet unit e2e bench bench-short bench-bin bench-failover fuzz-short fuzz compat chaos chaos-long chaos-bins clean
+.PHONY: build dev test deps vet unit e2e bench bench-short bench-bin bench-failover fuzz-short fuzz compat chaos chaos-long chaos-bins \
+	soak soak-short soak-bin clean
 
 ## build: the one binary, bin/streamhouse
 build:
@@ -106,6 +113,21 @@ chaos-long: chaos-bins
 chaos-bins: build
 	$(GO) build -o bin/etcdmember ./e2e/chaos/cmd/etcdmember
 	$(GO) build -o bin/streamhouse-chaos ./e2e/chaos
+
+## soak: issue 14's load (one producer, 2,000 records/s of 200 B round-robin over 64 partitions, no linger)
+## against streamhouse dev for DURATION (default 30m) on a topic with retention.ms of 5 minutes: a progress
+## line every 10 s; then a table of etcd keys and database size, dev's RSS, S3 objects and bytes at the
+## start, middle and end with their growth per minute over the second half; RSS after a restart beside a
+## fresh dev's; every record inside retention read back once at its offset. Fails only on an anomaly.
+soak: build soak-bin
+	./$(SOAK) --duration $(DURATION) --retention 5m --restart-check $(SOAK_FLAGS)
+
+## soak-short: the CI form of make soak: 2 minutes of load with retention.ms of 1 minute, about 3 minutes
+soak-short: build soak-bin
+	./$(SOAK) --duration 2m --retention 1m --restart-check $(SOAK_FLAGS)
+
+soak-bin:
+	$(GO) build -o bin/streamhouse-soak ./e2e/soak
 
 # run_fuzz runs every Fuzz function of the module for $(1), one at a time (go test -fuzz takes one
 # target per run), so that new fuzz tests are picked up without editing this file.
