@@ -224,37 +224,52 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 	}
 	records := getRecordsBuf(min(size, max(limit, 0)))
 	for _, e := range entries {
-		base := e.BaseOffset
-		for _, x := range e.Extents {
-			// The limit is checked before the read: an extent that will not be served is not waited for.
-			if int64(len(records))+int64(x.Len) > limit && (len(records) > 0 || !first) {
-				return a.served(sp, records), nil
-			}
-			data, short, err := a.fetchRead(ctx, x, len(records) == 0)
-			if short {
-				// Serve what was read, maybe nothing; the consumer comes back for the rest, which its
-				// reads meanwhile bring to the cache.
-				return a.served(sp, records), nil
-			}
-			if err != nil {
-				if len(records) > 0 {
-					return a.served(sp, records), nil // serve what was read; the consumer comes back for the rest
-				}
-				return 0, err
-			}
-			n, from := len(records), max(base, offset)
-			if records, base, err = patchBatches(records, data, base, int32(e.Epoch), offset); err != nil {
-				a.metrics.corruptExtents.Inc()
-				a.log.Error("stored extent has broken batch framing; not served", "object", x.Object, "pos", x.Pos, "error", err)
-				return 0, err
-			}
-			if len(records) > n {
-				first = false
-				a.metrics.fetchRecords.Add(float64(base - from))
-			}
+		var stop bool
+		var err error
+		if e.Segment != nil {
+			records, first, stop, err = a.fetchSegment(ctx, e, offset, limit, first, records)
+		} else {
+			records, first, stop, err = a.fetchExtents(ctx, e, offset, limit, first, records)
+		}
+		if err != nil && len(records) == 0 {
+			return 0, err
+		}
+		if stop || err != nil {
+			// Serve what was read, maybe nothing; the consumer comes back for the rest, which its reads
+			// meanwhile bring to the cache.
+			return a.served(sp, records), nil
 		}
 	}
 	return a.served(sp, records), nil
+}
+
+// fetchExtents appends to records the batches of uncompacted entry e from offset, their offsets and
+// leader epoch patched in, within limit bytes (or the first extent whatever its size, when first is
+// set and nothing is read yet). The limit is checked before each read: an extent that will not be
+// served is not waited for. stop is set when the answer is complete: the limit is reached or a read
+// cannot be waited for.
+func (a *Agent) fetchExtents(ctx context.Context, e coord.IndexEntry, offset, limit int64, first bool, records []byte) (out []byte, stillFirst, stop bool, err error) {
+	base := e.BaseOffset
+	for _, x := range e.Extents {
+		if int64(len(records))+int64(x.Len) > limit && (len(records) > 0 || !first) {
+			return records, first, true, nil
+		}
+		data, short, err := a.fetchRead(ctx, x, len(records) == 0)
+		if short || err != nil {
+			return records, first, true, err
+		}
+		n, from := len(records), max(base, offset)
+		if records, base, err = patchBatches(records, data, base, int32(e.Epoch), offset); err != nil {
+			a.metrics.corruptExtents.Inc()
+			a.log.Error("stored extent has broken batch framing; not served", "object", x.Object, "pos", x.Pos, "error", err)
+			return records[:n], first, true, err
+		}
+		if len(records) > n {
+			first = false
+			a.metrics.fetchRecords.Add(float64(base - from))
+		}
+	}
+	return records, first, false, nil
 }
 
 // fetchRead reads extent x for a fetch, whose answer so far is empty or not. short is set when the

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // ListOffsets: v0-8
@@ -84,17 +85,58 @@ func (a *Agent) listOffset(ctx context.Context, tp coord.TP, ts int64) (int64, i
 		if e.MaxTimestamp < ts {
 			continue
 		}
-		recs, err := a.entryRecords(ctx, e)
-		if err != nil {
-			return -1, -1, err
-		}
-		for _, r := range recs {
-			if r.Timestamp.UnixMilli() >= ts {
-				return r.Offset, r.Timestamp.UnixMilli(), nil
-			}
+		offset, found, err := a.firstRecordAt(ctx, e, ts)
+		if err != nil || found >= 0 {
+			return offset, found, err
 		}
 	}
 	return -1, -1, nil // no record that late: Kafka answers offset -1
+}
+
+// firstRecordAt finds in entry e the first record whose timestamp is at least ts: its offset and
+// timestamp, or -1, -1. In a segment only the blocks whose newest batch is that late are decoded.
+func (a *Agent) firstRecordAt(ctx context.Context, e coord.IndexEntry, ts int64) (int64, int64, error) {
+	if e.Segment == nil {
+		recs, err := a.entryRecords(ctx, e)
+		return firstAt(recs, ts), atTime(recs, ts), err
+	}
+	blocks, err := a.segmentBlocks(ctx, e.Segment)
+	if err != nil {
+		return -1, -1, err
+	}
+	for _, b := range blocks {
+		if b.MaxTimestamp < ts {
+			continue
+		}
+		recs, err := a.blockRecords(ctx, e.Segment.Object, b)
+		if err != nil {
+			return -1, -1, err
+		}
+		if o := firstAt(recs, ts); o >= 0 {
+			return o, atTime(recs, ts), nil
+		}
+	}
+	return -1, -1, nil
+}
+
+// firstAt is the offset of the first of recs whose timestamp is at least ts, -1 if none is;
+// atTime its timestamp.
+func firstAt(recs []*kgo.Record, ts int64) int64 {
+	for _, r := range recs {
+		if r.Timestamp.UnixMilli() >= ts {
+			return r.Offset
+		}
+	}
+	return -1
+}
+
+func atTime(recs []*kgo.Record, ts int64) int64 {
+	for _, r := range recs {
+		if ms := r.Timestamp.UnixMilli(); ms >= ts {
+			return ms
+		}
+	}
+	return -1
 }
 
 // maxTimestampOffset finds the record with the largest timestamp (the first of equals).
@@ -109,7 +151,7 @@ func (a *Agent) maxTimestampOffset(ctx context.Context, tp coord.TP, start int64
 	if !found {
 		return -1, -1, nil
 	}
-	recs, err := a.entryRecords(ctx, best)
+	recs, err := a.newestRecords(ctx, best)
 	if err != nil {
 		return -1, -1, err
 	}
@@ -120,6 +162,34 @@ func (a *Agent) maxTimestampOffset(ctx context.Context, tp coord.TP, start int64
 		}
 	}
 	return offset, ts, nil
+}
+
+// newestRecords decodes the records of entry e among which its newest is: all of an uncompacted
+// entry's, the newest block's of a segment.
+func (a *Agent) newestRecords(ctx context.Context, e coord.IndexEntry) ([]*kgo.Record, error) {
+	if e.Segment == nil {
+		return a.entryRecords(ctx, e)
+	}
+	blocks, err := a.segmentBlocks(ctx, e.Segment)
+	if err != nil || len(blocks) == 0 {
+		return nil, err
+	}
+	best := blocks[0]
+	for _, b := range blocks[1:] {
+		if b.MaxTimestamp > best.MaxTimestamp {
+			best = b
+		}
+	}
+	return a.blockRecords(ctx, e.Segment.Object, best)
+}
+
+// blockRecords decodes the records of one segment block, whose batches carry their offsets.
+func (a *Agent) blockRecords(ctx context.Context, object string, b segstore.Block) ([]*kgo.Record, error) {
+	data, err := a.reader.extent(ctx, blockExtent(object, b))
+	if err != nil {
+		return nil, err
+	}
+	return decodeBatches(data, b.FirstOffset, b.LastOffset+1)
 }
 
 // entryRecords decodes every record of one index entry, with their assigned offsets. Only ListOffsets
@@ -136,12 +206,18 @@ func (a *Agent) entryRecords(ctx context.Context, e coord.IndexEntry) ([]*kgo.Re
 			return nil, err
 		}
 	}
+	return decodeBatches(batches, e.BaseOffset, base)
+}
+
+// decodeBatches decodes the records of batches that carry their offsets, from offset from; hwm is the
+// offset after the last.
+func decodeBatches(batches []byte, from, hwm int64) ([]*kgo.Record, error) {
 	fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 		KeepControlRecords: false,
-		Offset:             e.BaseOffset,
+		Offset:             from,
 		Topic:              "",
 		Partition:          0,
-	}, &kmsg.FetchResponseTopicPartition{RecordBatches: batches, HighWatermark: base}, kgo.DefaultDecompressor(), nil)
+	}, &kmsg.FetchResponseTopicPartition{RecordBatches: batches, HighWatermark: hwm}, kgo.DefaultDecompressor(), nil)
 	if fp.Err != nil {
 		return nil, fp.Err
 	}

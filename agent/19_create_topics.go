@@ -63,7 +63,7 @@ func (ta *topicAdmin) createTopics(ctx context.Context, req *kmsg.CreateTopicsRe
 		if err != nil {
 			st.ErrorCode, st.ErrorMessage = ta.answer(err)
 		} else {
-			fillCreatedTopic(&st, t)
+			fillCreatedTopic(&st, t, clusterTopicDefaults(ta.cfg))
 			if !req.ValidateOnly {
 				made[len(resp.Topics)] = t
 			}
@@ -158,11 +158,11 @@ func planTopic(rt *kmsg.CreateTopicsRequestTopic, defaultPartitions int32) (coor
 }
 
 // fillCreatedTopic sets the v5+ (and v7) fields of a created topic's answer.
-func fillCreatedTopic(st *kmsg.CreateTopicsResponseTopic, t coord.Topic) {
+func fillCreatedTopic(st *kmsg.CreateTopicsResponseTopic, t coord.Topic, defaults map[string]string) {
 	st.TopicID = t.ID // zero for ValidateOnly: no id exists yet
 	st.NumPartitions = t.Partitions
 	st.ReplicationFactor = 1
-	for _, e := range topicConfigEntries(t) {
+	for _, e := range topicConfigEntries(t, defaults) {
 		st.Configs = append(st.Configs, e.created())
 	}
 }

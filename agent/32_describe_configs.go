@@ -67,7 +67,7 @@ func (ta *topicAdmin) configEntries(rr *kmsg.DescribeConfigsRequestResource) ([]
 		if !ok {
 			return nil, errUnknownTopic(rr.ResourceName)
 		}
-		return topicConfigEntries(t), nil
+		return topicConfigEntries(t, clusterTopicDefaults(ta.cfg)), nil
 	case kmsg.ConfigResourceTypeBroker:
 		node := strconv.Itoa(int(ta.node))
 		switch rr.ResourceName {

@@ -57,14 +57,15 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 		{"nothing", alterTopic("t"), nil, start},
 		{"unknown topic", alterTopic("nope", "max.message.bytes", "set", "1"), kerr.UnknownTopicOrPartition, start},
 		{"invalid topic name", alterTopic("a b", "max.message.bytes", "set", "1"), kerr.InvalidTopicException, start},
-		{"unknown config", alterTopic("t", "segment.bytes", "set", "1"), kerr.InvalidConfig, start},
+		{"unknown config", alterTopic("t", "segment.jitter.ms", "set", "1"), kerr.InvalidConfig, start},
+		{"segment.bytes below its minimum", alterTopic("t", "segment.bytes", "set", "1"), kerr.InvalidConfig, start},
 		{"bad value", alterTopic("t", "max.message.bytes", "set", "lots"), kerr.InvalidConfig, start},
 		{"append to int", alterTopic("t", "max.message.bytes", "append", "1"), kerr.InvalidConfig, start},
 		{"subtract from string", alterTopic("t", "message.timestamp.type", "subtract", "CreateTime"), kerr.InvalidConfig, start},
 		{"compact", alterTopic("t", "cleanup.policy", "append", "compact"), kerr.InvalidConfig, start},
 		{"null set", alterTopic("t", "max.message.bytes", "set", "<nil>"), kerr.InvalidRequest, start},
 		{"key twice", alterTopic("t", "max.message.bytes", "set", "1", "max.message.bytes", "set", "2"), kerr.InvalidRequest, start},
-		{"all or nothing", alterTopic("t", "max.message.bytes", "set", "1", "retention.ms", "set", "1000"), kerr.InvalidConfig, start},
+		{"all or nothing", alterTopic("t", "max.message.bytes", "set", "1", "retention.ms", "set", "-2"), kerr.InvalidConfig, start},
 	} {
 		f := newFakeTopics(coord.Topic{Name: "t", Partitions: 1, Configs: maps.Clone(start)})
 		ta := newFakeAdmin(t, f)
@@ -115,7 +116,7 @@ func TestIncrementalAlterConfigsResources(t *testing.T) {
 	}
 
 	before := f.writeCount()
-	req := alterReq(alterTopic("t", "max.message.bytes", "set", "9"), alterTopic("u", "retention.ms", "set", "5"))
+	req := alterReq(alterTopic("t", "max.message.bytes", "set", "9"), alterTopic("u", "retention.ms", "set", "-5"))
 	req.ValidateOnly = true
 	resp = ta.alterConfigs(testCtx(t), req)
 	checkCode(t, "valid", resp.Resources[0].ErrorCode, nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -13,16 +14,23 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // clusterID is reported to Kafka clients.
 const clusterID = "streamhouse"
 
-// objectStore is what the agent needs of segstore.
+// objectStore is what the agent needs of segstore: writing flush objects and segments, reading them,
+// and, for GC, listing and deleting them.
 type objectStore interface {
 	Put(ctx context.Context, key string, parts ...[]byte) error
+	PutReader(ctx context.Context, key string, size int64, r io.Reader) error
+	Get(ctx context.Context, key string) ([]byte, error)
 	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
+	ListObjects(ctx context.Context, prefix string) ([]segstore.ObjectInfo, error)
+	Delete(ctx context.Context, key string) error
 	Check(ctx context.Context) error
 }
 
@@ -39,10 +47,16 @@ type Agent struct {
 	forwarder *forwarder
 	remote    chan *remoteWork // sequencing forwarded by other agents
 	reader    *reader
-	leaders   leaderSet
-	renew     renewals // partitions to lead again only under a new epoch
-	acks      ackCount // produce answers not yet written (graceful shutdown waits for them)
-	groups    *groupCoordinator
+	footers   *footerCache // decoded footers of partition segments
+	// maintainer merges and expires the partitions this agent leads; gc collects garbage while this
+	// agent holds the cluster's GC key (lifecycle.go).
+	maintainer       *lifecycle.Maintainer
+	gc               *lifecycle.GC
+	lifecycleMetrics *lifecycle.Metrics
+	leaders          leaderSet
+	renew            renewals // partitions to lead again only under a new epoch
+	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
+	groups           *groupCoordinator
 
 	sessMu   sync.Mutex
 	sess     session
@@ -95,7 +109,9 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
 	a.reader = newReader(a, cfg.CacheBytes, cfg.MaxReadBytesInFlight)
+	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
+	a.newLifecycle()
 	return a, nil
 }
 
@@ -149,6 +165,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.runSequencer(runCtx) })
 	a.goRun(func() { a.runLeadership(runCtx) })
 	a.goRun(func() { a.groups.run(runCtx) })
+	a.goRun(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
+	a.goRun(func() { a.runGC(runCtx) })
 	a.goRun(func() { a.serveKafka(runCtx, a.kafkaLn) })
 	if a.httpLn != nil {
 		a.httpSrv = a.newHTTPServer()

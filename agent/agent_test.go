@@ -100,20 +100,27 @@ func (tc *testCluster) agent(id string, opts ...func(*Config)) *Agent {
 	return a
 }
 
-func (tc *testCluster) newAgent(id string, opts ...func(*Config)) *Agent {
-	tc.t.Helper()
+// testConfig is the configuration of test agent id: free ports, a short flush interval and lease, logs
+// to t, a registry of its own, then opts.
+func testConfig(t testing.TB, id string, opts ...func(*Config)) Config {
 	cfg := NewConfig()
 	cfg.ID = id
-	cfg.KafkaAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.FlushInterval = 5 * time.Millisecond
-	cfg.LeaseTTL = 2 * time.Second
-	cfg.Logger = testLogger(tc.t)
+	cfg.KafkaAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.FlushInterval, cfg.LeaseTTL = 5*time.Millisecond, 2*time.Second
+	// Test batches carry timestamps of 1970 (valueBatch): the default retention would expire them.
+	cfg.DefaultRetention = -1
+	cfg.Logger = testLogger(t)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer, cfg.Gatherer = reg, reg
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+func (tc *testCluster) newAgent(id string, opts ...func(*Config)) *Agent {
+	tc.t.Helper()
+	cfg := testConfig(tc.t, id, opts...)
 	a, err := New(cfg, tc.client(), tc.store)
 	if err != nil {
 		tc.t.Fatal(err)

@@ -41,6 +41,23 @@ const (
 	DefaultMaxReadBytesInFlight = 256 << 20
 )
 
+// Defaults for Config's lifecycle settings (docs/INTERNALS.md, "Lifecycle").
+const (
+	DefaultRetention            = 7 * 24 * time.Hour // Kafka's log.retention.hours
+	DefaultRetentionBytes       = -1                 // Kafka's log.retention.bytes: no limit
+	DefaultProducerIDExpiration = 24 * time.Hour     // Kafka's producer.id.expiration.ms
+	DefaultMaintenanceInterval  = time.Second
+	DefaultGCInterval           = time.Minute
+	DefaultGCGrace              = 10 * time.Minute
+	DefaultGCReadGrace          = 2 * time.Minute
+)
+
+// minGCGrace and minGCReadGrace are the least GCGrace and GCReadGrace (see Config.Validate).
+const (
+	minGCGrace     = time.Minute
+	minGCReadGrace = extentReadTimeout
+)
+
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.
 type Config struct {
 	ID    string // unique agent id; registration key agents/<ID>
@@ -77,6 +94,22 @@ type Config struct {
 	// as Kafka's offsets.retention.check.interval.ms.
 	OffsetsRetentionCheckInterval time.Duration
 
+	// DefaultRetention and DefaultRetentionBytes are retention.ms and retention.bytes for topics that
+	// do not set them (Kafka's log.retention.ms, log.retention.bytes); negative keeps forever.
+	DefaultRetention      time.Duration
+	DefaultRetentionBytes int64
+	// ProducerIDExpiration forgets an idempotent producer idle this long on a partition (Kafka's
+	// producer.id.expiration.ms).
+	ProducerIDExpiration time.Duration
+	// MaintenanceInterval is how often the led partitions' maintenance (merges, retention) runs.
+	MaintenanceInterval time.Duration
+	// GCInterval is how often the cluster's one garbage collector runs; GCGrace the age under which an
+	// object is never deleted (a flush or merge commits its object within half of it, or not at all);
+	// GCReadGrace how long an object stays after GC first finds it unreferenced (reads of it end first).
+	GCInterval  time.Duration
+	GCGrace     time.Duration
+	GCReadGrace time.Duration
+
 	Version string // reported in the registration
 
 	Logger     hclog.Logger
@@ -101,6 +134,13 @@ func NewConfig() Config {
 		OffsetsRetentionCheckInterval: DefaultOffsetsCheck,
 		DefaultPartitions:             DefaultPartitions,
 		OffsetsRetention:              DefaultOffsetsRetention,
+		DefaultRetention:              DefaultRetention,
+		DefaultRetentionBytes:         DefaultRetentionBytes,
+		ProducerIDExpiration:          DefaultProducerIDExpiration,
+		MaintenanceInterval:           DefaultMaintenanceInterval,
+		GCInterval:                    DefaultGCInterval,
+		GCGrace:                       DefaultGCGrace,
+		GCReadGrace:                   DefaultGCReadGrace,
 		Version:                       "dev",
 	}
 }
@@ -134,6 +174,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("agent: offsets retention must not be negative, got %v", c.OffsetsRetention)
 	case c.OffsetsRetentionCheckInterval <= 0:
 		return fmt.Errorf("agent: offsets retention check interval must be positive, got %v", c.OffsetsRetentionCheckInterval)
+	case c.ProducerIDExpiration <= 0:
+		return fmt.Errorf("agent: producer id expiration must be positive, got %v", c.ProducerIDExpiration)
+	case c.MaintenanceInterval <= 0 || c.GCInterval <= 0:
+		return fmt.Errorf("agent: maintenance and GC intervals must be positive, got %v and %v", c.MaintenanceInterval, c.GCInterval)
+	case c.GCGrace < minGCGrace:
+		// A flush must commit its object within half the grace: its PUT, its commit's attempts
+		// (coord's 10 s) and a forward's queue (30 s) fit well within a minute's half.
+		return fmt.Errorf("agent: GC grace must be at least %v, got %v", minGCGrace, c.GCGrace)
+	case c.GCReadGrace < minGCReadGrace:
+		// A read that began before an object lost its last reference ends within its GET's timeout.
+		return fmt.Errorf("agent: GC read grace must be at least %v, got %v", minGCReadGrace, c.GCReadGrace)
 	}
 	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
 		return fmt.Errorf("agent: kafka address %q: %w", c.KafkaAddr, err)

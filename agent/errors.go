@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -35,6 +36,8 @@ func kafkaCode(err error) int16 {
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, coord.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, lifecycle.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, errBatchMagic):
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, errBatchCorrupt):

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/coord"
@@ -59,15 +58,7 @@ func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string, store objec
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { etcd.Close() })
-	cfg := NewConfig()
-	cfg.ID, cfg.KafkaAddr, cfg.HTTPAddr = id, "127.0.0.1:0", "127.0.0.1:0"
-	cfg.FlushInterval, cfg.LeaseTTL, cfg.Logger = 5*time.Millisecond, 2*time.Second, testLogger(t)
-	reg := prometheus.NewRegistry()
-	cfg.Registerer, cfg.Gatherer = reg, reg
-	for _, o := range opts {
-		o(&cfg)
-	}
-	a, err := New(cfg, etcd, store)
+	a, err := New(testConfig(t, id, opts...), etcd, store)
 	if err != nil {
 		t.Fatal(err)
 	}

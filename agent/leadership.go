@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/placement"
 )
@@ -21,6 +22,8 @@ type session interface {
 	AcquireTopic(ctx context.Context, t coord.Topic, partition int32, hint coord.EpochHint) (coord.Leadership, error)
 	Resign(ctx context.Context, tp coord.TP, epoch int64) error
 	Commit(ctx context.Context, commits []coord.Commit) []error
+	lifecycle.Writer // a led partition's maintenance writes
+	CampaignGC(ctx context.Context) (bool, error)
 	Close(ctx context.Context) error
 	Abandon()
 }

@@ -94,6 +94,14 @@ func (a *Agent) prefetchPartition(plan *prefetchPlan, tp coord.TP, offset, own, 
 	var n, runFrom int64
 	var last coord.Extent
 	for _, e := range a.cache.Entries(tp, offset, max(limit, 1)+maxRun) {
+		if e.Segment != nil {
+			var stop bool
+			if n, stop = a.prefetchSegment(plan, e, offset, n, own, limit); stop {
+				return n
+			}
+			last = coord.Extent{}
+			continue
+		}
 		for _, x := range e.Extents {
 			if plan.extents() >= prefetchMaxExtents {
 				return n

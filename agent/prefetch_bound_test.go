@@ -13,7 +13,7 @@ import (
 // finished. A fetch starts at most prefetchMaxReads reads ahead.
 func TestPrefetchIsBounded(t *testing.T) {
 	tc := newTestCluster(t)
-	a1 := tc.agent("a1")
+	a1 := tc.agent("a1", noMaintenance) // the extents stay uncompacted, each its own read
 	cl := kgoClient(t, nil, a1)
 	createLedTopic(t, cl, a1, "cold", 1, nil)
 	c := dialRaw(t, a1)
@@ -39,7 +39,7 @@ func TestPrefetchIsBounded(t *testing.T) {
 // more would evict the fetch's own reads before they are served.
 func TestPrefetchStaysWithinTheCache(t *testing.T) {
 	tc := newTestCluster(t)
-	a1 := tc.agent("a1")
+	a1 := tc.agent("a1", noMaintenance)
 	createLedTopic(t, kgoClient(t, nil, a1), a1, "cold", 1, nil)
 	c := dialRaw(t, a1)
 	const batches = 3 * prefetchMaxReads

@@ -11,11 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/segstore"
 )
-
-// maxProducerBatches is how many recent batches per producer and partition are remembered to answer
-// retried duplicates with their original offsets (Kafka keeps 5, the most a producer has in flight).
-const maxProducerBatches = 5
 
 // partitionLeader is this agent's sequencing state for one partition it leads. Only the sequencer
 // goroutine touches next and producers once the leader is installed.
@@ -26,6 +23,39 @@ type partitionLeader struct {
 	clientEpoch int32 // the leader epoch clients are told, recorded in entries
 	next        int64
 	producers   map[int64]coord.ProducerState
+	expired     time.Time // when producers was last swept of idle producers
+}
+
+// errObjectTooOld: an append's object was written longer ago than half GC's grace period (a forward
+// that waited very long), so GC might delete it once committed; the producer retries with a new one.
+var errObjectTooOld = errors.New("agent: the flush object is too old to commit; retry")
+
+// tooOldToCommit reports whether an object named key must not be committed any more: GC spares only
+// objects younger than its grace period, and a commit must land well inside it (docs/INTERNALS.md,
+// "Garbage collection").
+func (a *Agent) tooOldToCommit(key string, now time.Time) bool {
+	written, ok := segstore.ObjectTime(key)
+	return ok && now.Sub(written) > a.cfg.GCGrace/2
+}
+
+// producerSweepEvery is how often a leader sweeps a partition's producers of those idle longer than
+// ProducerIDExpiration.
+const producerSweepEvery = time.Minute
+
+// expireProducers forgets, at most every producerSweepEvery, the producers of pl idle longer than
+// ProducerIDExpiration (their snapshots leave etcd by the partition's maintenance), so that a leader's
+// memory follows the producers in use, not every one that ever wrote. Sequencer goroutine only.
+func (a *Agent) expireProducers(pl *partitionLeader, now time.Time) {
+	if now.Sub(pl.expired) < producerSweepEvery {
+		return
+	}
+	pl.expired = now
+	cutoff := now.Add(-a.cfg.ProducerIDExpiration).UnixMilli()
+	for id, st := range pl.producers {
+		if st.LastTime > 0 && st.LastTime < cutoff {
+			delete(pl.producers, id)
+		}
+	}
 }
 
 // leaderSet is the partitions this agent leads, read by produce handlers and the sequencer.
@@ -294,9 +324,15 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 	pc.pl = pl
 	pc.entry = coord.IndexEntry{BaseOffset: pl.next, Epoch: int64(pl.clientEpoch), MaxTimestamp: -1}
 	next := pl.next
+	now := time.Now()
+	a.expireProducers(pl, now)
 	for k, p := range appends {
 		pc.bases[k] = -1
 		m := p.meta
+		if a.tooOldToCommit(p.object, now) {
+			pc.errs[k] = errObjectTooOld
+			continue
+		}
 		if m.producerID >= 0 {
 			st, known := pc.states[m.producerID]
 			if !known {
@@ -318,7 +354,7 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			if pc.states == nil {
 				pc.states = make(map[int64]coord.ProducerState)
 			}
-			pc.states[m.producerID] = recordSequence(prev, m, next)
+			pc.states[m.producerID] = recordSequence(prev, m, next, now)
 			pc.batches = append(pc.batches, coord.ProducerBatch{ID: m.producerID, Epoch: m.producerEpoch,
 				FirstSeq: m.baseSequence, LastSeq: m.lastSequence(), FirstOffset: next, LastOffset: next + int64(m.records) - 1})
 		}
@@ -377,9 +413,9 @@ func checkSequence(prev *coord.ProducerState, m batchMeta) (dup int64, err error
 	return -1, nil
 }
 
-// recordSequence returns the producer's state after appending the batch at offset base.
-func recordSequence(prev *coord.ProducerState, m batchMeta, base int64) coord.ProducerState {
-	st := coord.ProducerState{ID: m.producerID, Epoch: m.producerEpoch}
+// recordSequence returns the producer's state after appending the batch at offset base at time now.
+func recordSequence(prev *coord.ProducerState, m batchMeta, base int64, now time.Time) coord.ProducerState {
+	st := coord.ProducerState{ID: m.producerID, Epoch: m.producerEpoch, LastTime: now.UnixMilli()}
 	if prev != nil && prev.Epoch == m.producerEpoch {
 		st.Batches = append(st.Batches, prev.Batches...)
 	}
@@ -387,13 +423,14 @@ func recordSequence(prev *coord.ProducerState, m batchMeta, base int64) coord.Pr
 		FirstSeq: m.baseSequence, LastSeq: m.lastSequence(),
 		FirstOffset: base, LastOffset: base + int64(m.records) - 1,
 	})
-	if n := len(st.Batches); n > maxProducerBatches {
-		st.Batches = append([]coord.SeqBatch(nil), st.Batches[n-maxProducerBatches:]...)
+	if n := len(st.Batches); n > coord.MaxProducerBatches {
+		st.Batches = append([]coord.SeqBatch(nil), st.Batches[n-coord.MaxProducerBatches:]...)
 	}
 	return st
 }
 
 func (a *Agent) dropLeaderMetrics(pl *partitionLeader) {
+	a.maintainer.Forget(pl.tp)
 	a.metrics.partitionEpoch.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
 	a.metrics.partitionLeader.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
 	a.metrics.leasesHeld.Set(float64(len(a.leaders.snapshot())))

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"errors"
 	"testing"
 
@@ -53,10 +55,10 @@ func TestSequenceWrapsAtMaxInt32(t *testing.T) {
 func TestRecordSequenceKeepsLastFive(t *testing.T) {
 	var st *coord.ProducerState
 	for i := range int32(8) {
-		next := recordSequence(st, batchMeta{records: 1, producerID: 1, baseSequence: i}, int64(100+i))
+		next := recordSequence(st, batchMeta{records: 1, producerID: 1, baseSequence: i}, int64(100+i), time.Now())
 		st = &next
 	}
-	if len(st.Batches) != maxProducerBatches || st.Batches[0].FirstSeq != 3 || st.Batches[4].FirstOffset != 107 {
+	if len(st.Batches) != coord.MaxProducerBatches || st.Batches[0].FirstSeq != 3 || st.Batches[4].FirstOffset != 107 {
 		t.Fatalf("state %+v", st.Batches)
 	}
 }

@@ -381,6 +381,8 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleDeleteGroups(ctx, c, req)
 	case *kmsg.OffsetDeleteRequest:
 		return a.handleOffsetDelete(ctx, c, req)
+	case *kmsg.DeleteRecordsRequest:
+		return a.handleDeleteRecords(ctx, c, req)
 	}
 	// parseRequest only returns requests listed in apis, and each has a case above; should one be
 	// missing, the connection is closed rather than answered wrongly.

@@ -38,6 +38,8 @@ const (
 	configCompressionType = "compression.type"
 	configRetentionMs     = "retention.ms"
 	configRetentionBytes  = "retention.bytes"
+	configSegmentBytes    = "segment.bytes"
+	configSegmentMs       = "segment.ms"
 	configAgentGroup      = "streamhouse.agent.group"
 )
 
@@ -80,16 +82,32 @@ var topicConfigDefs = map[string]topicConfigDef{
 		parse: parseOneOf("producer", "batches are stored exactly as the producer sent them"),
 	},
 	configRetentionMs: {
-		def:   "-1",
-		typ:   kmsg.ConfigTypeLong,
-		doc:   "Records are kept forever (-1): StreamHouse does not expire records yet.",
-		parse: parseMinusOne("StreamHouse does not expire records yet"),
+		def: strconv.FormatInt(DefaultRetention.Milliseconds(), 10),
+		typ: kmsg.ConfigTypeLong,
+		doc: "How long a record is kept, in milliseconds; -1 keeps records forever. Whole segments go once their " +
+			"newest record is older (the log start moves past them). Default: the agents' --default-retention-ms.",
+		parse: parseInt64AtLeast(-1),
 	},
 	configRetentionBytes: {
-		def:   "-1",
-		typ:   kmsg.ConfigTypeLong,
-		doc:   "Partitions are not size-limited (-1): StreamHouse does not expire records yet.",
-		parse: parseMinusOne("StreamHouse does not expire records yet"),
+		def: "-1",
+		typ: kmsg.ConfigTypeLong,
+		doc: "The bytes a partition keeps at least; older segments go while what remains is at least this; -1: no " +
+			"limit. Default: the agents' --default-retention-bytes.",
+		parse: parseInt64AtLeast(-1),
+	},
+	configSegmentBytes: {
+		def: strconv.Itoa(1 << 30),
+		typ: kmsg.ConfigTypeInt,
+		doc: "The largest partition segment compaction makes, in bytes: the granularity of retention. Segments " +
+			"are merged in levels up to it (docs/OPERATING.md).",
+		parse: parseIntAtLeast(14),
+	},
+	configSegmentMs: {
+		def: strconv.FormatInt((7 * 24 * time.Hour).Milliseconds(), 10),
+		typ: kmsg.ConfigTypeLong,
+		doc: "The longest time the records of one partition segment span, in milliseconds: compaction does not " +
+			"merge segments past it, so that retention can drop old records in time.",
+		parse: parseInt64AtLeast(1),
 	},
 	configAgentGroup: {
 		def: "",
@@ -289,6 +307,19 @@ func parseIntAtLeast(min int64) func(string) (string, error) {
 	}
 }
 
+func parseInt64AtLeast(min int64) func(string) (string, error) {
+	return func(v string) (string, error) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return "", errors.New("not a 64-bit integer")
+		}
+		if n < min {
+			return "", fmt.Errorf("must be at least %d", min)
+		}
+		return strconv.FormatInt(n, 10), nil
+	}
+}
+
 func parseOneOf(only, why string) func(string) (string, error) {
 	return func(v string) (string, error) {
 		if v != only {
@@ -348,12 +379,29 @@ type configSynonym struct {
 	source kmsg.ConfigSource
 }
 
-// topicConfigEntries are every supported config of t with its effective value.
-func topicConfigEntries(t coord.Topic) []configEntry {
+// clusterTopicDefaults are the topic configs whose default is the cluster's (the agents' flags), not
+// a constant.
+func clusterTopicDefaults(cfg *Config) map[string]string {
+	ms := cfg.DefaultRetention.Milliseconds()
+	if cfg.DefaultRetention < 0 {
+		ms = -1
+	}
+	return map[string]string{
+		configRetentionMs:    strconv.FormatInt(ms, 10),
+		configRetentionBytes: strconv.FormatInt(cfg.DefaultRetentionBytes, 10),
+	}
+}
+
+// topicConfigEntries are every supported config of t with its effective value; defaults override the
+// constant defaults (clusterTopicDefaults).
+func topicConfigEntries(t coord.Topic, defaults map[string]string) []configEntry {
 	out := make([]configEntry, 0, len(topicConfigNames))
 	for _, name := range topicConfigNames {
 		def := topicConfigDefs[name]
 		dv := def.def
+		if v, ok := defaults[name]; ok {
+			dv = v
+		}
 		e := configEntry{name: name, value: &dv, source: kmsg.ConfigSourceDefaultConfig, typ: def.typ, doc: def.doc}
 		e.synonyms = []configSynonym{{name: name, value: &dv, source: kmsg.ConfigSourceDefaultConfig}}
 		if v, ok := t.Configs[name]; ok {

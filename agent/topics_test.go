@@ -261,9 +261,13 @@ func TestValidateTopicConfig(t *testing.T) {
 		{"compression.type", sp("producer"), "producer", nil},
 		{"compression.type", sp("zstd"), "", kerr.InvalidConfig},
 		{"retention.ms", sp("-1"), "-1", nil},
-		{"retention.ms", sp("604800000"), "", kerr.InvalidConfig},
+		{"retention.ms", sp("604800000"), "604800000", nil},
+		{"retention.ms", sp("-2"), "", kerr.InvalidConfig},
 		{"retention.bytes", sp("-1"), "-1", nil},
-		{"retention.bytes", sp("1073741824"), "", kerr.InvalidConfig},
+		{"retention.bytes", sp("1073741824"), "1073741824", nil},
+		{"retention.bytes", sp("ten"), "", kerr.InvalidConfig},
+		{"segment.bytes", sp("16777216"), "16777216", nil},
+		{"segment.ms", sp("0"), "", kerr.InvalidConfig},
 		{"streamhouse.agent.group", sp("team-a"), "team-a", nil},
 		{"streamhouse.agent.group", sp(""), "", nil},
 		{"streamhouse.agent.group", sp("team a/b"), "", kerr.InvalidConfig},
@@ -350,13 +354,13 @@ func TestAlterConfigs(t *testing.T) {
 		{"subtract from non-list", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("retention.ms", sub, sp("-1"))}, nil, kerr.InvalidConfig},
 		{"unknown op", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("max.message.bytes", 9, sp("1"))}, nil, kerr.InvalidRequest},
 		{"null set", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("max.message.bytes", set, nil)}, nil, kerr.InvalidRequest},
-		{"unknown config", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("segment.ms", set, sp("1"))}, nil, kerr.InvalidConfig},
-		{"unknown config delete", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("segment.ms", del, nil)}, nil, kerr.InvalidConfig},
+		{"unknown config", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("segment.jitter.ms", set, sp("1"))}, nil, kerr.InvalidConfig},
+		{"unknown config delete", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("segment.jitter.ms", del, nil)}, nil, kerr.InvalidConfig},
 		{"bad value", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("message.timestamp.type", set, sp("LogAppendTime"))}, nil, kerr.InvalidConfig},
 		{"duplicate key", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{
 			op("max.message.bytes", set, sp("1")), op("max.message.bytes", del, nil)}, nil, kerr.InvalidRequest},
 		{"all or nothing", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{
-			op("max.message.bytes", set, sp("1")), op("retention.ms", set, sp("5"))}, nil, kerr.InvalidConfig},
+			op("max.message.bytes", set, sp("1")), op("retention.ms", set, sp("-5"))}, nil, kerr.InvalidConfig},
 	} {
 		before := maps.Clone(tc.cur)
 		got, err := alterConfigs(tc.cur, tc.ops)

@@ -68,6 +68,7 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
 		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")
 	f.topicFlags(fs)
+	f.lifecycleFlags(fs)
 	f.log = fs.logFlags()
 	fs.require("etcd", "s3-bucket")
 	return fs, f
@@ -77,6 +78,24 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 func (f *agentFlags) flushFlags(fs *flagSet) {
 	fs.DurationVar(&f.cfg.FlushInterval, "flush-interval", f.cfg.FlushInterval, "longest a produce waits for its flush (a Go `duration`)")
 	fs.Var(sizeValue{&f.cfg.FlushBytes}, "flush-bytes", "a flush starts once this `size` is buffered")
+}
+
+// lifecycleFlags are retention, producer expiry, maintenance and GC (docs/OPERATING.md, "Retention and
+// garbage collection"); shared with dev.
+func (f *agentFlags) lifecycleFlags(fs *flagSet) {
+	fs.Var(millisValue{&f.cfg.DefaultRetention}, "default-retention-ms",
+		"retention.ms of topics that do not set it: how long records are kept, in `milliseconds` (-1: forever)")
+	fs.Var(retentionBytesValue{&f.cfg.DefaultRetentionBytes}, "default-retention-bytes",
+		"retention.bytes of topics that do not set it: a partition keeps at least this `size` (-1: no limit)")
+	fs.DurationVar(&f.cfg.ProducerIDExpiration, "producer-id-expiration", f.cfg.ProducerIDExpiration,
+		"an idempotent producer idle this long on a partition is forgotten (Kafka's producer.id.expiration.ms; a Go `duration`)")
+	fs.DurationVar(&f.cfg.MaintenanceInterval, "maintenance-interval", f.cfg.MaintenanceInterval,
+		"how often an agent merges and expires the partitions it leads (a Go `duration`)")
+	fs.DurationVar(&f.cfg.GCInterval, "gc-interval", f.cfg.GCInterval, "how often the cluster's garbage collector runs (a Go `duration`)")
+	fs.DurationVar(&f.cfg.GCGrace, "gc-grace", f.cfg.GCGrace,
+		"objects younger than this are never deleted; a flush or merge commits its object within half of it (a Go `duration`, at least 1m)")
+	fs.DurationVar(&f.cfg.GCReadGrace, "gc-read-grace", f.cfg.GCReadGrace,
+		"an unreferenced object is deleted only once GC has found it unreferenced this long (a Go `duration`, at least 30s)")
 }
 
 func (f *agentFlags) topicFlags(fs *flagSet) {

@@ -62,6 +62,7 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 		strings.Join(segstore.ProfileNames, ", ")+" (standard: PUT p50 30ms, p99 150ms, occasional 503 SlowDown; express: ~5ms)")
 	f.flushFlags(fs)
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
+	f.lifecycleFlags(fs)
 	f.log = fs.logFlags()
 	return fs, f
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // sizeValue is a byte count flag: plain bytes (4194304) or a size with a unit (4MiB, 64KiB, 1.5GiB;
@@ -196,4 +197,48 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// millisValue is a duration flag given in milliseconds, as Kafka's *.ms settings are; -1 (any negative)
+// means forever and is kept as -1.
+type millisValue struct{ p *time.Duration }
+
+func (v millisValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	if *v.p < 0 {
+		return "-1"
+	}
+	return strconv.FormatInt(v.p.Milliseconds(), 10)
+}
+
+func (v millisValue) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < -1 || n > math.MaxInt64/int64(time.Millisecond) {
+		return errors.New("want milliseconds, or -1 for forever")
+	}
+	*v.p = time.Duration(n) * time.Millisecond
+	if n < 0 {
+		*v.p = -1
+	}
+	return nil
+}
+
+// retentionBytesValue is a byte count that may be -1 (no limit), or a size such as 10GiB.
+type retentionBytesValue struct{ p *int64 }
+
+func (v retentionBytesValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatInt(*v.p, 10)
+}
+
+func (v retentionBytesValue) Set(s string) error {
+	if strings.TrimSpace(s) == "-1" {
+		*v.p = -1
+		return nil
+	}
+	return sizeValue{v.p}.Set(s)
 }

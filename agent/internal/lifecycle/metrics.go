@@ -97,6 +97,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// ObservePassResult counts a GC pass by its result.
+func (m *Metrics) ObservePassResult(err error) {
+	if err != nil {
+		m.passes.WithLabelValues("error").Inc()
+		return
+	}
+	m.passes.WithLabelValues("ok").Inc()
+}
+
 // observePass records a GC pass.
 func (m *Metrics) observePass(res PassResult) {
 	m.deleted.Add(float64(res.Deleted))
