@@ -43,10 +43,10 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.StringVar(&f.etcd, "etcd", "", "etcd `endpoints`, comma-separated (required)")
 	fs.StringVar(&f.etcdPrefix, "etcd-prefix", f.etcdPrefix, "`prefix` of StreamHouse's etcd keys")
 	fs.Var(atLeastValue{&f.etcdMaxTxnOps, coord.MinMaxTxnOps}, "etcd-max-txn-ops", "most `operations` in one etcd Txn; "+
-		"must not exceed the etcd servers' --max-txn-ops (a flush's index commit takes 2 per partition)")
+		"must not exceed the etcd servers' --max-txn-ops (a flush's commit compares one leader key per partition)")
 	fs.Var(sizeRangeValue{&f.etcdMaxRequestBytes, coord.MinMaxRequestBytes, coord.MaxMaxRequestBytes}, "etcd-max-request-bytes",
 		"largest etcd request `size`; must not exceed the etcd servers' --max-request-bytes (Txns are packed to 2/3 of it; "+
-			"a flush's index commit takes about 1KiB per partition of an idempotent producer)")
+			"a flush's commit takes about 200 bytes per partition)")
 	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "S3 endpoint `URL` (default: AWS S3 for the region)")
 	fs.StringVar(&f.s3.Bucket, "s3-bucket", "", "S3 `bucket` (required)")
 	fs.StringVar(&f.s3.Region, "s3-region", f.s3.Region, "S3 `region`")

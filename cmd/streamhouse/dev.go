@@ -52,10 +52,10 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	// One limit for both ends, operations and bytes: the embedded etcd allows what its agents pack, so
 	// that a flush's index commit over 1,024 partitions is one Txn.
 	fs.Var(atLeastValue{&f.etcdMaxTxnOps, coord.DefaultMaxTxnOps}, "etcd-max-txn-ops", "most `operations` in one etcd Txn: "+
-		"the embedded etcd's --max-txn-ops and its agents' --etcd-max-txn-ops (a flush's index commit takes 2 per partition)")
+		"the embedded etcd's --max-txn-ops and its agents' --etcd-max-txn-ops (a flush's commit compares one leader key per partition)")
 	fs.Var(sizeRangeValue{&f.etcdMaxRequestBytes, coord.DefaultMaxRequestBytes, coord.MaxMaxRequestBytes}, "etcd-max-request-bytes",
 		"largest etcd request `size`: the embedded etcd's --max-request-bytes and its agents' --etcd-max-request-bytes "+
-			"(Txns are packed to 2/3 of it; a flush's index commit takes about 1KiB per partition of an idempotent producer)")
+			"(Txns are packed to 2/3 of it; a flush's commit takes about 200 bytes per partition)")
 	fs.StringVar(&f.s3Addr, "s3-addr", f.s3Addr, "S3 endpoint listen `address`")
 	fs.IntVar(&f.agents, "agents", f.agents, "`number` of agents to run in this process (0: only etcd and S3)")
 	fs.StringVar(&f.s3Profile, "s3-profile", f.s3Profile, "simulated S3 latency of the in-process agents: `profile` "+
