@@ -53,6 +53,7 @@ type Agent struct {
 	maintainer       *lifecycle.Maintainer
 	gc               *lifecycle.GC
 	lifecycleMetrics *lifecycle.Metrics
+	etcdHealth       etcdHealth // etcd's alarms and this agent's last commit, for /readyz
 	leaders          leaderSet
 	renew            renewals // partitions to lead again only under a new epoch
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
@@ -112,6 +113,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
 	a.newLifecycle()
+	a.etcdHealth.metrics, a.etcdHealth.kick = newEtcdHealthMetrics(cfg.Registerer), make(chan struct{}, 1)
 	return a, nil
 }
 
@@ -167,6 +169,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.groups.run(runCtx) })
 	a.goRun(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
 	a.goRun(func() { a.runGC(runCtx) })
+	a.goRun(func() { a.runEtcdHealth(runCtx) })
 	a.goRun(func() { a.serveKafka(runCtx, a.kafkaLn) })
 	if a.httpLn != nil {
 		a.httpSrv = a.newHTTPServer()

@@ -38,6 +38,10 @@ func (a *Agent) serveReady(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: not registered in etcd (session lost)", http.StatusServiceUnavailable)
 		return
 	}
+	if reason := a.etcdHealth.notReady(time.Now()); reason != "" {
+		http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), readyCheckTimeout)
 	defer cancel()
 	if err := a.store.Check(ctx); err != nil {

@@ -282,6 +282,7 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 		}
 	}()
 	errs := s.Commit(cctx, commits)
+	a.noteCommits(errs)
 	for i, err := range errs {
 		if err != nil && !errors.Is(err, coord.ErrFenced) {
 			errs[i] = fmt.Errorf("%w: %w", errCommitUnknown, err)

@@ -46,7 +46,10 @@ type EmbedConfig struct {
 	// MaxRequestBytes is etcd's --max-request-bytes; default DefaultEmbedMaxRequestBytes, at least
 	// DefaultMaxRequestBytes, at most MaxMaxRequestBytes.
 	MaxRequestBytes int64
-	Logger          hclog.Logger
+	// QuotaBytes is etcd's --quota-backend-bytes: past it etcd raises NOSPACE and refuses writes;
+	// default DefaultEmbedQuotaBytes.
+	QuotaBytes int64
+	Logger     hclog.Logger
 
 	// UnsafeNoFsync skips fsync: for tests only, a crash loses data.
 	UnsafeNoFsync bool
@@ -76,6 +79,12 @@ func (cfg *EmbedConfig) Validate() error {
 	}
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = DefaultEmbedMaxRequestBytes
+	}
+	if cfg.QuotaBytes == 0 {
+		cfg.QuotaBytes = DefaultEmbedQuotaBytes
+	}
+	if cfg.QuotaBytes < 0 {
+		return fmt.Errorf("coord: embedded etcd: QuotaBytes %d is negative", cfg.QuotaBytes)
 	}
 	if cfg.MaxRequestBytes < DefaultMaxRequestBytes {
 		// A client refused a larger request falls back to etcd's default, and would then be refused
@@ -119,7 +128,7 @@ func (cfg *EmbedConfig) etcdConfig() (*embed.Config, error) {
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	ec.AutoCompactionMode = "revision"
 	ec.AutoCompactionRetention = DefaultEmbedCompactionRetention
-	ec.QuotaBackendBytes = DefaultEmbedQuotaBytes
+	ec.QuotaBackendBytes = cfg.QuotaBytes
 	ec.MaxTxnOps = uint(cfg.MaxTxnOps)
 	ec.MaxRequestBytes = uint(cfg.MaxRequestBytes)
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync

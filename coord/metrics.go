@@ -18,6 +18,7 @@ const (
 	opAllocatePID   = "allocate_producer_id"
 	opMaintain      = "maintain"
 	opDeleteRecords = "delete_records"
+	opHealth        = "health"
 	opRegister      = "register"
 	opResign        = "resign"
 	opCacheLoad     = "cache_load"
@@ -26,7 +27,7 @@ const (
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
-	opAllocatePID, opMaintain, opDeleteRecords, opRegister, opResign, opCacheLoad, opRevision,
+	opAllocatePID, opMaintain, opDeleteRecords, opHealth, opRegister, opResign, opCacheLoad, opRevision,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.

@@ -34,11 +34,13 @@ type devFlags struct {
 	agents   int
 	// s3Profile simulates S3's latency in the in-process agents' stores (segstore.Profile).
 	s3Profile string
+	// etcdQuotaBytes is the embedded etcd's --quota-backend-bytes.
+	etcdQuotaBytes int64
 }
 
 func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig(), etcdMaxTxnOps: coord.DefaultEmbedMaxTxnOps,
-		etcdMaxRequestBytes: coord.DefaultEmbedMaxRequestBytes}, dataDir: "./.streamhouse",
+		etcdMaxRequestBytes: coord.DefaultEmbedMaxRequestBytes}, dataDir: "./.streamhouse", etcdQuotaBytes: coord.DefaultEmbedQuotaBytes,
 		etcdAddr: "127.0.0.1:2379", s3Addr: "127.0.0.1:9000", agents: 1, s3Profile: segstore.ProfileNone}
 	fs := c.newFlagSet("dev", "", "Run a single-node StreamHouse for development: embedded etcd, an S3-compatible endpoint on a\n"+
 		"local directory (bucket \"streamhouse\", any credentials) and N agents, all in one process. Data\n"+
@@ -56,6 +58,8 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	fs.Var(sizeRangeValue{&f.etcdMaxRequestBytes, coord.DefaultMaxRequestBytes, coord.MaxMaxRequestBytes}, "etcd-max-request-bytes",
 		"largest etcd request `size`: the embedded etcd's --max-request-bytes and its agents' --etcd-max-request-bytes "+
 			"(Txns are packed to 2/3 of it; a flush's commit takes about 200 bytes per partition)")
+	fs.Var(sizeRangeValue{&f.etcdQuotaBytes, 1 << 20, 8 << 30}, "etcd-quota-bytes",
+		"the embedded etcd's --quota-backend-bytes: past this `size` it raises NOSPACE and refuses writes")
 	fs.StringVar(&f.s3Addr, "s3-addr", f.s3Addr, "S3 endpoint listen `address`")
 	fs.IntVar(&f.agents, "agents", f.agents, "`number` of agents to run in this process (0: only etcd and S3)")
 	fs.StringVar(&f.s3Profile, "s3-profile", f.s3Profile, "simulated S3 latency of the in-process agents: `profile` "+
@@ -205,7 +209,7 @@ func (f *devFlags) embedConfig(log hclog.Logger) (coord.EmbedConfig, error) {
 		return coord.EmbedConfig{}, err
 	}
 	return coord.EmbedConfig{Dir: filepath.Join(f.dataDir, "etcd"), Name: "dev", ClientAddr: f.etcdAddr, PeerAddr: peer,
-		MaxTxnOps: f.etcdMaxTxnOps, MaxRequestBytes: f.etcdMaxRequestBytes, Logger: quiet(log)}, nil
+		MaxTxnOps: f.etcdMaxTxnOps, MaxRequestBytes: f.etcdMaxRequestBytes, QuotaBytes: f.etcdQuotaBytes, Logger: quiet(log)}, nil
 }
 
 // coordConfig is the etcd client configuration of an in-process agent: it packs Txns to the limits

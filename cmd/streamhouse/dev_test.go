@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -303,4 +306,89 @@ func waitReady(t *testing.T, url string, done chan int, stderr *syncBuffer) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// With --etcd-quota-bytes, a test can fill the embedded etcd: once it raises NOSPACE, produce fails
+// and /readyz says why; once space is freed and the alarm disarmed, the agent leads and takes produce
+// again by itself.
+func TestDevEtcdQuota(t *testing.T) {
+	d := startDev(t, t.TempDir(), "--etcd-quota-bytes", "32MiB", "--auto-create-topics")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ep := d.line(t, "etcd endpoint")
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etcd.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddrs(t, d)...), kgo.AllowAutoTopicCreation(),
+		kgo.RecordDeliveryTimeout(90*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce := func() error {
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: "quota", Value: []byte("v")}).FirstErr()
+	}
+	if err := produce(); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 1<<20)
+	for i := 0; ; i++ {
+		if _, err := etcd.Put(ctx, fmt.Sprintf("/filler/%d", i), big); err != nil {
+			if !strings.Contains(err.Error(), "database space exceeded") {
+				t.Fatalf("filling etcd: %v", err)
+			}
+			break
+		}
+	}
+	readyz := d.line(t, "http address") + "/readyz"
+	// A produce now fails to commit (the client retries it until the alarm is gone); the failure
+	// makes the agent look at etcd's health at once.
+	retried := make(chan error, 1)
+	cl.Produce(ctx, &kgo.Record{Topic: "quota", Value: []byte("during")}, func(_ *kgo.Record, err error) { retried <- err })
+	waitStatus(t, readyz, http.StatusServiceUnavailable, "NOSPACE")
+
+	// Free the space: delete the filler, compact, defragment, disarm.
+	resp, err := etcd.Delete(ctx, "/filler/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.Defragment(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := etcd.AlarmDisarm(ctx, &clientv3.AlarmMember{}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, readyz, http.StatusOK, "ready")
+	if err := <-retried; err != nil {
+		t.Fatalf("the produce retried across the alarm: %v", err)
+	}
+	if err := produce(); err != nil {
+		t.Fatalf("produce once the alarm is disarmed: %v", err)
+	}
+}
+
+// waitStatus polls url until it answers status with a body containing want (the agent's etcd health
+// check runs every 10 s).
+func waitStatus(t *testing.T, url string, status int, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			if resp.StatusCode == status && strings.Contains(string(b), want) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer %d %q within 30s; last: %s", url, status, want, last)
 }
