@@ -49,8 +49,12 @@ type Agent struct {
 
 	// wrapSession lets in-package tests put a fault layer around the etcd session.
 	wrapSession func(session) session
+	// wrapListener lets in-package tests put a fault layer around the Kafka listener.
+	wrapListener func(net.Listener) net.Listener
 
 	kafkaLn  net.Listener
+	listen   listenState
+	rateLog  *rateLog
 	httpSrv  *http.Server
 	httpLn   net.Listener
 	stopping atomic.Bool // refuse new produce: a graceful shutdown is under way
@@ -89,6 +93,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		done:     make(chan struct{}),
 		draining: make(chan struct{}),
 		remote:   make(chan *remoteWork, 64),
+		rateLog:  newRateLog(logEvery),
 	}
 	a.cache = etcd.NewCache(a.log)
 	a.flusher = newFlusher(a)
@@ -106,6 +111,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	if a.kafkaLn, err = net.Listen("tcp", a.cfg.KafkaAddr); err != nil {
 		return fmt.Errorf("agent: kafka listener: %w", err)
+	}
+	if a.wrapListener != nil {
+		a.kafkaLn = a.wrapListener(a.kafkaLn)
 	}
 	if a.cfg.AdvertisedAddr == "" {
 		a.cfg.AdvertisedAddr = a.kafkaLn.Addr().String()

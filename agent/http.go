@@ -34,6 +34,10 @@ func (a *Agent) serveReady(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
 		return
 	}
+	if reason := a.listen.notAccepting(); reason != "" {
+		http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
+		return
+	}
 	if a.session() == nil {
 		http.Error(w, "not ready: not registered in etcd (session lost)", http.StatusServiceUnavailable)
 		return

@@ -27,6 +27,7 @@ type metrics struct {
 	writeLatency    prometheus.Histogram
 	failovers       prometheus.Counter
 	connections     prometheus.Gauge
+	acceptErrors    prometheus.Counter
 	zones           *zoneMetrics
 }
 
@@ -75,6 +76,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_partition_failover_total", Help: "Partitions this agent took over from a previous leader."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "streamhouse_kafka_connections", Help: "Open Kafka client connections."}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_kafka_accept_errors_total", Help: "Accept errors of the Kafka listener (such as too many open files), each retried after a backoff."}),
 	}
 	m.zones = newZoneMetrics()
 	for _, s := range []string{"put", "commit"} {
@@ -84,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.produceBytes, m.produceRecords, m.produceLatency, m.produceErrors, m.fetchBytes,
 			m.fetchRecords, m.flushBytes, m.flushAppends, m.flushDuration, m.bufferedBytes, m.cacheHits,
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
-			m.failovers, m.connections)
+			m.failovers, m.connections, m.acceptErrors)
 		reg.MustRegister(m.zones.collectors()...)
 	}
 	return m

@@ -92,26 +92,6 @@ func (f *inflight) finish(resp kmsg.Response) {
 	close(f.done)
 }
 
-// serveKafka accepts Kafka connections until ctx is cancelled.
-func (a *Agent) serveKafka(ctx context.Context, ln net.Listener) {
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				a.log.Error("kafka listener failed", "error", err)
-			}
-			return
-		}
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			a.serveConn(ctx, nc)
-		}()
-	}
-}
-
 // serveConn reads requests from one connection and writes their responses in order. A malformed
 // frame or an API the agent does not serve closes this connection only (as Kafka does), with a log line.
 func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
