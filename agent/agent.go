@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/coord"
 )
@@ -51,6 +52,8 @@ type Agent struct {
 	wrapSession func(session) session
 	// wrapListener lets in-package tests put a fault layer around the Kafka listener.
 	wrapListener func(net.Listener) net.Listener
+	// beforeHandle, when set by in-package tests, runs before each request is handled.
+	beforeHandle func(kmsg.Request)
 
 	kafkaLn  net.Listener
 	listen   listenState
@@ -64,6 +67,7 @@ type Agent struct {
 	draining    chan struct{} // closed when Shutdown begins: wakes long-polling fetches
 	drainOnce   sync.Once
 	ready       atomic.Bool
+	readyCheck  storeCheck // the object store check behind /readyz, cached
 
 	runCtx    context.Context // lives from Start to Close
 	cancel    context.CancelFunc
@@ -95,6 +99,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		remote:   make(chan *remoteWork, 64),
 		rateLog:  newRateLog(logEvery),
 	}
+	a.readyCheck.now = time.Now
 	a.cache = etcd.NewCache(a.log)
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)

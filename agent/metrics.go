@@ -28,6 +28,7 @@ type metrics struct {
 	failovers       prometheus.Counter
 	connections     prometheus.Gauge
 	acceptErrors    prometheus.Counter
+	requestPanics   prometheus.Counter
 	zones           *zoneMetrics
 }
 
@@ -78,6 +79,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_kafka_connections", Help: "Open Kafka client connections."}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamhouse_kafka_accept_errors_total", Help: "Accept errors of the Kafka listener (such as too many open files), each retried after a backoff."}),
+		requestPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_request_panics_total", Help: "Requests whose decoding or handling panicked (a bug); each closed its connection."}),
 	}
 	m.zones = newZoneMetrics()
 	for _, s := range []string{"put", "commit"} {
@@ -87,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.produceBytes, m.produceRecords, m.produceLatency, m.produceErrors, m.fetchBytes,
 			m.fetchRecords, m.flushBytes, m.flushAppends, m.flushDuration, m.bufferedBytes, m.cacheHits,
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
-			m.failovers, m.connections, m.acceptErrors)
+			m.failovers, m.connections, m.acceptErrors, m.requestPanics)
 		reg.MustRegister(m.zones.collectors()...)
 	}
 	return m

@@ -3,6 +3,8 @@ package agent
 import (
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // logEvery is how often one kind of rate-limited log line may appear: a flood of bad frames or of
@@ -44,4 +46,12 @@ func (r *rateLog) allow(kind string) (ok bool, suppressed int) {
 	}
 	k.last, suppressed, k.suppressed = now, k.suppressed, 0
 	return true, suppressed
+}
+
+// warnBadFrame logs why a connection is closed for what its client sent, at most once per logEvery:
+// one client sending garbage in a loop must not flood the log.
+func (a *Agent) warnBadFrame(log hclog.Logger, msg string, args ...any) {
+	if ok, suppressed := a.rateLog.allow("frame"); ok {
+		log.Warn(msg, append(args, "suppressed", suppressed)...)
+	}
 }

@@ -126,17 +126,17 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 		body, err := readFrame(r, a.cfg.MaxRequestBytes)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
-				log.Warn("closing connection", "error", err)
+				a.warnBadFrame(log, "closing connection", "error", err)
 			}
 			return
 		}
-		h, req, err := parseRequest(body)
+		h, req, err := a.parseRequestSafely(body)
 		if err != nil {
-			log.Warn("closing connection: malformed request", "error", err)
+			a.warnBadFrame(log, "closing connection: malformed request", "error", err)
 			return
 		}
 		if req == nil {
-			log.Warn("closing connection: unsupported API or version",
+			a.warnBadFrame(log, "closing connection: unsupported API or version",
 				"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
 			return
 		}
@@ -268,48 +268,62 @@ func responseSizeHint(resp kmsg.Response) int {
 
 // dispatch routes one request to its handler. Produce enqueues its batches before dispatch returns, so
 // that pipelined produce requests of one connection are sequenced in the order they were sent; every
-// handler's wait for its answer runs on its own goroutine.
+// handler's wait for its answer runs on its own goroutine. A panic anywhere in a request's handling
+// closes its connection only (see recover.go).
 func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func(), c client, req kmsg.Request, f *inflight) {
-	if sr, ok := req.(*sequenceRequest); ok {
-		wait := a.handleSequence(ctx, sr)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp := wait()
-			if resp == nil {
-				closeConn()
-			}
-			f.finish(resp)
-		}()
-		return
+	started := false // the answer is f's handler goroutine's to give
+	defer func() {
+		if r := recover(); r != nil && !started {
+			a.requestPanicked(r, req)
+			closeConn()
+			f.finish(nil)
+		}
+	}()
+	if a.beforeHandle != nil {
+		a.beforeHandle(req)
 	}
-	if p, ok := req.(*kmsg.ProduceRequest); ok {
-		wait := a.handleProduce(ctx, c, p)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp := wait()
-			if p.Acks == 0 {
-				// No answer at all; a failed acks=0 produce closes the connection instead, as in
-				// Kafka, so that the client refreshes its metadata rather than write into the void.
-				if r, ok := resp.(*kmsg.ProduceResponse); ok && produceFailed(r) {
-					closeConn()
-				}
-				resp = nil
-			}
-			f.finish(resp)
-		}()
-		return
+	var wait func() kmsg.Response
+	silent := false // no answer is the answer: an acks=0 produce
+	switch req := req.(type) {
+	case *sequenceRequest:
+		wait = a.handleSequence(ctx, req)
+	case *kmsg.ProduceRequest:
+		wait, silent = a.produceAnswer(req, a.handleProduce(ctx, c, req), closeConn), req.Acks == 0
+	default:
+		wait = func() kmsg.Response { return a.handle(ctx, c, req) }
 	}
 	wg.Add(1)
+	started = true
 	go func() {
 		defer wg.Done()
-		resp := a.handle(ctx, c, req)
-		if resp == nil {
+		var resp kmsg.Response
+		defer func() {
+			if r := recover(); r != nil {
+				a.requestPanicked(r, req)
+				resp, silent = nil, false
+			}
+			if resp == nil && !silent {
+				closeConn() // the handler could not answer, or the connection is gone already
+			}
+			f.finish(resp)
+		}()
+		resp = wait()
+	}()
+}
+
+// produceAnswer waits for a produce's answer. An acks=0 produce gets no answer at all, and a failed one
+// closes the connection instead, as in Kafka, so that the client refreshes its metadata rather than
+// write into the void.
+func (a *Agent) produceAnswer(p *kmsg.ProduceRequest, wait func() kmsg.Response, closeConn func()) func() kmsg.Response {
+	if p.Acks != 0 {
+		return wait
+	}
+	return func() kmsg.Response {
+		if r, ok := wait().(*kmsg.ProduceResponse); ok && produceFailed(r) {
 			closeConn()
 		}
-		f.finish(resp)
-	}()
+		return nil
+	}
 }
 
 // handle answers every request but Produce.
