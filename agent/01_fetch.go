@@ -16,8 +16,8 @@ import (
 //
 // Any agent serves any partition, from the index cached in memory and the extents it reads from S3
 // (cached). Batches go out as they were produced, with only their base offset and leader epoch
-// patched. A fetch at the log end waits up to MaxWaitMillis for MinBytes and is woken by the commit
-// that advances the partition, not by a timer. Fetch sessions (v7+) are not kept: SessionID is always
+// patched. A fetch at the log end waits up to MaxWaitMillis (capped at --fetch-max-wait) for MinBytes
+// and is woken by the commit that advances the partition, not by a timer. Fetch sessions (v7+) are not kept: SessionID is always
 // 0, so clients send full fetches.
 //
 // Version notes:
@@ -44,9 +44,15 @@ func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchReques
 	return resp
 }
 
-// longPoll answers a fetch once it has MinBytes, its MaxWait is over, or waiting cannot help.
+// longPoll answers a fetch once it has MinBytes, its MaxWait (at most --fetch-max-wait) is over, or
+// waiting cannot help.
 func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string) *kmsg.FetchResponse {
-	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	if wait > a.cfg.FetchMaxWait {
+		wait = a.cfg.FetchMaxWait
+		a.limitHit(limitFetchMaxWait)
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		waits := a.fetchWaits(req)
 		resp, bytes, final := a.fillFetch(ctx, req, cz)

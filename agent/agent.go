@@ -57,6 +57,8 @@ type Agent struct {
 
 	kafkaLn  net.Listener
 	listen   listenState
+	conns    *connLimiter // max.connections, max.connections.per.ip
+	budget   *byteBudget  // queued.max.request.bytes
 	rateLog  *rateLog
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -100,6 +102,12 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		rateLog:  newRateLog(logEvery),
 	}
 	a.readyCheck.now = time.Now
+	maxConns := cfg.MaxConnections
+	if maxConns == 0 {
+		maxConns = MaxConnectionsForFileLimit()
+	}
+	a.conns = newConnLimiter(maxConns, cfg.MaxConnectionsPerIP)
+	a.budget = newByteBudget(cfg.QueuedMaxRequestBytes, a.metrics.requestBytes)
 	a.cache = etcd.NewCache(a.log)
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)

@@ -30,6 +30,8 @@ type inflight struct {
 	done chan struct{}
 	resp kmsg.Response // nil: send nothing (acks=0 produce)
 	ack  bool          // a produce counted in Agent.acks until its answer is written or dropped
+	// charge is what the request is charged to the request budget, released once it is answered.
+	charge int64
 }
 
 // settle uncounts f's answer once it is written or will never be.
@@ -100,11 +102,12 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 	a.metrics.connections.Inc()
 	defer a.metrics.connections.Dec()
 	queue := make(chan *inflight, maxInFlight)
+	act := &connActivity{}
 	var handlers, writer sync.WaitGroup
 	writer.Add(1)
 	go func() {
 		defer writer.Done()
-		a.writeResponses(ctx, nc, queue, log)
+		a.writeResponses(ctx, nc, queue, act, log)
 		cancel() // a failed write ends the connection
 		nc.Close()
 	}()
@@ -121,30 +124,17 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 
-	r := bufio.NewReaderSize(nc, 64<<10)
+	fr := &frameReader{a: a, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), act: act}
 	for {
-		body, err := readFrame(r, a.cfg.MaxRequestBytes)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
-				a.warnBadFrame(log, "closing connection", "error", err)
-			}
-			return
-		}
-		h, req, err := a.parseRequestSafely(body)
-		if err != nil {
-			a.warnBadFrame(log, "closing connection: malformed request", "error", err)
-			return
-		}
-		if req == nil {
-			a.warnBadFrame(log, "closing connection: unsupported API or version",
-				"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
+		h, req, charge, ok := a.readRequest(ctx, fr, log)
+		if !ok {
 			return
 		}
 		if a.stopping.Load() {
 			a.lastRequest.Store(time.Now().UnixNano())
 			a.redirected.Add(1)
 		}
-		f := &inflight{corr: h.corr, done: make(chan struct{})}
+		f := &inflight{corr: h.corr, done: make(chan struct{}), charge: charge}
 		if _, ok := req.(*kmsg.ProduceRequest); ok {
 			// Produce read before a shutdown may hold appends the shutdown commits; produce read during
 			// one is refused, naming the successor (awaitSuccessors). Both answers count until written
@@ -155,18 +145,53 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 		select {
 		case queue <- f:
 		case <-ctx.Done():
+			a.budget.release(f.charge)
 			a.settle(f)
 			return
 		}
+		act.pending.Add(1)
 		a.dispatch(ctx, &handlers, cancel, client{id: h.clientID, remote: nc.RemoteAddr().String()}, req, f)
 	}
+}
+
+// readRequest reads and decodes a connection's next request and returns it with what it is charged
+// to the request budget (the caller releases it). False ends the connection; why is logged.
+func (a *Agent) readRequest(ctx context.Context, fr *frameReader, log hclog.Logger) (header, kmsg.Request, int64, bool) {
+	fm, err := fr.next(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ctx.Err() != nil:
+		return header{}, nil, 0, false
+	case errors.Is(err, errIdle):
+		log.Debug("closing idle connection", "error", err)
+		return header{}, nil, 0, false
+	default:
+		a.warnBadFrame(log, "closing connection", "error", err)
+		return header{}, nil, 0, false
+	}
+	h, req, err := a.parseRequestSafely(fm.body)
+	switch {
+	case err != nil:
+		a.warnBadFrame(log, "closing connection: malformed request", "error", err)
+	case req == nil:
+		a.warnBadFrame(log, "closing connection: unsupported API or version",
+			"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
+	default:
+		return h, req, a.rechargeDecoded(req, fm), true
+	}
+	a.budget.release(fm.charge)
+	return h, nil, 0, false
 }
 
 // writeResponses writes each queued response once it is ready, in queue order. What is written is
 // flushed before waiting for an answer that is not ready yet, so that a ready answer (a produce
 // acknowledgement) is never held back behind a long-polling fetch pipelined after it.
-func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *inflight, log hclog.Logger) {
+//
+// A write that makes no progress for connections.max.idle ends the connection: a client that stops
+// reading its answers holds them, and their requests' budget, no longer than an idle one is kept.
+func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *inflight, act *connActivity, log hclog.Logger) {
 	w := bufio.NewWriterSize(nc, 64<<10)
+	deadline := func() { nc.SetWriteDeadline(time.Now().Add(a.cfg.ConnectionsMaxIdle)) }
 	var buf []byte
 	var unsent []*inflight // taken from the queue, answer not yet flushed
 	defer func() {
@@ -175,14 +200,17 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 		}
 	}()
 	flush := func() bool {
+		deadline()
 		if err := w.Flush(); err != nil {
 			if ctx.Err() == nil {
 				log.Debug("write failed", "error", err)
 			}
 			return false
 		}
+		act.wrote()
 		for _, f := range unsent {
 			a.settle(f)
+			act.pending.Add(-1)
 		}
 		unsent = unsent[:0]
 		return true
@@ -210,6 +238,7 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			}
 			buf = appendResponse(buf[:0], f.corr, f.resp)
 			releaseRecords(f.resp)
+			deadline()
 			if _, err := w.Write(buf); err != nil {
 				return
 			}
@@ -275,6 +304,7 @@ func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func
 	defer func() {
 		if r := recover(); r != nil && !started {
 			a.requestPanicked(r, req)
+			a.budget.release(f.charge)
 			closeConn()
 			f.finish(nil)
 		}
@@ -302,6 +332,7 @@ func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func
 				a.requestPanicked(r, req)
 				resp, silent = nil, false
 			}
+			a.budget.release(f.charge)
 			if resp == nil && !silent {
 				closeConn() // the handler could not answer, or the connection is gone already
 			}

@@ -64,6 +64,7 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
 		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")
 	f.topicFlags(fs)
+	f.limitFlags(fs)
 	f.log = fs.logFlags()
 	fs.require("etcd", "s3-bucket")
 	return fs, f
@@ -73,6 +74,30 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 func (f *agentFlags) flushFlags(fs *flagSet) {
 	fs.DurationVar(&f.cfg.FlushInterval, "flush-interval", f.cfg.FlushInterval, "longest a produce waits for its flush (a Go `duration`)")
 	fs.Var(sizeValue{&f.cfg.FlushBytes}, "flush-bytes", "a flush starts once this `size` is buffered")
+}
+
+// limitFlags are the limits that keep one client from exhausting an agent (docs/OPERATING.md,
+// "Limits"), named as Kafka names them where Kafka has them.
+func (f *agentFlags) limitFlags(fs *flagSet) {
+	l := &f.cfg.Limits
+	fs.Var(atLeastValue{&l.MaxConnections, 0}, "max-connections", "most Kafka client `connections` open at once; "+
+		"past it new ones wait (max.connections; 0: three quarters of the open-file limit)")
+	fs.Var(atLeastValue{&l.MaxConnectionsPerIP, 0}, "max-connections-per-ip", "most Kafka `connections` from one "+
+		"address; more are closed at once (max.connections.per.ip; 0: no cap)")
+	fs.DurationVar(&l.ConnectionsMaxIdle, "connections-max-idle", l.ConnectionsMaxIdle,
+		"close a connection with nothing in flight for this `duration` (connections.max.idle.ms)")
+	fs.DurationVar(&l.FrameTimeout, "frame-timeout", l.FrameTimeout,
+		"close a connection whose request frame has not all arrived this `duration` after its first byte")
+	fs.Var(size32Value{&f.cfg.MaxRequestBytes}, "max-request-bytes", "largest request frame `size` (socket.request.max.bytes)")
+	fs.Var(sizeValue{&l.QueuedMaxRequestBytes}, "queued-max-request-bytes", "`size` of the requests being read or "+
+		"handled at once; reading waits past it (queued.max.request.bytes; at least 2.5 times --max-request-bytes)")
+	fs.DurationVar(&l.FetchMaxWait, "fetch-max-wait", l.FetchMaxWait, "longest `duration` a fetch waits for data, whatever it asks")
+	fs.Var(int32Value{&l.MaxPartitionsPerRequest}, "max-partitions-per-request",
+		"most `partitions` one CreateTopics or CreatePartitions may create")
+	fs.Var(int32Value{&l.MaxPartitions}, "max-partitions", "most `partitions` in the cluster, internal topics included")
+	fs.Var(atLeastValue{&l.MaxProducerIDsPerPartition, 1}, "max-producer-ids-per-partition",
+		"idempotent `producers` whose state a partition keeps; past it the least recently written is forgotten")
+	fs.Var(atLeastValue{&l.GroupMaxSize, 1}, "group-max-size", "most `members` of a consumer group (group.max.size)")
 }
 
 func (f *agentFlags) topicFlags(fs *flagSet) {

@@ -62,6 +62,7 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 		strings.Join(segstore.ProfileNames, ", ")+" (standard: PUT p50 30ms, p99 150ms, occasional 503 SlowDown; express: ~5ms)")
 	f.flushFlags(fs)
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
+	f.limitFlags(fs)
 	f.log = fs.logFlags()
 	return fs, f
 }
@@ -74,6 +75,7 @@ func (c *cli) dev(args []string) error {
 	if err := f.validate(); err != nil {
 		return usageError{err}
 	}
+	f.shareConnections()
 	log := f.log.logger(c.stderr)
 	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -119,6 +121,18 @@ func (f *devFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// shareConnections gives each in-process agent its share of the connections the open-file limit
+// allows, unless --max-connections says otherwise: the agents, etcd and the S3 endpoint all draw on
+// the one process's descriptors.
+func (f *devFlags) shareConnections() {
+	if f.cfg.MaxConnections != 0 || f.agents == 0 {
+		return
+	}
+	if n := agent.MaxConnectionsForFileLimit(); n > 0 {
+		f.cfg.MaxConnections = max(1, n/f.agents)
+	}
 }
 
 // devCluster is what dev runs; close stops it in reverse order of start.
