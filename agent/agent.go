@@ -59,6 +59,7 @@ type Agent struct {
 	listen   listenState
 	conns    *connLimiter // max.connections, max.connections.per.ip
 	budget   *byteBudget  // queued.max.request.bytes
+	pids     *producerIDs // which producer ids InitProducerID handed out
 	rateLog  *rateLog
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -109,6 +110,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.conns = newConnLimiter(maxConns, cfg.MaxConnectionsPerIP)
 	a.budget = newByteBudget(cfg.QueuedMaxRequestBytes, a.metrics.requestBytes)
 	a.cache = etcd.NewCache(a.log)
+	a.pids = &producerIDs{view: a.cache.NextProducerID, read: etcd.NextProducerID}
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
 	a.reader = newReader(a, cfg.CacheBytes)

@@ -148,7 +148,8 @@ type partitionCommit struct {
 	errs     []error
 	entry    coord.IndexEntry
 	states   map[int64]coord.ProducerState
-	accepted bool // at least one append gets new offsets
+	evict    []int64 // producers whose state the commit deletes (see makeRoomForProducer)
+	accepted bool    // at least one append gets new offsets
 }
 
 // sequence assigns offsets to written appends (grouped by partition), commits their index entries in
@@ -191,6 +192,9 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 			continue
 		}
 		pc.pl.next = pc.entry.LastOffset + 1
+		for _, id := range pc.evict {
+			delete(pc.pl.producers, id)
+		}
 		for id, st := range pc.states {
 			pc.pl.producers[id] = st
 		}
@@ -294,7 +298,7 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 		m := p.meta
 		if m.producerID >= 0 {
 			st, known := pc.states[m.producerID]
-			if !known {
+			if !known && !pc.evicted(m.producerID) {
 				st, known = pl.producers[m.producerID]
 			}
 			var prev *coord.ProducerState
@@ -313,6 +317,9 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			if pc.states == nil {
 				pc.states = make(map[int64]coord.ProducerState)
 			}
+			if prev == nil {
+				a.makeRoomForProducer(pc)
+			}
 			pc.states[m.producerID] = recordSequence(prev, m, next)
 		}
 		pc.bases[k] = next
@@ -328,7 +335,7 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 }
 
 func (pc *partitionCommit) commit() coord.Commit {
-	c := coord.Commit{TP: pc.pl.tp, Epoch: pc.pl.epoch, Entry: pc.entry}
+	c := coord.Commit{TP: pc.pl.tp, Epoch: pc.pl.epoch, Entry: pc.entry, DropProducers: pc.evict}
 	for _, st := range pc.states {
 		c.Producers = append(c.Producers, st)
 	}

@@ -3,6 +3,7 @@ package coord
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -17,6 +18,7 @@ type state struct {
 	agents  map[string]AgentInfo
 	leaders map[TP]leader
 	parts   map[TP]*partition
+	pidNext int64 // pid/next: the first producer id not handed out yet
 }
 
 type leader struct {
@@ -33,6 +35,7 @@ func newState(k keys, log hclog.Logger) *state {
 		agents:  map[string]AgentInfo{},
 		leaders: map[TP]leader{},
 		parts:   map[TP]*partition{},
+		pidNext: FirstProducerID,
 	}
 }
 
@@ -70,6 +73,11 @@ func (st *state) put(kv *mvccpb.KeyValue) (changed bool) {
 		st.agents[k.name] = a
 	case kindLeader:
 		st.leaders[k.tp] = leader{agent: string(kv.Value), epoch: kv.CreateRevision}
+	case kindPIDNext:
+		if n, err := strconv.ParseInt(string(kv.Value), 10, 64); err == nil && n > st.pidNext {
+			st.pidNext = n // it only grows; an older value seen late must not lower it
+		}
+		return false
 	case kindIndex:
 		var e IndexEntry
 		if err := json.Unmarshal(kv.Value, &e); err != nil {

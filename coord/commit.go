@@ -210,6 +210,24 @@ func (s *Session) encodeUnit(u *unit, commits []Commit) {
 			u.put(s.c.keys.producer(u.tp, p.ID), p, at)
 		}
 	}
+	s.encodeDrops(u, commits, producers)
+}
+
+// encodeDrops deletes the producer states the unit's commits drop, unless one of them writes the same
+// producer (etcd rejects a Txn that names a key twice; the write wins).
+func (s *Session) encodeDrops(u *unit, commits []Commit, written map[int64]int) {
+	dropped := map[int64]bool{}
+	for _, i := range u.commits {
+		for _, id := range commits[i].DropProducers {
+			if _, w := written[id]; w || dropped[id] {
+				continue
+			}
+			dropped[id] = true
+			key := s.c.keys.producer(u.tp, id)
+			u.puts = append(u.puts, clientv3.OpDelete(key))
+			u.bytes += len(key) + txnOpBytes
+		}
+	}
 }
 
 // put appends (at < 0) or replaces puts[at] with key = JSON(v), and returns the value.

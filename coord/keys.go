@@ -60,6 +60,7 @@ const (
 	kindTopic
 	kindLeader
 	kindIndex
+	kindPIDNext
 )
 
 // parsedKey is a key taken apart; only the fields of its kind are set.
@@ -77,6 +78,8 @@ func (k keys) parse(key string) parsedKey {
 		return parsedKey{}
 	}
 	switch {
+	case rest == keyPIDNext:
+		return parsedKey{kind: kindPIDNext}
 	case strings.HasPrefix(rest, dirAgents):
 		return parsedKey{kind: kindAgent, name: rest[len(dirAgents):]}
 	case strings.HasPrefix(rest, dirTopics):

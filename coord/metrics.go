@@ -16,6 +16,7 @@ const (
 	opGetTopics     = "get_topics"
 	opGetAgents     = "get_agents"
 	opAllocatePID   = "allocate_producer_id"
+	opNextPID       = "next_producer_id"
 	opLoadPartition = "load_partition"
 	opRegister      = "register"
 	opResign        = "resign"
@@ -25,7 +26,7 @@ const (
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
-	opAllocatePID, opLoadPartition, opRegister, opResign, opCacheLoad, opRevision,
+	opAllocatePID, opNextPID, opLoadPartition, opRegister, opResign, opCacheLoad, opRevision,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.

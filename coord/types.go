@@ -118,10 +118,12 @@ type ProducerState struct {
 }
 
 // Commit is one partition's share of a flush: the index entry the leader sequenced at Epoch and
-// the producer states that go with it.
+// the producer states that go with it; DropProducers are producers whose state it deletes (a partition
+// keeps a bounded number).
 type Commit struct {
-	TP        TP
-	Epoch     int64
-	Entry     IndexEntry
-	Producers []ProducerState
+	TP            TP
+	Epoch         int64
+	Entry         IndexEntry
+	Producers     []ProducerState
+	DropProducers []int64
 }
