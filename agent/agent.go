@@ -60,6 +60,7 @@ type Agent struct {
 	conns    *connLimiter // max.connections, max.connections.per.ip
 	budget   *byteBudget  // queued.max.request.bytes
 	pids     *producerIDs // which producer ids InitProducerID handed out
+	zones    zoneSet      // the zones of registered agents: the client_zone label values
 	rateLog  *rateLog
 	httpSrv  *http.Server
 	httpLn   net.Listener
