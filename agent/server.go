@@ -13,6 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// connReadBuffer is a connection's read buffer: enough for many small requests at once; a large frame
+// is read straight into its own buffer, whatever this is. Each open connection holds one, an idle one
+// too.
+const connReadBuffer = 16 << 10
+
 // maxInFlight bounds the requests one connection may have outstanding. Responses are written in
 // request order, as Kafka requires; handlers run concurrently so that one long-polling Fetch does not
 // hold up the produce requests pipelined behind it on the same connection.
@@ -124,7 +129,7 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 
-	fr := &frameReader{a: a, nc: nc, r: bufio.NewReaderSize(nc, 64<<10), act: act}
+	fr := &frameReader{a: a, nc: nc, r: bufio.NewReaderSize(nc, connReadBuffer), act: act}
 	for {
 		h, req, charge, ok := a.readRequest(ctx, fr, log)
 		if !ok {
@@ -190,7 +195,7 @@ func (a *Agent) readRequest(ctx context.Context, fr *frameReader, log hclog.Logg
 // A write that makes no progress for connections.max.idle ends the connection: a client that stops
 // reading its answers holds them, and their requests' budget, no longer than an idle one is kept.
 func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *inflight, act *connActivity, log hclog.Logger) {
-	w := bufio.NewWriterSize(nc, 64<<10)
+	var w *bufio.Writer // made for the first answer: an idle connection holds no write buffer
 	deadline := func() { nc.SetWriteDeadline(time.Now().Add(a.cfg.ConnectionsMaxIdle)) }
 	var buf []byte
 	var unsent []*inflight // taken from the queue, answer not yet flushed
@@ -216,6 +221,9 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 		return true
 	}
 	for f := range queue {
+		if w == nil {
+			w = bufio.NewWriterSize(nc, 64<<10)
+		}
 		select {
 		case <-f.done:
 		default:
