@@ -62,8 +62,9 @@ const (
 	NameRollingRestart = "rolling-restart"
 	NameHerd           = "thundering-herd"
 	NameAddRemove      = "agent-add-remove"
+	NameHostile        = "hostile-client"
 )
 
 // Names lists every fault kind.
 var Names = []string{NameAgentKill, NameAgentPause, NameEtcdPartition, NameEtcdLatency, NameS3Partition,
-	NameS3Errors, NameS3Latency, NameMemberKill, NameLeaderKill, NameRollingRestart, NameHerd, NameAddRemove}
+	NameS3Errors, NameS3Latency, NameMemberKill, NameLeaderKill, NameRollingRestart, NameHerd, NameAddRemove, NameHostile}
