@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"testing"
@@ -37,16 +39,21 @@ func inflate(v reflect.Value, n, tags int) {
 	}
 }
 
-// decodeAlloc is what decoding body as a request of key and version allocates.
+// decodeAlloc is what decoding body as a request of key and version allocates: the least of two
+// decodings, since the counter is the process's and other goroutines only add to it.
 func decodeAlloc(key, version int16, body []byte) uint64 {
-	req := kmsg.RequestForKey(key)
-	req.SetVersion(version)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_ = req.ReadFrom(body)
-	runtime.ReadMemStats(&after)
-	runtime.KeepAlive(req)
-	return after.TotalAlloc - before.TotalAlloc
+	least := uint64(math.MaxUint64)
+	for range 2 {
+		req := kmsg.RequestForKey(key)
+		req.SetVersion(version)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_ = req.ReadFrom(body)
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(req)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
 }
 
 // Decoding any request the agent serves, at any version, allocates no more than it is charged: for a
@@ -54,10 +61,10 @@ func decodeAlloc(key, version int16, body []byte) uint64 {
 // frames are the worst kind: arrays of minimal elements, with and without an unknown tagged field each.
 // Not parallel: it reads the process's allocation counter.
 func TestDecodeWithinCharge(t *testing.T) {
-	worst := 0.0
+	worst, worstAt := 0.0, ""
 	for key, r := range apis {
 		for v := r.min; v <= r.max; v++ {
-			for _, tags := range []int{0, 1, 8} {
+			for _, tags := range []int{0, 1} { // one tag costs an element a map; more add less each
 				req := kmsg.RequestForKey(key)
 				req.SetVersion(v)
 				if tags > 0 && !req.IsFlexible() {
@@ -79,7 +86,9 @@ func TestDecodeWithinCharge(t *testing.T) {
 					continue
 				}
 				ratio := float64(got) / float64(len(body))
-				worst = max(worst, ratio)
+				if ratio > worst {
+					worst, worstAt = ratio, fmt.Sprintf("%s v%d, %d tags an element", name, v, tags)
+				}
 				if ratio > decodeExpansion {
 					t.Errorf("%s v%d, %d tags an element: decoding %d bytes allocated %d (%.0fx), over decodeExpansion %d",
 						name, v, tags, len(body), got, ratio, decodeExpansion)
@@ -87,7 +96,7 @@ func TestDecodeWithinCharge(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("worst decode expansion: %.1fx", worst)
+	t.Logf("worst decode expansion: %.1fx (%s)", worst, worstAt)
 }
 
 // produceShape refuses a produce of many empty partitions or topics (whose decoded structs outweigh the
