@@ -164,3 +164,23 @@ func TestRequestBudgetWaits(t *testing.T) {
 		return metricValue(t, a, "streamhouse_request_bytes_held") == charge && hits(a, limitQueuedMaxRequestBytes) == 1
 	})
 }
+
+// A client that stops reading its answers is cut off once a write makes no progress for
+// connections.max.idle, as an idle one is: it holds the answers, and their requests' budget, no longer.
+func TestUnreadAnswersCutOff(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", withLimits(func(l *Limits) { l.ConnectionsMaxIdle = 300 * time.Millisecond }))
+	c := ledTopicConn(t, a, "unread")
+	big := strings.Repeat("x", 900<<10)
+	for range 4 {
+		wantOK(t, "produce", c.produceOne("unread", 0, valueBatch(-1, -1, -1, nil, big)).ErrorCode)
+	}
+	before := hits(a, limitConnectionsMaxIdle)
+	for range 16 { // 16 answers of 3.6 MB: far more than the socket buffers hold
+		c.send(fetchReq("unread", 0, 1, 8<<20, fetchPart{0, 0, 8 << 20}), fetchVersion)
+	}
+	waitFor(t, "the connection to be cut off", func() bool {
+		return metricValue(t, a, "streamhouse_kafka_connections") == 0 && hits(a, limitConnectionsMaxIdle) > before
+	})
+}

@@ -207,9 +207,7 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 	flush := func() bool {
 		deadline()
 		if err := w.Flush(); err != nil {
-			if ctx.Err() == nil {
-				log.Debug("write failed", "error", err)
-			}
+			a.writeFailed(ctx, err, log)
 			return false
 		}
 		act.wrote()
@@ -248,6 +246,7 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			releaseRecords(f.resp)
 			deadline()
 			if _, err := w.Write(buf); err != nil {
+				a.writeFailed(ctx, err, log)
 				return
 			}
 		}
@@ -261,6 +260,18 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			buf = nil
 		}
 	}
+}
+
+// writeFailed notes why a connection's answer could not be written; one that made no progress for
+// connections.max.idle is counted as that limit's.
+func (a *Agent) writeFailed(ctx context.Context, err error, log hclog.Logger) {
+	if ctx.Err() != nil {
+		return
+	}
+	if isTimeout(err) {
+		a.limitHit(limitConnectionsMaxIdle)
+	}
+	log.Debug("write failed", "error", err)
 }
 
 // respBufs holds the buffers of large responses between uses, so that a fetch response of megabytes

@@ -66,10 +66,10 @@ func StartHostile(ctx context.Context, cfg HostileConfig) (*Hostile, error) {
 	}
 	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, cfg.Quiet)
 	cl.Close()
-	if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+	if err == nil {
 		err = resp.Err
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) { // a previous run of the fault made it
 		return nil, fmt.Errorf("hostile: create %s: %w", cfg.Quiet, err)
 	}
 	hctx, cancel := context.WithCancel(context.Background())
