@@ -61,7 +61,7 @@ func TestKeys(t *testing.T) {
 		{k.leader(tp), parsedKey{kind: kindLeader, tp: tp}},
 		{k.indexEntry(tp, 42), parsedKey{kind: kindIndex, tp: tp, base: 42}},
 		{k.producer(tp, 7), parsedKey{}},
-		{k.pidNext(), parsedKey{}},
+		{k.pidNext(), parsedKey{kind: kindPIDNext}},
 		{"/p/leaders/zz/1", parsedKey{}},
 		{"/other/topics/x", parsedKey{}},
 	} {
