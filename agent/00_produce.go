@@ -296,6 +296,9 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err != nil {
 		return nil, err
 	}
+	if err := a.checkProducerID(ctx, meta.producerID); err != nil {
+		return nil, err
+	}
 	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: storedCRC(rp.Records), frame: frame, meta: meta, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err

@@ -17,12 +17,13 @@ import (
 //
 // Any agent serves any partition, from the index cached in memory and the extents it reads from S3
 // (cached). Batches go out as they were produced, with only their base offset and leader epoch
-// patched. A fetch at the log end waits up to MaxWaitMillis for MinBytes and is woken by the commit
-// that advances the partition, not by a timer. A fetch waits for object store reads until its MaxWait
-// plus Config.FetchReadTimeout, then answers with what it has read, in order, possibly nothing: a
-// consumer catching up over many small objects would otherwise wait for thousands of GETs, past its
-// own request timeout. Its reads go on into the cache, where the consumer's next fetch finds them.
-// Fetch sessions (v7+) are not kept: SessionID is always 0, so clients send full fetches.
+// patched. A fetch at the log end waits up to MaxWaitMillis (capped at --fetch-max-wait) for MinBytes
+// and is woken by the commit that advances the partition, not by a timer. A fetch waits for object
+// store reads until its MaxWait plus Config.FetchReadTimeout, then answers with what it has read, in
+// order, possibly nothing: a consumer catching up over many small objects would otherwise wait for
+// thousands of GETs, past its own request timeout. Its reads go on into the cache, where the
+// consumer's next fetch finds them. Fetch sessions (v7+) are not kept: SessionID is always 0, so
+// clients send full fetches.
 //
 // Version notes:
 // * v3: MaxBytes (response-level limit); the first batch is returned even when larger (KIP-74)
@@ -48,10 +49,16 @@ func (a *Agent) handleFetch(ctx context.Context, c client, req *kmsg.FetchReques
 	return resp
 }
 
-// longPoll answers a fetch once it has MinBytes, its MaxWait is over, or waiting cannot help. Reads
-// from the object store stop being waited for FetchReadTimeout after the MaxWait (readCtx).
+// longPoll answers a fetch once it has MinBytes, its MaxWait (at most --fetch-max-wait) is over, or
+// waiting cannot help. Reads from the object store stop being waited for FetchReadTimeout after the
+// MaxWait (readCtx).
 func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string) *kmsg.FetchResponse {
-	deadline := time.Now().Add(time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond)
+	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	if wait > a.cfg.FetchMaxWait {
+		wait = a.cfg.FetchMaxWait
+		a.limitHit(limitFetchMaxWait)
+	}
+	deadline := time.Now().Add(wait)
 	readCtx, cancel := context.WithDeadline(ctx, deadline.Add(a.cfg.FetchReadTimeout))
 	defer cancel()
 	for {

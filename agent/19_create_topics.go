@@ -24,7 +24,9 @@ import (
 // S3's, not followers': every partition has one leader and no followers, whatever a client asks, and
 // clients routinely ask 3. A factor of 0 or below -1 is INVALID_REPLICATION_FACTOR. Manual replica
 // assignments are INVALID_REQUEST: placement decides leaders. Partitions: 1 to maxPartitionsPerTopic, or
-// -1 for the agent's default; anything else is INVALID_PARTITIONS. Kafka's check that names differing
+// -1 for the agent's default; anything else is INVALID_PARTITIONS. A request creating more than
+// --max-partitions-per-request partitions in all, or a topic taking the cluster past --max-partitions,
+// is POLICY_VIOLATION (partition_limits.go). Kafka's check that names differing
 // only in '.' and '_' collide guards its metric names; StreamHouse's metrics do not need it.
 //
 // Version notes:
@@ -45,6 +47,8 @@ func (ta *topicAdmin) createTopics(ctx context.Context, req *kmsg.CreateTopicsRe
 	dups := duplicated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	answered := make(map[string]bool, len(req.Topics))
 	made := map[int]coord.Topic{} // response index → created topic
+	reqErr := ta.checkRequestPartitions(createTopicsPartitions(req, ta.cfg.DefaultPartitions))
+	have := ta.clusterPartitions() // and what this request created
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		if answered[rt.Topic] {
@@ -55,10 +59,16 @@ func (ta *topicAdmin) createTopics(ctx context.Context, req *kmsg.CreateTopicsRe
 		st.Topic = rt.Topic
 		var t coord.Topic
 		var err error
-		if dups[rt.Topic] {
+		switch {
+		case dups[rt.Topic]:
 			err = adminErrorf(kerr.InvalidRequest, "topic %s appears more than once in the request", quoteShort(rt.Topic))
-		} else {
-			t, err = ta.createTopic(ctx, rt, req.ValidateOnly)
+		case reqErr != nil:
+			err = reqErr
+		default:
+			t, err = ta.createTopic(ctx, rt, req.ValidateOnly, have)
+			if err == nil && !req.ValidateOnly {
+				have += int64(t.Partitions)
+			}
 		}
 		if err != nil {
 			st.ErrorCode, st.ErrorMessage = ta.answer(err)
@@ -105,11 +115,17 @@ func (ta *topicAdmin) awaitCreated(ctx context.Context, d time.Duration, resp *k
 	}
 }
 
-// createTopic validates one topic of the request and, unless validateOnly, creates it.
-func (ta *topicAdmin) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTopic, validateOnly bool) (coord.Topic, error) {
+// createTopic validates one topic of the request and, unless validateOnly, creates it in a cluster of
+// have partitions.
+func (ta *topicAdmin) createTopic(ctx context.Context, rt *kmsg.CreateTopicsRequestTopic, validateOnly bool, have int64) (coord.Topic, error) {
 	t, err := planTopic(rt, ta.cfg.DefaultPartitions)
 	if err != nil {
 		return coord.Topic{}, err
+	}
+	if _, ok := ta.view.Topic(t.Name); !ok {
+		if err := ta.checkClusterPartitions(have, int64(t.Partitions)); err != nil {
+			return coord.Topic{}, err
+		}
 	}
 	if validateOnly {
 		if _, ok := ta.view.Topic(t.Name); ok {

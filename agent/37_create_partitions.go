@@ -14,7 +14,8 @@ import (
 // CreatePartitions: v0-3
 //
 // Partition counts only grow (a count at or below the current one is INVALID_PARTITIONS, as is one
-// above maxPartitionsPerTopic). The check and the write are one compare-and-swap on the topic's etcd
+// above maxPartitionsPerTopic; growth past --max-partitions-per-request in one request, or the cluster's
+// --max-partitions, is POLICY_VIOLATION). The check and the write are one compare-and-swap on the topic's etcd
 // key, so two concurrent requests cannot both pass against the same count; ValidateOnly runs the same
 // checks against the stored topic and writes nothing. Manual assignments are INVALID_REQUEST: placement
 // decides leaders. The response waits, as CreateTopics does, until this agent's view shows the count.
@@ -33,6 +34,7 @@ func (ta *topicAdmin) createPartitions(ctx context.Context, req *kmsg.CreatePart
 	dups := duplicated(len(req.Topics), func(i int) string { return req.Topics[i].Topic })
 	answered := make(map[string]bool, len(req.Topics))
 	grown := map[int]coord.Topic{} // response index → topic as updated
+	reqErr := ta.checkRequestPartitions(ta.createPartitionsGrowth(req))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		if answered[rt.Topic] {
@@ -43,9 +45,12 @@ func (ta *topicAdmin) createPartitions(ctx context.Context, req *kmsg.CreatePart
 		st.Topic = rt.Topic
 		var t coord.Topic
 		var err error
-		if dups[rt.Topic] {
+		switch {
+		case dups[rt.Topic]:
 			err = adminErrorf(kerr.InvalidRequest, "topic %s appears more than once in the request", quoteShort(rt.Topic))
-		} else {
+		case reqErr != nil:
+			err = reqErr
+		default:
 			t, err = ta.growTopic(ctx, rt, req.ValidateOnly)
 		}
 		st.ErrorCode, st.ErrorMessage = ta.answer(err)
@@ -71,6 +76,7 @@ func (ta *topicAdmin) growTopic(ctx context.Context, rt *kmsg.CreatePartitionsRe
 		return coord.Topic{}, adminErrorf(kerr.InvalidPartitions,
 			"number of partitions must be at most %d, got %d", maxPartitionsPerTopic, rt.Count)
 	}
+	have := ta.clusterPartitions()
 	t, err := ta.store.UpdateTopic(ctx, rt.Topic, func(t *coord.Topic) error {
 		switch {
 		case !ta.serves(*t):
@@ -80,6 +86,11 @@ func (ta *topicAdmin) growTopic(ctx context.Context, rt *kmsg.CreatePartitionsRe
 				"topic currently has %d partitions, which is higher than the requested %d", t.Partitions, rt.Count)
 		case rt.Count == t.Partitions:
 			return adminErrorf(kerr.InvalidPartitions, "topic already has %d partitions", t.Partitions)
+		}
+		if err := ta.checkClusterPartitions(have, int64(rt.Count-t.Partitions)); err != nil {
+			return err
+		}
+		switch {
 		case validateOnly:
 			return errDryRun
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
@@ -65,8 +66,18 @@ type Agent struct {
 
 	// wrapSession lets in-package tests put a fault layer around the etcd session.
 	wrapSession func(session) session
+	// wrapListener lets in-package tests put a fault layer around the Kafka listener.
+	wrapListener func(net.Listener) net.Listener
+	// beforeHandle, when set by in-package tests, runs before each request is handled.
+	beforeHandle func(kmsg.Request)
 
 	kafkaLn  net.Listener
+	listen   listenState
+	conns    *connLimiter // max.connections, max.connections.per.ip
+	budget   *byteBudget  // queued.max.request.bytes
+	pids     *producerIDs // which producer ids InitProducerID handed out
+	zones    zoneSet      // the zones of registered agents: the client_zone label values
+	rateLog  *rateLog
 	httpSrv  *http.Server
 	httpLn   net.Listener
 	stopping atomic.Bool // refuse new produce: a graceful shutdown is under way
@@ -76,6 +87,7 @@ type Agent struct {
 	draining    chan struct{} // closed when Shutdown begins: wakes long-polling fetches
 	drainOnce   sync.Once
 	ready       atomic.Bool
+	readyCheck  storeCheck // the object store check behind /readyz, cached
 
 	runCtx    context.Context // lives from Start to Close
 	cancel    context.CancelFunc
@@ -105,8 +117,17 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		done:     make(chan struct{}),
 		draining: make(chan struct{}),
 		remote:   make(chan *remoteWork, 64),
+		rateLog:  newRateLog(logEvery),
 	}
+	a.readyCheck.now = time.Now
+	maxConns := cfg.MaxConnections
+	if maxConns == 0 {
+		maxConns = MaxConnectionsForFileLimit()
+	}
+	a.conns = newConnLimiter(maxConns, cfg.MaxConnectionsPerIP)
+	a.budget = newByteBudget(cfg.QueuedMaxRequestBytes, a.metrics.requestBytes)
 	a.cache = etcd.NewCache(a.log)
+	a.pids = &producerIDs{view: a.cache.NextProducerID, read: etcd.NextProducerID}
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
 	a.reader = newReader(a, cfg.CacheBytes, cfg.MaxReadBytesInFlight)
@@ -125,6 +146,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	if a.kafkaLn, err = net.Listen("tcp", a.cfg.KafkaAddr); err != nil {
 		return fmt.Errorf("agent: kafka listener: %w", err)
+	}
+	if a.wrapListener != nil {
+		a.kafkaLn = a.wrapListener(a.kafkaLn)
 	}
 	if a.cfg.AdvertisedAddr == "" {
 		a.cfg.AdvertisedAddr = a.kafkaLn.Addr().String()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Defaults for Config.
@@ -56,6 +57,41 @@ const (
 const (
 	minGCGrace     = time.Minute
 	minGCReadGrace = extentReadTimeout
+)
+
+// Defaults of the limits that keep one client from exhausting an agent (docs/OPERATING.md, "Limits").
+// Where Kafka has the limit, its name is in the comment; where Kafka's default is unlimited, these are
+// finite, and say why.
+const (
+	// DefaultMaxConnections (max.connections) 0 derives the cap from the open-file limit
+	// (MaxConnectionsForFileLimit): past that, accept fails with EMFILE anyway, and the descriptors
+	// left are what etcd and S3 need.
+	DefaultMaxConnections = 0
+	// DefaultMaxConnectionsPerIP (max.connections.per.ip) 0 is Kafka's unlimited: clients behind one
+	// NAT share an address.
+	DefaultMaxConnectionsPerIP = 0
+	DefaultConnectionsMaxIdle  = 10 * time.Minute // connections.max.idle.ms
+	// DefaultFrameTimeout bounds a frame from its first byte to its last: Kafka clients give up on a
+	// request after request.timeout.ms, 30 s by default, so a frame slower than that is not a client's.
+	DefaultFrameTimeout = 30 * time.Second
+	// DefaultQueuedMaxRequestBytes (queued.max.request.bytes; Kafka's is unlimited) must be at least 2.5
+	// times MaxRequestBytes: a Produce frame is charged for its bytes and what decoding it may take.
+	DefaultQueuedMaxRequestBytes = 256 << 20
+	// DefaultFetchMaxWait caps a fetch's MaxWaitMillis; clients ask 0.5 s (Java, librdkafka) to 5 s
+	// (franz-go), and one that waits longer than its request timeout (30 s) has given up on the answer.
+	DefaultFetchMaxWait = 30 * time.Second
+	// DefaultMaxPartitionsPerRequest is what Kafka's controller allows one CreateTopics or
+	// CreatePartitions to create.
+	DefaultMaxPartitionsPerRequest = 10000
+	// DefaultMaxPartitions bounds the cluster's partitions: each is etcd keys, a leader and leadership
+	// work on some agent (100,000 took one agent 545 MB and 35 s of leadership work).
+	DefaultMaxPartitions = 20000
+	// DefaultMaxProducerIDsPerPartition bounds the idempotent producers whose state a partition keeps
+	// (in etcd, and in its leader's memory); past it the least recently written one is forgotten.
+	DefaultMaxProducerIDsPerPartition = 1000
+	// DefaultGroupMaxSize (group.max.size; Kafka's is unlimited) bounds a consumer group's members: the
+	// group's metadata, members and their assignments, is one etcd value.
+	DefaultGroupMaxSize = 1000
 )
 
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.
@@ -109,12 +145,67 @@ type Config struct {
 	GCInterval  time.Duration
 	GCGrace     time.Duration
 	GCReadGrace time.Duration
+	Limits
 
 	Version string // reported in the registration
 
 	Logger     hclog.Logger
 	Registerer prometheus.Registerer // agent metrics; nil disables them
 	Gatherer   prometheus.Gatherer   // served on /metrics; nil serves an empty registry
+}
+
+// Limits keep one client from exhausting an agent; Kafka's names are in the comments.
+type Limits struct {
+	MaxConnections        int           // max.connections; 0: MaxConnectionsForFileLimit
+	MaxConnectionsPerIP   int           // max.connections.per.ip; 0: none
+	ConnectionsMaxIdle    time.Duration // connections.max.idle.ms
+	FrameTimeout          time.Duration // a request frame's first byte to its last
+	QueuedMaxRequestBytes int64         // queued.max.request.bytes: bytes of requests read or handled
+	FetchMaxWait          time.Duration // cap on a fetch's MaxWaitMillis
+	// MaxPartitionsPerRequest and MaxPartitions bound what CreateTopics and CreatePartitions create:
+	// in one request, and in the cluster.
+	MaxPartitionsPerRequest    int32
+	MaxPartitions              int32
+	MaxProducerIDsPerPartition int // idempotent producers whose state a partition keeps
+	GroupMaxSize               int // group.max.size
+}
+
+// NewLimits returns the default limits.
+func NewLimits() Limits {
+	return Limits{
+		MaxConnections:             DefaultMaxConnections,
+		MaxConnectionsPerIP:        DefaultMaxConnectionsPerIP,
+		ConnectionsMaxIdle:         DefaultConnectionsMaxIdle,
+		FrameTimeout:               DefaultFrameTimeout,
+		QueuedMaxRequestBytes:      DefaultQueuedMaxRequestBytes,
+		FetchMaxWait:               DefaultFetchMaxWait,
+		MaxPartitionsPerRequest:    DefaultMaxPartitionsPerRequest,
+		MaxPartitions:              DefaultMaxPartitions,
+		MaxProducerIDsPerPartition: DefaultMaxProducerIDsPerPartition,
+		GroupMaxSize:               DefaultGroupMaxSize,
+	}
+}
+
+// validate reports the first invalid limit; maxRequestBytes is the Config's.
+func (l *Limits) validate(maxRequestBytes int32) error {
+	switch {
+	case l.MaxConnections < 0 || l.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("agent: max connections (%d) and max connections per IP (%d) must not be negative",
+			l.MaxConnections, l.MaxConnectionsPerIP)
+	case l.ConnectionsMaxIdle <= 0 || l.FrameTimeout <= 0 || l.FetchMaxWait <= 0:
+		return fmt.Errorf("agent: connections max idle (%v), frame timeout (%v) and fetch max wait (%v) must be positive",
+			l.ConnectionsMaxIdle, l.FrameTimeout, l.FetchMaxWait)
+	case l.QueuedMaxRequestBytes < frameCharge(int16(kmsg.Produce), maxRequestBytes):
+		return fmt.Errorf("agent: queued max request bytes (%d) must be at least %d, 2.5 times max request bytes (%d): a produce frame is charged that much",
+			l.QueuedMaxRequestBytes, frameCharge(int16(kmsg.Produce), maxRequestBytes), maxRequestBytes)
+	case l.MaxPartitionsPerRequest <= 0 || l.MaxPartitions <= 0:
+		return fmt.Errorf("agent: max partitions per request (%d) and max partitions (%d) must be positive",
+			l.MaxPartitionsPerRequest, l.MaxPartitions)
+	case l.MaxProducerIDsPerPartition <= 0 || l.GroupMaxSize <= 0:
+		return fmt.Errorf("agent: max producer ids per partition (%d) and group max size (%d) must be positive",
+			l.MaxProducerIDsPerPartition, l.GroupMaxSize)
+	}
+	return nil
 }
 
 // NewConfig returns a Config with every default set; ID must still be given.
@@ -141,6 +232,7 @@ func NewConfig() Config {
 		GCInterval:                    DefaultGCInterval,
 		GCGrace:                       DefaultGCGrace,
 		GCReadGrace:                   DefaultGCReadGrace,
+		Limits:                        NewLimits(),
 		Version:                       "dev",
 	}
 }
@@ -185,6 +277,9 @@ func (c *Config) Validate() error {
 	case c.GCReadGrace < minGCReadGrace:
 		// A read that began before an object lost its last reference ends within its GET's timeout.
 		return fmt.Errorf("agent: GC read grace must be at least %v, got %v", minGCReadGrace, c.GCReadGrace)
+	}
+	if err := c.Limits.validate(c.MaxRequestBytes); err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {
 		return fmt.Errorf("agent: kafka address %q: %w", c.KafkaAddr, err)

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,18 +11,6 @@ import (
 
 	"github.com/streamhouse/streamhouse/coord"
 )
-
-// readyz fetches the agent's /readyz: its status and body.
-func readyz(t *testing.T, a *Agent) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + a.HTTPAddr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // While etcd reports NOSPACE (it refuses every write), /readyz says so and the alarm's gauge is 1; once
 // the alarm is disarmed, the agent is ready again by itself.

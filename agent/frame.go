@@ -13,22 +13,32 @@ import (
 // errFrame marks a request frame the agent cannot parse; the connection that sent it is closed.
 var errFrame = errors.New("agent: malformed request frame")
 
-// readFrame reads one size-prefixed Kafka frame. Frames larger than maxBytes are refused before any
-// allocation, so a hostile size prefix cannot exhaust memory.
+// readFrame reads one size-prefixed Kafka frame (an answer of another agent). Frames larger than
+// maxBytes are refused before any allocation, so a hostile size prefix cannot exhaust memory.
 func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
-	var size [4]byte
-	if _, err := io.ReadFull(r, size[:]); err != nil {
+	n, err := frameSize(r, maxBytes)
+	if err != nil {
 		return nil, err
-	}
-	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 8 || n > maxBytes {
-		return nil, fmt.Errorf("%w: frame size %d outside [8, %d]", errFrame, n, maxBytes)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, err
 	}
 	return body, nil
+}
+
+// frameSize reads the size prefix of a Kafka frame. Sizes above maxBytes are refused before anything
+// is allocated for the body, so a hostile size prefix cannot exhaust memory.
+func frameSize(r io.Reader, maxBytes int32) (int32, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return 0, err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 8 || n > maxBytes {
+		return 0, fmt.Errorf("%w: frame size %d outside [8, %d]", errFrame, n, maxBytes)
+	}
+	return n, nil
 }
 
 // header is a parsed Kafka request header.

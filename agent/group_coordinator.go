@@ -60,6 +60,7 @@ type groupConfig struct {
 	minSession       time.Duration // group.min.session.timeout.ms
 	maxSession       time.Duration // group.max.session.timeout.ms
 	maxMetadataBytes int           // offset.metadata.max.bytes
+	maxSize          int           // group.max.size
 	shards           int32         // partitions of a new offsets topic
 	writeTimeout     time.Duration // one etcd write of a group
 	loadWait         time.Duration // a request waits this long for its shard to load
@@ -68,6 +69,7 @@ type groupConfig struct {
 	retention        time.Duration // offsets.retention.minutes; 0: offsets never expire
 	retentionCheck   time.Duration // offsets.retention.check.interval.ms
 	now              func() time.Time
+	limitHit         func(limit string) // counts a limit's refusal; nil in tests
 }
 
 func defaultGroupConfig() groupConfig {
@@ -75,6 +77,7 @@ func defaultGroupConfig() groupConfig {
 		minSession:       6 * time.Second,
 		maxSession:       30 * time.Minute,
 		maxMetadataBytes: 4096,
+		maxSize:          DefaultGroupMaxSize,
 		shards:           defaultGroupShards,
 		writeTimeout:     10 * time.Second,
 		loadWait:         5 * time.Second,
@@ -126,6 +129,7 @@ type groupCoordinator struct {
 func newGroupCoordinator(a *Agent) *groupCoordinator {
 	cfg := defaultGroupConfig()
 	cfg.retention, cfg.retentionCheck = a.cfg.OffsetsRetention, a.cfg.OffsetsRetentionCheckInterval
+	cfg.maxSize, cfg.limitHit = a.cfg.GroupMaxSize, a.limitHit
 	gc := &groupCoordinator{
 		cfg:    cfg,
 		log:    a.log.Named("groups"),

@@ -28,10 +28,33 @@ func (g *group) join(req *kmsg.JoinGroupRequest, c client) (kmsg.Response, waite
 		resp.ErrorCode = kerr.InconsistentGroupProtocol.Code
 		return resp, nil
 	}
+	if g.full(req) {
+		resp.ErrorCode = kerr.GroupMaxSizeReached.Code
+		return resp, nil
+	}
 	if req.MemberID == "" {
 		return g.joinNew(req, c, resp)
 	}
 	return g.joinKnown(req, c, resp)
+}
+
+// full reports whether the join would add a member to a group of group.max.size already, members
+// pending their id counted (Kafka's GROUP_MAX_SIZE_REACHED). A member rejoining, a pending one coming
+// back with its id, or a static member taking its instance's place adds none.
+func (g *group) full(req *kmsg.JoinGroupRequest) bool {
+	if req.MemberID != "" {
+		return false
+	}
+	if req.InstanceID != nil && g.members[g.static[*req.InstanceID]] != nil {
+		return false
+	}
+	if len(g.members)+len(g.pending) < g.env.cfg.maxSize {
+		return false
+	}
+	if g.env.cfg.limitHit != nil {
+		g.env.cfg.limitHit(limitGroupMaxSize)
+	}
+	return true
 }
 
 // acceptsProtocols: a joining member must speak the group's protocol type and support a protocol

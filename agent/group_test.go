@@ -616,3 +616,25 @@ func TestGroupProtocolSelection(t *testing.T) {
 		t.Fatalf("join with no common protocol: %+v", r)
 	}
 }
+
+// A group takes at most group.max.size members, those pending their member id (KIP-394) counted: a new
+// member past it gets GROUP_MAX_SIZE_REACHED, while members already in rejoin as before.
+func TestGroupMaxSize(t *testing.T) {
+	h := newGroupHarness(t)
+	h.g.env.cfg.maxSize = 2
+	ids, gen := h.stable(2)
+	resp, w := h.join(joinReq(9, "", nil))
+	if w != nil || resp == nil || resp.ErrorCode != kerr.GroupMaxSizeReached.Code {
+		t.Fatalf("third member's join: %+v, want GROUP_MAX_SIZE_REACHED", resp)
+	}
+	static := "static-3"
+	resp, _ = h.join(joinReq(9, "", &static))
+	if resp == nil || resp.ErrorCode != kerr.GroupMaxSizeReached.Code {
+		t.Fatalf("new static member's join: %+v, want GROUP_MAX_SIZE_REACHED", resp)
+	}
+	wantErr(t, "heartbeat of a member", h.heartbeat(ids[0], gen, nil), nil)
+	_, w = h.join(joinReq(9, ids[0], nil))
+	if w == nil {
+		t.Fatal("a member's rejoin was not parked")
+	}
+}

@@ -267,9 +267,10 @@ func (a *Agent) takeLead(ctx context.Context, s session, tp coord.TP, topic stri
 		}
 		return !ok // a topic deleted meanwhile is no failure
 	}
+	producers, _ := lifecycle.RecentProducers(st.Producers, a.cfg.MaxProducerIDsPerPartition)
 	pl := &partitionLeader{tp: tp, topic: topic, epoch: ld.Rev, clientEpoch: ld.Epoch, next: st.Next,
-		producers: make(map[int64]coord.ProducerState, len(st.Producers))}
-	for _, p := range st.Producers {
+		producers: make(map[int64]coord.ProducerState, len(producers))}
+	for _, p := range producers {
 		pl.producers[p.ID] = p
 	}
 	n := a.leaders.add(tp, pl)

@@ -28,6 +28,10 @@ type metrics struct {
 	failovers       prometheus.Counter
 	leadRetries     prometheus.Counter
 	connections     prometheus.Gauge
+	acceptErrors    prometheus.Counter
+	requestPanics   prometheus.Counter
+	limitHits       *prometheus.CounterVec
+	requestBytes    prometheus.Gauge
 	zones           *zoneMetrics
 	reads           *readMetrics
 }
@@ -79,6 +83,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_leadership_retries_total", Help: "Passes of the leadership loop scheduled again after an acquisition, resignation or partition load failed."}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "streamhouse_kafka_connections", Help: "Open Kafka client connections."}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_kafka_accept_errors_total", Help: "Accept errors of the Kafka listener (such as too many open files), each retried after a backoff."}),
+		requestPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_request_panics_total", Help: "Requests whose decoding or handling panicked (a bug); each closed its connection."}),
+		limitHits: newLimitHits(),
+		requestBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamhouse_request_bytes_held", Help: "Bytes charged to the budget of requests being read or handled (--queued-max-request-bytes)."}),
 	}
 	m.zones = newZoneMetrics()
 	m.reads = newReadMetrics()
@@ -89,7 +100,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.produceBytes, m.produceRecords, m.produceLatency, m.produceErrors, m.fetchBytes,
 			m.fetchRecords, m.flushBytes, m.flushAppends, m.flushDuration, m.bufferedBytes, m.cacheHits,
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
-			m.failovers, m.leadRetries, m.connections)
+			m.failovers, m.leadRetries, m.connections, m.acceptErrors, m.requestPanics, m.limitHits, m.requestBytes)
 		reg.MustRegister(m.zones.collectors()...)
 		reg.MustRegister(m.reads.collectors()...)
 	}

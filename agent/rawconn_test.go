@@ -3,11 +3,13 @@ package agent
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +49,16 @@ func (c *rawConn) writeRaw(b []byte) {
 	c.t.Helper()
 	c.nc.SetWriteDeadline(time.Now().Add(rawIOTimeout))
 	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// writeRefused writes b to a connection the agent may close before b is all written: a write cut off
+// by the close is what the test expects, not a failure.
+func (c *rawConn) writeRefused(b []byte) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(rawIOTimeout))
+	if _, err := c.nc.Write(b); err != nil && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
 		c.t.Fatalf("write: %v", err)
 	}
 }

@@ -180,7 +180,8 @@ type partitionCommit struct {
 	entry    coord.IndexEntry
 	batches  []coord.ProducerBatch // the idempotent batches that get new offsets
 	states   map[int64]coord.ProducerState
-	accepted bool // at least one append gets new offsets
+	evict    []int64 // producers whose state the commit deletes (see makeRoomForProducer)
+	accepted bool    // at least one append gets new offsets
 }
 
 // sequence assigns offsets to written appends (grouped by partition), commits their index entries in
@@ -223,6 +224,9 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 			continue
 		}
 		pc.pl.next = pc.entry.LastOffset + 1
+		for _, id := range pc.evict {
+			delete(pc.pl.producers, id)
+		}
 		for id, st := range pc.states {
 			pc.pl.producers[id] = st
 		}
@@ -336,7 +340,7 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 		}
 		if m.producerID >= 0 {
 			st, known := pc.states[m.producerID]
-			if !known {
+			if !known && !pc.evicted(m.producerID) {
 				st, known = pl.producers[m.producerID]
 			}
 			var prev *coord.ProducerState
@@ -354,6 +358,9 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			}
 			if pc.states == nil {
 				pc.states = make(map[int64]coord.ProducerState)
+			}
+			if prev == nil {
+				a.makeRoomForProducer(pc)
 			}
 			pc.states[m.producerID] = recordSequence(prev, m, next, now)
 			pc.batches = append(pc.batches, coord.ProducerBatch{ID: m.producerID, Epoch: m.producerEpoch,

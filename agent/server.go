@@ -13,6 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// connReadBuffer is a connection's read buffer: enough for many small requests at once; a large frame
+// is read straight into its own buffer, whatever this is. Each open connection holds one, an idle one
+// too.
+const connReadBuffer = 16 << 10
+
 // maxInFlight bounds the requests one connection may have outstanding. Responses are written in
 // request order, as Kafka requires; handlers run concurrently so that one long-polling Fetch does not
 // hold up the produce requests pipelined behind it on the same connection.
@@ -30,6 +35,8 @@ type inflight struct {
 	done chan struct{}
 	resp kmsg.Response // nil: send nothing (acks=0 produce)
 	ack  bool          // a produce counted in Agent.acks until its answer is written or dropped
+	// charge is what the request is charged to the request budget, released once it is answered.
+	charge int64
 }
 
 // settle uncounts f's answer once it is written or will never be.
@@ -92,26 +99,6 @@ func (f *inflight) finish(resp kmsg.Response) {
 	close(f.done)
 }
 
-// serveKafka accepts Kafka connections until ctx is cancelled.
-func (a *Agent) serveKafka(ctx context.Context, ln net.Listener) {
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				a.log.Error("kafka listener failed", "error", err)
-			}
-			return
-		}
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			a.serveConn(ctx, nc)
-		}()
-	}
-}
-
 // serveConn reads requests from one connection and writes their responses in order. A malformed
 // frame or an API the agent does not serve closes this connection only (as Kafka does), with a log line.
 func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
@@ -120,11 +107,12 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 	a.metrics.connections.Inc()
 	defer a.metrics.connections.Dec()
 	queue := make(chan *inflight, maxInFlight)
+	act := &connActivity{}
 	var handlers, writer sync.WaitGroup
 	writer.Add(1)
 	go func() {
 		defer writer.Done()
-		a.writeResponses(ctx, nc, queue, log)
+		a.writeResponses(ctx, nc, queue, act, log)
 		cancel() // a failed write ends the connection
 		nc.Close()
 	}()
@@ -141,30 +129,17 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 
-	r := bufio.NewReaderSize(nc, 64<<10)
+	fr := &frameReader{a: a, nc: nc, r: bufio.NewReaderSize(nc, connReadBuffer), act: act}
 	for {
-		body, err := readFrame(r, a.cfg.MaxRequestBytes)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
-				log.Warn("closing connection", "error", err)
-			}
-			return
-		}
-		h, req, err := parseRequest(body)
-		if err != nil {
-			log.Warn("closing connection: malformed request", "error", err)
-			return
-		}
-		if req == nil {
-			log.Warn("closing connection: unsupported API or version",
-				"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
+		h, req, charge, ok := a.readRequest(ctx, fr, log)
+		if !ok {
 			return
 		}
 		if a.stopping.Load() {
 			a.lastRequest.Store(time.Now().UnixNano())
 			a.redirected.Add(1)
 		}
-		f := &inflight{corr: h.corr, done: make(chan struct{})}
+		f := &inflight{corr: h.corr, done: make(chan struct{}), charge: charge}
 		if _, ok := req.(*kmsg.ProduceRequest); ok {
 			// Produce read before a shutdown may hold appends the shutdown commits; produce read during
 			// one is refused, naming the successor (awaitSuccessors). Both answers count until written
@@ -175,18 +150,53 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 		select {
 		case queue <- f:
 		case <-ctx.Done():
+			a.budget.release(f.charge)
 			a.settle(f)
 			return
 		}
+		act.pending.Add(1)
 		a.dispatch(ctx, &handlers, cancel, client{id: h.clientID, remote: nc.RemoteAddr().String()}, req, f)
 	}
+}
+
+// readRequest reads and decodes a connection's next request and returns it with what it is charged
+// to the request budget (the caller releases it). False ends the connection; why is logged.
+func (a *Agent) readRequest(ctx context.Context, fr *frameReader, log hclog.Logger) (header, kmsg.Request, int64, bool) {
+	fm, err := fr.next(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ctx.Err() != nil:
+		return header{}, nil, 0, false
+	case errors.Is(err, errIdle):
+		log.Debug("closing idle connection", "error", err)
+		return header{}, nil, 0, false
+	default:
+		a.warnBadFrame(log, "closing connection", "error", err)
+		return header{}, nil, 0, false
+	}
+	h, req, err := a.parseRequestSafely(fm.body)
+	switch {
+	case err != nil:
+		a.warnBadFrame(log, "closing connection: malformed request", "error", err)
+	case req == nil:
+		a.warnBadFrame(log, "closing connection: unsupported API or version",
+			"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
+	default:
+		return h, req, a.rechargeDecoded(req, fm), true
+	}
+	a.budget.release(fm.charge)
+	return h, nil, 0, false
 }
 
 // writeResponses writes each queued response once it is ready, in queue order. What is written is
 // flushed before waiting for an answer that is not ready yet, so that a ready answer (a produce
 // acknowledgement) is never held back behind a long-polling fetch pipelined after it.
-func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *inflight, log hclog.Logger) {
-	w := bufio.NewWriterSize(nc, 64<<10)
+//
+// A write that makes no progress for connections.max.idle ends the connection: a client that stops
+// reading its answers holds them, and their requests' budget, no longer than an idle one is kept.
+func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *inflight, act *connActivity, log hclog.Logger) {
+	var w *bufio.Writer // made for the first answer: an idle connection holds no write buffer
+	deadline := func() { nc.SetWriteDeadline(time.Now().Add(a.cfg.ConnectionsMaxIdle)) }
 	var buf []byte
 	var unsent []*inflight // taken from the queue, answer not yet flushed
 	defer func() {
@@ -195,19 +205,23 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 		}
 	}()
 	flush := func() bool {
+		deadline()
 		if err := w.Flush(); err != nil {
-			if ctx.Err() == nil {
-				log.Debug("write failed", "error", err)
-			}
+			a.writeFailed(ctx, err, log)
 			return false
 		}
+		act.wrote()
 		for _, f := range unsent {
 			a.settle(f)
+			act.pending.Add(-1)
 		}
 		unsent = unsent[:0]
 		return true
 	}
 	for f := range queue {
+		if w == nil {
+			w = bufio.NewWriterSize(nc, 64<<10)
+		}
 		select {
 		case <-f.done:
 		default:
@@ -230,7 +244,9 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			}
 			buf = appendResponse(buf[:0], f.corr, f.resp)
 			releaseRecords(f.resp)
+			deadline()
 			if _, err := w.Write(buf); err != nil {
+				a.writeFailed(ctx, err, log)
 				return
 			}
 		}
@@ -244,6 +260,18 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			buf = nil
 		}
 	}
+}
+
+// writeFailed notes why a connection's answer could not be written; one that made no progress for
+// connections.max.idle is counted as that limit's.
+func (a *Agent) writeFailed(ctx context.Context, err error, log hclog.Logger) {
+	if ctx.Err() != nil {
+		return
+	}
+	if isTimeout(err) {
+		a.limitHit(limitConnectionsMaxIdle)
+	}
+	log.Debug("write failed", "error", err)
 }
 
 // respBufs holds the buffers of large responses between uses, so that a fetch response of megabytes
@@ -288,48 +316,64 @@ func responseSizeHint(resp kmsg.Response) int {
 
 // dispatch routes one request to its handler. Produce enqueues its batches before dispatch returns, so
 // that pipelined produce requests of one connection are sequenced in the order they were sent; every
-// handler's wait for its answer runs on its own goroutine.
+// handler's wait for its answer runs on its own goroutine. A panic anywhere in a request's handling
+// closes its connection only (see recover.go).
 func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func(), c client, req kmsg.Request, f *inflight) {
-	if sr, ok := req.(*sequenceRequest); ok {
-		wait := a.handleSequence(ctx, sr)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp := wait()
-			if resp == nil {
-				closeConn()
-			}
-			f.finish(resp)
-		}()
-		return
+	started := false // the answer is f's handler goroutine's to give
+	defer func() {
+		if r := recover(); r != nil && !started {
+			a.requestPanicked(r, req)
+			a.budget.release(f.charge)
+			closeConn()
+			f.finish(nil)
+		}
+	}()
+	if a.beforeHandle != nil {
+		a.beforeHandle(req)
 	}
-	if p, ok := req.(*kmsg.ProduceRequest); ok {
-		wait := a.handleProduce(ctx, c, p)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp := wait()
-			if p.Acks == 0 {
-				// No answer at all; a failed acks=0 produce closes the connection instead, as in
-				// Kafka, so that the client refreshes its metadata rather than write into the void.
-				if r, ok := resp.(*kmsg.ProduceResponse); ok && produceFailed(r) {
-					closeConn()
-				}
-				resp = nil
-			}
-			f.finish(resp)
-		}()
-		return
+	var wait func() kmsg.Response
+	silent := false // no answer is the answer: an acks=0 produce
+	switch req := req.(type) {
+	case *sequenceRequest:
+		wait = a.handleSequence(ctx, req)
+	case *kmsg.ProduceRequest:
+		wait, silent = a.produceAnswer(req, a.handleProduce(ctx, c, req), closeConn), req.Acks == 0
+	default:
+		wait = func() kmsg.Response { return a.handle(ctx, c, req) }
 	}
 	wg.Add(1)
+	started = true
 	go func() {
 		defer wg.Done()
-		resp := a.handle(ctx, c, req)
-		if resp == nil {
+		var resp kmsg.Response
+		defer func() {
+			if r := recover(); r != nil {
+				a.requestPanicked(r, req)
+				resp, silent = nil, false
+			}
+			a.budget.release(f.charge)
+			if resp == nil && !silent {
+				closeConn() // the handler could not answer, or the connection is gone already
+			}
+			f.finish(resp)
+		}()
+		resp = wait()
+	}()
+}
+
+// produceAnswer waits for a produce's answer. An acks=0 produce gets no answer at all, and a failed one
+// closes the connection instead, as in Kafka, so that the client refreshes its metadata rather than
+// write into the void.
+func (a *Agent) produceAnswer(p *kmsg.ProduceRequest, wait func() kmsg.Response, closeConn func()) func() kmsg.Response {
+	if p.Acks != 0 {
+		return wait
+	}
+	return func() kmsg.Response {
+		if r, ok := wait().(*kmsg.ProduceResponse); ok && produceFailed(r) {
 			closeConn()
 		}
-		f.finish(resp)
-	}()
+		return nil
+	}
 }
 
 // handle answers every request but Produce.

@@ -466,6 +466,7 @@ type topicStore interface {
 // topicView is what they read of the watched view (*coord.Cache).
 type topicView interface {
 	Topic(name string) (coord.Topic, bool)
+	Topics() []coord.Topic
 	TopicByID(id coord.TopicID) (coord.Topic, bool)
 	Changed() <-chan struct{}
 }
@@ -485,11 +486,13 @@ type topicAdmin struct {
 	node    int32         // this agent's Kafka node id
 	maxWait time.Duration // for the view to show a change: maxAdminWait but in tests
 	log     hclog.Logger
+	// limitHit counts a limit's refusal (nil in tests without metrics).
+	limitHit func(limit string)
 }
 
 func (a *Agent) topicAdmin() *topicAdmin {
 	return &topicAdmin{store: a.etcd, view: a.cache, serves: a.servesTopic, led: a.hasLiveLeader, cfg: &a.cfg,
-		node: a.nodeID(a.cfg.ID), maxWait: maxAdminWait, log: a.log}
+		node: a.nodeID(a.cfg.ID), maxWait: maxAdminWait, log: a.log, limitHit: a.limitHit}
 }
 
 // hasLiveLeader reports whether tp's leader key names a registered agent: a partition Metadata lists
@@ -600,6 +603,11 @@ func (ta *topicAdmin) autoCreate(ctx context.Context, name string) (coord.Topic,
 	if ta.cfg.DefaultPartitions > maxPartitionsPerTopic {
 		return coord.Topic{}, adminErrorf(kerr.InvalidPartitions, "default partition count %d is above the limit of %d",
 			ta.cfg.DefaultPartitions, maxPartitionsPerTopic)
+	}
+	if _, ok := ta.view.Topic(name); !ok {
+		if err := ta.checkClusterPartitions(ta.clusterPartitions(), int64(ta.cfg.DefaultPartitions)); err != nil {
+			return coord.Topic{}, err
+		}
 	}
 	t, err := ta.store.CreateTopic(ctx, coord.Topic{Name: name, ID: coord.NewTopicID(), Partitions: ta.cfg.DefaultPartitions})
 	created := err == nil

@@ -599,3 +599,13 @@ func TestOtherGroupsTopics(t *testing.T) {
 	checkCode(t, "describe handed over", ta.describeConfigs(describeReq(4, topicResource("ours"))).Resources[0].ErrorCode,
 		kerr.UnknownTopicOrPartition)
 }
+
+func (f *fakeTopics) Topics() []coord.Topic {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []coord.Topic
+	for _, t := range f.shown {
+		out = append(out, cloneTopic(t))
+	}
+	return out
+}

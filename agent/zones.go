@@ -3,14 +3,57 @@ package agent
 import (
 	"hash/fnv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamhouse/streamhouse/coord"
 )
 
-// unknownZone labels the bytes of clients that declare no zone.
-const unknownZone = "unknown"
+// unknownZone labels the bytes of clients that declare no zone, otherZone those of clients that declare
+// a zone no agent is registered in: a client names its own zone, and a label value per made-up name
+// would grow the metrics without bound.
+const (
+	unknownZone = "unknown"
+	otherZone   = "other"
+)
+
+// zoneSet is the zones agents are registered in, as of the watched view's last change.
+type zoneSet struct {
+	mu      sync.Mutex
+	changed <-chan struct{} // the view's change signal the set was built at
+	zones   map[string]bool
+}
+
+// zoneLabel is the client_zone label of a client of zone cz.
+func (a *Agent) zoneLabel(cz string) string {
+	if cz == "" {
+		return unknownZone
+	}
+	zs := &a.zones
+	zs.mu.Lock()
+	defer zs.mu.Unlock()
+	stale := zs.changed == nil
+	if !stale {
+		select {
+		case <-zs.changed:
+			stale = true
+		default:
+		}
+	}
+	if stale {
+		zs.changed = a.cache.Changed() // before reading, so that a change meanwhile is not missed
+		zs.zones = map[string]bool{}
+		for _, ag := range a.cache.Agents() {
+			zs.zones[ag.AZ] = true
+		}
+	}
+	if zs.zones[cz] {
+		return cz
+	}
+	a.limitHit(limitZoneLabels)
+	return otherZone
+}
 
 // clientZone is the zone a client declares: Kafka's client.rack (Fetch v11+), or, for requests that
 // carry no rack (Metadata, Produce), an `az=<zone>` element in its client id, e.g.
@@ -60,7 +103,7 @@ func newZoneMetrics() *zoneMetrics {
 	m := &zoneMetrics{
 		clientBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamhouse_client_bytes_total",
-			Help: "Record bytes received from (in) and served to (out) Kafka clients, by agent zone and client zone (unknown when the client declares none).",
+			Help: "Record bytes received from (in) and served to (out) Kafka clients, by agent zone and client zone (unknown when the client declares none, other when no agent is registered in the zone it declares).",
 		}, []string{"direction", "agent_zone", "client_zone"}),
 		crossZoneBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamhouse_cross_zone_bytes_total",
@@ -85,11 +128,7 @@ func (a *Agent) countClientRecords(direction, cz string, n int) {
 	if n == 0 {
 		return
 	}
-	label := cz
-	if label == "" {
-		label = unknownZone
-	}
-	a.metrics.zones.clientBytes.WithLabelValues(direction, a.cfg.AZ, label).Add(float64(n))
+	a.metrics.zones.clientBytes.WithLabelValues(direction, a.cfg.AZ, a.zoneLabel(cz)).Add(float64(n))
 	if cz != "" && a.cfg.AZ != "" && cz != a.cfg.AZ {
 		a.metrics.zones.crossZoneBytes.WithLabelValues("records").Add(float64(n))
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,5 +72,36 @@ func TestConsumeZoneFallback(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(a1.metrics.zones.crossZoneBytes.WithLabelValues("records")); got == 0 {
 		t.Fatal("records served across zones were not counted")
+	}
+}
+
+// A client's zone becomes a metric label only when an agent is registered in that zone: any other
+// zone is counted as "other", so however many racks clients make up, the label values stay bounded.
+// Before, 3,000 made-up racks made 3,000 series.
+func TestZoneLabelsBounded(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", func(c *Config) { c.AZ = "z1" })
+	c := ledTopicConn(t, a, "racks")
+	wantOK(t, "produce", c.produceOne("racks", 0, valueBatch(-1, -1, -1, nil, "v")).ErrorCode)
+	for i := range 50 {
+		fetch := fetchReq("racks", 0, 1, 1<<20, fetchPart{0, 0, 1 << 20})
+		fetch.Rack = fmt.Sprintf("made-up-%d", i)
+		c.roundTrip(fetch, fetchVersion)
+	}
+	fetch := fetchReq("racks", 0, 1, 1<<20, fetchPart{0, 0, 1 << 20})
+	fetch.Rack = "z1"
+	c.roundTrip(fetch, fetchVersion)
+	if n := testutil.CollectAndCount(a.metrics.zones.clientBytes); n > 3 { // in, unknown; out, other and z1
+		t.Fatalf("%d client_bytes series after 50 made-up racks", n)
+	}
+	out := func(zone string) float64 {
+		return testutil.ToFloat64(a.metrics.zones.clientBytes.WithLabelValues("out", "z1", zone))
+	}
+	if out(otherZone) == 0 || out("z1") == 0 {
+		t.Fatalf("out bytes: other %v, z1 %v; want both counted", out(otherZone), out("z1"))
+	}
+	if n := hits(a, limitZoneLabels); n != 50 {
+		t.Errorf("zone_labels hits = %v, want 50", n)
 	}
 }

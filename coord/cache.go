@@ -308,6 +308,15 @@ func (k *Cache) WaitRevision(ctx context.Context, rev int64) error {
 	}
 }
 
+// NextProducerID is pid/next as the view last saw it: every producer id below it has been handed out
+// by AllocateProducerID (one handed out a moment ago elsewhere may not be seen yet: ask
+// Client.NextProducerID).
+func (k *Cache) NextProducerID() int64 {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.st.pidNext
+}
+
 // Topics lists the topics, sorted by name.
 func (k *Cache) Topics() []Topic {
 	k.mu.RLock()

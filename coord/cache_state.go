@@ -23,6 +23,7 @@ type state struct {
 	// records are the commit records (and legacy index keys) in etcd, by key, with how many of
 	// their entries are live; a record with none is dead (deadRecords).
 	records map[string]*recordRef
+	pidNext int64 // pid/next: the first producer id not handed out yet
 }
 
 // leader is a partition's leader key: its holder, the key's create revision (the fencing epoch) and
@@ -65,6 +66,7 @@ func newState(k keys, log hclog.Logger) *state {
 		leaders: map[TP]leader{},
 		parts:   map[TP]*partition{},
 		records: map[string]*recordRef{},
+		pidNext: FirstProducerID,
 	}
 }
 
@@ -101,6 +103,11 @@ func (st *state) put(kv *mvccpb.KeyValue) (changed bool) {
 		st.agents[k.name] = a
 	case kindLeader:
 		st.leaders[k.tp] = parseLeader(kv)
+	case kindPIDNext:
+		if n, err := strconv.ParseInt(string(kv.Value), 10, 64); err == nil && n > st.pidNext {
+			st.pidNext = n // it only grows; an older value seen late must not lower it
+		}
+		return false
 	default:
 		st.putIndex(k, kv)
 		return false

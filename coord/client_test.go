@@ -66,7 +66,7 @@ func TestKeys(t *testing.T) {
 		{k.epoch(tp), parsedKey{kind: kindEpoch, tp: tp}},
 		{k.commit("01ABC"), parsedKey{kind: kindCommit, name: "01ABC"}},
 		{"/p/commits/a/b", parsedKey{}},
-		{k.pidNext(), parsedKey{}},
+		{k.pidNext(), parsedKey{kind: kindPIDNext}},
 		{"/p/leaders/zz/1", parsedKey{}},
 		{"/other/topics/x", parsedKey{}},
 	} {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 )
 
 // Defaults of EmbedConfig.
@@ -125,7 +124,7 @@ func (cfg *EmbedConfig) etcdConfig() (*embed.Config, error) {
 	// A single member. On restart etcd takes membership from its data directory and ignores
 	// this, so a changed peer address (port 0) does not matter: no peer ever dials it.
 	ec.InitialCluster = ec.InitialClusterFromName(cfg.Name)
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zapToHclog(cfg.Logger.Named("etcd")))
 	ec.AutoCompactionMode = "revision"
 	ec.AutoCompactionRetention = DefaultEmbedCompactionRetention
 	ec.QuotaBackendBytes = cfg.QuotaBytes

@@ -93,6 +93,7 @@ const (
 	kindLogStart
 	kindEpoch
 	kindProducer
+	kindPIDNext
 )
 
 // parsedKey is a key taken apart; only the fields of its kind are set.
@@ -110,6 +111,8 @@ func (k keys) parse(key string) parsedKey {
 		return parsedKey{}
 	}
 	switch {
+	case rest == keyPIDNext:
+		return parsedKey{kind: kindPIDNext}
 	case strings.HasPrefix(rest, dirAgents):
 		return parsedKey{kind: kindAgent, name: rest[len(dirAgents):]}
 	case strings.HasPrefix(rest, dirTopics):

@@ -19,6 +19,7 @@ const (
 	opMaintain      = "maintain"
 	opDeleteRecords = "delete_records"
 	opHealth        = "health"
+	opNextPID       = "next_producer_id"
 	opRegister      = "register"
 	opResign        = "resign"
 	opCacheLoad     = "cache_load"
@@ -27,7 +28,7 @@ const (
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
-	opAllocatePID, opMaintain, opDeleteRecords, opHealth, opRegister, opResign, opCacheLoad, opRevision,
+	opAllocatePID, opMaintain, opDeleteRecords, opHealth, opNextPID, opRegister, opResign, opCacheLoad, opRevision,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.

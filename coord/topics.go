@@ -193,6 +193,23 @@ func (c *Client) Agents(ctx context.Context) ([]AgentInfo, error) {
 // FirstProducerID is the first id AllocateProducerID hands out.
 const FirstProducerID = 1000
 
+// NextProducerID reads pid/next from etcd: the first producer id AllocateProducerID has not handed out.
+func (c *Client) NextProducerID(ctx context.Context) (int64, error) {
+	defer c.metrics.observeQuery(ctx, opNextPID, time.Now())
+	resp, err := c.etcd.Get(ctx, c.keys.pidNext())
+	if err != nil {
+		return 0, fmt.Errorf("coord: read %s: %w", c.keys.pidNext(), err)
+	}
+	if len(resp.Kvs) == 0 {
+		return FirstProducerID, nil
+	}
+	n, err := strconv.ParseInt(string(resp.Kvs[0].Value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("coord: bad %s: %w", c.keys.pidNext(), err)
+	}
+	return n, nil
+}
+
 // AllocateProducerID returns a producer id no other caller ever got: ids are dense from
 // FirstProducerID, handed out by compare-and-swap on pid/next.
 func (c *Client) AllocateProducerID(ctx context.Context) (int64, error) {

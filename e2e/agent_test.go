@@ -18,9 +18,15 @@ type agentProc struct {
 // the ports it bound: the printed command asks for port 0) and waits until /readyz answers 200.
 func startAgent(t *testing.T, d *dev, name string, extra ...string) *agentProc {
 	t.Helper()
+	return startAgentLimited(t, d, name, 0, extra...)
+}
+
+// startAgentLimited is startAgent with the agent's open-file limit lowered to nofile (0: as it is).
+func startAgentLimited(t *testing.T, d *dev, name string, nofile int, extra ...string) *agentProc {
+	t.Helper()
 	env, args := parseAgentCommand(t, d.line(t, "start an agent with: "))
 	args = append(append(args, extra...), "--log-format", "json")
-	a := &agentProc{proc: startProc(t, name, env, args...)}
+	a := &agentProc{proc: startLimited(t, name, env, nofile, args...)}
 	started := a.waitLog(t, "agent started", startTimeout)
 	kafka, _ := started["kafka"].(string)
 	http, _ := started["http"].(string)

@@ -92,6 +92,24 @@ type proc struct {
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	needBinary(t)
+	return startProgram(t, name, env, bin, args...)
+}
+
+// startLimited is startProc with the process's open-file limit lowered to nofile, soft and hard, as a
+// shell's ulimit sets it (0: as it is): a connection flood then meets it with a few hundred connections.
+func startLimited(t *testing.T, name string, env []string, nofile int, args ...string) *proc {
+	t.Helper()
+	if nofile == 0 {
+		return startProc(t, name, env, args...)
+	}
+	needBinary(t)
+	script := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
+	return startProgram(t, name, env, "/bin/sh", append([]string{"-c", script, bin}, args...)...)
+}
+
+// startProgram is startProc of another program (a shell that sets a limit, then runs streamhouse).
+func startProgram(t *testing.T, name string, env []string, program string, args ...string) *proc {
+	t.Helper()
 	dir := t.TempDir()
 	p := &proc{name: name, logPath: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	logFile, err := os.Create(p.logPath)
@@ -99,7 +117,7 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p.out, p.log = newLineWriter(), newLineWriter()
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = exec.Command(program, args...)
 	p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = childEnv(env...), p.out, io.MultiWriter(logFile, p.log)
 	p.cmd.SysProcAttr = procAttr()
 	if err := p.cmd.Start(); err != nil {
@@ -309,9 +327,15 @@ type dev struct {
 // waits until it prints "ready" and every agent's /readyz answers 200. args are extra dev flags.
 func startDev(t *testing.T, dataDir string, args ...string) *dev {
 	t.Helper()
+	return startDevLimited(t, dataDir, 0, args...)
+}
+
+// startDevLimited is startDev with the process's open-file limit lowered to nofile (0: as it is).
+func startDevLimited(t *testing.T, dataDir string, nofile int, args ...string) *dev {
+	t.Helper()
 	args = append([]string{"dev", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0"}, args...)
-	d := &dev{proc: startProc(t, "dev", nil, args...), dataDir: dataDir}
+	d := &dev{proc: startLimited(t, "dev", nil, nofile, args...), dataDir: dataDir}
 	d.waitLine(t, "ready", startTimeout)
 	d.etcd, d.s3, d.bucket = d.line(t, "etcd endpoint: "), d.line(t, "s3 endpoint: "), d.line(t, "s3 bucket: ")
 	d.kafka, d.http = d.out.all("kafka address: "), d.out.all("http address: ")

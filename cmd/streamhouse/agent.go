@@ -69,6 +69,7 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")
 	f.topicFlags(fs)
 	f.lifecycleFlags(fs)
+	f.limitFlags(fs)
 	f.log = fs.logFlags()
 	fs.require("etcd", "s3-bucket")
 	return fs, f
@@ -96,6 +97,30 @@ func (f *agentFlags) lifecycleFlags(fs *flagSet) {
 		"objects younger than this are never deleted; a flush or merge commits its object within half of it (a Go `duration`, at least 1m)")
 	fs.DurationVar(&f.cfg.GCReadGrace, "gc-read-grace", f.cfg.GCReadGrace,
 		"an unreferenced object is deleted only once GC has found it unreferenced this long (a Go `duration`, at least 30s)")
+}
+
+// limitFlags are the limits that keep one client from exhausting an agent (docs/OPERATING.md,
+// "Limits"), named as Kafka names them where Kafka has them.
+func (f *agentFlags) limitFlags(fs *flagSet) {
+	l := &f.cfg.Limits
+	fs.Var(atLeastValue{&l.MaxConnections, 0}, "max-connections", "most Kafka client `connections` open at once; "+
+		"past it new ones wait (max.connections; 0: three quarters of the open-file limit)")
+	fs.Var(atLeastValue{&l.MaxConnectionsPerIP, 0}, "max-connections-per-ip", "most Kafka `connections` from one "+
+		"address; more are closed at once (max.connections.per.ip; 0: no cap)")
+	fs.DurationVar(&l.ConnectionsMaxIdle, "connections-max-idle", l.ConnectionsMaxIdle,
+		"close a connection with nothing in flight for this `duration` (connections.max.idle.ms)")
+	fs.DurationVar(&l.FrameTimeout, "frame-timeout", l.FrameTimeout,
+		"close a connection whose request frame has not all arrived this `duration` after its first byte")
+	fs.Var(size32Value{&f.cfg.MaxRequestBytes}, "max-request-bytes", "largest request frame `size` (socket.request.max.bytes)")
+	fs.Var(sizeValue{&l.QueuedMaxRequestBytes}, "queued-max-request-bytes", "`size` of the requests being read or "+
+		"handled at once; reading waits past it (queued.max.request.bytes; at least 2.5 times --max-request-bytes)")
+	fs.DurationVar(&l.FetchMaxWait, "fetch-max-wait", l.FetchMaxWait, "longest `duration` a fetch waits for data, whatever it asks")
+	fs.Var(int32Value{&l.MaxPartitionsPerRequest}, "max-partitions-per-request",
+		"most `partitions` one CreateTopics or CreatePartitions may create")
+	fs.Var(int32Value{&l.MaxPartitions}, "max-partitions", "most `partitions` in the cluster, internal topics included")
+	fs.Var(atLeastValue{&l.MaxProducerIDsPerPartition, 1}, "max-producer-ids-per-partition",
+		"idempotent `producers` whose state a partition keeps; past it the least recently written is forgotten")
+	fs.Var(atLeastValue{&l.GroupMaxSize, 1}, "group-max-size", "most `members` of a consumer group (group.max.size)")
 }
 
 func (f *agentFlags) topicFlags(fs *flagSet) {

@@ -67,6 +67,7 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	f.flushFlags(fs)
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
 	f.lifecycleFlags(fs)
+	f.limitFlags(fs)
 	f.log = fs.logFlags()
 	return fs, f
 }
@@ -79,6 +80,7 @@ func (c *cli) dev(args []string) error {
 	if err := f.validate(); err != nil {
 		return usageError{err}
 	}
+	f.shareConnections()
 	log := f.log.logger(c.stderr)
 	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -124,6 +126,18 @@ func (f *devFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// shareConnections gives each in-process agent its share of the connections the open-file limit
+// allows, unless --max-connections says otherwise: the agents, etcd and the S3 endpoint all draw on
+// the one process's descriptors.
+func (f *devFlags) shareConnections() {
+	if f.cfg.MaxConnections != 0 || f.agents == 0 {
+		return
+	}
+	if n := agent.MaxConnectionsForFileLimit(); n > 0 {
+		f.cfg.MaxConnections = max(1, n/f.agents)
+	}
 }
 
 // devCluster is what dev runs; close stops it in reverse order of start.

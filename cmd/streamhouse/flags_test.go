@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/streamhouse/streamhouse/agent"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -329,4 +330,74 @@ func devEtcdConfigs(t *testing.T, args []string, env map[string]string, usage st
 		t.Fatal(err)
 	}
 	return ec, f.coordConfig([]string{"127.0.0.1:2379"}, cfg), true
+}
+
+// limitArgs sets every limit; wantLimits checks a config got them.
+var limitArgs = []string{"--max-connections", "100", "--max-connections-per-ip", "10", "--connections-max-idle", "1m",
+	"--frame-timeout", "5s", "--max-request-bytes", "8MiB", "--queued-max-request-bytes", "64MiB", "--fetch-max-wait", "2s",
+	"--max-partitions-per-request", "50", "--max-partitions", "500", "--max-producer-ids-per-partition", "7",
+	"--group-max-size", "9"}
+
+func wantLimits(t *testing.T, cfg agent.Config) {
+	t.Helper()
+	l := cfg.Limits
+	if l.MaxConnections != 100 || l.MaxConnectionsPerIP != 10 || l.ConnectionsMaxIdle != time.Minute ||
+		l.FrameTimeout != 5*time.Second || cfg.MaxRequestBytes != 8<<20 || l.QueuedMaxRequestBytes != 64<<20 ||
+		l.FetchMaxWait != 2*time.Second || l.MaxPartitionsPerRequest != 50 || l.MaxPartitions != 500 ||
+		l.MaxProducerIDsPerPartition != 7 || l.GroupMaxSize != 9 {
+		t.Errorf("limits %+v, max request bytes %d", l, cfg.MaxRequestBytes)
+	}
+}
+
+// Every limit is a flag of agent and of dev, and a variable; a budget below 2.5 frames is refused.
+func TestLimitFlags(t *testing.T) {
+	fs, f := newTestCLI(t, nil, "").agentFlagSet()
+	if _, err := fs.parseN(append([]string{"--etcd", "e", "--s3-bucket", "b"}, limitArgs...), 0); err != nil {
+		t.Fatal(err)
+	}
+	wantLimits(t, f.cfg)
+
+	env := map[string]string{"STREAMHOUSE_GROUP_MAX_SIZE": "9", "STREAMHOUSE_MAX_REQUEST_BYTES": "8MiB"}
+	fs, f = newTestCLI(t, env, "").agentFlagSet()
+	if _, err := fs.parseN([]string{"--etcd", "e", "--s3-bucket", "b"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.GroupMaxSize != 9 || f.cfg.MaxRequestBytes != 8<<20 {
+		t.Errorf("from the environment: group max size %d, max request bytes %d", f.cfg.GroupMaxSize, f.cfg.MaxRequestBytes)
+	}
+
+	dfs, df := newTestCLI(t, nil, "").devFlagSet()
+	if _, err := dfs.parseN(limitArgs, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := df.agentConfig(1, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLimits(t, cfg)
+
+	err = newTestCLI(t, nil, "").agent([]string{"--etcd", "e", "--s3-bucket", "b", "--queued-max-request-bytes", "100MiB"})
+	if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), "2.5 times max request bytes") {
+		t.Errorf("a budget of one frame: %v, want a usage error", err)
+	}
+}
+
+// dev's agents share the connections the open-file limit allows, unless --max-connections is given.
+func TestDevSharesConnections(t *testing.T) {
+	fs, f := newTestCLI(t, nil, "").devFlagSet()
+	if _, err := fs.parseN([]string{"--agents", "4"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.shareConnections()
+	if all := agent.MaxConnectionsForFileLimit(); all > 0 && f.cfg.MaxConnections != max(1, all/4) {
+		t.Errorf("each of 4 agents may open %d connections of the %d the file limit allows", f.cfg.MaxConnections, all)
+	}
+	fs, f = newTestCLI(t, nil, "").devFlagSet()
+	if _, err := fs.parseN([]string{"--agents", "4", "--max-connections", "7"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.shareConnections()
+	if f.cfg.MaxConnections != 7 {
+		t.Errorf("--max-connections 7 became %d", f.cfg.MaxConnections)
+	}
 }

@@ -97,6 +97,28 @@ func (v sizeRangeValue) Set(s string) error {
 	return nil
 }
 
+// size32Value is a size flag (sizeValue) kept in an int32, as Kafka's frame sizes are.
+type size32Value struct{ p *int32 }
+
+func (v size32Value) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return formatSize(int64(*v.p))
+}
+
+func (v size32Value) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	if n <= 0 || n > math.MaxInt32 {
+		return fmt.Errorf("want a size from 1 to %s", formatSize(math.MaxInt32))
+	}
+	*v.p = int32(n)
+	return nil
+}
+
 // int32Value is an int32 flag (partition counts and numbers are int32 in Kafka).
 type int32Value struct{ p *int32 }
 

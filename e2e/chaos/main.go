@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type config struct {
 	rate          int
 	ttl           time.Duration
 	herdConns     int
+	hostileConns  int
 	recordTimeout time.Duration
 	churn         time.Duration
 	only          []string
@@ -72,6 +74,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.rate, "rate", 150, "records/s over every producer")
 	fs.DurationVar(&cfg.ttl, "lease-ttl", 3*time.Second, "agents' --lease-ttl")
 	fs.IntVar(&cfg.herdConns, "herd-conns", 200, "client connections of the thundering herd")
+	fs.IntVar(&cfg.hostileConns, "hostile-conns", agentMaxConnsPerIP+8,
+		"idle connections the hostile clients hold to each agent (the agents take "+strconv.Itoa(agentMaxConnsPerIP)+" from one address)")
 	fs.DurationVar(&cfg.recordTimeout, "record-timeout", 5*time.Second, "delivery deadline of the last producer's records (0: none)")
 	fs.DurationVar(&cfg.churn, "churn", 15*time.Second, "a group member leaves and another joins this often (0: never)")
 	fs.StringVar(&only, "faults", "", "comma-separated `names` of the faults to inject (default: all of "+strings.Join(fault.Names, ", ")+")")

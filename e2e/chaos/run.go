@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/streamhouse/streamhouse/e2e/chaos/checker"
@@ -24,6 +25,15 @@ const (
 	recoveryTimeout = 90 * time.Second
 	drainTimeout    = 2 * time.Minute // plus a quarter of the run: a cold read of a long log takes a while
 )
+
+// agentMaxConnsPerIP is every agent's --max-connections-per-ip: above what the thundering herd's
+// clients open to one agent, below what the hostile clients' idle flood tries.
+const agentMaxConnsPerIP = 512
+
+// agentLimits are the limits every agent runs with besides that: short enough for the hostile clients'
+// partial frames and idle connections to be cut off, and their long polls answered, within a fault.
+var agentLimits = []string{"--max-connections-per-ip", strconv.Itoa(agentMaxConnsPerIP), "--connections-max-idle", "10s",
+	"--frame-timeout", "2s", "--fetch-max-wait", "5s"}
 
 // runner is one chaos run.
 type runner struct {
@@ -91,7 +101,7 @@ func (r *runner) run() (res *results, err error) {
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	r.c, err = cluster.Start(sctx, cluster.Config{Dir: r.cfg.out, Bin: r.cfg.bin, EtcdBin: r.cfg.etcdBin,
-		Agents: r.cfg.agents, LeaseTTL: r.cfg.ttl, Seed: r.cfg.seed, Logf: r.log.printf})
+		Agents: r.cfg.agents, LeaseTTL: r.cfg.ttl, AgentFlags: agentLimits, Seed: r.cfg.seed, Logf: r.log.printf})
 	if err != nil {
 		return nil, fmt.Errorf("start the cluster: %w", err)
 	}
@@ -103,7 +113,8 @@ func (r *runner) run() (res *results, err error) {
 		return nil, err
 	}
 	sched, err := fault.NewSchedule(r.cfg.seed, fault.Options{TTL: r.cfg.ttl, Agents: r.c.Agents(),
-		Members: r.c.Members(), HerdConns: r.cfg.herdConns, Only: r.cfg.only})
+		Members: r.c.Members(), HerdConns: r.cfg.herdConns, HostileConns: r.cfg.hostileConns,
+		HostileTopic: topicName(0), Only: r.cfg.only})
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +125,7 @@ func (r *runner) run() (res *results, err error) {
 func (r *runner) startWorkload(ctx context.Context) error {
 	var topics []string
 	for i := range r.cfg.topics {
-		topics = append(topics, fmt.Sprintf("chaos-%c", 'a'+i))
+		topics = append(topics, topicName(i))
 	}
 	var err error
 	r.w, err = workload.New(workload.Config{Seeds: r.c.Brokers, Topics: topics, Partitions: r.cfg.partitions,
@@ -219,6 +230,9 @@ func (r *runner) phase(ctx context.Context, f fault.Fault, phase string, fn func
 		End: time.Now(), Outcome: outcome(err), Err: errString(err)})
 	return err
 }
+
+// topicName is the name of the workload's topic i.
+func topicName(i int) string { return fmt.Sprintf("chaos-%c", 'a'+i) }
 
 func outcome(err error) history.Outcome {
 	if err != nil {

@@ -1,12 +1,14 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -63,6 +65,9 @@ type MaintainConfig struct {
 	// ProducerExpiration forgets a producer whose last batch on a partition is older (Kafka's
 	// producer.id.expiration.ms); 0 never does.
 	ProducerExpiration time.Duration
+	// MaxProducers is the most producers whose snapshots a partition keeps: the most recently
+	// written; 0 keeps all.
+	MaxProducers int
 	Patch              PatchFunc
 	Logger             hclog.Logger
 	Metrics            *Metrics
@@ -337,14 +342,36 @@ func (m *Maintainer) snapshot(ctx context.Context, lead Lead, w Writer, tail []c
 	if !ok {
 		return nil
 	}
+	kept, dropped := RecentProducers(st.Producers, m.cfg.MaxProducers)
 	var put []coord.ProducerState
-	for _, p := range st.Producers {
+	var drop []int64
+	for _, p := range kept {
 		if ids[p.ID] {
 			put = append(put, p)
 		}
 	}
-	_, err := w.WriteProducers(ctx, lead.TP, lead.Epoch, put, nil)
+	for _, p := range dropped {
+		drop = append(drop, p.ID)
+	}
+	_, err := w.WriteProducers(ctx, lead.TP, lead.Epoch, put, drop)
 	return err
+}
+
+// RecentProducers splits producers into the max most recently written (by their last batch's offset)
+// and the rest; max 0 keeps all.
+func RecentProducers(producers []coord.ProducerState, max int) (kept, dropped []coord.ProducerState) {
+	if max <= 0 || len(producers) <= max {
+		return producers, nil
+	}
+	sorted := slices.Clone(producers)
+	last := func(p coord.ProducerState) int64 {
+		if n := len(p.Batches); n > 0 {
+			return p.Batches[n-1].LastOffset
+		}
+		return -1
+	}
+	slices.SortFunc(sorted, func(a, b coord.ProducerState) int { return cmp.Compare(last(b), last(a)) })
+	return sorted[:max], sorted[max:]
 }
 
 // expireProducers deletes the snapshots of producers idle longer than ProducerExpiration with no batch

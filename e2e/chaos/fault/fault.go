@@ -65,9 +65,10 @@ const (
 	NameRollingRestart = "rolling-restart"
 	NameHerd           = "thundering-herd"
 	NameAddRemove      = "agent-add-remove"
+	NameHostile        = "hostile-client"
 )
 
 // Names lists every fault kind.
 var Names = []string{NameAgentKill, NameAgentPause, NameEtcdPartition, NameEtcdLatency, NameS3Partition,
 	NameS3Errors, NameS3Latency, NameMemberKill, NameLeaderKill, NameEtcdNoSpace, NameRollingRestart, NameHerd,
-	NameAddRemove}
+	NameAddRemove, NameHostile}

@@ -12,6 +12,7 @@ import (
 	"github.com/streamhouse/streamhouse/e2e/chaos/cluster"
 	"github.com/streamhouse/streamhouse/e2e/chaos/proxy"
 	"github.com/streamhouse/streamhouse/e2e/chaos/s3fault"
+	"github.com/streamhouse/streamhouse/e2e/chaos/workload"
 )
 
 var _ Cluster = (*cluster.Cluster)(nil)
@@ -228,5 +229,64 @@ func TestScheduleOnly(t *testing.T) {
 	o.Only = []string{"clock-jump"}
 	if _, err := NewSchedule(1, o); err == nil {
 		t.Error("an unknown fault name was accepted")
+	}
+}
+
+// fakeHostile is bad clients that report what Close is told to.
+type fakeHostile struct {
+	closed bool
+	err    error
+}
+
+func (h *fakeHostile) Close() error   { h.closed = true; return h.err }
+func (h *fakeHostile) Report() string { return "hostile clients sent: idle 3" }
+
+// The hostile clients run while another fault is in effect: they start before it is injected and
+// stop after it is healed, and what they saw fails the heal.
+func TestHostileClient(t *testing.T) {
+	h := &fakeHostile{}
+	var cfg workload.HostileConfig
+	startHostile = func(_ context.Context, c workload.HostileConfig) (hostileRun, error) {
+		cfg = c
+		return h, nil
+	}
+	c := newFake()
+	f := &HostileClient{During: &AgentKill{Agent: "a2"}, Conns: 7, Topic: "chaos-a"}
+	if err := f.Inject(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.calls, []string{"kill a2"}) || cfg.IdleConns != 7 || cfg.Topic != "chaos-a" || cfg.IdleFrom == cfg.From {
+		t.Errorf("inject: calls %q, config %+v", c.calls, cfg)
+	}
+	if err := f.Heal(context.Background(), c); err != nil || !h.closed {
+		t.Fatalf("heal: %v, closed %v", err, h.closed)
+	}
+	if !strings.HasPrefix(f.String(), NameHostile) || !strings.Contains(f.String(), "agent-kill a2") ||
+		!strings.Contains(f.Report(), "idle 3") {
+		t.Errorf("String %q, Report %q", f.String(), f.Report())
+	}
+	h.err = fmt.Errorf("a2 took a batch from made-up producer id 7")
+	if err := f.Heal(context.Background(), c); err == nil {
+		t.Error("a violation of the hostile clients did not fail the heal")
+	}
+}
+
+// A hostile-client step runs during another fault of the schedule, for that fault's hold.
+func TestScheduleHostile(t *testing.T) {
+	o := opts()
+	o.Only, o.HostileConns, o.HostileTopic = []string{NameHostile, NameAgentKill}, 520, "chaos-a"
+	s, err := NewSchedule(3, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		st := s.Next()
+		h, ok := st.Fault.(*HostileClient)
+		if !ok {
+			continue
+		}
+		if h.During.Name() != NameAgentKill || h.Conns != 520 || h.Topic != "chaos-a" || st.Hold <= o.TTL {
+			t.Errorf("hostile step %v", st)
+		}
 	}
 }

@@ -24,7 +24,11 @@ type Options struct {
 	Agents    []string      // targets of agent faults
 	Members   []string      // targets of etcd member faults
 	HerdConns int           // clients of the thundering herd
-	Only      []string      // fault names to draw from; empty: every fault
+	// HostileConns is the idle connections the hostile clients hold to each agent, and HostileTopic a
+	// workload topic they send made-up producer ids to.
+	HostileConns int
+	HostileTopic string
+	Only         []string // fault names to draw from; empty: every fault
 }
 
 // Schedule draws faults, their targets, their parameters and how long they last from a seed: the
@@ -116,6 +120,19 @@ func (s *Schedule) step(name string) Step {
 		return Step{&ThunderingHerd{Conns: s.opts.HerdConns}, 0}
 	case NameAddRemove:
 		return Step{&AddRemove{}, s.between(3*time.Second, 6*time.Second)}
+	case NameHostile:
+		return s.hostile()
 	}
 	panic("fault: no step for " + name)
+}
+
+// hostile is a HostileClient step during another fault, drawn from the others the schedule has, for
+// as long as that fault holds.
+func (s *Schedule) hostile() Step {
+	others := slices.DeleteFunc(slices.Clone(s.names), func(n string) bool { return n == NameHostile })
+	if len(others) == 0 {
+		others = slices.DeleteFunc(slices.Clone(Names), func(n string) bool { return n == NameHostile })
+	}
+	during := s.step(others[s.rng.IntN(len(others))])
+	return Step{&HostileClient{During: during.Fault, Conns: s.opts.HostileConns, Topic: s.opts.HostileTopic}, during.Hold}
 }
