@@ -181,7 +181,6 @@ func (s *Session) encodeUnit(u *unit) {
 	}
 }
 
-
 // entrySize is an entry's encoded size in a record (encodeRecord), counting 3 bytes for each
 // extent's object number (up to 2 million objects in a record).
 func entrySize(re *RecordEntry) int {

@@ -68,10 +68,10 @@ type MaintainConfig struct {
 	// MaxProducers is the most producers whose snapshots a partition keeps: the most recently
 	// written; 0 keeps all.
 	MaxProducers int
-	Patch              PatchFunc
-	Logger             hclog.Logger
-	Metrics            *Metrics
-	Now                func() time.Time // nil: time.Now
+	Patch        PatchFunc
+	Logger       hclog.Logger
+	Metrics      *Metrics
+	Now          func() time.Time // nil: time.Now
 }
 
 // ErrStale is the error of a step abandoned because it could not be committed while its object was
