@@ -19,17 +19,22 @@ const (
 	// DefaultFlushBytes stays under what one producer can have in flight to one partition (Kafka clients
 	// keep at most five requests in flight and a partition's batch under 1 MB): with more, a lone fast
 	// producer waits for the flush interval every five requests (measured: 46 MiB/s with 8 MiB).
-	DefaultFlushBytes        = 4 << 20
-	DefaultCacheBytes        = 256 << 20
-	DefaultMaxBufferedBytes  = 64 << 20
-	DefaultLeaseTTL          = 10 * time.Second
-	DefaultPartitions        = 1
-	DefaultMaxMessageBytes   = 1048588 // Kafka's default max.message.bytes
-	DefaultMaxRequestBytes   = 100 << 20
-	DefaultShutdownTimeout   = 10 * time.Second
-	DefaultOffsetsRetention  = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
-	DefaultOffsetsCheck      = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
-	defaultAdvertiseHostname = "127.0.0.1"
+	DefaultFlushBytes       = 4 << 20
+	DefaultCacheBytes       = 256 << 20
+	DefaultMaxBufferedBytes = 64 << 20
+	DefaultLeaseTTL         = 10 * time.Second
+	DefaultPartitions       = 1
+	DefaultMaxMessageBytes  = 1048588 // Kafka's default max.message.bytes
+	DefaultMaxRequestBytes  = 100 << 20
+	// DefaultMaxDecompressedBatchBytes bounds what one compressed produce batch may decompress to while
+	// it is validated: 64 times Kafka's default max.message.bytes, far beyond what compression gives
+	// real records, and a 64 MiB bound on the work a zip bomb costs (franz-go consumers refuse a batch
+	// over 1 GiB).
+	DefaultMaxDecompressedBatchBytes = 64 << 20
+	DefaultShutdownTimeout           = 10 * time.Second
+	DefaultOffsetsRetention          = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
+	DefaultOffsetsCheck              = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
+	defaultAdvertiseHostname         = "127.0.0.1"
 )
 
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.
@@ -47,7 +52,10 @@ type Config struct {
 	MaxBufferedBytes int64         // produce waits (backpressure) past this many buffered bytes
 	CacheBytes       int64         // read cache (LRU) size
 	MaxRequestBytes  int32         // largest Kafka request frame accepted
-	LeaseTTL         time.Duration // etcd session lease TTL: the heartbeat timeout
+	// MaxDecompressedBatchBytes is the most a compressed produce batch may decompress to; past it the
+	// batch is refused with MESSAGE_TOO_LARGE.
+	MaxDecompressedBatchBytes int64
+	LeaseTTL                  time.Duration // etcd session lease TTL: the heartbeat timeout
 
 	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
 	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1
@@ -78,6 +86,7 @@ func NewConfig() Config {
 		MaxBufferedBytes:              DefaultMaxBufferedBytes,
 		CacheBytes:                    DefaultCacheBytes,
 		MaxRequestBytes:               DefaultMaxRequestBytes,
+		MaxDecompressedBatchBytes:     DefaultMaxDecompressedBatchBytes,
 		LeaseTTL:                      DefaultLeaseTTL,
 		OffsetsRetentionCheckInterval: DefaultOffsetsCheck,
 		DefaultPartitions:             DefaultPartitions,
@@ -103,6 +112,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("agent: cache bytes must not be negative, got %d", c.CacheBytes)
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("agent: max request bytes must be positive, got %d", c.MaxRequestBytes)
+	case c.MaxDecompressedBatchBytes <= 0:
+		return fmt.Errorf("agent: max decompressed batch bytes must be positive, got %d", c.MaxDecompressedBatchBytes)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("agent: lease TTL must be at least 1s, got %v", c.LeaseTTL)
 	case c.DefaultPartitions <= 0:

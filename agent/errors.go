@@ -39,8 +39,12 @@ func kafkaCode(err error) int16 {
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, errBatchCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, errBatchCount), errors.Is(err, errBatchTransactional):
+	case errors.Is(err, errBatchCount), errors.Is(err, errBatchTransactional), errors.Is(err, errBatchInvalid):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, errBatchTimestamp):
+		return kerr.InvalidTimestamp.Code
+	case errors.Is(err, errBatchTooLarge):
+		return kerr.MessageTooLarge.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code
 	default:

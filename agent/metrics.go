@@ -28,6 +28,7 @@ type metrics struct {
 	failovers       prometheus.Counter
 	connections     prometheus.Gauge
 	zones           *zoneMetrics
+	trust           *trustMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -77,6 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "streamhouse_kafka_connections", Help: "Open Kafka client connections."}),
 	}
 	m.zones = newZoneMetrics()
+	m.trust = newTrustMetrics()
 	for _, s := range []string{"put", "commit"} {
 		m.flushDuration.WithLabelValues(s)
 	}
@@ -86,6 +88,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
 			m.failovers, m.connections)
 		reg.MustRegister(m.zones.collectors()...)
+		reg.MustRegister(m.trust.collectors()...)
 	}
 	return m
 }

@@ -60,6 +60,8 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	f.flushFlags(fs)
 	fs.Var(sizeValue{&f.cfg.CacheBytes}, "cache-bytes", "read cache `size`")
 	fs.Var(sizeValue{&f.cfg.MaxBufferedBytes}, "max-buffered-bytes", "produce waits once this `size` is buffered")
+	fs.Var(sizeValue{&f.cfg.MaxDecompressedBatchBytes}, "max-decompressed-batch-bytes",
+		"most a compressed produce batch may decompress to while it is validated (a `size`; past it: MESSAGE_TOO_LARGE)")
 	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", f.cfg.LeaseTTL, "etcd lease `TTL`: how long a dead agent keeps its partitions")
 	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
 		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")
