@@ -15,6 +15,7 @@ const (
 	dirIndex     = "index/"
 	dirProducers = "producers/"
 	keyPIDNext   = "pid/next"
+	keySecret    = "cluster/secret"
 )
 
 func (k keys) agents() string            { return k.prefix + dirAgents }
@@ -22,6 +23,7 @@ func (k keys) agent(id string) string    { return k.prefix + dirAgents + id }
 func (k keys) topics() string            { return k.prefix + dirTopics }
 func (k keys) topic(name string) string  { return k.prefix + dirTopics + name }
 func (k keys) pidNext() string           { return k.prefix + keyPIDNext }
+func (k keys) secret() string            { return k.prefix + keySecret }
 func (k keys) leaders(id TopicID) string { return k.prefix + dirLeaders + id.String() + "/" }
 func (k keys) index(id TopicID) string   { return k.prefix + dirIndex + id.String() + "/" }
 

@@ -21,11 +21,12 @@ const (
 	opResign        = "resign"
 	opCacheLoad     = "cache_load"
 	opRevision      = "revision"
+	opClusterSecret = "cluster_secret"
 )
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
-	opAllocatePID, opLoadPartition, opRegister, opResign, opCacheLoad, opRevision,
+	opAllocatePID, opLoadPartition, opRegister, opResign, opCacheLoad, opRevision, opClusterSecret,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.

@@ -42,3 +42,21 @@ func TestNewObjectKey(t *testing.T) {
 		}
 	}
 }
+
+// ObjectAgent reads back the agent of a key NewObjectKey made, ids with dashes too, and nothing
+// from keys of another shape.
+func TestObjectAgent(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"a1", "dev-3", "agent-x-y"} {
+		if got, ok := ObjectAgent(NewObjectKey(id)); !ok || got != id {
+			t.Errorf("ObjectAgent(NewObjectKey(%q)) = %q, %v", id, got, ok)
+		}
+	}
+	u := newULID().String()
+	for _, k := range []string{"", "seg/", "seg/" + u, "seg/" + u + "-", "seg/" + u + "x1", "seg/zzzzzzzzzzzzzzzzzzzzzzzzzz-a1",
+		"obj/" + u + "-a1", "seg/" + u[:25] + "-a1"} {
+		if got, ok := ObjectAgent(k); ok {
+			t.Errorf("ObjectAgent(%q) = %q, want no agent", k, got)
+		}
+	}
+}
