@@ -49,6 +49,8 @@ type testCluster struct {
 	t      testing.TB
 	prefix string
 	store  *segstore.Faulty
+	// wrapStore, when set, is what each agent of the cluster sees of store (a latency profile).
+	wrapStore func(id string, s segstore.Store) segstore.Store
 }
 
 func newTestCluster(t testing.TB) *testCluster {
@@ -106,6 +108,7 @@ func (tc *testCluster) newAgent(id string, opts ...func(*Config)) *Agent {
 	cfg.ID = id
 	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.InternalAddr = "127.0.0.1:0"
 	cfg.FlushInterval = 5 * time.Millisecond
 	cfg.LeaseTTL = 2 * time.Second
 	cfg.Logger = testLogger(tc.t)
@@ -114,7 +117,11 @@ func (tc *testCluster) newAgent(id string, opts ...func(*Config)) *Agent {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	a, err := New(cfg, tc.client(), tc.store)
+	var store segstore.Store = tc.store
+	if tc.wrapStore != nil {
+		store = tc.wrapStore(id, store)
+	}
+	a, err := New(cfg, tc.client(), store)
 	if err != nil {
 		tc.t.Fatal(err)
 	}

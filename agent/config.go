@@ -15,6 +15,7 @@ const (
 	DefaultGroup         = "default"
 	DefaultKafkaAddr     = "127.0.0.1:9092"
 	DefaultHTTPAddr      = "127.0.0.1:8080"
+	DefaultInternalAddr  = "127.0.0.1:9192" // 100 above Kafka's: dev mode's agents take 9092 and up
 	DefaultFlushInterval = 100 * time.Millisecond
 	// DefaultFlushBytes stays under what one producer can have in flight to one partition (Kafka clients
 	// keep at most five requests in flight and a partition's batch under 1 MB): with more, a lone fast
@@ -46,6 +47,9 @@ type Config struct {
 	KafkaAddr      string // listen address for Kafka clients ("host:0" picks a free port)
 	AdvertisedAddr string // address given to clients; default: the bound Kafka address
 	HTTPAddr       string // listen address for /healthz, /readyz, /metrics; empty disables HTTP
+	// InternalAddr is where other agents have this agent sequence for them (the sequence API, over an
+	// authenticated connection). Empty: no internal listener, and no agent forwards to this one.
+	InternalAddr string
 
 	FlushInterval    time.Duration // longest a produce waits for its flush
 	FlushBytes       int64         // a flush starts once this many bytes are buffered
@@ -81,6 +85,7 @@ func NewConfig() Config {
 		Group:                         DefaultGroup,
 		KafkaAddr:                     DefaultKafkaAddr,
 		HTTPAddr:                      DefaultHTTPAddr,
+		InternalAddr:                  DefaultInternalAddr,
 		FlushInterval:                 DefaultFlushInterval,
 		FlushBytes:                    DefaultFlushBytes,
 		MaxBufferedBytes:              DefaultMaxBufferedBytes,
@@ -134,6 +139,11 @@ func (c *Config) Validate() error {
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			return fmt.Errorf("agent: http address %q: %w", c.HTTPAddr, err)
+		}
+	}
+	if c.InternalAddr != "" {
+		if _, _, err := net.SplitHostPort(c.InternalAddr); err != nil {
+			return fmt.Errorf("agent: internal address %q: %w", c.InternalAddr, err)
 		}
 	}
 	if c.Logger == nil {

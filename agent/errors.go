@@ -17,6 +17,8 @@ var (
 	errStorage      = errors.New("agent: object store or etcd unavailable")
 	// errCommitUnknown: an index commit whose outcome is unknown; it may have applied.
 	errCommitUnknown = errors.New("agent: commit outcome unknown")
+	// errNotOwnObject: an agent forwarded an extent of an object it did not write.
+	errNotOwnObject = errors.New("agent: forwarded extent is not in an object of the forwarding agent")
 )
 
 // kafkaCode maps an error of the produce or fetch path to the Kafka error a client should see.
@@ -35,6 +37,8 @@ func kafkaCode(err error) int16 {
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, coord.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, errNotOwnObject):
+		return kerr.InvalidRequest.Code
 	case errors.Is(err, errBatchMagic):
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, errBatchCorrupt):

@@ -60,7 +60,7 @@ func newAgentVia(t *testing.T, tc *testCluster, id, endpoint string, store objec
 	}
 	t.Cleanup(func() { etcd.Close() })
 	cfg := NewConfig()
-	cfg.ID, cfg.KafkaAddr, cfg.HTTPAddr = id, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ID, cfg.KafkaAddr, cfg.HTTPAddr, cfg.InternalAddr = id, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.FlushInterval, cfg.LeaseTTL, cfg.Logger = 5*time.Millisecond, 2*time.Second, testLogger(t)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer, cfg.Gatherer = reg, reg

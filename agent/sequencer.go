@@ -205,7 +205,7 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 }
 
 // forwardTo names the agent to forward tp's sequencing to: its leader, when that is another live agent
-// and this agent does not lead tp itself.
+// with an internal listener and this agent does not lead tp itself.
 func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 	if a.leading(tp) != nil {
 		return "", false
@@ -214,7 +214,7 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 	if !ok || leader == a.cfg.ID {
 		return "", false
 	}
-	_, ok = a.agentAddr(leader)
+	_, ok = a.agentInternalAddr(leader)
 	return leader, ok
 }
 

@@ -290,19 +290,6 @@ func responseSizeHint(resp kmsg.Response) int {
 // that pipelined produce requests of one connection are sequenced in the order they were sent; every
 // handler's wait for its answer runs on its own goroutine.
 func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func(), c client, req kmsg.Request, f *inflight) {
-	if sr, ok := req.(*sequenceRequest); ok {
-		wait := a.handleSequence(ctx, sr)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp := wait()
-			if resp == nil {
-				closeConn()
-			}
-			f.finish(resp)
-		}()
-		return
-	}
 	if p, ok := req.(*kmsg.ProduceRequest); ok {
 		wait := a.handleProduce(ctx, c, p)
 		wg.Add(1)
