@@ -59,8 +59,8 @@ func ObjectAgent(key string) (string, bool) {
 	if !ok || len(rest) < ulid.EncodedSize+2 || rest[ulid.EncodedSize] != '-' {
 		return "", false
 	}
-	if _, err := ulid.ParseStrict(rest[:ulid.EncodedSize]); err != nil {
-		return "", false
+	if u, err := ulid.ParseStrict(rest[:ulid.EncodedSize]); err != nil || u.String() != rest[:ulid.EncodedSize] {
+		return "", false // not as NewObjectKey writes it (Crockford's base32 parses lower case too)
 	}
 	return rest[ulid.EncodedSize+1:], true
 }
