@@ -153,7 +153,7 @@ fuzz:
 ## compat: franz-go's integration suite against `streamhouse dev` on free ports and a temp data dir
 compat: build
 	@tmp=$$(mktemp -d)
-	./$(BIN) dev --data-dir "$$tmp/data" --kafka-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+	./$(BIN) dev --data-dir "$$tmp/data" --kafka-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --internal-addr 127.0.0.1:0 \
 		--etcd-addr 127.0.0.1:0 --s3-addr 127.0.0.1:0 $(COMPAT_DEV_FLAGS) >"$$tmp/dev.out" 2>"$$tmp/dev.log" &
 	pid=$$!
 	stop() {

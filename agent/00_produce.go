@@ -292,7 +292,10 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if len(rp.Records) > int(topicMaxMessageBytes(t)) {
 		return nil, kerr.MessageTooLarge
 	}
-	meta, err := parseProduceBatch(rp.Records)
+	if req.Version < 7 && len(rp.Records) > offAttributes+1 && rp.Records[offAttributes+1]&attrCodec == codecZstd {
+		return nil, kerr.UnsupportedCompressionType // as Kafka: zstd needs Produce v7 (KIP-110)
+	}
+	meta, err := a.parseBatch(rp.Records)
 	if err != nil {
 		return nil, err
 	}

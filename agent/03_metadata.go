@@ -155,6 +155,10 @@ func (a *Agent) produceTarget(cz string, tp coord.TP, leader string, live map[st
 	if _, ok := a.agentAddr(leader); !ok {
 		return "", false // no live leader: nobody can sequence
 	}
+	if _, ok := a.agentInternalAddr(leader); !ok {
+		// No agent can forward to it (it is of an earlier version): only it takes produce.
+		return leader, live[leader]
+	}
 	if cz != "" {
 		if ag, ok := a.inZoneReplica(cz, tp); ok {
 			return ag.ID, true

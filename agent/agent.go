@@ -71,6 +71,12 @@ type Agent struct {
 	// beforeHandle, when set by in-package tests, runs before each request is handled.
 	beforeHandle func(kmsg.Request)
 
+	// internalLn serves other agents (internal.go); internalAdvertised is its address in the
+	// registration. secret is the cluster secret they prove (coord.ClusterSecret).
+	internalLn         net.Listener
+	internalAdvertised string
+	secret             []byte
+
 	kafkaLn  net.Listener
 	listen   listenState
 	conns    *connLimiter // max.connections, max.connections.per.ip
@@ -159,6 +165,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("agent: http listener: %w", err)
 		}
 	}
+	if err = a.listenInternal(); err != nil {
+		a.kafkaLn.Close()
+		if a.httpLn != nil {
+			a.httpLn.Close()
+		}
+		return err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.runCtx, a.cancel = runCtx, cancel
 	defer func() {
@@ -181,6 +194,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.groups.ensureTopic(ctx); err != nil {
 		return fmt.Errorf("agent: create the offsets topic: %w", err)
 	}
+	if a.secret, err = a.etcd.ClusterSecret(ctx); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -195,6 +211,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.runGC(runCtx) })
 	a.goRun(func() { a.runEtcdHealth(runCtx) })
 	a.goRun(func() { a.serveKafka(runCtx, a.kafkaLn) })
+	if a.internalLn != nil {
+		a.goRun(func() { a.serveInternal(runCtx, a.internalLn) })
+	}
 	if a.httpLn != nil {
 		a.httpSrv = a.newHTTPServer()
 		a.goRun(func() {
@@ -205,7 +224,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.ready.Store(true)
 	a.log.Info("agent started", "kafka", a.kafkaLn.Addr().String(), "advertised", a.cfg.AdvertisedAddr,
-		"http", a.HTTPAddr(), "az", a.cfg.AZ, "group", a.cfg.Group)
+		"http", a.HTTPAddr(), "internal", a.InternalAddr(), "az", a.cfg.AZ, "group", a.cfg.Group)
 	return nil
 }
 
@@ -232,7 +251,7 @@ func (a *Agent) awaitSelf(ctx context.Context) error {
 // register creates a new etcd session and registers the agent on it.
 func (a *Agent) register(ctx context.Context) error {
 	info := coord.AgentInfo{ID: a.cfg.ID, Addr: a.cfg.AdvertisedAddr, AZ: a.cfg.AZ, Group: a.cfg.Group,
-		Version: a.cfg.Version, Started: time.Now().UTC()}
+		Version: a.cfg.Version, Started: time.Now().UTC(), Internal: a.internalAdvertised}
 	cs, err := a.etcd.Register(ctx, info, a.cfg.LeaseTTL)
 	if err != nil {
 		return err
@@ -378,6 +397,9 @@ func (a *Agent) Close() error {
 		}
 		if a.kafkaLn != nil {
 			a.kafkaLn.Close()
+		}
+		if a.internalLn != nil {
+			a.internalLn.Close()
 		}
 		if a.httpSrv != nil {
 			a.httpSrv.Close()

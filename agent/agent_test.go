@@ -49,6 +49,8 @@ type testCluster struct {
 	t      testing.TB
 	prefix string
 	store  *segstore.Faulty
+	// wrapStore, when set, is what each agent of the cluster sees of store (a latency profile).
+	wrapStore func(id string, s segstore.Store) segstore.Store
 }
 
 func newTestCluster(t testing.TB) *testCluster {
@@ -105,7 +107,7 @@ func (tc *testCluster) agent(id string, opts ...func(*Config)) *Agent {
 func testConfig(t testing.TB, id string, opts ...func(*Config)) Config {
 	cfg := NewConfig()
 	cfg.ID = id
-	cfg.KafkaAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.KafkaAddr, cfg.HTTPAddr, cfg.InternalAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.FlushInterval, cfg.LeaseTTL = 5*time.Millisecond, 2*time.Second
 	// Test batches carry timestamps of 1970 (valueBatch): the default retention would expire them.
 	cfg.DefaultRetention = -1
@@ -121,7 +123,11 @@ func testConfig(t testing.TB, id string, opts ...func(*Config)) Config {
 func (tc *testCluster) newAgent(id string, opts ...func(*Config)) *Agent {
 	tc.t.Helper()
 	cfg := testConfig(tc.t, id, opts...)
-	a, err := New(cfg, tc.client(), tc.store)
+	var store segstore.Store = tc.store
+	if tc.wrapStore != nil {
+		store = tc.wrapStore(id, store)
+	}
+	a, err := New(cfg, tc.client(), store)
 	if err != nil {
 		tc.t.Fatal(err)
 	}

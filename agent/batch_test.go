@@ -35,7 +35,7 @@ func testBatch(n int, producerID int64, epoch int16, seq int32) []byte {
 
 func TestParseProduceBatch(t *testing.T) {
 	good := testBatch(3, 7, 1, 10)
-	m, err := parseProduceBatch(good)
+	m, err := parseProduceBatch(good, DefaultMaxDecompressedBatchBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestParseProduceBatch(t *testing.T) {
 		"length":    {flip(offBatchLength), errBatchCorrupt},
 		"count":     {flip(offNumRecords + 3), errBatchCorrupt},
 	} {
-		if _, err := parseProduceBatch(tc.b); !errors.Is(err, tc.want) {
+		if _, err := parseProduceBatch(tc.b, DefaultMaxDecompressedBatchBytes); !errors.Is(err, tc.want) {
 			t.Errorf("%s: got %v, want %v", name, err, tc.want)
 		}
 	}
@@ -80,7 +80,7 @@ func TestPatchBatches(t *testing.T) {
 		t.Fatalf("leader epoch %d, want 9", got)
 	}
 	// The CRC still holds: patched fields lie outside it.
-	if _, err := parseProduceBatch(out[:len(a)]); err != nil {
+	if _, err := parseProduceBatch(out[:len(a)], DefaultMaxDecompressedBatchBytes); err != nil {
 		t.Fatalf("patched batch no longer valid: %v", err)
 	}
 	// Fetching from offset 103 skips the first batch.
@@ -98,7 +98,7 @@ func FuzzPatchBatches(f *testing.F) {
 	f.Add(append(testBatch(1, 5, 0, 0), testBatch(4, 5, 0, 1)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _, _ = patchBatches(nil, data, 0, 1, 0)
-		_, _ = parseProduceBatch(data)
+		_, _ = parseProduceBatch(data, DefaultMaxDecompressedBatchBytes)
 	})
 }
 
@@ -106,7 +106,7 @@ func FuzzPatchBatches(f *testing.F) {
 func TestStoredCRC(t *testing.T) {
 	for _, values := range [][]string{{"a"}, {"hello", "kafka"}, values("v", 100)} {
 		b := valueBatch(7, 1, 0, nil, values...)
-		if _, err := parseProduceBatch(b); err != nil {
+		if _, err := parseProduceBatch(b, DefaultMaxDecompressedBatchBytes); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := storedCRC(b), crc32Of(b); got != want {

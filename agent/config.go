@@ -16,6 +16,7 @@ const (
 	DefaultGroup         = "default"
 	DefaultKafkaAddr     = "127.0.0.1:9092"
 	DefaultHTTPAddr      = "127.0.0.1:8080"
+	DefaultInternalAddr  = "127.0.0.1:9192" // 100 above Kafka's: dev mode's agents take 9092 and up
 	DefaultFlushInterval = 100 * time.Millisecond
 	// DefaultFlushBytes stays under what one producer can have in flight to one partition (Kafka clients
 	// keep at most five requests in flight and a partition's batch under 1 MB): with more, a lone fast
@@ -27,9 +28,14 @@ const (
 	DefaultPartitions       = 1
 	DefaultMaxMessageBytes  = 1048588 // Kafka's default max.message.bytes
 	DefaultMaxRequestBytes  = 100 << 20
-	DefaultShutdownTimeout  = 10 * time.Second
-	DefaultOffsetsRetention = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
-	DefaultOffsetsCheck     = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
+	// DefaultMaxDecompressedBatchBytes bounds what one compressed produce batch may decompress to while
+	// it is validated: 64 times Kafka's default max.message.bytes, far beyond what compression gives
+	// real records, and a 64 MiB bound on the work a zip bomb costs (franz-go consumers refuse a batch
+	// over 1 GiB).
+	DefaultMaxDecompressedBatchBytes = 64 << 20
+	DefaultShutdownTimeout           = 10 * time.Second
+	DefaultOffsetsRetention          = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
+	DefaultOffsetsCheck              = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
 )
 
 // Defaults for Config's bounds on fetch reads.
@@ -103,13 +109,19 @@ type Config struct {
 	KafkaAddr      string // listen address for Kafka clients ("host:0" picks a free port)
 	AdvertisedAddr string // address given to clients; default: the bound Kafka address
 	HTTPAddr       string // listen address for /healthz, /readyz, /metrics; empty disables HTTP
+	// InternalAddr is where other agents have this agent sequence for them (the sequence API, over an
+	// authenticated connection). Empty: no internal listener, and no agent forwards to this one.
+	InternalAddr string
 
 	FlushInterval    time.Duration // longest a produce waits for its flush
 	FlushBytes       int64         // a flush starts once this many bytes are buffered
 	MaxBufferedBytes int64         // produce waits (backpressure) past this many buffered bytes
 	CacheBytes       int64         // read cache (LRU) size
 	MaxRequestBytes  int32         // largest Kafka request frame accepted
-	LeaseTTL         time.Duration // etcd session lease TTL: the heartbeat timeout
+	// MaxDecompressedBatchBytes is the most a compressed produce batch may decompress to; past it the
+	// batch is refused with MESSAGE_TOO_LARGE.
+	MaxDecompressedBatchBytes int64
+	LeaseTTL                  time.Duration // etcd session lease TTL: the heartbeat timeout
 
 	// FetchReadTimeout bounds how long a fetch waits for object store reads past its MaxWait: it then
 	// answers with what it has read, and the reads go on into the cache for the next fetch.
@@ -214,11 +226,13 @@ func NewConfig() Config {
 		Group:                         DefaultGroup,
 		KafkaAddr:                     DefaultKafkaAddr,
 		HTTPAddr:                      DefaultHTTPAddr,
+		InternalAddr:                  DefaultInternalAddr,
 		FlushInterval:                 DefaultFlushInterval,
 		FlushBytes:                    DefaultFlushBytes,
 		MaxBufferedBytes:              DefaultMaxBufferedBytes,
 		CacheBytes:                    DefaultCacheBytes,
 		MaxRequestBytes:               DefaultMaxRequestBytes,
+		MaxDecompressedBatchBytes:     DefaultMaxDecompressedBatchBytes,
 		LeaseTTL:                      DefaultLeaseTTL,
 		FetchReadTimeout:              DefaultFetchReadTimeout,
 		MaxReadBytesInFlight:          DefaultMaxReadBytesInFlight,
@@ -254,6 +268,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("agent: cache bytes must not be negative, got %d", c.CacheBytes)
 	case c.MaxRequestBytes <= 0:
 		return fmt.Errorf("agent: max request bytes must be positive, got %d", c.MaxRequestBytes)
+	case c.MaxDecompressedBatchBytes <= 0:
+		return fmt.Errorf("agent: max decompressed batch bytes must be positive, got %d", c.MaxDecompressedBatchBytes)
 	case c.LeaseTTL < time.Second:
 		return fmt.Errorf("agent: lease TTL must be at least 1s, got %v", c.LeaseTTL)
 	case c.FetchReadTimeout <= 0:
@@ -292,6 +308,11 @@ func (c *Config) Validate() error {
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			return fmt.Errorf("agent: http address %q: %w", c.HTTPAddr, err)
+		}
+	}
+	if c.InternalAddr != "" {
+		if _, _, err := net.SplitHostPort(c.InternalAddr); err != nil {
+			return fmt.Errorf("agent: internal address %q: %w", c.InternalAddr, err)
 		}
 	}
 	if c.Logger == nil {

@@ -18,6 +18,8 @@ var (
 	errStorage      = errors.New("agent: object store or etcd unavailable")
 	// errCommitUnknown: an index commit whose outcome is unknown; it may have applied.
 	errCommitUnknown = errors.New("agent: commit outcome unknown")
+	// errNotOwnObject: an agent forwarded an extent of an object it did not write.
+	errNotOwnObject = errors.New("agent: forwarded extent is not in an object of the forwarding agent")
 )
 
 // kafkaCode maps an error of the produce or fetch path to the Kafka error a client should see.
@@ -38,12 +40,18 @@ func kafkaCode(err error) int16 {
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, lifecycle.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, errNotOwnObject):
+		return kerr.InvalidRequest.Code
 	case errors.Is(err, errBatchMagic):
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, errBatchCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, errBatchCount), errors.Is(err, errBatchTransactional):
+	case errors.Is(err, errBatchCount), errors.Is(err, errBatchTransactional), errors.Is(err, errBatchInvalid):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, errBatchTimestamp):
+		return kerr.InvalidTimestamp.Code
+	case errors.Is(err, errBatchTooLarge):
+		return kerr.MessageTooLarge.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code
 	default:

@@ -109,19 +109,21 @@ func leadsOf(a *Agent, topic string) int {
 	return n
 }
 
-// FuzzSequenceRequest drives the sequence API's decoder, which reads bytes from the network: nothing
-// may panic, and whatever it accepts is a request the sequencer can take.
+// FuzzSequenceRequest drives the sequence API's decoder, which reads bytes from the network (an
+// authenticated agent's, but still): nothing may panic, and whatever it accepts is a request the
+// leader can check.
 func FuzzSequenceRequest(f *testing.F) {
-	f.Add([]byte(`{"appends":[{"topic":"00112233445566778899aabbccddeeff","partition":1,"object":"seg/x","pos":32,"len":70,"crc":7,"records":1,"pid":-1}]}`))
+	f.Add([]byte(`{"appends":[{"topic":"00112233445566778899aabbccddeeff","partition":1,"object":"seg/x","pos":32,"len":70,"crc":7}]}`))
 	f.Add([]byte(`{"appends":[]}`))
 	f.Add([]byte(`{"appends":[{"len":-1}]}`))
+	f.Add([]byte(`{"appends":[{"object":"o","pos":9223372036854775800,"len":70}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r sequenceRequest
 		if r.ReadFrom(data) != nil {
 			return
 		}
 		for _, x := range r.Appends {
-			if x.Partition < 0 || x.Len < batchHeaderLen || x.Records <= 0 || x.Object == "" {
+			if x.Partition < 0 || x.Len < batchHeaderLen || x.Object == "" || x.Pos < 0 || x.Pos+int64(x.Len) < x.Pos {
 				t.Fatalf("accepted an invalid append %+v", x)
 			}
 		}

@@ -13,9 +13,9 @@ import (
 	"github.com/streamhouse/streamhouse/coord"
 )
 
-// standInLeader registers an agent "leader" at addr, on a session of its own, and has it hold the
-// leader key of the only partition of a new topic: a real agent started afterwards forwards that
-// partition's sequencing to addr, where the test decides what happens to it.
+// standInLeader registers an agent "leader" whose internal listener is at addr, on a session of its
+// own, and has it hold the leader key of the only partition of a new topic: a real agent started
+// afterwards forwards that partition's sequencing to addr, where the test decides what happens to it.
 func standInLeader(t *testing.T, tc *testCluster, topic, addr string) {
 	t.Helper()
 	cl := tc.client()
@@ -23,7 +23,7 @@ func standInLeader(t *testing.T, tc *testCluster, topic, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := cl.Register(testCtx(t), coord.AgentInfo{ID: "leader", Addr: addr, AZ: "z1", Group: DefaultGroup}, 10*time.Second)
+	s, err := cl.Register(testCtx(t), coord.AgentInfo{ID: "leader", Addr: addr, Internal: addr, AZ: "z1", Group: DefaultGroup}, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func standInLeader(t *testing.T, tc *testCluster, topic, addr string) {
 
 // forwardingAgent starts an agent that forwards topic's sequencing to the stand-in leader, its
 // forwards timing out after forwardWait.
-func forwardingAgent(t *testing.T, tc *testCluster, topic string, forwardWait time.Duration) *rawConn {
+func forwardingAgent(t *testing.T, tc *testCluster, topic string, forwardWait time.Duration) (*Agent, *rawConn) {
 	t.Helper()
 	a := tc.newAgent("a1", func(c *Config) { c.AZ = "z2" })
 	a.forwarder.timeout = forwardWait
@@ -48,16 +48,21 @@ func forwardingAgent(t *testing.T, tc *testCluster, topic string, forwardWait ti
 		_, forward := a.forwardTo(tp.TP(0))
 		return forward
 	})
-	return dialRaw(t, a)
+	return a, dialRaw(t, a)
 }
 
-// readOneRequest accepts one connection on ln and reads one whole request frame from it.
-func readOneRequest(t *testing.T, ln net.Listener) net.Conn {
+// readOneRequest accepts one connection on ln, answers the handshake as an agent holding secret
+// would, and reads one whole request frame from it.
+func readOneRequest(t *testing.T, ln net.Listener, secret []byte) net.Conn {
 	t.Helper()
 	nc, err := ln.Accept()
 	if err != nil {
 		t.Error(err)
 		return nil
+	}
+	if _, err := acceptHandshake(nc, secret); err != nil {
+		t.Error(err)
+		return nc
 	}
 	r := bufio.NewReader(nc)
 	var size [4]byte
@@ -88,10 +93,10 @@ func TestForwardUnansweredIsMaybeWritten(t *testing.T) {
 	tc := newTestCluster(t)
 	ln := listen(t)
 	standInLeader(t, tc, "silent", ln.Addr().String())
-	c := forwardingAgent(t, tc, "silent", 100*time.Millisecond)
+	a, c := forwardingAgent(t, tc, "silent", 100*time.Millisecond)
 
 	held := make(chan net.Conn, 1)
-	go func() { held <- readOneRequest(t, ln) }()
+	go func() { held <- readOneRequest(t, ln, a.secret) }()
 	p := c.produceOne("silent", 0, valueBatch(-1, -1, -1, nil, "v"))
 	if nc := <-held; nc != nil {
 		defer nc.Close()
@@ -104,10 +109,10 @@ func TestForwardResetAfterSendIsMaybeWritten(t *testing.T) {
 	tc := newTestCluster(t)
 	ln := listen(t)
 	standInLeader(t, tc, "reset", ln.Addr().String())
-	c := forwardingAgent(t, tc, "reset", forwardTimeout)
+	a, c := forwardingAgent(t, tc, "reset", forwardTimeout)
 
 	go func() {
-		if nc := readOneRequest(t, ln); nc != nil {
+		if nc := readOneRequest(t, ln, a.secret); nc != nil {
 			nc.(*net.TCPConn).SetLinger(0) // close with a reset
 			nc.Close()
 		}
@@ -124,7 +129,7 @@ func TestForwardNotSentIsNotLeader(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	standInLeader(t, tc, "refused", addr)
-	c := forwardingAgent(t, tc, "refused", forwardTimeout)
+	_, c := forwardingAgent(t, tc, "refused", forwardTimeout)
 
 	p := c.produceOne("refused", 0, valueBatch(-1, -1, -1, nil, "v"))
 	wantCode(t, "produce whose forward could not connect", p.ErrorCode, kerr.NotLeaderForPartition)

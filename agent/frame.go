@@ -67,13 +67,6 @@ func parseRequest(body []byte) (header, kmsg.Request, error) {
 		req.SetVersion(h.version) // answered with UNSUPPORTED_VERSION at v0
 		return h, req, nil
 	}
-	if h.key == apiKeySequence && h.version == 0 {
-		req := &sequenceRequest{}
-		if err := req.ReadFrom(rd.Src); err != nil {
-			return h, nil, fmt.Errorf("%w: sequence request: %v", errFrame, err)
-		}
-		return h, req, nil
-	}
 	if !supported(h.key, h.version) {
 		return h, nil, nil
 	}

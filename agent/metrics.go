@@ -34,6 +34,7 @@ type metrics struct {
 	requestBytes    prometheus.Gauge
 	zones           *zoneMetrics
 	reads           *readMetrics
+	trust           *trustMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -93,6 +94,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.zones = newZoneMetrics()
 	m.reads = newReadMetrics()
+	m.trust = newTrustMetrics()
 	for _, s := range []string{"put", "commit"} {
 		m.flushDuration.WithLabelValues(s)
 	}
@@ -103,6 +105,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.failovers, m.leadRetries, m.connections, m.acceptErrors, m.requestPanics, m.limitHits, m.requestBytes)
 		reg.MustRegister(m.zones.collectors()...)
 		reg.MustRegister(m.reads.collectors()...)
+		reg.MustRegister(m.trust.collectors()...)
 	}
 	return m
 }

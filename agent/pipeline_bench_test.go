@@ -50,7 +50,7 @@ func BenchmarkParseProduceBatch(b *testing.B) {
 	batch := benchBatch(16, 1024)
 	b.SetBytes(int64(len(batch)))
 	for b.Loop() {
-		if _, err := parseProduceBatch(batch); err != nil {
+		if _, err := parseProduceBatch(batch, DefaultMaxDecompressedBatchBytes); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"fmt"
@@ -282,4 +283,72 @@ func newReadMetrics() *readMetrics {
 
 func (m *readMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.inFlight, m.deferred, m.timeouts}
+}
+
+// readAll returns the verified bytes (or the error) of each of xs, extents of one object, reading
+// those neither cached nor being read with as few GETs as the cache's largest read allows: one, for
+// the extents of a flush object. A leader checks forwarded extents with it, which warms its cache.
+func (r *reader) readAll(ctx context.Context, xs []coord.Extent) ([][]byte, []error) {
+	data, errs := make([][]byte, len(xs)), make([]error, len(xs))
+	calls := make([]*readCall, len(xs))
+	r.mu.Lock()
+	var unread []coord.Extent
+	for i, e := range xs {
+		if el, ok := r.items[e]; ok {
+			r.lru.MoveToFront(el)
+			data[i] = el.Value.(*cached).data
+		} else if c, ok := r.inflight[e]; ok {
+			calls[i] = c
+		} else if !slices.Contains(unread, e) {
+			unread = append(unread, e)
+		}
+	}
+	for _, run := range spanRuns(unread, r.maxSpan()) {
+		r.startLocked(run)
+	}
+	for i, e := range xs {
+		if data[i] == nil && calls[i] == nil {
+			calls[i] = r.inflight[e]
+		}
+	}
+	r.mu.Unlock()
+	for i, c := range calls {
+		if c == nil {
+			continue
+		}
+		select {
+		case <-c.done:
+			data[i], errs[i] = c.data, c.err
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return data, errs
+}
+
+// maxSpan is the longest range readAll reads with one GET: what the cache takes from one read, or,
+// with the cache off, what coalesced reads span.
+func (r *reader) maxSpan() int64 {
+	if r.max <= 0 {
+		return coalesceMaxBytes
+	}
+	return max(r.maxRun(), 1)
+}
+
+// spanRuns groups extents of one object into runs of one GET each, in position order, gaps included,
+// each spanning at most maxSpan bytes (an extent longer than that is a run of its own).
+func spanRuns(xs []coord.Extent, maxSpan int64) [][]coord.Extent {
+	xs = slices.Clone(xs)
+	slices.SortFunc(xs, func(a, b coord.Extent) int { return cmp.Compare(a.Pos, b.Pos) })
+	var runs [][]coord.Extent
+	for len(xs) > 0 {
+		n, end := 1, xs[0].Pos+int64(xs[0].Len)
+		for n < len(xs) && max(end, xs[n].Pos+int64(xs[n].Len))-xs[0].Pos <= maxSpan {
+			end = max(end, xs[n].Pos+int64(xs[n].Len))
+			n++
+		}
+		runs = append(runs, xs[:n:n])
+		xs = xs[n:]
+	}
+	return runs
 }

@@ -5,38 +5,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 
-	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/coord"
-	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // The sequence API is how an agent that wrote a produce's bytes into its own flush object (say, an
-// agent in the producer's zone) has the partition's leader sequence them: it sends only the metadata
-// (object, extent, record count, producer sequence), the leader checks sequences, assigns offsets and
-// commits with its fenced Txn, and answers the base offsets. It travels on the Kafka listener, with a
-// Kafka request header and an API key outside Kafka's range, and a JSON body.
+// agent in the producer's zone) has the partition's leader sequence them: it names the partition and
+// the extent (object, position, length, CRC); the leader reads and validates the extent (its record
+// count, producer and timestamps come from the bytes, never from the request), checks sequences,
+// assigns offsets, commits with its fenced Txn and answers the base offsets. It is served only on the
+// internal listener, to agents that proved the cluster secret (internal.go), with a Kafka request
+// header and an API key outside Kafka's range, and a JSON body.
 const (
 	apiKeySequence     = 32700
 	maxSequenceAppends = 10000
 )
 
-// seqAppend is one forwarded batch.
+// seqAppend is one forwarded batch: where the caller wrote it.
 type seqAppend struct {
-	Topic         coord.TopicID `json:"topic"`
-	Partition     int32         `json:"partition"`
-	Object        string        `json:"object"`
-	Pos           int64         `json:"pos"`
-	Len           int32         `json:"len"`
-	CRC           uint32        `json:"crc"`
-	Records       int32         `json:"records"`
-	MaxTimestamp  int64         `json:"maxTs"`
-	ProducerID    int64         `json:"pid"`
-	ProducerEpoch int16         `json:"pepoch"`
-	BaseSequence  int32         `json:"seq"`
+	Topic     coord.TopicID `json:"topic"`
+	Partition int32         `json:"partition"`
+	Object    string        `json:"object"`
+	Pos       int64         `json:"pos"`
+	Len       int32         `json:"len"`
+	CRC       uint32        `json:"crc"`
 }
 
 type seqResult struct {
@@ -44,8 +41,8 @@ type seqResult struct {
 	Code int16 `json:"code"`
 }
 
-// sequenceRequest is the sequence API's request as a kmsg.Request, so that it shares the Kafka
-// listener's framing, ordering and connection handling.
+// sequenceRequest is the sequence API's request as a kmsg.Request, so that it is framed as Kafka
+// requests are.
 type sequenceRequest struct {
 	Appends []seqAppend `json:"appends"`
 }
@@ -67,11 +64,30 @@ func (r *sequenceRequest) ReadFrom(b []byte) error {
 		return fmt.Errorf("%d appends, want 1..%d", len(r.Appends), maxSequenceAppends)
 	}
 	for _, x := range r.Appends {
-		if x.Partition < 0 || x.Object == "" || x.Pos < 0 || x.Len < batchHeaderLen || x.Records <= 0 {
+		if x.Partition < 0 || x.Object == "" || x.Pos < 0 || x.Len < batchHeaderLen || x.Pos > math.MaxInt64-int64(x.Len) {
 			return fmt.Errorf("invalid append %+v", x)
 		}
 	}
 	return nil
+}
+
+// parseSequenceRequest parses an internal listener's request frame: a sequence request, the one API
+// it serves.
+func parseSequenceRequest(body []byte) (corr int32, req *sequenceRequest, err error) {
+	rd := kbin.Reader{Src: body}
+	key, version, corr := rd.Int16(), rd.Int16(), rd.Int32()
+	rd.NullableString() // client id
+	if err := rd.Complete(); err != nil {
+		return 0, nil, fmt.Errorf("%w: header: %v", errFrame, err)
+	}
+	if key != apiKeySequence || version != 0 {
+		return 0, nil, fmt.Errorf("%w: API key %d v%d on the internal listener", errFrame, key, version)
+	}
+	req = &sequenceRequest{}
+	if err := req.ReadFrom(rd.Src); err != nil {
+		return 0, nil, fmt.Errorf("%w: sequence request: %v", errFrame, err)
+	}
+	return corr, req, nil
 }
 
 type sequenceResponse struct {
@@ -98,54 +114,43 @@ type remoteWork struct {
 	done    chan struct{}
 }
 
-// handleSequence queues a forwarded request for the sequencer before it returns, so that the requests
-// of one forwarding agent are sequenced in the order it sent them. The returned function waits for
-// the outcome.
-func (a *Agent) handleSequence(ctx context.Context, req *sequenceRequest) func() kmsg.Response {
-	resp := &sequenceResponse{Results: make([]seqResult, len(req.Appends))}
-	w := &remoteWork{done: make(chan struct{})}
-	for _, x := range req.Appends {
-		t, ok := a.cache.TopicByID(x.Topic)
-		if !ok || x.Partition >= t.Partitions {
-			w.appends = append(w.appends, &pendingAppend{err: kerr.UnknownTopicOrPartition, done: closedChan})
-			continue
-		}
-		w.appends = append(w.appends, &pendingAppend{
-			tp: coord.TP{Topic: x.Topic, Partition: x.Partition}, topic: t.Name, object: x.Object,
-			extent: segstore.Extent{TopicID: x.Topic, Partition: x.Partition, Pos: x.Pos, Len: x.Len, CRC: x.CRC},
-			meta: batchMeta{records: x.Records, maxTimestamp: x.MaxTimestamp, producerID: x.ProducerID,
-				producerEpoch: x.ProducerEpoch, baseSequence: x.BaseSequence},
-			done: make(chan struct{}),
-		})
-	}
+// queueSequence queues for the sequencer the appends that passed checkForwarded, in arrival order
+// (an agent's requests are sequenced in the order it sent them); those refused are answered already.
+// The returned work's done is closed once the sequencer has answered them all.
+func (a *Agent) queueSequence(ctx context.Context, appends []*pendingAppend) (*remoteWork, error) {
 	var queued []*pendingAppend
-	for _, p := range w.appends {
+	for _, p := range appends {
 		if p.done != closedChan {
 			queued = append(queued, p)
 		}
 	}
-	if len(queued) > 0 {
-		sort.SliceStable(queued, func(i, j int) bool { return tpLess(queued[i].tp, queued[j].tp) })
-		select {
-		case a.remote <- &remoteWork{appends: queued, done: w.done}:
-		case <-ctx.Done():
-			return func() kmsg.Response { return nil }
-		}
-	} else {
+	w := &remoteWork{appends: queued, done: make(chan struct{})}
+	if len(queued) == 0 {
 		close(w.done)
+		return w, nil
 	}
-	return func() kmsg.Response {
-		select {
-		case <-w.done:
-		case <-ctx.Done():
-			return nil
-		}
-		for i, p := range w.appends {
-			<-p.done
-			resp.Results[i] = seqResult{Base: p.base, Code: kafkaCode(p.err)}
-		}
-		return resp
+	sort.SliceStable(queued, func(i, j int) bool { return tpLess(queued[i].tp, queued[j].tp) })
+	select {
+	case a.remote <- w:
+		return w, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
+}
+
+// answerSequence waits until w is sequenced and answers each of appends; nil when ctx ends first.
+func answerSequence(ctx context.Context, appends []*pendingAppend, w *remoteWork) *sequenceResponse {
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return nil
+	}
+	resp := &sequenceResponse{Results: make([]seqResult, len(appends))}
+	for i, p := range appends {
+		<-p.done
+		resp.Results[i] = seqResult{Base: p.base, Code: kafkaCode(p.err)}
+	}
+	return resp
 }
 
 // closedChan marks appends answered before they reach the sequencer.

@@ -241,7 +241,7 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 }
 
 // forwardTo names the agent to forward tp's sequencing to: its leader, when that is another live agent
-// and this agent does not lead tp itself.
+// with an internal listener and this agent does not lead tp itself.
 func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 	if a.leading(tp) != nil {
 		return "", false
@@ -250,7 +250,7 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 	if !ok || l.Agent == a.cfg.ID {
 		return "", false
 	}
-	_, ok = a.agentAddr(l.Agent)
+	_, ok = a.agentInternalAddr(l.Agent)
 	return l.Agent, ok
 }
 

@@ -334,8 +334,6 @@ func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func
 	var wait func() kmsg.Response
 	silent := false // no answer is the answer: an acks=0 produce
 	switch req := req.(type) {
-	case *sequenceRequest:
-		wait = a.handleSequence(ctx, req)
 	case *kmsg.ProduceRequest:
 		wait, silent = a.produceAnswer(req, a.handleProduce(ctx, c, req), closeConn), req.Acks == 0
 	default:

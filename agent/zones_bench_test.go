@@ -3,11 +3,15 @@ package agent
 import (
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamhouse/streamhouse/segstore"
 )
 
 // BenchmarkZoneFigures prints the figures of the zones work: the share of client record bytes that
@@ -127,4 +131,59 @@ func pct(d []time.Duration, p int) time.Duration {
 	d = slices.Clone(d)
 	slices.Sort(d)
 	return d[min(len(d)-1, len(d)*p/100)].Round(100 * time.Microsecond)
+}
+
+// BenchmarkZoneForwardCost prints what forwarding costs a produce with an object store of S3
+// Standard's latency (segstore's standard profile: PUT p50 30 ms, GET p50 15 ms) and a 20 ms flush:
+// the produce latency of a z2 client to a partition led in z1, straight to the leader and through the
+// z2 agent, and the throughput of one z2 producer through the z2 agent.
+//
+//	go test ./agent -run '^$' -bench ZoneForwardCost -benchtime 1x
+func BenchmarkZoneForwardCost(b *testing.B) {
+	profile, err := segstore.Profile(segstore.ProfileStandard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		tc := newTestCluster(b)
+		var seed atomic.Uint64
+		tc.wrapStore = func(_ string, s segstore.Store) segstore.Store { return segstore.WithProfile(s, profile, seed.Add(1)) }
+		fast := func(zone string) func(*Config) {
+			return func(c *Config) { c.AZ, c.FlushInterval = zone, 20*time.Millisecond }
+		}
+		agents := []*Agent{tc.agent("z1-a1", fast("z1")), tc.agent("z2-a1", fast("z2"))}
+		direct, forwarded := forwardingLatency(b, agents)
+		b.Logf("produce latency to a leader from the other zone, S3 standard profile, 20ms flush: direct p50 %v p99 %v; forwarded in-zone p50 %v p99 %v",
+			pct(direct, 50), pct(direct, 99), pct(forwarded, 50), pct(forwarded, 99))
+		other := agents[0]
+		if leadsOf(other, "latency") == 1 {
+			other = agents[1]
+		}
+		mibs := forwardedThroughput(b, other, "latency", 64<<20)
+		b.Logf("one producer through its zone's agent to the other zone's leader, 1 KiB records: %.1f MiB/s", mibs)
+	}
+}
+
+// forwardedThroughput produces n bytes of 1 KiB records to topic's partition 0 through a (a client of
+// a's zone) as fast as one franz-go producer goes, and returns MiB/s.
+func forwardedThroughput(b *testing.B, a *Agent, topic string, n int) float64 {
+	cl := kgoClient(b, []kgo.Opt{kgo.ClientID("p;az=" + a.cfg.AZ), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.MaxBufferedRecords(1 << 16)}, a)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n / 1024 {
+		wg.Add(1)
+		cl.Produce(testCtx(b), &kgo.Record{Topic: topic, Value: make([]byte, 1024)}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		b.Fatalf("%d records failed", failed.Load())
+	}
+	return float64(n) / (1 << 20) / time.Since(start).Seconds()
 }

@@ -10,6 +10,7 @@
 //	index/<topic id>/<partition>/<base %020d> JSON IndexEntry
 //	producers/<topic id>/<partition>/<pid>    JSON ProducerState
 //	pid/next                                  next free producer id (decimal)
+//	cluster/secret                            the secret agents prove to each other (hex)
 //
 // The invariants coord carries for the whole system:
 //

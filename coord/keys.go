@@ -20,6 +20,7 @@ const (
 	dirEpochs    = "epochs/"
 	keyPIDNext   = "pid/next"
 	keyGCLeader  = "gc/leader"
+	keySecret    = "cluster/secret"
 )
 
 func (k keys) agents() string            { return k.prefix + dirAgents }
@@ -27,6 +28,7 @@ func (k keys) agent(id string) string    { return k.prefix + dirAgents + id }
 func (k keys) topics() string            { return k.prefix + dirTopics }
 func (k keys) topic(name string) string  { return k.prefix + dirTopics + name }
 func (k keys) pidNext() string           { return k.prefix + keyPIDNext }
+func (k keys) secret() string            { return k.prefix + keySecret }
 func (k keys) leaders(id TopicID) string { return k.prefix + dirLeaders + id.String() + "/" }
 func (k keys) index(id TopicID) string   { return k.prefix + dirIndex + id.String() + "/" }
 

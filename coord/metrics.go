@@ -24,11 +24,13 @@ const (
 	opResign        = "resign"
 	opCacheLoad     = "cache_load"
 	opRevision      = "revision"
+	opClusterSecret = "cluster_secret"
 )
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
 	opAllocatePID, opMaintain, opDeleteRecords, opHealth, opNextPID, opRegister, opResign, opCacheLoad, opRevision,
+	opClusterSecret,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.

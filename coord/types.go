@@ -81,6 +81,9 @@ type AgentInfo struct {
 	Group   string    `json:"group"`
 	Version string    `json:"version"`
 	Started time.Time `json:"started"`
+	// Internal is the agent's internal listener, where other agents have it sequence (empty: none, an
+	// agent of an earlier version or one run without it: it is not forwarded to).
+	Internal string `json:"internal,omitempty"`
 }
 
 // Extent is one contiguous byte range of a segment object: the verbatim batches one produce

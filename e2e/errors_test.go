@@ -91,7 +91,7 @@ func TestStartupErrors(t *testing.T) {
 		d := startDev(t, t.TempDir(), "--agents", "0")
 		r := run(t, []string{"AWS_ACCESS_KEY_ID=streamhouse", "AWS_SECRET_ACCESS_KEY=streamhouse"},
 			"agent", "--etcd", d.etcd, "--s3-endpoint", d.s3, "--s3-bucket", "nope", "--s3-path-style",
-			"--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+			"--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--internal-addr", "127.0.0.1:0")
 		checkOneLine(t, r, 1, `bucket "nope"`)
 	})
 
@@ -103,7 +103,7 @@ func TestStartupErrors(t *testing.T) {
 		t.Parallel()
 		kafka := busyAddr(t)
 		r := run(t, nil, "dev", "--data-dir", t.TempDir(), "--kafka-addr", kafka, "--http-addr", "127.0.0.1:0",
-			"--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0")
+			"--internal-addr", "127.0.0.1:0", "--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0")
 		checkOneLine(t, r, 1, kafka)
 	})
 }

@@ -334,7 +334,7 @@ func startDev(t *testing.T, dataDir string, args ...string) *dev {
 func startDevLimited(t *testing.T, dataDir string, nofile int, args ...string) *dev {
 	t.Helper()
 	args = append([]string{"dev", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0"}, args...)
+		"--internal-addr", "127.0.0.1:0", "--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0"}, args...)
 	d := &dev{proc: startLimited(t, "dev", nil, nofile, args...), dataDir: dataDir}
 	d.waitLine(t, "ready", startTimeout)
 	d.etcd, d.s3, d.bucket = d.line(t, "etcd endpoint: "), d.line(t, "s3 endpoint: "), d.line(t, "s3 bucket: ")

@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // The hostile-client suite: bad clients, as a raw socket makes them, against real processes, with the
@@ -344,23 +343,6 @@ func partitionFlood(t *testing.T, h *hostile) {
 	}
 }
 
-// producerKeys counts the producer states stored in etcd.
-func producerKeys(t *testing.T, h *hostile) int64 {
-	t.Helper()
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{h.d.etcd}, DialTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := cl.Get(ctx, "/streamhouse/producers/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.Count
-}
-
 // producerBatch is a valid v2 record batch of one record from producer pid.
 func producerBatch(pid int64, epoch int16, seq int32, value string) []byte {
 	b := kmsg.RecordBatch{Magic: 2, ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq, NumRecords: 1,
@@ -374,47 +356,65 @@ func producerBatch(pid int64, epoch int16, seq int32, value string) []byte {
 	return raw
 }
 
+// produceWire sends one batch to partition 0 of topic and returns the partition's error code.
+func produceWire(t *testing.T, c *wireConn, topic string, batch []byte) int16 {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10_000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return c.roundTrip(req, 9).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+}
+
+// initProducerID asks for an idempotent producer id.
+func initProducerID(t *testing.T, c *wireConn) int64 {
+	t.Helper()
+	resp := c.roundTrip(kmsg.NewPtrInitProducerIDRequest(), 4).(*kmsg.InitProducerIDResponse)
+	if resp.ErrorCode != 0 {
+		t.Fatalf("InitProducerID: error %d", resp.ErrorCode)
+	}
+	return resp.ProducerID
+}
+
 // madeUpProducerIDs: batches from producer ids InitProducerID never handed out are refused with
-// UNKNOWN_PRODUCER_ID and store no producer state.
+// UNKNOWN_PRODUCER_ID and write nothing: the log does not grow.
 func madeUpProducerIDs(t *testing.T, h *hostile) {
-	before := producerKeys(t, h)
+	before := endOffsets(t, h.kafka, "good")[0]
 	c := mustDialWire(t, h.kafka, "")
 	for _, pid := range []int64{5, 123_456_789, math.MaxInt64} {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks, req.TimeoutMillis = -1, 10_000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "good"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = producerBatch(pid, 0, 0, "made up")
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp := c.roundTrip(req, 9).(*kmsg.ProduceResponse)
-		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownProducerID.Code {
+		if code := produceWire(t, c, "good", producerBatch(pid, 0, 0, "made up")); code != kerr.UnknownProducerID.Code {
 			t.Fatalf("producer id %d: error %d, want UNKNOWN_PRODUCER_ID", pid, code)
 		}
 	}
-	if after := producerKeys(t, h); after != before {
-		t.Fatalf("producer states %d -> %d after made-up ids", before, after)
+	if after := endOffsets(t, h.kafka, "good")[0]; after != before {
+		t.Fatalf("high watermark %d -> %d after made-up ids", before, after)
 	}
 }
 
-// producerIDFlood: five idempotent producers write to one partition that keeps three producers' state:
-// every write succeeds, and etcd holds three states for it.
+// producerIDFlood: five idempotent producers write to one partition that keeps three producers' state
+// (--max-producer-ids-per-partition 3): every write succeeds, the two written least recently are
+// evicted, and one of those continuing its sequence is refused as Kafka refuses a producer whose state
+// expired, while one of the three kept goes on.
 func producerIDFlood(t *testing.T, h *hostile) {
 	createTopic(t, h.kafka, "pids", 1)
-	before := producerKeys(t, h)
+	c := mustDialWire(t, h.kafka, "")
+	var pids []int64
 	for i := range 5 {
-		cl := newKgo(t, h.kafka, kgo.DefaultProduceTopic("pids"))
-		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
-		err := cl.ProduceSync(ctx, kgo.StringRecord(fmt.Sprintf("producer-%d", i))).FirstErr()
-		cancel()
-		if err != nil {
-			t.Fatalf("producer %d: %v", i, err)
+		pid := initProducerID(t, c)
+		pids = append(pids, pid)
+		if code := produceWire(t, c, "pids", producerBatch(pid, 0, 0, fmt.Sprintf("producer-%d", i))); code != 0 {
+			t.Fatalf("producer %d: error %d", i, code)
 		}
-		cl.Close()
 	}
-	if added := producerKeys(t, h) - before; added != 3 {
-		t.Fatalf("five producers left %d producer states, want 3", added)
+	if code := produceWire(t, c, "pids", producerBatch(pids[0], 0, 1, "evicted, continuing")); code != kerr.OutOfOrderSequenceNumber.Code {
+		t.Errorf("evicted producer continuing its sequence: error %d, want OUT_OF_ORDER_SEQUENCE_NUMBER", code)
+	}
+	if code := produceWire(t, c, "pids", producerBatch(pids[4], 0, 1, "kept, continuing")); code != 0 {
+		t.Errorf("kept producer continuing its sequence: error %d", code)
 	}
 	if n := h.limitHits(t, "max_producer_ids_per_partition"); n != 2 {
 		t.Errorf("max_producer_ids_per_partition hits %v, want 2", n)

@@ -26,10 +26,13 @@ var keyGen = struct {
 	entropy: ulid.Monotonic(rand.Reader, 0),
 }
 
+// objectPrefix starts every segment object's key.
+const objectPrefix = "seg/"
+
 // NewObjectKey returns a fresh unique key "seg/<ULID>-<agentID>". Keys made by one process never
 // repeat and sort in the order they were made; the agent id keeps two agents' keys apart.
 func NewObjectKey(agentID string) string {
-	return "seg/" + newULID().String() + "-" + agentID
+	return objectPrefix + newULID().String() + "-" + agentID
 }
 
 // NewPartKey returns a fresh unique key for a partition segment of topicID's partition,
@@ -95,4 +98,17 @@ func newULID() ulid.ULID {
 		// next millisecond, which keeps keys unique and ordered.
 		ms++
 	}
+}
+
+// ObjectAgent is the id of the agent that made key with NewObjectKey, and whether key has that shape
+// ("seg/", 26 characters of ULID, "-", a non-empty id).
+func ObjectAgent(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, objectPrefix)
+	if !ok || len(rest) < ulid.EncodedSize+2 || rest[ulid.EncodedSize] != '-' {
+		return "", false
+	}
+	if u, err := ulid.ParseStrict(rest[:ulid.EncodedSize]); err != nil || u.String() != rest[:ulid.EncodedSize] {
+		return "", false // not as NewObjectKey writes it (Crockford's base32 parses lower case too)
+	}
+	return rest[ulid.EncodedSize+1:], true
 }

@@ -110,6 +110,24 @@ func TestObjectTime(t *testing.T) {
 	}
 }
 
+// ObjectAgent reads back the agent of a key NewObjectKey made, ids with dashes too, and nothing
+// from keys of another shape.
+func TestObjectAgent(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"a1", "dev-3", "agent-x-y"} {
+		if got, ok := ObjectAgent(NewObjectKey(id)); !ok || got != id {
+			t.Errorf("ObjectAgent(NewObjectKey(%q)) = %q, %v", id, got, ok)
+		}
+	}
+	u := newULID().String()
+	for _, k := range []string{"", "seg/", "seg/" + u, "seg/" + u + "-", "seg/" + u + "x1", "seg/zzzzzzzzzzzzzzzzzzzzzzzzzz-a1",
+		"obj/" + u + "-a1", "seg/" + u[:25] + "-a1", "seg/" + strings.ToLower(u) + "-a1"} {
+		if got, ok := ObjectAgent(k); ok {
+			t.Errorf("ObjectAgent(%q) = %q, want no agent", k, got)
+		}
+	}
+}
+
 // FuzzObjectTime: ObjectTime reads keys listed from the bucket; it never panics, and accepts only
 // keys of the two shapes the key makers spell.
 func FuzzObjectTime(f *testing.F) {
@@ -119,6 +137,25 @@ func FuzzObjectTime(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key string) {
 		if _, ok := ObjectTime(key); ok && !strings.HasPrefix(key, "seg/") && !strings.HasPrefix(key, "part/") {
 			t.Fatalf("ObjectTime accepted %q", key)
+		}
+	})
+}
+
+// FuzzObjectAgent drives ObjectAgent, which reads object names agents send each other: no panic, and
+// what it accepts is a key of NewObjectKey's shape whose tail is the id it returns.
+func FuzzObjectAgent(f *testing.F) {
+	f.Add(NewObjectKey("a1"))
+	f.Add("seg/")
+	f.Add("seg/01J0000000000000000000000-")
+	f.Add("seg/00000000000000000000a00000-0") // lower case: a ULID, but not as NewObjectKey writes it
+	f.Fuzz(func(t *testing.T, key string) {
+		id, ok := ObjectAgent(key)
+		if !ok {
+			return
+		}
+		u, err := ulid.ParseStrict(key[len(objectPrefix) : len(objectPrefix)+ulid.EncodedSize])
+		if err != nil || id == "" || key != objectPrefix+u.String()+"-"+id {
+			t.Fatalf("ObjectAgent(%q) = %q for a key that is not seg/<ULID>-<id>", key, id)
 		}
 	})
 }

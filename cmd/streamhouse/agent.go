@@ -57,6 +57,8 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.StringVar(&f.cfg.KafkaAddr, "kafka-addr", f.cfg.KafkaAddr, "Kafka listen `address`")
 	fs.StringVar(&f.cfg.AdvertisedAddr, "advertised-addr", "", "`address` given to clients (default: the Kafka listen address)")
 	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "`address` of /healthz, /readyz and /metrics (empty: no HTTP)")
+	fs.StringVar(&f.cfg.InternalAddr, "internal-addr", f.cfg.InternalAddr, "listen `address` for other agents (forwarded sequencing, "+
+		"authenticated by the cluster secret in etcd); empty: none, and no agent forwards to this one")
 	f.flushFlags(fs)
 	fs.Var(sizeValue{&f.cfg.CacheBytes}, "cache-bytes", "read cache `size`")
 	fs.DurationVar(&f.cfg.FetchReadTimeout, "fetch-read-timeout", f.cfg.FetchReadTimeout,
@@ -64,6 +66,8 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.Var(sizeValue{&f.cfg.MaxReadBytesInFlight}, "max-read-bytes-in-flight",
 		"object store reads under way at once, in bytes, fetches that answered without them included (a `size`)")
 	fs.Var(sizeValue{&f.cfg.MaxBufferedBytes}, "max-buffered-bytes", "produce waits once this `size` is buffered")
+	fs.Var(sizeValue{&f.cfg.MaxDecompressedBatchBytes}, "max-decompressed-batch-bytes",
+		"most a compressed produce batch may decompress to while it is validated (a `size`; past it: MESSAGE_TOO_LARGE)")
 	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", f.cfg.LeaseTTL, "etcd lease `TTL`: how long a dead agent keeps its partitions")
 	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
 		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")

@@ -50,6 +50,8 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	fs.StringVar(&f.dataDir, "data-dir", f.dataDir, "`directory` of etcd's data and the S3 objects")
 	fs.StringVar(&f.cfg.KafkaAddr, "kafka-addr", f.cfg.KafkaAddr, "Kafka listen `address` of the first agent (port 0: any free port)")
 	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "HTTP listen `address` of the first agent (port 0: any free port)")
+	fs.StringVar(&f.cfg.InternalAddr, "internal-addr", f.cfg.InternalAddr, "internal listen `address` of the first agent, "+
+		"where other agents have it sequence (port 0: any free port)")
 	fs.StringVar(&f.etcdAddr, "etcd-addr", f.etcdAddr, "etcd client `address`; its peer address is the next port")
 	// One limit for both ends, operations and bytes: the embedded etcd allows what its agents pack, so
 	// that a flush's index commit over 1,024 partitions is one Txn.
@@ -120,9 +122,12 @@ func (f *devFlags) validate() error {
 			return fmt.Errorf("--%s: %w", name, err)
 		}
 	}
-	if f.cfg.HTTPAddr != "" {
-		if _, err := offsetPort(f.cfg.HTTPAddr, 0); err != nil {
-			return fmt.Errorf("--http-addr: %w", err)
+	for name, addr := range map[string]string{"http-addr": f.cfg.HTTPAddr, "internal-addr": f.cfg.InternalAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, err := offsetPort(addr, 0); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
 		}
 	}
 	return nil
@@ -268,6 +273,11 @@ func (f *devFlags) agentConfig(i int, log hclog.Logger) (agent.Config, error) {
 			return cfg, err
 		}
 	}
+	if cfg.InternalAddr != "" {
+		if cfg.InternalAddr, err = offsetPort(f.cfg.InternalAddr, i-1); err != nil {
+			return cfg, err
+		}
+	}
 	reg := newRegistry() // one per agent: each serves its own /metrics
 	cfg.Logger, cfg.Registerer, cfg.Gatherer, cfg.Version = log.Named(cfg.ID), reg, reg, buildVersion()
 	return cfg, nil
@@ -329,13 +339,16 @@ func (d *devCluster) print(w io.Writer, f *devFlags) {
 		if a.HTTPAddr() != "" {
 			fmt.Fprintf(w, "http address: http://%s\n", a.HTTPAddr())
 		}
+		if a.InternalAddr() != "" {
+			fmt.Fprintf(w, "internal address: %s\n", a.InternalAddr())
+		}
 	}
 	if len(d.agents) == 0 {
 		fmt.Fprintf(w, "start an agent with: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s streamhouse agent"+
 			" --etcd %s --s3-endpoint %s --s3-bucket %s --s3-path-style --id agent-1 --kafka-addr %s --http-addr %s"+
-			" --etcd-max-txn-ops %d --etcd-max-request-bytes %s\n",
-			devCredential, devCredential, etcd, d.s3URL(), devBucket, f.cfg.KafkaAddr, f.cfg.HTTPAddr, f.etcdMaxTxnOps,
-			formatSize(f.etcdMaxRequestBytes))
+			" --internal-addr %s --etcd-max-txn-ops %d --etcd-max-request-bytes %s\n",
+			devCredential, devCredential, etcd, d.s3URL(), devBucket, f.cfg.KafkaAddr, f.cfg.HTTPAddr, f.cfg.InternalAddr,
+			f.etcdMaxTxnOps, formatSize(f.etcdMaxRequestBytes))
 	}
 	fmt.Fprintln(w, "ready; Ctrl-C to stop")
 }

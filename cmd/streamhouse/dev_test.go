@@ -53,7 +53,7 @@ func startDev(t *testing.T, dataDir string, args ...string) *runningDev {
 	d := &runningDev{tc: newTestCLI(t, nil, ""), out: &syncBuffer{}, err: &syncBuffer{}, done: make(chan int, 1)}
 	d.tc.stdout, d.tc.stderr = d.out, d.err
 	args = append([]string{"dev", "--data-dir", dataDir, "--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0",
-		"--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "warn"}, args...)
+		"--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--internal-addr", "127.0.0.1:0", "--log-level", "warn"}, args...)
 	go func() { d.done <- d.tc.run(args) }()
 	t.Cleanup(func() { d.stop(t) })
 	deadline := time.After(60 * time.Second)
@@ -110,7 +110,7 @@ func TestDevWithoutAgents(t *testing.T) {
 		t.Errorf("unexpected output:\n%s", d.out)
 	}
 	if ex := d.line(t, "start an agent with"); !strings.Contains(ex, "streamhouse agent --etcd "+etcd+" --s3-endpoint "+s3+" --s3-bucket streamhouse --s3-path-style") ||
-		!strings.HasSuffix(ex, " --etcd-max-txn-ops 4096 --etcd-max-request-bytes 4MiB") {
+		!strings.HasSuffix(ex, " --internal-addr 127.0.0.1:0 --etcd-max-txn-ops 4096 --etcd-max-request-bytes 4MiB") {
 		t.Errorf("example command: %s", ex)
 	}
 	if strings.Contains(d.out.String(), "kafka address") {
@@ -135,7 +135,8 @@ func TestDevWithoutAgents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTestCLI(t, nil, "")
 			start := time.Now()
-			code := c.exec(append([]string{"agent", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-level", "error"}, tc.args...)...)
+			code := c.exec(append([]string{"agent", "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--internal-addr", "127.0.0.1:0",
+				"--log-level", "error"}, tc.args...)...)
 			if code == 0 || strings.Count(c.err.String(), "\n") != 1 || !strings.HasPrefix(c.err.String(), "streamhouse: ") ||
 				!strings.Contains(c.err.String(), tc.msg) {
 				t.Errorf("exit %d, stderr %q; want one line mentioning %q", code, c.err, tc.msg)

@@ -82,8 +82,17 @@ func TestAgentFlags(t *testing.T) {
 			return f.etcdPrefix == "/streamhouse/" && f.s3.Region == "us-east-1" && f.cfg.Group == "default" &&
 				f.cfg.KafkaAddr == "127.0.0.1:9092" && f.cfg.LeaseTTL == 10*time.Second && f.cfg.FlushBytes == 4<<20 &&
 				f.log.level == "info" && f.log.format == "text" && !f.s3.PathStyle && f.cfg.ID != "" &&
-				f.cfg.OffsetsRetention == 168*time.Hour && f.etcdMaxTxnOps == 128 && f.etcdMaxRequestBytes == 3<<19
+				f.cfg.OffsetsRetention == 168*time.Hour && f.etcdMaxTxnOps == 128 && f.etcdMaxRequestBytes == 3<<19 &&
+				f.cfg.InternalAddr == "127.0.0.1:9192" && f.cfg.MaxDecompressedBatchBytes == 64<<20
 		}},
+		{name: "internal listener and decompression limit", args: append(base, "--internal-addr", "0.0.0.0:7000",
+			"--max-decompressed-batch-bytes", "8MiB"),
+			check: func(f *agentFlags) bool {
+				return f.cfg.InternalAddr == "0.0.0.0:7000" && f.cfg.MaxDecompressedBatchBytes == 8<<20
+			}},
+		{name: "no internal listener", env: map[string]string{"STREAMHOUSE_ETCD": "e", "STREAMHOUSE_S3_BUCKET": "b",
+			"STREAMHOUSE_INTERNAL_ADDR": ""}, args: []string{"--internal-addr="},
+			check: func(f *agentFlags) bool { return f.cfg.InternalAddr == "" }},
 		{name: "flags", args: append(base, "--flush-interval", "250ms", "--flush-bytes", "16MiB", "--cache-bytes=1GiB",
 			"--max-buffered-bytes", "134217728", "--lease-ttl", "3s", "--s3-path-style", "--id", "a1", "--az", "z1",
 			"--group", "g", "--auto-create-topics", "--default-partitions", "6", "--log-format", "json", "--log-level", "DEBUG",
@@ -178,8 +187,9 @@ func TestDevFlags(t *testing.T) {
 		t.Error(err)
 	}
 	cfg, err := f.agentConfig(3, hclog.NewNullLogger())
-	if err == nil && (cfg.ID != "dev-3" || cfg.KafkaAddr != "127.0.0.1:19094" || cfg.HTTPAddr != "127.0.0.1:8082") {
-		t.Errorf("agent 3: %s %s %s", cfg.ID, cfg.KafkaAddr, cfg.HTTPAddr)
+	if err == nil && (cfg.ID != "dev-3" || cfg.KafkaAddr != "127.0.0.1:19094" || cfg.HTTPAddr != "127.0.0.1:8082" ||
+		cfg.InternalAddr != "127.0.0.1:9194") {
+		t.Errorf("agent 3: %s %s %s %s", cfg.ID, cfg.KafkaAddr, cfg.HTTPAddr, cfg.InternalAddr)
 	}
 	f.agents = -1
 	if err := f.validate(); err == nil {

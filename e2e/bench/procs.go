@@ -119,7 +119,7 @@ func startProcAgent(c *shCluster, bin, id string) (*procAgent, error) {
 	}
 	cmd := exec.Command(bin, "agent", "--etcd", strings.Join(c.EtcdEndpoints(), ","),
 		"--s3-endpoint", c.s3.Endpoint(), "--s3-bucket", benchBucket, "--s3-path-style", "--id", id,
-		"--kafka-addr", "127.0.0.1:0", "--http-addr", "", "--log-level", "warn")
+		"--kafka-addr", "127.0.0.1:0", "--http-addr", "", "--internal-addr", "127.0.0.1:0", "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+benchCredential, "AWS_SECRET_ACCESS_KEY="+benchCredential)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench

@@ -231,7 +231,7 @@ func (c *shCluster) startAgent(ctx context.Context, i int, log hclog.Logger) err
 	reg := prometheus.NewRegistry()
 	cfg := agent.NewConfig()
 	cfg.ID = c.cfg.name + "-" + strconv.Itoa(i)
-	cfg.KafkaAddr, cfg.HTTPAddr = "127.0.0.1:0", ""
+	cfg.KafkaAddr, cfg.HTTPAddr, cfg.InternalAddr = "127.0.0.1:0", "", "127.0.0.1:0"
 	if c.cfg.flushInterval > 0 {
 		cfg.FlushInterval = c.cfg.flushInterval
 	}

@@ -181,7 +181,8 @@ func startAgent(bin, dir string, d *devProc, id, az string, ttl time.Duration, i
 	name := fmt.Sprintf("%s.%d", id, incarnation)
 	env := []string{"AWS_ACCESS_KEY_ID=" + devCredential, "AWS_SECRET_ACCESS_KEY=" + devCredential, "AWS_EC2_METADATA_DISABLED=true"}
 	p, err := startProc(dir, name, bin, env, "agent", "--etcd", d.etcd, "--s3-endpoint", d.s3, "--s3-bucket", "streamhouse",
-		"--s3-path-style", "--id", id, "--az", az, "--kafka-addr", kafka, "--http-addr", http, "--lease-ttl", ttl.String(),
+		"--s3-path-style", "--id", id, "--az", az, "--kafka-addr", kafka, "--http-addr", http, "--internal-addr", "127.0.0.1:0",
+		"--lease-ttl", ttl.String(),
 		"--log-format", "json")
 	if err != nil {
 		return nil, err

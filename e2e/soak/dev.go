@@ -50,7 +50,7 @@ func startDev(bin, runDir, name, dataDir string, agents int, extra []string) (*d
 	d := &devProc{name: name, dataDir: dataDir, out: filepath.Join(runDir, name+".out"),
 		log: filepath.Join(runDir, name+".log"), done: make(chan struct{})}
 	args := append([]string{"dev", "--data-dir", dataDir, "--agents", strconv.Itoa(agents), "--kafka-addr", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0", "--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0"}, extra...)
+		"--http-addr", "127.0.0.1:0", "--internal-addr", "127.0.0.1:0", "--etcd-addr", "127.0.0.1:0", "--s3-addr", "127.0.0.1:0"}, extra...)
 	if err := d.start(bin, args); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 type agent struct {
 	id, az      string
 	kafka, http string         // host:port, kept across restarts
+	internal    string         // host:port of the internal listener, kept across restarts
 	etcd        []*proxy.Proxy // one per etcd member
 	s3          *proxy.Proxy   // to the S3 fault layer
 	incarnation int
@@ -37,6 +38,9 @@ func (c *Cluster) newAgent(id, az string) (*agent, error) {
 		return nil, err
 	}
 	if a.http, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if a.internal, err = freeAddr(); err != nil {
 		return nil, err
 	}
 	for _, m := range c.members {
@@ -69,7 +73,7 @@ func (c *Cluster) agentArgs(a *agent) []string {
 	}
 	args := []string{"agent", "--etcd", strings.Join(eps, ","), "--s3-endpoint", "http://" + a.s3.Addr(),
 		"--s3-bucket", Bucket, "--s3-path-style", "--id", a.id, "--az", a.az,
-		"--kafka-addr", a.kafka, "--http-addr", a.http, "--lease-ttl", c.cfg.LeaseTTL.String()}
+		"--kafka-addr", a.kafka, "--http-addr", a.http, "--internal-addr", a.internal, "--lease-ttl", c.cfg.LeaseTTL.String()}
 	return append(args, c.cfg.AgentFlags...)
 }
 
