@@ -393,3 +393,41 @@ func waitStatus(t *testing.T, url string, status int, want string) {
 	}
 	t.Fatalf("%s did not answer %d %q within 30s; last: %s", url, status, want, last)
 }
+
+// topic describe shows each partition's log start and high watermark, and with --etcd what it holds
+// in storage: after topic delete-records the log start moves, the high watermark stays, and the
+// storage is that of the records kept.
+func TestTopicDescribeStorage(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, t.TempDir(), "--flush-interval", "20ms")
+	c := newTestCLI(t, map[string]string{"STREAMHOUSE_BROKERS": kafkaAddrs(t, d)[0]}, "")
+	c.mustRun(t, "topic", "create", "t", "--partitions", "2")
+	for _, v := range []string{"a", "b", "c"} { // one batch, and so one index entry, each
+		c.stdin = strings.NewReader(v + "\n")
+		c.mustRun(t, "produce", "t", "--partition", "0")
+	}
+	if out := c.mustRun(t, "topic", "delete-records", "t", "--partition", "0", "--before", "1"); out != "t/0: log start offset 1\n" {
+		t.Errorf("delete-records printed %q", out)
+	}
+	out := c.mustRun(t, "topic", "describe", "t", "--etcd", d.line(t, "etcd endpoint"))
+	t.Logf("topic describe:\n%s", out)
+	if !strings.Contains(out, "LOG START  HIGH WATERMARK  ERROR  BYTES  SEGMENTS  TAIL  OBJECTS") {
+		t.Errorf("describe's header lacks the offset and storage columns:\n%s", out)
+	}
+	// PARTITION LEADER ADDRESS RACK EPOCH | LOG START, HIGH WATERMARK, ERROR, BYTES, SEGMENTS, TAIL, OBJECTS
+	rows := map[string][]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 12 {
+			rows[f[0]] = f[5:]
+		}
+	}
+	// Each produce was acknowledged before the next was sent: three flushes, three objects, three
+	// entries, of which the first is wholly below the log start and no longer counted.
+	if got := rows["0"]; len(got) != 7 || got[0] != "1" || got[1] != "3" || got[2] != "-" || got[3] == "0" ||
+		got[4] != "0" || got[5] != "2" || got[6] != "2" {
+		t.Errorf("partition 0: %v, want log start 1, high watermark 3, no error, bytes, no segment, 2 tail entries, 2 objects", got)
+	}
+	if got := rows["1"]; !slices.Equal(got, []string{"0", "0", "-", "0", "0", "0", "0"}) {
+		t.Errorf("partition 1: %v, want an empty partition", got)
+	}
+}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/coord"
 )
 
 var topicCommands = []command{
@@ -18,6 +20,7 @@ var topicCommands = []command{
 	{"list", "list topics", (*cli).topicList},
 	{"describe", "show a topic's partitions, leaders and configs", (*cli).topicDescribe},
 	{"delete", "delete a topic", (*cli).topicDelete},
+	{"delete-records", "move a partition's log start forward, deleting the records before it", (*cli).topicDeleteRecords},
 }
 
 func (c *cli) topic(args []string) error { return c.subcommand("topic", topicCommands, args) }
@@ -85,57 +88,127 @@ func (c *cli) topicList(args []string) error {
 }
 
 func (c *cli) topicDescribe(args []string) error {
-	fs := c.newFlagSet("topic describe", "NAME", "Show a topic's partitions (leader, its address and rack, leader epoch) and configs.")
+	fs := c.newFlagSet("topic describe", "NAME", "Show a topic's partitions (leader, its address and rack, leader epoch, log start offset and\n"+
+		"high watermark) and configs; with --etcd, also what each partition holds in storage (bytes, segments,\n"+
+		"uncompacted entries, objects).")
 	brokers := fs.brokersFlag()
+	etcd := fs.String("etcd", "", "etcd `endpoints`, comma-separated: read each partition's storage from StreamHouse's index too")
+	prefix := fs.String("etcd-prefix", coord.DefaultPrefix, "`prefix` of StreamHouse's etcd keys")
+	fs.fromEnv("etcd", "etcd-prefix")
 	pos, err := fs.parseN(args, 1)
 	if err != nil {
 		return err
 	}
-	return c.withAdmin(*brokers, func(ctx context.Context, adm *kadm.Client) error {
-		name := pos[0]
-		md, err := adm.Metadata(ctx, name)
-		if err != nil {
-			return fmt.Errorf("describe topic %s: %w", name, err)
-		}
-		td := md.Topics[name]
-		if td.Err != nil {
-			return fmt.Errorf("describe topic %s: %w", name, td.Err)
-		}
-		rcs, err := adm.DescribeTopicConfigs(ctx, name)
-		if err == nil && len(rcs) == 1 {
-			err = kafkaErr(rcs[0].Err, rcs[0].ErrMessage)
-		}
-		if err != nil {
-			return fmt.Errorf("describe configs of topic %s: %w", name, err)
-		}
-		return printTopic(c.stdout, md.Brokers, td, rcs[0].Configs)
+	name := pos[0]
+	var d topicDescription
+	err = c.withAdmin(*brokers, func(ctx context.Context, adm *kadm.Client) error {
+		d, err = describeTopic(ctx, adm, name)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	if endpoints := splitList(*etcd); len(endpoints) > 0 {
+		ctx, cancel := c.interruptible()
+		defer cancel()
+		st, err := readStatus(ctx, coord.Config{Endpoints: endpoints, Prefix: *prefix, DialTimeout: etcdDialTimeout})
+		if err != nil {
+			return fmt.Errorf("describe topic %s: reading its storage from etcd: %w", name, err)
+		}
+		d.storage = map[int32]coord.PartitionStatus{}
+		for _, p := range st.Partitions {
+			if p.Topic == name {
+				d.storage[p.Partition] = p
+			}
+		}
+	}
+	return d.print(c.stdout)
 }
 
-func printTopic(w io.Writer, brokers kadm.BrokerDetails, td kadm.TopicDetail, configs []kadm.Config) error {
+// topicDescription is what topic describe prints: the Kafka view of a topic and, read from etcd when
+// asked, what its partitions hold in storage.
+type topicDescription struct {
+	brokers      kadm.BrokerDetails
+	td           kadm.TopicDetail
+	starts, ends kadm.ListedOffsets
+	configs      []kadm.Config
+	storage      map[int32]coord.PartitionStatus // nil: not asked
+}
+
+func describeTopic(ctx context.Context, adm *kadm.Client, name string) (topicDescription, error) {
+	md, err := adm.Metadata(ctx, name)
+	if err != nil {
+		return topicDescription{}, fmt.Errorf("describe topic %s: %w", name, err)
+	}
+	d := topicDescription{brokers: md.Brokers, td: md.Topics[name]}
+	if d.td.Err != nil {
+		return d, fmt.Errorf("describe topic %s: %w", name, d.td.Err)
+	}
+	if d.starts, err = adm.ListStartOffsets(ctx, name); err == nil {
+		d.ends, err = adm.ListEndOffsets(ctx, name)
+	}
+	if err != nil {
+		return d, fmt.Errorf("list offsets of topic %s: %w", name, err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, name)
+	if err == nil && len(rcs) == 1 {
+		err = kafkaErr(rcs[0].Err, rcs[0].ErrMessage)
+	}
+	if err != nil {
+		return d, fmt.Errorf("describe configs of topic %s: %w", name, err)
+	}
+	d.configs = rcs[0].Configs
+	return d, nil
+}
+
+// listedOffset is a partition's listed offset, or "-" when listing it failed.
+func listedOffset(l kadm.ListedOffsets, topic string, p int32) string {
+	o, ok := l.Lookup(topic, p)
+	if !ok || o.Err != nil {
+		return "-"
+	}
+	return fmt.Sprint(o.Offset)
+}
+
+func (d topicDescription) print(w io.Writer) error {
+	td := d.td
 	fmt.Fprintf(w, "topic: %s\nid: %s\npartitions: %d\n\n", td.Topic, hex.EncodeToString(td.ID[:]), len(td.Partitions))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tLEADER\tADDRESS\tRACK\tLEADER EPOCH\tERROR")
+	header := "PARTITION\tLEADER\tADDRESS\tRACK\tLEADER EPOCH\tLOG START\tHIGH WATERMARK\tERROR"
+	if d.storage != nil {
+		header += "\tBYTES\tSEGMENTS\tTAIL\tOBJECTS"
+	}
+	fmt.Fprintln(tw, header)
 	for _, p := range td.Partitions.Sorted() {
 		leader, addr, rack := "-", "-", "-"
 		if p.Leader >= 0 {
 			leader = fmt.Sprint(p.Leader)
 		}
-		if i := slices.IndexFunc(brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == p.Leader }); i >= 0 {
-			addr = fmt.Sprintf("%s:%d", brokers[i].Host, brokers[i].Port)
-			if brokers[i].Rack != nil && *brokers[i].Rack != "" {
-				rack = *brokers[i].Rack
+		if i := slices.IndexFunc(d.brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == p.Leader }); i >= 0 {
+			addr = fmt.Sprintf("%s:%d", d.brokers[i].Host, d.brokers[i].Port)
+			if d.brokers[i].Rack != nil && *d.brokers[i].Rack != "" {
+				rack = *d.brokers[i].Rack
 			}
 		}
 		perr := "-"
 		if p.Err != nil {
 			perr = p.Err.Error()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", p.Partition, leader, addr, rack, p.LeaderEpoch, perr)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s", p.Partition, leader, addr, rack, p.LeaderEpoch,
+			listedOffset(d.starts, td.Topic, p.Partition), listedOffset(d.ends, td.Topic, p.Partition), perr)
+		if d.storage != nil {
+			if st, ok := d.storage[p.Partition]; ok {
+				fmt.Fprintf(tw, "\t%d\t%d\t%d\t%d", st.Bytes, st.Segments, st.Tail, st.Objects)
+			} else {
+				fmt.Fprint(tw, "\t-\t-\t-\t-")
+			}
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	configs := d.configs
 	fmt.Fprint(w, "\nconfigs:\n")
 	slices.SortFunc(configs, func(a, b kadm.Config) int { return strings.Compare(a.Key, b.Key) })
 	for _, cfg := range configs {
@@ -168,6 +241,43 @@ func (c *cli) topicDelete(args []string) error {
 			return fmt.Errorf("delete topic %s: %w", pos[0], kafkaErr(err, resp.ErrMessage))
 		}
 		fmt.Fprintf(c.stdout, "deleted topic %s\n", pos[0])
+		return nil
+	})
+}
+
+func (c *cli) topicDeleteRecords(args []string) error {
+	fs := c.newFlagSet("topic delete-records", "NAME", "Delete a partition's records before an offset (Kafka's DeleteRecords): its log start\n"+
+		"moves there, consumers can no longer read them, and their storage is freed by retention's clean-up.")
+	partition := int32(-1)
+	fs.Var(int32Value{&partition}, "partition", "the `partition` (required)")
+	before := fs.Int64("before", -2, "the new log start `offset`: records below it are deleted; -1: the high watermark (all)")
+	brokers := fs.brokersFlag()
+	pos, err := fs.parseN(args, 1)
+	if err != nil {
+		return err
+	}
+	if partition < 0 {
+		return usagef("topic delete-records: --partition is required")
+	}
+	if *before < -1 {
+		return usagef("topic delete-records: --before must be an offset or -1")
+	}
+	return c.withAdmin(*brokers, func(ctx context.Context, adm *kadm.Client) error {
+		name := pos[0]
+		o := kadm.Offsets{}
+		o.Add(kadm.Offset{Topic: name, Partition: partition, At: *before})
+		resp, err := adm.DeleteRecords(ctx, o)
+		if err != nil {
+			return fmt.Errorf("delete records of %s/%d: %w", name, partition, err)
+		}
+		r, ok := resp.Lookup(name, partition)
+		if !ok {
+			return fmt.Errorf("delete records of %s/%d: no answer for the partition", name, partition)
+		}
+		if r.Err != nil {
+			return fmt.Errorf("delete records of %s/%d: %w", name, partition, r.Err)
+		}
+		fmt.Fprintf(c.stdout, "%s/%d: log start offset %d\n", name, partition, r.LowWatermark)
 		return nil
 	})
 }
