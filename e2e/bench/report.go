@@ -56,6 +56,7 @@ type report struct {
 	wide    map[string][2]latencyResult // 8 and 1,024 partitions at one fixed rate
 	cons    map[string]consumeResult
 	procs   *procResult
+	hist    *historyResult
 }
 
 func newReport(o suiteOptions, p plan) *report {
@@ -288,7 +289,7 @@ func (r *report) judge() {
 	for _, c := range []struct {
 		spec produceSpec
 		want float64
-	}{{one, 1.0}, {eight, 1.5}} {
+	}{{one, 1.0}, {eight, 1.5}, {produceSpec{1024, 1024, 1, "none"}, 1.0}} {
 		for _, sh := range []string{"sh-1", "sh-3"} {
 			if x := ratio(c.spec, sh); !math.IsNaN(x) {
 				r.verdict(fmt.Sprintf("produce %s: %s >= %.1fx kfake", c.spec, sh, c.want), fmt.Sprintf("%.2fx", x), x >= c.want)
@@ -335,6 +336,7 @@ func (r *report) judge() {
 		x := t.brokerCPUPerGiB()
 		r.verdict("agent CPU <= 10 CPU-s/GiB (sh-1, in-process, pprof labels, "+eight.String()+")", fmt.Sprintf("%.1f", x), x <= 10)
 	}
+	r.judgeHistory()
 	if p := r.procs; p != nil {
 		r.verdict("agent CPU <= 10 CPU-s/GiB (agent processes, /proc, "+p.load.String()+")", fmt.Sprintf("%.1f", p.cpuPerGiB), p.cpuPerGiB <= 10)
 		r.verdict(fmt.Sprintf("%d partitions idle on 3 agents: RSS <= 150 MiB each", p.partitions), fmt.Sprintf("%.0f MiB", p.idleRSS), p.idleRSS <= 150)

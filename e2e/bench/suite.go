@@ -51,6 +51,7 @@ type plan struct {
 	targets     string // default of --targets
 	procsIdle   time.Duration
 	procsParts  int32
+	history     historySpec
 	// clearBucket deletes each run's objects after it, so that a full suite does not fill the disk (a
 	// short one writes a few GiB, removed with the cluster).
 	clearBucket bool
@@ -77,6 +78,7 @@ const defaultLatencyCap = 30_000
 func fullPlan() plan {
 	p := plan{latency: latencySpec, warm: time.Second, window: 4 * time.Second, latWindow: 10 * time.Second,
 		consumeMiB: 192, consumePasses: consumePasses, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		history: historySpec{records: 600_000, rate: 20_000, size: 200, partitions: 64, passes: 3},
 		targets: "sh-1,sh-3,sh-1-mem,kfake", wideTargets: []string{"sh-1", "sh-3"},
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, profile: "none", memory: true},
@@ -101,6 +103,7 @@ func fullPlan() plan {
 func shortPlan() plan {
 	return plan{latency: latencySpec, warm: time.Second, window: 2500 * time.Millisecond, latWindow: 2500 * time.Millisecond,
 		consumeMiB: 192, consumePasses: 3, procsIdle: 4 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
+		history: historySpec{records: 100_000, rate: 20_000, size: 200, partitions: 64, passes: 3},
 		targets: "sh-1,sh-3,kfake", wideTargets: []string{"sh-1"},
 		throughput: []produceSpec{
 			latencySpec,
@@ -270,6 +273,13 @@ func (s *suite) run() error {
 		if err := s.consumePhase(); err != nil {
 			return err
 		}
+	}
+	if s.o.phase("history") {
+		h, err := runHistory(s.ctx, s.p.history, s.log)
+		if err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+		s.rep.addHistory(s.p.history, h)
 	}
 	s.rep.addPeakRSS(peakRSS())
 	if !s.o.phase("procs") {

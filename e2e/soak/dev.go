@@ -27,7 +27,8 @@ const (
 // devCredential is the access key and secret the soak gives dev mode's S3 endpoint (it accepts any).
 const devCredential = "streamhouse"
 
-// devProc is a running "streamhouse dev": its stdout and stderr go to files in the run's directory.
+// devProc is a running "streamhouse dev", or agent (agent.go): its stdout and stderr go to files in the
+// run's directory.
 type devProc struct {
 	name    string
 	dataDir string
@@ -36,6 +37,7 @@ type devProc struct {
 	log     string // path of its stderr
 	done    chan struct{}
 	started time.Time
+	env     []string // added to the soak's environment
 
 	etcd   string   // etcd endpoint (http://host:port)
 	s3     string   // S3 endpoint
@@ -81,6 +83,7 @@ func (d *devProc) start(bin string, args []string) error {
 		return err
 	}
 	d.cmd = exec.Command(bin, args...)
+	d.cmd.Env = append(os.Environ(), d.env...)
 	d.cmd.Stdout, d.cmd.Stderr = stdout, stderr
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the soak
 	d.started = time.Now()

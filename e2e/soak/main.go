@@ -42,6 +42,8 @@ type config struct {
 	jsonPath     string
 	keep         bool
 	devArgs      []string
+	agentProcess bool
+	agentArgs    []string
 	readStall    time.Duration
 }
 
@@ -50,7 +52,7 @@ var errAnomaly = errors.New("the end check found anomalies")
 
 func main() {
 	var cfg config
-	var devArgs string
+	var devArgs, agentArgs string
 	flag.StringVar(&cfg.bin, "bin", "bin/streamhouse", "the streamhouse `binary`")
 	flag.IntVar(&cfg.agents, "agents", 1, "agents dev runs (its --agents)")
 	flag.IntVar(&cfg.partitions, "partitions", 64, "partitions of the topic")
@@ -64,9 +66,12 @@ func main() {
 	flag.StringVar(&cfg.jsonPath, "json", "", "also write every sample, the table and the results to this `file`")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the data directory and dev's logs (kept anyway when the run fails)")
 	flag.StringVar(&devArgs, "dev-args", "", "more `flags` for streamhouse dev, space-separated (e.g. '--flush-interval 50ms')")
+	flag.BoolVar(&cfg.agentProcess, "agent-process", false, "run dev with --agents 0 and the agent as a process of its own "+
+		"(with --agents 1 only): RSS is then the agent's alone, and the restart check restarts the agent only")
+	flag.StringVar(&agentArgs, "agent-args", "", "more `flags` for the agent process with --agent-process, space-separated")
 	flag.DurationVar(&cfg.readStall, "read-stall", 2*time.Minute, "the end check gives up on partitions after reading nothing for this long")
 	flag.Parse()
-	cfg.devArgs = strings.Fields(devArgs)
+	cfg.devArgs, cfg.agentArgs = strings.Fields(devArgs), strings.Fields(agentArgs)
 	if err := cfg.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(2)
@@ -83,6 +88,10 @@ func (c config) validate() error {
 		return fmt.Errorf("unexpected arguments %q", flag.Args())
 	case c.agents < 1:
 		return errors.New("--agents must be at least 1")
+	case c.agentProcess && c.agents != 1:
+		return errors.New("--agent-process runs one agent: --agents must be 1")
+	case !c.agentProcess && len(c.agentArgs) > 0:
+		return errors.New("--agent-args needs --agent-process")
 	case c.partitions < 1:
 		return errors.New("--partitions must be at least 1")
 	case c.rate < 1:

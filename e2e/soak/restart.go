@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// The restart check: an agent must not need memory or start-up time that grow with history. dev is
-// stopped gracefully and started again on the same data directory; its resident memory once ready
-// is set beside a fresh dev's (empty data directory), measured the same way.
+// The restart check: an agent must not need memory or start-up time that grow with history. dev (or,
+// with --agent-process, the agent alone) is stopped gracefully and started again on the same data
+// directory; its resident memory once ready is set beside a fresh one's (empty data directory),
+// measured the same way.
 
 // restartResult is what the restart check measured.
 type restartResult struct {
@@ -26,17 +27,25 @@ type restartResult struct {
 	FreshRSS    int64   `json:"fresh_rss_bytes"`
 }
 
-// restart stops d and starts dev again on its data directory; the new process replaces d.
-func restart(ctx context.Context, cfg config, runDir string, d *devProc, topic string) (*devProc, restartResult, error) {
+// restart stops c's measured process and starts it again (dev on its data directory, or the agent
+// against the same dev); the new process replaces it.
+func restart(ctx context.Context, cfg config, runDir string, c cluster, topic string) (*devProc, restartResult, error) {
 	var r restartResult
+	d := c.measured
 	t0 := time.Now()
 	if err := d.terminate(); err != nil {
-		return nil, r, fmt.Errorf("stopping dev: %w", err)
+		return nil, r, fmt.Errorf("stopping %s: %w", d.name, err)
 	}
 	r.StopS = time.Since(t0).Seconds()
-	nd, err := startDev(cfg.bin, runDir, "dev-restarted", d.dataDir, cfg.agents, cfg.devArgs)
+	var nd *devProc
+	var err error
+	if c.infra != nil {
+		nd, err = startAgentProc(cfg.bin, runDir, "agent-restarted", c.infra, cfg.agentArgs)
+	} else {
+		nd, err = startDev(cfg.bin, runDir, "dev-restarted", d.dataDir, cfg.agents, cfg.devArgs)
+	}
 	if err != nil {
-		return nil, r, fmt.Errorf("restarting dev: %w", err)
+		return nil, r, fmt.Errorf("restarting %s: %w", d.name, err)
 	}
 	r.ReadyS, r.RSSReady = time.Since(nd.started).Seconds(), readMem(nd.pid()).rss
 	if err := awaitLeaders(ctx, nd.kafka, topic, int32(cfg.partitions)); err != nil {
@@ -46,19 +55,21 @@ func restart(ctx context.Context, cfg config, runDir string, d *devProc, topic s
 	return nd, r, nil
 }
 
-// measureFresh starts a dev on an empty data directory, measures it once ready, and stops it.
+// measureFresh starts a dev (and agent) on an empty data directory, measures it once ready, and stops
+// it.
 func measureFresh(cfg config, runDir string, r *restartResult) error {
 	dir, err := os.MkdirTemp(runDir, "fresh-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	d, err := startDev(cfg.bin, runDir, "dev-fresh", dir, cfg.agents, cfg.devArgs)
+	c, err := startCluster(cfg, runDir, "dev-fresh", dir)
 	if err != nil {
 		return fmt.Errorf("fresh dev: %w", err)
 	}
+	d := c.measured
 	r.FreshReadyS, r.FreshRSS = time.Since(d.started).Seconds(), readMem(d.pid()).rss
-	return d.terminate()
+	return c.terminate()
 }
 
 // restartTarget is issue 14's target for the restart figure: RSS after a restart within 1.5× of a
@@ -71,7 +82,7 @@ func (r restartResult) print(w io.Writer) {
 	if r.FreshRSS <= 0 {
 		return
 	}
-	fmt.Fprintf(w, "restart: fresh dev (empty data dir): ready after %.1fs, RSS %s; restarted/fresh %.2fx when ready, "+
+	fmt.Fprintf(w, "restart: fresh (empty data dir): ready after %.1fs, RSS %s; restarted/fresh %.2fx when ready, "+
 		"%.2fx once led (issue 14's target: within %.1fx)\n", r.FreshReadyS, mib(r.FreshRSS),
 		float64(r.RSSReady)/float64(r.FreshRSS), float64(r.RSSLed)/float64(r.FreshRSS), restartTarget)
 }

@@ -32,6 +32,8 @@ type report struct {
 		IntervalS    float64  `json:"interval_s"`
 		RestartCheck bool     `json:"restart_check"`
 		DevArgs      []string `json:"dev_args,omitempty"`
+		AgentProcess bool     `json:"agent_process"`
+		AgentArgs    []string `json:"agent_args,omitempty"`
 	} `json:"config"`
 	Retention retentionUsed  `json:"retention"`
 	Produce   produceStats   `json:"produce"`
@@ -58,6 +60,7 @@ func run(cfg config, w io.Writer) (err error) {
 	rep.Config.Agents, rep.Config.Partitions, rep.Config.Rate, rep.Config.RecordSize = cfg.agents, cfg.partitions, cfg.rate, cfg.size
 	rep.Config.DurationS, rep.Config.IntervalS, rep.Config.RestartCheck, rep.Config.DevArgs =
 		cfg.duration.Seconds(), cfg.interval.Seconds(), cfg.restartCheck, cfg.devArgs
+	rep.Config.AgentProcess, rep.Config.AgentArgs = cfg.agentProcess, cfg.agentArgs
 	err = soak(cfg, w, runDir, &rep)
 	if cfg.jsonPath != "" {
 		err = errors.Join(err, writeJSON(cfg.jsonPath, &rep))
@@ -65,28 +68,26 @@ func run(cfg config, w io.Writer) (err error) {
 	return err
 }
 
-// soakRun is one run: its dev process (replaced by the restart check), the ledger and the report.
+// soakRun is one run: its processes (the measured one is replaced by the restart check), the ledger
+// and the report.
 type soakRun struct {
 	cfg    config
 	w      io.Writer
 	runDir string
-	dev    *devProc
+	dev    *devProc // the process measured: dev, or with --agent-process the agent
+	infra  *devProc // with --agent-process, dev serving etcd and S3; else nil
 	led    *ledger
 	rep    *report
 }
 
 func soak(cfg config, w io.Writer, runDir string, rep *report) error {
 	ctx := context.Background()
-	d, err := startDev(cfg.bin, runDir, "dev", filepath.Join(runDir, "data"), cfg.agents, cfg.devArgs)
+	c, err := startCluster(cfg, runDir, "dev", filepath.Join(runDir, "data"))
 	if err != nil {
 		return err
 	}
-	r := &soakRun{cfg: cfg, w: w, runDir: runDir, dev: d, led: &ledger{}, rep: rep}
-	defer func() {
-		if !r.dev.exited() {
-			r.dev.kill()
-		}
-	}()
+	r := &soakRun{cfg: cfg, w: w, runDir: runDir, dev: c.measured, infra: c.infra, led: &ledger{}, rep: rep}
+	defer func() { cluster{measured: r.dev, infra: r.infra}.kill() }()
 	if err := r.measure(ctx); err != nil {
 		return err
 	}
@@ -127,13 +128,17 @@ func (r *soakRun) printHeader() {
 	fmt.Fprintf(r.w, "soak: streamhouse dev with %d agent(s)%s; topic %s: %d partitions; %d records/s of %d B, one producer, "+
 		"no linger, round-robin, open loop, for %v; a sample every %v\n", cfg.agents, extra, soakTopic,
 		cfg.partitions, cfg.rate, cfg.size, cfg.duration, cfg.interval)
+	if cfg.agentProcess {
+		fmt.Fprintf(r.w, "the agent runs as a process of its own (%s); RSS and the Go heap are its alone, etcd and S3 run in dev\n",
+			strings.Join(append([]string{"agent"}, cfg.agentArgs...), " "))
+	}
 	fmt.Fprintf(r.w, "retention: %s\n", r.rep.Retention)
 }
 
 // check runs the restart check (when asked for) and the end check, and fails on an anomaly.
 func (r *soakRun) check(ctx context.Context) error {
 	if r.cfg.restartCheck {
-		nd, res, err := restart(ctx, r.cfg, r.runDir, r.dev, soakTopic)
+		nd, res, err := restart(ctx, r.cfg, r.runDir, cluster{measured: r.dev, infra: r.infra}, soakTopic)
 		if nd != nil {
 			r.dev = nd
 		}
@@ -145,7 +150,7 @@ func (r *soakRun) check(ctx context.Context) error {
 	if err := endCheck(ctx, r.cfg, r.w, r.dev, r.led, r.rep); err != nil {
 		return err
 	}
-	if err := r.dev.terminate(); err != nil {
+	if err := (cluster{measured: r.dev, infra: r.infra}).terminate(); err != nil {
 		return err
 	}
 	if r.rep.Restart != nil {
@@ -195,7 +200,7 @@ func (r *soakRun) load(ctx context.Context, s *sampler) error {
 			if r.dev.exited() {
 				cancel()
 				<-done
-				return fmt.Errorf("dev exited during the run (%v); its log:\n%s", r.dev.cmd.ProcessState, r.dev.tail())
+				return fmt.Errorf("%s exited during the run (%v); its log:\n%s", r.dev.name, r.dev.cmd.ProcessState, r.dev.tail())
 			}
 			take(time.Since(start))
 		}

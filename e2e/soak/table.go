@@ -90,7 +90,7 @@ func figures() []figure {
 		figure{"index keys/partition, max", "index_keys_per_partition_max", false, func(s sample) int64 { return s.IndexKeysMax }},
 		figure{"etcd db size MiB", "etcd_db_mib", true, func(s sample) int64 { return s.EtcdDBSize }},
 		figure{"etcd db in use MiB", "etcd_db_in_use_mib", true, func(s sample) int64 { return s.EtcdDBInUse }},
-		figure{"dev RSS MiB", "rss_mib", true, func(s sample) int64 { return s.RSS }},
+		figure{"RSS MiB", "rss_mib", true, func(s sample) int64 { return s.RSS }},
 		figure{"  anon MiB", "rss_anon_mib", true, func(s sample) int64 { return s.RSSAnon }},
 		figure{"  file MiB", "rss_file_mib", true, func(s sample) int64 { return s.RSSFile }},
 		figure{"Go heap in use MiB", "go_heap_inuse_mib", true, func(s sample) int64 { return s.GoHeap }},
