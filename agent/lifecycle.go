@@ -22,7 +22,7 @@ func (a *Agent) newLifecycle() {
 	m := lifecycle.NewMetrics(a.cfg.Registerer)
 	a.maintainer = lifecycle.NewMaintainer(lifecycle.MaintainConfig{
 		AgentID: a.cfg.ID, Grace: a.cfg.GCGrace, Policy: a.topicPolicy, ProducerExpiration: a.cfg.ProducerIDExpiration,
-		MaxProducers: a.cfg.MaxProducerIDsPerPartition,
+		MaxProducers: a.cfg.MaxProducerIDsPerPartition, PrefetchBytes: a.cfg.CacheBytes / 4,
 		Patch: func(dst, src []byte, base int64, epoch int32) ([]byte, int64, error) {
 			return patchBatches(dst, src, base, epoch, 0)
 		},

@@ -1,12 +1,16 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -142,5 +146,67 @@ func TestOldObjectIsNotCommitted(t *testing.T) {
 	}
 	if a.tooOldToCommit(segstore.NewObjectKey("a1"), time.Now()) {
 		t.Fatal("a new object is too old to commit")
+	}
+}
+
+// getCounter counts the ranged GETs of an agent's store.
+type getCounter struct {
+	segstore.Store
+	gets atomic.Int64
+}
+
+func (g *getCounter) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	g.gets.Add(1)
+	return g.Store.GetRange(ctx, key, off, n)
+}
+
+// A maintenance pass reads each flush object once for the tail merges of all the partitions it holds
+// batches of, not once per partition: a leader taking over the tails of 8 partitions written in 40
+// flushes makes at most 40 GETs to merge them all (before, 320: one per partition per object).
+func TestTailMergesReadEachObjectOnce(t *testing.T) {
+	t.Parallel()
+	const partitions, flushes = 8, 40
+	tc := newTestCluster(t)
+	counters := map[string]*getCounter{}
+	var mu sync.Mutex
+	tc.wrapStore = func(id string, s segstore.Store) segstore.Store {
+		mu.Lock()
+		defer mu.Unlock()
+		counters[id] = &getCounter{Store: s}
+		return counters[id]
+	}
+	a1 := tc.agent("a1", noMaintenance)
+	createLedTopic(t, kgoClient(t, nil, a1), a1, "tails", partitions, nil)
+	c := dialRaw(t, a1)
+	for i := range flushes { // each acknowledged before the next: one flush object each, every partition in it
+		parts := map[int32][]byte{}
+		for p := range int32(partitions) {
+			parts[p] = valueBatch(-1, -1, -1, nil, fmt.Sprint(i))
+		}
+		resp := c.roundTrip(produceReq("tails", -1, parts), produceVersion).(*kmsg.ProduceResponse)
+		for _, p := range resp.Topics[0].Partitions {
+			wantOK(t, "produce", p.ErrorCode)
+		}
+	}
+	if err := a1.Shutdown(testCtx(t)); err != nil { // hands the partitions over
+		t.Fatal(err)
+	}
+	a2 := tc.agent("a2", noMaintenance) // an empty read cache
+	for p := range int32(partitions) {
+		tp := topicTP(t, a2, "tails", p)
+		waitFor(t, fmt.Sprintf("a2 to lead tails/%d", p), func() bool { return a2.leaders.get(tp) != nil })
+	}
+	before := counters["a2"].gets.Load()
+	a2.maintainer.Pass(testCtx(t), maintenanceConcurrency, a2.leads)
+	gets := counters["a2"].gets.Load() - before
+	for p := range int32(partitions) {
+		pi, _ := a2.cache.PartitionIndex(topicTP(t, a2, "tails", p))
+		if len(pi.Segments) != 1 || len(pi.Tail) != 0 {
+			t.Fatalf("partition %d after the pass: %d segments, %d tail entries; want its tail merged", p, len(pi.Segments), len(pi.Tail))
+		}
+	}
+	t.Logf("%d partitions' tails of %d flushes merged with %d GETs", partitions, flushes, gets)
+	if gets > flushes {
+		t.Errorf("the pass made %d GETs for %d flush objects", gets, flushes)
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"container/list"
 	"context"
+	"errors"
 	"sort"
 	"sync"
 
@@ -20,6 +21,47 @@ import (
 
 // Extent is the read cache as lifecycle.Extents: verified bytes of an extent.
 func (r *reader) Extent(ctx context.Context, x coord.Extent) ([]byte, error) { return r.extent(ctx, x) }
+
+// readAllObjects bounds the objects ReadAll reads at once.
+const readAllObjects = 16
+
+// ReadAll is the read cache as lifecycle.Extents: the verified bytes of xs, extents of any objects,
+// those of one object read together (readAll), up to readAllObjects objects at a time.
+func (r *reader) ReadAll(ctx context.Context, xs []coord.Extent) ([][]byte, error) {
+	byObject := map[string][]int{}
+	var objects []string
+	for i, x := range xs {
+		if _, ok := byObject[x.Object]; !ok {
+			objects = append(objects, x.Object)
+		}
+		byObject[x.Object] = append(byObject[x.Object], i)
+	}
+	out := make([][]byte, len(xs))
+	errs := make([]error, len(objects))
+	sem := make(chan struct{}, readAllObjects)
+	var wg sync.WaitGroup
+	for j, o := range objects {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			idx := byObject[o]
+			of := make([]coord.Extent, len(idx))
+			for k, i := range idx {
+				of[k] = xs[i]
+			}
+			data, es := r.readAll(ctx, of)
+			for k, i := range idx {
+				out[i] = data[k]
+			}
+			errs[j] = errors.Join(es...)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 // footerCacheBlocks bounds the blocks of the decoded footers kept: 256k blocks, about 12 MiB, the
 // footers of 16 segments of 1 GiB or thousands of small ones.

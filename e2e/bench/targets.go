@@ -80,6 +80,8 @@ type shConfig struct {
 	// consume also reads a data set back from this cluster, cold and warm (with a latency profile:
 	// at S3's GET latency).
 	consume bool
+	// maintenance is the agents' --maintenance-interval (0: the default).
+	maintenance time.Duration
 }
 
 // shCluster is StreamHouse's dev mode built as cmd/streamhouse's dev builds it: embedded etcd, the
@@ -234,6 +236,9 @@ func (c *shCluster) startAgent(ctx context.Context, i int, log hclog.Logger) err
 	cfg.KafkaAddr, cfg.HTTPAddr, cfg.InternalAddr = "127.0.0.1:0", "", "127.0.0.1:0"
 	if c.cfg.flushInterval > 0 {
 		cfg.FlushInterval = c.cfg.flushInterval
+	}
+	if c.cfg.maintenance > 0 {
+		cfg.MaintenanceInterval = c.cfg.maintenance
 	}
 	cfg.Logger, cfg.Registerer, cfg.Gatherer = log.Named(cfg.ID), reg, reg
 	client, err := coord.Connect(ctx, coord.Config{Endpoints: c.etcd.Endpoints(), Logger: cfg.Logger, Registerer: reg,

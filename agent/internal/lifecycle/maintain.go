@@ -42,6 +42,9 @@ type mView interface {
 // Extents reads stored extents, checked against their CRC (the agent's read cache).
 type Extents interface {
 	Extent(ctx context.Context, x coord.Extent) ([]byte, error)
+	// ReadAll reads xs, extents of any objects, with as few GETs as it can (those of one object close
+	// together by one), and keeps them cached for a while.
+	ReadAll(ctx context.Context, xs []coord.Extent) ([][]byte, error)
 }
 
 // mStore is what maintenance needs of the object store.
@@ -68,10 +71,14 @@ type MaintainConfig struct {
 	// MaxProducers is the most producers whose snapshots a partition keeps: the most recently
 	// written; 0 keeps all.
 	MaxProducers int
-	Patch        PatchFunc
-	Logger       hclog.Logger
-	Metrics      *Metrics
-	Now          func() time.Time // nil: time.Now
+	// PrefetchBytes bounds the extents a pass reads ahead, in one go, for the tail merges it is about
+	// to make, so that a flush object holding batches of many of the partitions is read once, not once
+	// per partition; they must fit in the read cache until merged. 0 reads each merge's own.
+	PrefetchBytes int64
+	Patch         PatchFunc
+	Logger        hclog.Logger
+	Metrics       *Metrics
+	Now           func() time.Time // nil: time.Now
 }
 
 // ErrStale is the error of a step abandoned because it could not be committed while its object was
@@ -226,14 +233,16 @@ func (m *Maintainer) mergeTail(ctx context.Context, lead Lead, w Writer, tail []
 	var epochs []coord.EpochStart
 	var read int64
 	minTs := int64(-1)
+	raws, err := m.extents.ReadAll(ctx, tailExtents(tail))
+	if err != nil {
+		return 0, err
+	}
 	for _, e := range tail {
 		epochs = addEpoch(epochs, int32(e.Epoch), e.BaseOffset)
 		base := e.BaseOffset
 		for _, x := range e.Extents {
-			raw, err := m.extents.Extent(ctx, x)
-			if err != nil {
-				return 0, err
-			}
+			raw := raws[0]
+			raws = raws[1:]
 			read += int64(len(raw))
 			patched, next, err := m.cfg.Patch(nil, raw, base, int32(e.Epoch))
 			if err != nil {
@@ -276,6 +285,15 @@ func (m *Maintainer) mergeTail(ctx context.Context, lead Lead, w Writer, tail []
 		m.cfg.Metrics.mergeBytes.WithLabelValues("written").Add(float64(seg.Size))
 	}
 	return rev, err
+}
+
+// tailExtents lists the extents of entries, in order.
+func tailExtents(entries []coord.TailEntry) []coord.Extent {
+	var xs []coord.Extent
+	for _, e := range entries {
+		xs = append(xs, e.Extents...)
+	}
+	return xs
 }
 
 // extentSpan describes the batches of one patched extent as one span.
@@ -486,22 +504,86 @@ func (m *Maintainer) Run(ctx context.Context, interval time.Duration, concurrenc
 			return
 		case <-t.C:
 		}
-		m.pass(ctx, concurrency, leads)
+		m.Pass(ctx, concurrency, leads)
 	}
 }
 
-// pass maintains every led partition once.
-func (m *Maintainer) pass(ctx context.Context, concurrency int, leads Leads) {
+// Pass maintains every led partition once: in groups whose tail merges' input fits PrefetchBytes, each
+// group's read ahead in one go (prefetch), then its partitions maintained, up to concurrency at once.
+func (m *Maintainer) Pass(ctx context.Context, concurrency int, leads Leads) {
 	ls, w := leads()
 	if w == nil || len(ls) == 0 {
 		m.cfg.Metrics.backlog.Set(0)
 		return
 	}
+	var backlog int64
+	for _, g := range m.groups(ls) {
+		m.prefetch(ctx, g.extents)
+		backlog += m.maintainAll(ctx, concurrency, g.leads, w)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	m.cfg.Metrics.backlog.Set(float64(backlog))
+}
+
+// passGroup is leads maintained together, and the extents their tail merges are about to read.
+type passGroup struct {
+	leads   []Lead
+	extents []coord.Extent
+}
+
+// groups splits leads into groups whose due tail merges read at most PrefetchBytes together (a
+// partition whose merge alone reads more is a group of its own); leads with no tail merge due go with
+// the last group.
+func (m *Maintainer) groups(leads []Lead) []passGroup {
+	if m.cfg.PrefetchBytes <= 0 {
+		return []passGroup{{leads: leads}}
+	}
+	var out []passGroup
+	var cur passGroup
+	var curBytes int64
+	var idle []Lead
+	now := m.cfg.Now()
+	for _, lead := range leads {
+		pi, ok := m.view.PartitionIndex(lead.TP)
+		if !ok {
+			continue
+		}
+		step := Next(pi, m.cfg.Policy(lead.Topic), now)
+		if step.Kind != StepMergeTail {
+			idle = append(idle, lead)
+			continue
+		}
+		xs := tailExtents(step.Tail)
+		var n int64
+		for _, x := range xs {
+			n += int64(max(x.Len, 0))
+		}
+		if len(cur.leads) > 0 && curBytes+n > m.cfg.PrefetchBytes {
+			out, cur, curBytes = append(out, cur), passGroup{}, 0
+		}
+		cur.leads, cur.extents, curBytes = append(cur.leads, lead), append(cur.extents, xs...), curBytes+n
+	}
+	cur.leads = append(cur.leads, idle...)
+	return append(out, cur)
+}
+
+// prefetch reads xs into the read cache, so that the merges after it find them there; a failure is
+// the merges' to meet again and report.
+func (m *Maintainer) prefetch(ctx context.Context, xs []coord.Extent) {
+	if len(xs) > 0 {
+		_, _ = m.extents.ReadAll(ctx, xs)
+	}
+}
+
+// maintainAll maintains leads, up to concurrency at once, and returns their tails' bytes left.
+func (m *Maintainer) maintainAll(ctx context.Context, concurrency int, leads []Lead, w Writer) int64 {
 	sem := make(chan struct{}, max(concurrency, 1))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var backlog int64
-	for _, lead := range ls {
+	for _, lead := range leads {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -515,5 +597,5 @@ func (m *Maintainer) pass(ctx context.Context, concurrency int, leads Leads) {
 		})
 	}
 	wg.Wait()
-	m.cfg.Metrics.backlog.Set(float64(backlog))
+	return backlog
 }

@@ -60,6 +60,17 @@ func (r storeExtents) Extent(ctx context.Context, x coord.Extent) ([]byte, error
 	return b, segstore.VerifyExtent(b, x.CRC)
 }
 
+func (r storeExtents) ReadAll(ctx context.Context, xs []coord.Extent) ([][]byte, error) {
+	out := make([][]byte, len(xs))
+	for i, x := range xs {
+		var err error
+		if out[i], err = r.Extent(ctx, x); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // cluster is an embedded etcd with a cache and a session leading one partition.
 type cluster struct {
 	client *coord.Client
