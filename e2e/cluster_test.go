@@ -101,6 +101,8 @@ type partitionStatus struct {
 	Leader     *string `json:"leader"`
 	Epoch      int64   `json:"epoch"`
 	NextOffset int64   `json:"next_offset"`
+	LogStart   int64   `json:"log_start"`
+	Segments   int     `json:"segments"`
 }
 
 func (p partitionStatus) String() string {
