@@ -115,16 +115,19 @@ chaos-bins: build
 	$(GO) build -o bin/streamhouse-chaos ./e2e/chaos
 
 ## soak: issue 14's load (one producer, 2,000 records/s of 200 B round-robin over 64 partitions, no linger)
-## against streamhouse dev for DURATION (default 30m) on a topic with retention.ms of 5 minutes: a progress
-## line every 10 s; then a table of etcd keys and database size, dev's RSS, S3 objects and bytes at the
-## start, middle and end with their growth per minute over the second half; RSS after a restart beside a
-## fresh dev's; every record inside retention read back once at its offset. Fails only on an anomaly.
+## for DURATION (default 30m) on a topic with retention.ms of 5 minutes, against an agent process beside
+## streamhouse dev (etcd and S3): a progress line every 10 s; then a table of etcd keys and database size,
+## the agent's RSS, S3 objects and bytes at the start, middle and end with their growth per minute over
+## the second half; the agent's RSS after a restart beside a fresh one's; every record inside retention
+## read back once at its offset. Fails only on an anomaly.
 soak: build soak-bin
-	./$(SOAK) --duration $(DURATION) --retention 5m --restart-check $(SOAK_FLAGS)
+	./$(SOAK) --duration $(DURATION) --retention 5m --restart-check --agent-process $(SOAK_FLAGS)
 
-## soak-short: the CI form of make soak: 2 minutes of load with retention.ms of 1 minute, about 3 minutes
+## soak-short: the CI form of make soak: 2 minutes of load with retention.ms of 1 minute on dev alone, GC
+## at its least grace so that it collects within the run; about 3 minutes
 soak-short: build soak-bin
-	./$(SOAK) --duration 2m --retention 1m --restart-check $(SOAK_FLAGS)
+	./$(SOAK) --duration 2m --retention 1m --restart-check \
+		--dev-args '--gc-grace 1m --gc-read-grace 30s --gc-interval 10s' $(SOAK_FLAGS)
 
 soak-bin:
 	$(GO) build -o bin/streamhouse-soak ./e2e/soak
