@@ -105,7 +105,9 @@ func nameOf[K ~int8](names map[K]string, k K) string {
 // parseName reads a name as Kafka's enums, its CLI (DescribeConfigs, describe-configs) or anyone
 // writes it: case and separators do not matter.
 func parseName[K ~int8](names map[K]string, what, s string) (K, error) {
-	norm := func(s string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(s)) }
+	norm := func(s string) string {
+		return strings.ToLower(strings.NewReplacer("_", "", "-", "", " ", "").Replace(s))
+	}
 	for k, n := range names {
 		if norm(n) == norm(s) && norm(s) != "unknown" {
 			return k, nil
@@ -119,8 +121,12 @@ func ParseOperation(s string) (Operation, error) { return parseName(opNames, "op
 func ParseResourceType(s string) (ResourceType, error) {
 	return parseName(resourceNames, "resource type", s)
 }
-func ParsePatternType(s string) (PatternType, error) { return parseName(patternNames, "pattern type", s) }
-func ParsePermission(s string) (Permission, error)   { return parseName(permissionNames, "permission", s) }
+func ParsePatternType(s string) (PatternType, error) {
+	return parseName(patternNames, "pattern type", s)
+}
+func ParsePermission(s string) (Permission, error) {
+	return parseName(permissionNames, "permission", s)
+}
 
 // ErrInvalidACL: a binding or filter that Kafka would refuse (INVALID_REQUEST).
 var ErrInvalidACL = errors.New("auth: invalid ACL")
