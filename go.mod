@@ -34,6 +34,7 @@ require (
 require (
 	github.com/xdg-go/pbkdf2 v1.0.0 // indirect
 	github.com/xdg-go/stringprep v1.0.4 // indirect
+	golang.org/x/term v0.47.0 // indirect
 )
 
 require (
