@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,6 +34,10 @@ type Cache struct {
 	changed  chan struct{} // closed and replaced when topics, agents or leaders change
 	progress chan struct{} // closed and replaced when rev advances
 	watcher  clientv3.Watcher
+
+	// secGen is the security generation (SecurityGeneration): bumped by every change of
+	// credentials, ACLs or quotas, and by every load.
+	secGen atomic.Uint64
 }
 
 // NewCache returns an empty cache; Run fills it and keeps it fresh. A nil logger means the
@@ -197,9 +202,11 @@ func (k *Cache) swap(ns *state, rev int64) {
 			np.wait = op.wait // np's own channel is new: nobody holds it
 		}
 	}
+	ns.sec.changed = false // the load's puts: the bump below covers them
 	k.st = ns
 	k.setRev(rev)
 	k.fireChanged()
+	k.secGen.Add(1)
 	select {
 	case <-k.ready:
 	default:
@@ -249,6 +256,10 @@ func (k *Cache) apply(resp *clientv3.WatchResponse) {
 	}
 	if changed {
 		k.fireChanged()
+	}
+	if k.st.sec.changed {
+		k.st.sec.changed = false
+		k.secGen.Add(1)
 	}
 	if rev > k.rev {
 		k.setRev(rev)

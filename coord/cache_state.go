@@ -24,6 +24,7 @@ type state struct {
 	// their entries are live; a record with none is dead (deadRecords).
 	records map[string]*recordRef
 	pidNext int64 // pid/next: the first producer id not handed out yet
+	sec     securityState
 }
 
 // leader is a partition's leader key: its holder, the key's create revision (the fencing epoch) and
@@ -67,6 +68,7 @@ func newState(k keys, log hclog.Logger) *state {
 		parts:   map[TP]*partition{},
 		records: map[string]*recordRef{},
 		pidNext: FirstProducerID,
+		sec:     newSecurityState(),
 	}
 }
 
@@ -107,6 +109,9 @@ func (st *state) put(kv *mvccpb.KeyValue) (changed bool) {
 		if n, err := strconv.ParseInt(string(kv.Value), 10, 64); err == nil && n > st.pidNext {
 			st.pidNext = n // it only grows; an older value seen late must not lower it
 		}
+		return false
+	case kindUser, kindACL, kindQuota:
+		st.putSecurity(k, kv)
 		return false
 	default:
 		st.putIndex(k, kv)
@@ -266,6 +271,9 @@ func (st *state) del(key string) (changed bool) {
 		if p := st.parts[k.tp]; p != nil {
 			p.epoch, p.epochRev = 0, 0
 		}
+		return false
+	case kindUser, kindACL, kindQuota:
+		st.delSecurity(k)
 		return false
 	default:
 		return false

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -82,6 +83,12 @@ type Config struct {
 	// CommitTimeout bounds all the attempts of one such Txn together (default
 	// DefaultCommitTimeout; never less than CommitAttemptTimeout).
 	CommitTimeout time.Duration
+
+	// TLS, when set, is used for every endpoint (etcd's https:// client URLs, with a client
+	// certificate for --client-cert-auth).
+	TLS *tls.Config
+	// Username and Password authenticate to etcd when its RBAC is on (etcd's --user).
+	Username, Password string
 }
 
 // Validate fills in defaults and rejects what cannot work.
@@ -122,6 +129,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return errors.New("coord: an etcd user needs a password, and a password a user")
 	}
 	return nil
 }
@@ -170,6 +180,9 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		// --max-request-bytes itself (isRequestTooLarge); the client sends as much. Answers are
 		// limited by MaxCallRecvMsgSize, 2 GiB unless set.
 		MaxCallSendMsgSize: int(cfg.MaxRequestBytes + requestOverheadBytes),
+		TLS:                cfg.TLS,
+		Username:           cfg.Username,
+		Password:           cfg.Password,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: cannot reach %s: %w", eps, err)

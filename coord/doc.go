@@ -11,6 +11,9 @@
 //	producers/<topic id>/<partition>/<pid>    JSON ProducerState
 //	pid/next                                  next free producer id (decimal)
 //	cluster/secret                            the secret agents prove to each other (hex)
+//	users/<user>/<SCRAM mechanism>            JSON ScramCredential: salt, iterations, StoredKey, ServerKey
+//	acls/<binding id>                         JSON ACLBinding
+//	quotas/user/<u>[/client-id/<c>], quotas/client-id/<c>   JSON byte-rate quota values
 //
 // The invariants coord carries for the whole system:
 //

@@ -52,6 +52,16 @@ type EmbedConfig struct {
 
 	// UnsafeNoFsync skips fsync: for tests only, a crash loses data.
 	UnsafeNoFsync bool
+
+	// ClientTLS, when set, serves clients over TLS only (https), and with a ClientCAFile only to
+	// clients with a certificate it signed (etcd's --client-cert-auth).
+	ClientTLS *EmbedTLS
+}
+
+// EmbedTLS is the embedded etcd's client TLS: PEM files.
+type EmbedTLS struct {
+	CertFile, KeyFile string
+	ClientCAFile      string
 }
 
 // Validate fills in defaults and rejects what cannot work.
@@ -108,7 +118,11 @@ type Embedded struct {
 
 // etcdConfig translates cfg into etcd's configuration.
 func (cfg *EmbedConfig) etcdConfig() (*embed.Config, error) {
-	curl, err := url.Parse("http://" + cfg.ClientAddr)
+	scheme := "http://"
+	if cfg.ClientTLS != nil {
+		scheme = "https://"
+	}
+	curl, err := url.Parse(scheme + cfg.ClientAddr)
 	if err != nil {
 		return nil, fmt.Errorf("coord: embedded etcd: client address %q: %w", cfg.ClientAddr, err)
 	}
@@ -131,6 +145,10 @@ func (cfg *EmbedConfig) etcdConfig() (*embed.Config, error) {
 	ec.MaxTxnOps = uint(cfg.MaxTxnOps)
 	ec.MaxRequestBytes = uint(cfg.MaxRequestBytes)
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
+	if t := cfg.ClientTLS; t != nil {
+		ec.ClientTLSInfo.CertFile, ec.ClientTLSInfo.KeyFile = t.CertFile, t.KeyFile
+		ec.ClientTLSInfo.TrustedCAFile, ec.ClientTLSInfo.ClientCertAuth = t.ClientCAFile, t.ClientCAFile != ""
+	}
 	return ec, nil
 }
 

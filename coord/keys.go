@@ -96,6 +96,9 @@ const (
 	kindEpoch
 	kindProducer
 	kindPIDNext
+	kindUser  // users/<user>/<mechanism>
+	kindACL   // acls/<id>
+	kindQuota // quotas/<entity>
 )
 
 // parsedKey is a key taken apart; only the fields of its kind are set.
@@ -104,6 +107,9 @@ type parsedKey struct {
 	name string // agent id, topic name or commit record id
 	tp   TP
 	base int64 // index entry or segment base offset; producer id
+
+	mech  string      // a user key's SCRAM mechanism
+	quota QuotaEntity // a quota key's entity
 }
 
 // parse takes a key under the prefix apart. Keys it does not understand are kindOther.
@@ -142,6 +148,8 @@ func (k keys) parse(key string) parsedKey {
 		if tp, ok := parseTP(strings.Split(rest[len(dirEpochs):], "/"), 2); ok {
 			return parsedKey{kind: kindEpoch, tp: tp}
 		}
+	default:
+		return parseSecurityKey(rest)
 	}
 	return parsedKey{}
 }

@@ -25,12 +25,13 @@ const (
 	opCacheLoad     = "cache_load"
 	opRevision      = "revision"
 	opClusterSecret = "cluster_secret"
+	opSecurity      = "security"
 )
 
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
 	opAllocatePID, opMaintain, opDeleteRecords, opHealth, opNextPID, opRegister, opResign, opCacheLoad, opRevision,
-	opClusterSecret,
+	opClusterSecret, opSecurity,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.

@@ -1,6 +1,7 @@
 package segstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -57,6 +58,9 @@ type S3Config struct {
 	PathStyle bool
 	// Optional static credentials; empty = the standard AWS credential chain.
 	AccessKeyID, SecretAccessKey string
+	// CACertFile is a PEM file of the CA certificates to trust for an https:// endpoint (a private
+	// CA); empty: the system's roots, or AWS_CA_BUNDLE.
+	CACertFile string
 }
 
 // Validate reports the first problem with cfg.
@@ -157,6 +161,13 @@ func loadAWSConfig(ctx context.Context, cfg S3Config) (aws.Config, error) {
 	if cfg.AccessKeyID != "" {
 		opts = append(opts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
+	}
+	if cfg.CACertFile != "" {
+		pem, err := os.ReadFile(cfg.CACertFile)
+		if err != nil {
+			return aws.Config{}, fmt.Errorf("s3: CA certificates: %w", err)
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

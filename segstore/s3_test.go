@@ -313,6 +313,35 @@ func TestS3OverTLS(t *testing.T) {
 	}
 }
 
+// TestS3CustomCA trusts a private CA given as S3Config.CACertFile, and without it refuses the
+// endpoint's certificate.
+func TestS3CustomCA(t *testing.T) {
+	front := newS3Front(t, httptest.NewTLSServer, nil)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := S3Config{Endpoint: front.URL, Bucket: testBucket, PathStyle: true, AccessKeyID: "a", SecretAccessKey: "b"}
+	untrusting, err := NewS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := untrusting.Put(context.Background(), "seg/x", []byte("x")); err == nil {
+		t.Fatal("an endpoint with a certificate of an unknown CA was trusted")
+	}
+	cfg.CACertFile = caFile
+	s, err := NewS3(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "seg/ca", []byte("private ca"))
+	cfg.CACertFile = filepath.Join(t.TempDir(), "missing.pem")
+	if _, err := NewS3(context.Background(), cfg); err == nil {
+		t.Fatal("a missing CA file was accepted")
+	}
+}
+
 // TestS3PayloadSigning: over plain HTTP, Put hashes and signs the payload, except to a loopback
 // endpoint, whose traffic never leaves the host.
 func TestS3PayloadSigning(t *testing.T) {

@@ -29,6 +29,8 @@ type agentFlags struct {
 	etcdMaxRequestBytes int64
 	s3                  segstore.S3Config
 	log                 *logFlags
+	// etcdAuth is TLS and credentials for etcd.
+	etcdAuth *etcdAuth
 }
 
 func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
@@ -47,10 +49,13 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.Var(sizeRangeValue{&f.etcdMaxRequestBytes, coord.MinMaxRequestBytes, coord.MaxMaxRequestBytes}, "etcd-max-request-bytes",
 		"largest etcd request `size`; must not exceed the etcd servers' --max-request-bytes (Txns are packed to 2/3 of it; "+
 			"a flush's commit takes about 200 bytes per partition)")
+	f.etcdAuth = fs.etcdAuthFlags()
 	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "S3 endpoint `URL` (default: AWS S3 for the region)")
 	fs.StringVar(&f.s3.Bucket, "s3-bucket", "", "S3 `bucket` (required)")
 	fs.StringVar(&f.s3.Region, "s3-region", f.s3.Region, "S3 `region`")
 	fs.BoolVar(&f.s3.PathStyle, "s3-path-style", false, "address the bucket in the path, not the host name (MinIO and most non-AWS stores)")
+	fs.StringVar(&f.s3.CACertFile, "s3-cacert", "", "PEM `file` of the CA certificates to trust for an https:// --s3-endpoint "+
+		"(default: the system's roots, or $AWS_CA_BUNDLE)")
 	fs.StringVar(&f.cfg.ID, "id", f.cfg.ID, "agent `id`, unique in the cluster (default: the host name)")
 	fs.StringVar(&f.cfg.AZ, "az", "", "availability `zone`, reported to clients as the broker rack")
 	fs.StringVar(&f.cfg.Group, "group", f.cfg.Group, "agent `group`")
@@ -75,6 +80,7 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	f.lifecycleFlags(fs)
 	f.limitFlags(fs)
 	f.log = fs.logFlags()
+	fs.configFile()
 	fs.require("etcd", "s3-bucket")
 	return fs, f
 }
@@ -147,11 +153,15 @@ func (c *cli) agent(args []string) error {
 		return usageError{err}
 	}
 
-	ctx, started := c.startup()
-	a, etcd, err := startAgent(ctx, f.cfg, coord.Config{
+	cc := coord.Config{
 		Endpoints: splitList(f.etcd), Prefix: f.etcdPrefix, MaxTxnOps: f.etcdMaxTxnOps, MaxRequestBytes: f.etcdMaxRequestBytes,
 		Logger: log, Registerer: reg,
-	}, f.s3, reg, nil)
+	}
+	if err := f.etcdAuth.apply(&cc, log); err != nil {
+		return err
+	}
+	ctx, started := c.startup()
+	a, etcd, err := startAgent(ctx, f.cfg, cc, f.s3, reg, nil)
 	if interrupted := started(); interrupted {
 		if err == nil {
 			_ = a.Close()

@@ -27,25 +27,18 @@ func (c *cli) cluster(args []string) error { return c.subcommand("cluster", clus
 func (c *cli) clusterStatus(args []string) error {
 	fs := c.newFlagSet("cluster status", "", "Show the registered agents (zone, group, address, lease time left, partitions led) and every\n"+
 		"partition's leader, epoch and next offset, read from etcd at one revision. Works while no agent runs.")
-	etcd := fs.String("etcd", "", "etcd `endpoints`, comma-separated (required)")
-	prefix := fs.String("etcd-prefix", coord.DefaultPrefix, "`prefix` of StreamHouse's etcd keys")
+	etcd := fs.etcdFlags()
 	asJSON := fs.Bool("json", false, `print {"agents":[...],"partitions":[...]} instead of tables`)
-	fs.fromEnv("etcd", "etcd-prefix") // the agent's variables, so that one agent.env serves both
-	fs.require("etcd")
 	if _, err := fs.parseN(args, 0); err != nil {
 		return err
 	}
-	endpoints := splitList(*etcd)
-	if len(endpoints) == 0 {
-		return usagef("cluster status: --etcd: no endpoints")
-	}
-	ctx, cancel := c.interruptible()
-	defer cancel()
-	st, err := readStatus(ctx, coord.Config{Endpoints: endpoints, Prefix: *prefix, DialTimeout: etcdDialTimeout})
+	var st coord.ClusterStatus
+	err := c.withEtcd(etcd, func(ctx context.Context, cl *coord.Client) error {
+		var err error
+		st, err = cl.Status(ctx)
+		return err
+	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return errInterrupted
-		}
 		return err
 	}
 	if *asJSON {
@@ -54,17 +47,6 @@ func (c *cli) clusterStatus(args []string) error {
 		return enc.Encode(st)
 	}
 	return printStatus(c.stdout, st)
-}
-
-func readStatus(ctx context.Context, cfg coord.Config) (coord.ClusterStatus, error) {
-	cl, err := coord.Connect(ctx, cfg)
-	if err != nil {
-		return coord.ClusterStatus{}, err
-	}
-	defer cl.Close()
-	sctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	return cl.Status(sctx)
 }
 
 // printStatus writes two tables, each aligned on its own: agents, then partitions ("-" where a

@@ -71,6 +71,7 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	f.lifecycleFlags(fs)
 	f.limitFlags(fs)
 	f.log = fs.logFlags()
+	fs.configFile()
 	return fs, f
 }
 

@@ -66,6 +66,8 @@ type flagSet struct {
 	env      map[string]bool // flags read from the environment; nil with envAll
 	envAll   bool
 	required []string
+	secrets  map[string]bool // flags whose values --print-config and --help never show
+	file     *configFile     // --config and --print-config, when the command takes them
 }
 
 func (c *cli) newFlagSet(cmd, synopsis, summary string) *flagSet {
@@ -108,6 +110,12 @@ func (fs *flagSet) parse(args []string) ([]string, error) {
 	}
 	if err := fs.parseEnv(); err != nil {
 		return nil, err
+	}
+	if err := fs.parseFile(); err != nil {
+		return nil, err
+	}
+	if fs.file != nil && fs.file.print {
+		return nil, fs.printConfig(fs.c.stdout)
 	}
 	for _, name := range fs.required {
 		if fs.Lookup(name).Value.String() == "" {
@@ -198,7 +206,7 @@ func (fs *flagSet) usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%s%s\n    \t%s", f.Name, typ, usage)
 		// A zero default goes without saying, and some usages explain their default in words.
-		if !slices.Contains([]string{"", "false", "0", "0s"}, f.DefValue) && !strings.Contains(usage, "default") {
+		if !slices.Contains([]string{"", "false", "0", "0s"}, f.DefValue) && !strings.Contains(usage, "default") && !fs.secrets[f.Name] {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		if fs.envEnabled(f.Name) {
