@@ -75,12 +75,18 @@ type etcdFlags struct {
 }
 
 func (fs *flagSet) etcdFlags() *etcdFlags {
+	f := fs.optionalEtcdFlags("etcd `endpoints`, comma-separated (required)")
+	fs.require("etcd")
+	return f
+}
+
+// optionalEtcdFlags are the etcd flags of a tool that reads etcd only when --etcd is given.
+func (fs *flagSet) optionalEtcdFlags(usage string) *etcdFlags {
 	f := &etcdFlags{}
-	fs.StringVar(&f.endpoints, "etcd", "", "etcd `endpoints`, comma-separated (required)")
+	fs.StringVar(&f.endpoints, "etcd", "", usage)
 	fs.StringVar(&f.prefix, "etcd-prefix", coord.DefaultPrefix, "`prefix` of StreamHouse's etcd keys")
 	f.auth = fs.etcdAuthFlags()
 	fs.fromEnv("etcd", "etcd-prefix") // the agent's variables, so that one agent.env serves both
-	fs.require("etcd")
 	return f
 }
 

@@ -92,9 +92,7 @@ func (c *cli) topicDescribe(args []string) error {
 		"high watermark) and configs; with --etcd, also what each partition holds in storage (bytes, segments,\n"+
 		"uncompacted entries, objects).")
 	brokers := fs.brokersFlag()
-	etcd := fs.String("etcd", "", "etcd `endpoints`, comma-separated: read each partition's storage from StreamHouse's index too")
-	prefix := fs.String("etcd-prefix", coord.DefaultPrefix, "`prefix` of StreamHouse's etcd keys")
-	fs.fromEnv("etcd", "etcd-prefix")
+	etcd := fs.optionalEtcdFlags("etcd `endpoints`, comma-separated: read each partition's storage from StreamHouse's index too")
 	pos, err := fs.parseN(args, 1)
 	if err != nil {
 		return err
@@ -108,10 +106,13 @@ func (c *cli) topicDescribe(args []string) error {
 	if err != nil {
 		return err
 	}
-	if endpoints := splitList(*etcd); len(endpoints) > 0 {
-		ctx, cancel := c.interruptible()
-		defer cancel()
-		st, err := readStatus(ctx, coord.Config{Endpoints: endpoints, Prefix: *prefix, DialTimeout: etcdDialTimeout})
+	if etcd.endpoints != "" {
+		var st coord.ClusterStatus
+		err := c.withEtcd(etcd, func(ctx context.Context, cl *coord.Client) error {
+			var err error
+			st, err = cl.Status(ctx)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("describe topic %s: reading its storage from etcd: %w", name, err)
 		}
