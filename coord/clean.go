@@ -36,3 +36,17 @@ func (s *Session) ReplaceSegments(ctx context.Context, tp TP, epoch int64, segs 
 	}
 	return rev, nil
 }
+
+// describeCleaner fills a partition's cleaner progress in from its segments.
+func describeCleaner(segs []IndexEntry, ps *PartitionStatus) {
+	dirty := false
+	for _, s := range segs {
+		ps.Tombstones += s.Segment.Tombstones
+		if dirty || s.Segment.CleanTo == 0 {
+			dirty = true
+			continue
+		}
+		ps.CleanTo = s.Segment.CleanTo
+		dirty = s.Segment.CleanTo <= s.LastOffset
+	}
+}
