@@ -100,6 +100,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 				return nil // the connection is gone
 			}
 			a.leaderHints(resp, clientZone(c.id, ""))
+			a.listenerHints(resp, c)
 		}
 		return resp
 	}

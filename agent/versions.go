@@ -36,6 +36,8 @@ var apis = map[int16]apiRange{
 	int16(kmsg.OffsetDelete):            {0, 0},
 	int16(kmsg.OffsetForLeaderEpoch):    {0, 4},
 	int16(kmsg.DeleteRecords):           {0, 2},
+	int16(kmsg.SASLHandshake):           {0, 1},
+	int16(kmsg.SASLAuthenticate):        {0, 2},
 }
 
 func supported(key, version int16) bool {
