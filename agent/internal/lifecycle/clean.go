@@ -114,7 +114,7 @@ func (r *cleanRun) buildMap(ctx context.Context, step Step) error {
 			continue
 		}
 		err := r.m.eachBatch(ctx, seg, step.DirtyFrom, step.DirtyTo, func(b cleaner.Batch) error {
-			if b.BaseOffset < step.DirtyFrom || b.BaseOffset >= r.end || b.Control() {
+			if b.BaseOffset < step.DirtyFrom || b.BaseOffset >= r.end || b.Control() || b.Transactional() {
 				return nil
 			}
 			full := false
@@ -181,7 +181,11 @@ func (r *cleanRun) cleanSegment(ctx context.Context, seg coord.IndexEntry) (coor
 	err := r.m.eachBatch(ctx, seg, seg.BaseOffset, seg.LastOffset+1, func(b cleaner.Batch) error {
 		r.read += int64(len(b.Raw))
 		keepEmpty := b.BaseOffset == seg.BaseOffset || b.LastOffset() == seg.LastOffset || r.live[b.LastOffset()]
-		res, err := cleaner.Rewrite(b, r.m.cfg.maxBatchBytes(), keepEmpty, keep)
+		fate := keep
+		if b.Transactional() {
+			fate = func(int64, cleaner.Record) bool { return true }
+		}
+		res, err := cleaner.Rewrite(b, r.m.cfg.maxBatchBytes(), keepEmpty, fate)
 		if err != nil {
 			return fmt.Errorf("lifecycle: clean %s: batch at %d: %w", r.lead.TP, b.BaseOffset, err)
 		}
