@@ -56,7 +56,7 @@ func keyedBatch(t testing.TB, ts int64, codec int8, pid int64, seq int32, recs [
 }
 
 // produceKeyed commits one batch of recs at next and returns the offset after it.
-func (c *cluster) produceKeyed(t *testing.T, next int64, ts int64, codec int8, pid int64, seq int32, recs []hrec) int64 {
+func (c *cluster) produceKeyed(t testing.TB, next int64, ts int64, codec int8, pid int64, seq int32, recs []hrec) int64 {
 	t.Helper()
 	ctx := context.Background()
 	data := keyedBatch(t, ts, codec, pid, seq, recs)
