@@ -43,6 +43,11 @@ func (k *KeyMap) Put(key []byte, offset int64) bool {
 	return true
 }
 
+// Force records offset as key's latest even past the bound: a clean's first batch is taken whole,
+// however many keys it holds, so that every clean makes progress (the bound is then exceeded by at
+// most one batch's keys, which the batch size limits).
+func (k *KeyMap) Force(key []byte, offset int64) { k.m[k.hash(key)] = offset }
+
 // Latest is the offset of key's latest record, if the map holds it.
 func (k *KeyMap) Latest(key []byte) (int64, bool) {
 	o, ok := k.m[k.hash(key)]

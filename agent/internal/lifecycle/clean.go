@@ -26,9 +26,6 @@ const (
 	cleanReadChunk = 8 << 20
 )
 
-// ErrKeyMapTooSmall is a clean that could not take even the first dirty batch's keys into its map.
-var ErrKeyMapTooSmall = errors.New("lifecycle: the cleaner's key map cannot hold one batch's keys")
-
 // segmentReplacer is how a clean commits (coord.Session).
 type segmentReplacer interface {
 	ReplaceSegments(ctx context.Context, tp coord.TP, epoch int64, segs []coord.IndexEntry) (int64, error)
@@ -109,6 +106,7 @@ func (m *Maintainer) clean(ctx context.Context, lead Lead, w Writer, step Step) 
 // batch whose keys do not fit.
 func (r *cleanRun) buildMap(ctx context.Context, step Step) error {
 	errFull := errors.New("full")
+	taken := 0 // batches taken whole
 	for _, seg := range step.Segments {
 		if seg.LastOffset < step.DirtyFrom {
 			continue
@@ -127,10 +125,24 @@ func (r *cleanRun) buildMap(ctx context.Context, step Step) error {
 			if err != nil {
 				return err
 			}
-			if full {
+			switch {
+			case full && taken == 0:
+				// The first batch is taken whole, past the bound, so that the clean makes progress.
+				err = cleaner.EachRecord(b, r.m.cfg.maxBatchBytes(), func(o int64, rec cleaner.Record) error {
+					if rec.Key != nil {
+						r.keys.Force(rec.Key, o)
+					}
+					return nil
+				})
+				if err == nil {
+					r.end, err = b.LastOffset()+1, errFull
+				}
+				return err
+			case full:
 				r.end = b.BaseOffset
 				return errFull
 			}
+			taken++
 			return nil
 		})
 		if errors.Is(err, errFull) {
@@ -139,9 +151,6 @@ func (r *cleanRun) buildMap(ctx context.Context, step Step) error {
 		if err != nil {
 			return err
 		}
-	}
-	if r.end <= step.DirtyFrom && step.DirtyTo > step.DirtyFrom {
-		return fmt.Errorf("%w (%d keys)", ErrKeyMapTooSmall, r.keys.Len())
 	}
 	return nil
 }

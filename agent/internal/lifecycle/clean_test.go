@@ -252,6 +252,9 @@ func TestCleanRandomHistories(t *testing.T) {
 			p := DefaultPolicy()
 			p.TailEntries, p.FanIn, p.Compaction = 1+rng.IntN(6), 2+rng.IntN(4), &comp
 			mem := int64(cleaner.EntryBytes * (4 + rng.IntN(30))) // often fewer keys than the history has
+			if seed == 0 {
+				mem = cleaner.EntryBytes // fewer keys than one batch has: the first batch is taken whole
+			}
 			m := NewMaintainer(MaintainConfig{AgentID: "a1", Grace: time.Hour, Policy: func(coord.Topic) Policy { return p },
 				Patch: patch, Now: func() time.Time { return now }, CleanerMemory: mem}, c.cache, storeExtents{c.store}, c.store)
 			h := newHistory()
