@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -97,4 +98,49 @@ func consumeCompacted(t *testing.T, a *Agent, topic string, hwm int64) map[strin
 		}
 	}
 	return out
+}
+
+// TestCompactedTopicIdempotentProducer writes ten batches of one idempotent producer over the same four
+// keys to a compacted topic and waits for the cleaner, which removes every record but the last batch's:
+// the producer's last batch sent again is still answered as the duplicate it is (its original offset,
+// nothing written), its next batch is written, and a sequence gap is still refused.
+func TestCompactedTopicIdempotentProducer(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", fastMaintenance)
+	cl := kgoClient(t, nil, a)
+	createTopic(t, cl, "idem", 1, map[string]*string{"cleanup.policy": sp("compact"), "max.compaction.lag.ms": sp("500"),
+		"min.cleanable.dirty.ratio": sp("0.99")})
+	c := dialRaw(t, a)
+	pid, epoch := c.initProducerID()
+	batch := func(seq int32) []byte {
+		return buildBatch(batchSpec{lastDelta: 3, numRecords: 4, count: true, firstTS: 1000, maxTS: 1003, pid: pid,
+			epoch: epoch, seq: seq}, keyedRecords(4))
+	}
+	for i := range int32(10) {
+		if r := c.produceOne("idem", 0, batch(4*i)); r.ErrorCode != 0 || r.BaseOffset != int64(4*i) {
+			t.Fatalf("batch %d: error %d at %d", i, r.ErrorCode, r.BaseOffset)
+		}
+	}
+	tp := topicTP(t, a, "idem", 0)
+	waitFor(t, "the partition cleaned to its end", func() bool {
+		pi, _ := a.cache.PartitionIndex(tp)
+		n := len(pi.Segments)
+		return len(pi.Tail) == 0 && n > 0 && pi.Segments[n-1].Segment.CleanTo == 40
+	})
+	if got := consumeCompacted(t, a, "idem", 40); len(got) != 4 {
+		t.Fatalf("read %d keys, want 4", len(got))
+	}
+	if r := c.produceOne("idem", 0, batch(36)); r.ErrorCode != 0 || r.BaseOffset != 36 {
+		t.Errorf("the last batch again: error %d at %d, want the duplicate's offset 36", r.ErrorCode, r.BaseOffset)
+	}
+	if hwm := a.cache.HighWatermark(tp); hwm != 40 {
+		t.Errorf("high watermark %d after a duplicate, want 40", hwm)
+	}
+	if r := c.produceOne("idem", 0, batch(40)); r.ErrorCode != 0 || r.BaseOffset != 40 {
+		t.Errorf("the next batch: error %d at %d, want 40", r.ErrorCode, r.BaseOffset)
+	}
+	if r := c.produceOne("idem", 0, batch(50)); r.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Errorf("a sequence gap: error %d, want OUT_OF_ORDER_SEQUENCE_NUMBER", r.ErrorCode)
+	}
 }
