@@ -101,6 +101,8 @@ func (f *agentFlags) lifecycleFlags(fs *flagSet) {
 		"retention.ms of topics that do not set it: how long records are kept, in `milliseconds` (-1: forever)")
 	fs.Var(retentionBytesValue{&f.cfg.DefaultRetentionBytes}, "default-retention-bytes",
 		"retention.bytes of topics that do not set it: a partition keeps at least this `size` (-1: no limit)")
+	fs.Int64Var(&f.cfg.CleanerMemory, "cleaner-memory", f.cfg.CleanerMemory,
+		"bytes of the key map a compacted partition's clean builds (about 48 bytes a key; larger dirty sections are cleaned in several cleans)")
 	fs.DurationVar(&f.cfg.ProducerIDExpiration, "producer-id-expiration", f.cfg.ProducerIDExpiration,
 		"an idempotent producer idle this long on a partition is forgotten (Kafka's producer.id.expiration.ms; a Go `duration`)")
 	fs.DurationVar(&f.cfg.MaintenanceInterval, "maintenance-interval", f.cfg.MaintenanceInterval,
