@@ -48,7 +48,7 @@ func TestTransactionsOffByDefault(t *testing.T) {
 		t.Fatalf("InitProducerID with a transactional id: %+v, %v", resp, err)
 	}
 	var sc kmsg.FindCoordinatorResponseCoordinator
-	if err := a.findCoordinator(coordinatorTypeTxn, id, &sc); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+	if err := a.findCoordinator(client{}, coordinatorTypeTxn, id, &sc); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
 		t.Fatalf("FindCoordinator for a transactional id: %v", err)
 	}
 }
@@ -70,7 +70,7 @@ func TestExperimentalTransactionCoordinator(t *testing.T) {
 	id := "tx"
 	waitFor(t, "a transaction coordinator", func() bool {
 		var sc kmsg.FindCoordinatorResponseCoordinator
-		return a.findCoordinator(coordinatorTypeTxn, id, &sc) == nil && sc.NodeID == a.nodeID(a.cfg.ID)
+		return a.findCoordinator(client{}, coordinatorTypeTxn, id, &sc) == nil && sc.NodeID == a.nodeID(a.cfg.ID)
 	})
 	init := func(p int64, e int16) *kmsg.InitProducerIDResponse {
 		t.Helper()
