@@ -454,6 +454,8 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleOffsetDelete(ctx, c, req)
 	case *kmsg.DeleteRecordsRequest:
 		return a.handleDeleteRecords(ctx, c, req)
+	case *kmsg.AddPartitionsToTxnRequest, *kmsg.AddOffsetsToTxnRequest, *kmsg.EndTxnRequest:
+		return a.handleTxn(ctx, req) // decoded only when served (txn.go)
 	}
 	// parseRequest only returns requests listed in apis, and each has a case above; should one be
 	// missing, the connection is closed rather than answered wrongly.
