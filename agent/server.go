@@ -430,6 +430,8 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleCreatePartitions(ctx, c, req)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		return a.handleIncrementalAlterConfigs(ctx, c, req)
+	case *kmsg.AlterConfigsRequest:
+		return a.handleAlterConfigs(ctx, c, req)
 	case *kmsg.DescribeClusterRequest:
 		return a.handleDescribeCluster(ctx, c, req)
 	case *kmsg.OffsetCommitRequest:
