@@ -112,6 +112,8 @@ func (a *Agent) authorizeRequest(c client, req kmsg.Request) (kmsg.Response, fun
 		return nil, a.authorizeDescribeConfigs(c, r)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		return nil, a.authorizeAlterConfigs(c, r)
+	case *kmsg.AlterConfigsRequest:
+		return nil, a.authorizeLegacyAlterConfigs(c, r)
 	case *kmsg.DescribeClusterRequest:
 		if !a.allowedCluster(c, auth.OpDescribe) {
 			resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
@@ -475,5 +477,47 @@ func (a *Agent) authorizeAlterConfigs(c client, r *kmsg.IncrementalAlterConfigsR
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
 			ar.Resources = append(ar.Resources, rr)
 		}
+	}
+}
+
+func (a *Agent) authorizeLegacyAlterConfigs(c client, r *kmsg.AlterConfigsRequest) func(kmsg.Response) {
+	var denied []kmsg.AlterConfigsRequestResource
+	keep := r.Resources[:0]
+	for _, res := range r.Resources {
+		rt, name, _ := configResource(res.ResourceType, res.ResourceName)
+		if a.allowed(c, auth.OpAlterConfigs, rt, name) {
+			keep = append(keep, res)
+		} else {
+			denied = append(denied, res)
+		}
+	}
+	r.Resources = keep
+	if len(denied) == 0 {
+		return nil
+	}
+	return func(resp kmsg.Response) {
+		ar := resp.(*kmsg.AlterConfigsResponse)
+		for _, res := range denied {
+			_, _, code := configResource(res.ResourceType, res.ResourceName)
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			ar.Resources = append(ar.Resources, rr)
+		}
+	}
+}
+
+// guarded lists the APIs guard knows: every API the agent serves must be here (a test checks), so
+// that a new API is not served unchecked. ApiVersions and SASL need no authorization.
+var guarded = map[int16]bool{}
+
+func init() {
+	for _, k := range []kmsg.Key{kmsg.Produce, kmsg.Fetch, kmsg.ListOffsets, kmsg.Metadata, kmsg.ApiVersions, kmsg.CreateTopics,
+		kmsg.DeleteTopics, kmsg.InitProducerID, kmsg.DescribeConfigs, kmsg.CreatePartitions, kmsg.IncrementalAlterConfigs,
+		kmsg.AlterConfigs, kmsg.DescribeCluster, kmsg.OffsetCommit, kmsg.OffsetFetch, kmsg.FindCoordinator, kmsg.JoinGroup,
+		kmsg.Heartbeat, kmsg.LeaveGroup, kmsg.SyncGroup, kmsg.DescribeGroups, kmsg.ListGroups, kmsg.DeleteGroups,
+		kmsg.OffsetDelete, kmsg.OffsetForLeaderEpoch, kmsg.DeleteRecords, kmsg.SASLHandshake, kmsg.SASLAuthenticate,
+		kmsg.CreateACLs, kmsg.DescribeACLs, kmsg.DeleteACLs, kmsg.DescribeUserSCRAMCredentials, kmsg.AlterUserSCRAMCredentials,
+		kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas} {
+		guarded[int16(k)] = true
 	}
 }

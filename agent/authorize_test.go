@@ -299,3 +299,13 @@ func TestSSLPrincipalACLs(t *testing.T) {
 		t.Errorf("produce by another certificate: %v", err)
 	}
 }
+
+// Every API the agent serves is one guard authorizes: a new API must be added there.
+func TestEveryAPIGuarded(t *testing.T) {
+	t.Parallel()
+	for key := range apis {
+		if !guarded[key] {
+			t.Errorf("%s is served but not authorized (authorize.go)", kmsg.NameForKey(key))
+		}
+	}
+}
