@@ -459,6 +459,9 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 	case *kmsg.DeleteRecordsRequest:
 		return a.handleDeleteRecords(ctx, c, req)
 	}
+	if resp, ok := a.handleSecurityAdmin(ctx, c, req); ok {
+		return resp
+	}
 	// parseRequest only returns requests listed in apis, and each has a case above; should one be
 	// missing, the connection is closed rather than answered wrongly.
 	a.log.Error("no handler for a served API", "api", kmsg.NameForKey(req.Key()))
