@@ -342,3 +342,11 @@ func (a *Agent) listenerHints(resp *kmsg.ProduceResponse, c client) {
 	}
 	resp.Brokers = out
 }
+
+// hostOfRemote is the address of a "host:port" as ACL hosts compare it.
+func hostOfRemote(remote string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
