@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -292,17 +294,17 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if len(rp.Records) > int(topicMaxMessageBytes(t)) {
 		return nil, kerr.MessageTooLarge
 	}
-	if req.Version < 7 && len(rp.Records) > offAttributes+1 && rp.Records[offAttributes+1]&attrCodec == codecZstd {
+	if req.Version < 7 && kwire.Codec(rp.Records) == kwire.CodecZstd {
 		return nil, kerr.UnsupportedCompressionType // as Kafka: zstd needs Produce v7 (KIP-110)
 	}
 	meta, err := a.parseBatch(rp.Records)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.checkProducerID(ctx, meta.producerID); err != nil {
+	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {
 		return nil, err
 	}
-	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: storedCRC(rp.Records), frame: frame, meta: meta, done: make(chan struct{})}
+	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}
@@ -330,7 +332,7 @@ func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendin
 	sp.LogAppendTime = -1
 	sp.LogStartOffset = a.cache.LogStart(pa.tp)
 	a.metrics.produceBytes.Add(float64(len(pa.batch)))
-	a.metrics.produceRecords.Add(float64(pa.meta.records))
+	a.metrics.produceRecords.Add(float64(pa.meta.Records))
 	a.metrics.produceLatency.Observe(time.Since(pa.start).Seconds())
 }
 
@@ -339,4 +341,14 @@ func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendin
 func (a *Agent) servesTopic(t coord.Topic) bool {
 	g := t.Configs[configAgentGroup]
 	return g == "" || g == a.cfg.Group
+}
+
+// parseBatch is kwire.ParseProduceBatch with this agent's decompression limit; it counts the batches
+// refused at the limit.
+func (a *Agent) parseBatch(b []byte) (kwire.BatchMeta, error) {
+	m, err := kwire.ParseProduceBatch(b, a.cfg.MaxDecompressedBatchBytes)
+	if errors.Is(err, kwire.ErrBatchTooLarge) {
+		a.metrics.trust.decompressLimit.Inc()
+	}
+	return m, err
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -202,7 +203,7 @@ func (a *Agent) entryRecords(ctx context.Context, e coord.IndexEntry) ([]*kgo.Re
 		if err != nil {
 			return nil, err
 		}
-		if batches, base, err = patchBatches(batches, data, base, int32(e.Epoch), 0); err != nil {
+		if batches, base, err = kwire.PatchBatches(batches, data, base, int32(e.Epoch), 0); err != nil {
 			return nil, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -207,9 +208,9 @@ func (l *Limits) validate(maxRequestBytes int32) error {
 	case l.ConnectionsMaxIdle <= 0 || l.FrameTimeout <= 0 || l.FetchMaxWait <= 0:
 		return fmt.Errorf("agent: connections max idle (%v), frame timeout (%v) and fetch max wait (%v) must be positive",
 			l.ConnectionsMaxIdle, l.FrameTimeout, l.FetchMaxWait)
-	case l.QueuedMaxRequestBytes < frameCharge(int16(kmsg.Produce), maxRequestBytes):
+	case l.QueuedMaxRequestBytes < kwire.FrameCharge(int16(kmsg.Produce), maxRequestBytes):
 		return fmt.Errorf("agent: queued max request bytes (%d) must be at least %d, 2.5 times max request bytes (%d): a produce frame is charged that much",
-			l.QueuedMaxRequestBytes, frameCharge(int16(kmsg.Produce), maxRequestBytes), maxRequestBytes)
+			l.QueuedMaxRequestBytes, kwire.FrameCharge(int16(kmsg.Produce), maxRequestBytes), maxRequestBytes)
 	case l.MaxPartitionsPerRequest <= 0 || l.MaxPartitions <= 0:
 		return fmt.Errorf("agent: max partitions per request (%d) and max partitions (%d) must be positive",
 			l.MaxPartitionsPerRequest, l.MaxPartitions)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -22,7 +23,7 @@ type pendingAppend struct {
 	batch []byte
 	crc   uint32   // CRC-32C of batch
 	frame *backing // the request frame batch is a slice of; nil when batch is its own
-	meta  batchMeta
+	meta  kwire.BatchMeta
 	start time.Time
 
 	object string // set when the flush is sealed

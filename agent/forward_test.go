@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -123,7 +124,7 @@ func FuzzSequenceRequest(f *testing.F) {
 			return
 		}
 		for _, x := range r.Appends {
-			if x.Partition < 0 || x.Len < batchHeaderLen || x.Object == "" || x.Pos < 0 || x.Pos+int64(x.Len) < x.Pos {
+			if x.Partition < 0 || x.Len < kwire.BatchHeaderLen || x.Object == "" || x.Pos < 0 || x.Pos+int64(x.Len) < x.Pos {
 				t.Fatalf("accepted an invalid append %+v", x)
 			}
 		}

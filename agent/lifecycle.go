@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 )
@@ -24,7 +25,7 @@ func (a *Agent) newLifecycle() {
 		AgentID: a.cfg.ID, Grace: a.cfg.GCGrace, Policy: a.topicPolicy, ProducerExpiration: a.cfg.ProducerIDExpiration,
 		MaxProducers: a.cfg.MaxProducerIDsPerPartition, PrefetchBytes: a.cfg.CacheBytes / 4,
 		Patch: func(dst, src []byte, base int64, epoch int32) ([]byte, int64, error) {
-			return patchBatches(dst, src, base, epoch, 0)
+			return kwire.PatchBatches(dst, src, base, epoch, 0)
 		},
 		Logger: a.log.Named("lifecycle"), Metrics: m,
 	}, a.cache, a.reader, a.store)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -25,13 +26,13 @@ func (a *Agent) requestPanicked(r any, req kmsg.Request) {
 	}
 }
 
-// parseRequestSafely is parseRequest, with a panic of the decoder reported as a malformed frame.
-func (a *Agent) parseRequestSafely(body []byte) (h header, req kmsg.Request, err error) {
+// parseRequestSafely is kwire.ParseRequest, with a panic of the decoder reported as a malformed frame.
+func (a *Agent) parseRequestSafely(body []byte) (h kwire.Header, req kmsg.Request, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.requestPanicked(r, nil)
-			req, err = nil, fmt.Errorf("%w: decoding panicked: %v", errFrame, r)
+			req, err = nil, fmt.Errorf("%w: decoding panicked: %v", kwire.ErrFrame, r)
 		}
 	}()
-	return parseRequest(body)
+	return kwire.ParseRequest(body, apis)
 }

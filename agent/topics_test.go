@@ -522,7 +522,7 @@ func FuzzAdminRequests(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
-		if !supported(key, version) {
+		if !apis.Supported(key, version) {
 			return
 		}
 		req := kmsg.RequestForKey(key)
