@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
@@ -63,7 +64,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 	a.countClientRecords("in", clientZone(c.id, ""), received)
 	// Every partition's batch is a slice of the request's one frame: the cache keeps them without a
 	// copy, charged for the frame they hold on to (its batches are nearly all of it).
-	frame := &backing{size: int64(received)}
+	frame := extcache.NewBacking(int64(received))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		t, known := a.cache.Topic(rt.Topic)
@@ -272,7 +273,7 @@ func (a *Agent) produceBroker(id string) (kmsg.ProduceResponseBroker, bool) {
 }
 
 // admitProduce checks one partition of a produce request and, when it may be written, buffers it.
-func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t coord.Topic, known bool, rp *kmsg.ProduceRequestTopicPartition, frame *backing) (*pendingAppend, error) {
+func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t coord.Topic, known bool, rp *kmsg.ProduceRequestTopicPartition, frame *extcache.Backing) (*pendingAppend, error) {
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return nil, kerr.InvalidRequiredAcks

@@ -283,12 +283,12 @@ func (a *Agent) fetchExtents(ctx context.Context, e coord.IndexEntry, offset, li
 // fetchRead reads extent x for a fetch, whose answer so far is empty or not. short is set when the
 // fetch's read bound (ctx's deadline), or the client leaving, ended the wait.
 func (a *Agent) fetchRead(ctx context.Context, x coord.Extent, empty bool) (data []byte, short bool, err error) {
-	if empty && !a.reader.cacheable(x) {
+	if empty && !a.reader.Cacheable(x) {
 		// Read again by every fetch, it would never be served if its GET outlasted the read bound:
 		// the first one is waited for (its GET has a timeout of its own).
 		ctx = context.WithoutCancel(ctx)
 	}
-	data, err = a.reader.extent(ctx, x)
+	data, err = a.reader.Extent(ctx, x)
 	if err != nil && ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			a.metrics.reads.timeouts.Inc()

@@ -186,7 +186,7 @@ func (a *Agent) newestRecords(ctx context.Context, e coord.IndexEntry) ([]*kgo.R
 
 // blockRecords decodes the records of one segment block, whose batches carry their offsets.
 func (a *Agent) blockRecords(ctx context.Context, object string, b segstore.Block) ([]*kgo.Record, error) {
-	data, err := a.reader.extent(ctx, blockExtent(object, b))
+	data, err := a.reader.Extent(ctx, blockExtent(object, b))
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (a *Agent) entryRecords(ctx context.Context, e coord.IndexEntry) ([]*kgo.Re
 	var batches []byte
 	base := e.BaseOffset
 	for _, x := range e.Extents {
-		data, err := a.reader.extent(ctx, x)
+		data, err := a.reader.Extent(ctx, x)
 		if err != nil {
 			return nil, err
 		}

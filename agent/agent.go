@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -47,7 +48,7 @@ type Agent struct {
 	flusher   *flusher
 	forwarder *forwarder
 	remote    chan *remoteWork // sequencing forwarded by other agents
-	reader    *reader
+	reader    *extcache.Cache
 	footers   *footerCache // decoded footers of partition segments
 	// maintainer merges and expires the partitions this agent leads; gc collects garbage while this
 	// agent holds the cluster's GC key (lifecycle.go).
@@ -136,7 +137,8 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.pids = &producerIDs{view: a.cache.NextProducerID, read: etcd.NextProducerID}
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
-	a.reader = newReader(a, cfg.CacheBytes, cfg.MaxReadBytesInFlight)
+	a.reader = extcache.New(extcache.Config{MaxBytes: cfg.CacheBytes, MaxInFlight: cfg.MaxReadBytesInFlight, Store: store, Log: a.log,
+		Go: func(fn func(context.Context)) { a.goRun(func() { fn(a.runCtx) }) }, Metrics: a.metrics.cacheMetrics()})
 	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
 	a.newLifecycle()

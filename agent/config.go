@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -63,7 +64,7 @@ const (
 // minGCGrace and minGCReadGrace are the least GCGrace and GCReadGrace (see Config.Validate).
 const (
 	minGCGrace     = time.Minute
-	minGCReadGrace = extentReadTimeout
+	minGCReadGrace = extcache.ReadTimeout
 )
 
 // Defaults of the limits that keep one client from exhausting an agent (docs/OPERATING.md, "Limits").

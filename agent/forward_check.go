@@ -56,7 +56,7 @@ func (a *Agent) checkExtents(ctx context.Context, caller string, ps []*pendingAp
 	for i, p := range ps {
 		xs[i] = coord.Extent{Object: p.object, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}
 	}
-	data, errs := a.reader.readAll(ctx, xs)
+	data, errs := a.reader.ReadObject(ctx, xs)
 	for i, p := range ps {
 		err := errs[i]
 		if err == nil {
