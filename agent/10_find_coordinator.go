@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -63,12 +64,12 @@ func (a *Agent) findCoordinator(typ int8, key string, sc *kmsg.FindCoordinatorRe
 	default:
 		return adminErrorf(kerr.InvalidRequest, "coordinator type %d is not supported", typ)
 	}
-	t, ok := a.cache.Topic(a.groups.topic)
+	t, ok := a.cache.Topic(a.groups.Topic())
 	if !ok {
-		a.groups.ensureTopicAsync()
-		return adminErrorf(kerr.CoordinatorNotAvailable, "the offsets topic %s is being created", a.groups.topic)
+		a.groups.EnsureTopicAsync()
+		return adminErrorf(kerr.CoordinatorNotAvailable, "the offsets topic %s is being created", a.groups.Topic())
 	}
-	shard := groupShard(key, t.Partitions)
+	shard := group.Shard(key, t.Partitions)
 	l, ok := a.cache.Leader(t.TP(shard))
 	if ok {
 		for _, ag := range a.brokers() {
@@ -84,5 +85,5 @@ func (a *Agent) findCoordinator(typ int8, key string, sc *kmsg.FindCoordinatorRe
 			return nil
 		}
 	}
-	return adminErrorf(kerr.CoordinatorNotAvailable, "shard %d of %s has no live leader", shard, a.groups.topic)
+	return adminErrorf(kerr.CoordinatorNotAvailable, "shard %d of %s has no live leader", shard, a.groups.Topic())
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -59,7 +60,7 @@ type Agent struct {
 	leaders          leaderSet
 	renew            renewals // partitions to lead again only under a new epoch
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
-	groups           *groupCoordinator
+	groups           *group.Coordinator
 
 	sessMu   sync.Mutex
 	sess     session
@@ -193,7 +194,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	case <-a.done:
 		return a.Err()
 	}
-	if err := a.groups.ensureTopic(ctx); err != nil {
+	if err := a.groups.EnsureTopic(ctx); err != nil {
 		return fmt.Errorf("agent: create the offsets topic: %w", err)
 	}
 	if a.secret, err = a.etcd.ClusterSecret(ctx); err != nil {
@@ -208,7 +209,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.flusher.run(runCtx, &a.wg) })
 	a.goRun(func() { a.runSequencer(runCtx) })
 	a.goRun(func() { a.runLeadership(runCtx) })
-	a.goRun(func() { a.groups.run(runCtx) })
+	a.goRun(func() { a.groups.Run(runCtx) })
 	a.goRun(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
 	a.goRun(func() { a.runGC(runCtx) })
 	a.goRun(func() { a.runEtcdHealth(runCtx) })

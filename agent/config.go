@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -36,8 +37,8 @@ const (
 	// over 1 GiB).
 	DefaultMaxDecompressedBatchBytes = 64 << 20
 	DefaultShutdownTimeout           = 10 * time.Second
-	DefaultOffsetsRetention          = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
-	DefaultOffsetsCheck              = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
+	DefaultOffsetsRetention          = group.DefaultRetention      // Kafka's offsets.retention.minutes
+	DefaultOffsetsCheck              = group.DefaultRetentionCheck // Kafka's offsets.retention.check.interval.ms
 )
 
 // Defaults for Config's bounds on fetch reads.
@@ -99,7 +100,7 @@ const (
 	DefaultMaxProducerIDsPerPartition = 1000
 	// DefaultGroupMaxSize (group.max.size; Kafka's is unlimited) bounds a consumer group's members: the
 	// group's metadata, members and their assignments, is one etcd value.
-	DefaultGroupMaxSize = 1000
+	DefaultGroupMaxSize = group.DefaultMaxSize
 )
 
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.

@@ -96,12 +96,13 @@ func (s *leaderSet) get(tp coord.TP) *partitionLeader {
 	return s.m[tp]
 }
 
-// remove drops tp's leader if it is still pl (nil removes whatever is there).
-func (s *leaderSet) remove(tp coord.TP, pl *partitionLeader) *partitionLeader {
+// remove drops tp's leader if it is still the one of epoch (each acquisition of a partition's
+// leader key has its own create revision) and returns it.
+func (s *leaderSet) remove(tp coord.TP, epoch int64) *partitionLeader {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.m[tp]
-	if cur == nil || (pl != nil && cur != pl) {
+	if cur == nil || cur.epoch != epoch {
 		return nil
 	}
 	delete(s.m, tp)
@@ -308,7 +309,7 @@ func (a *Agent) commitFailed(pc *partitionCommit, err error) {
 			pc.bases[k], pc.errs[k] = -1, err
 		}
 	}
-	if a.leaders.remove(pc.pl.tp, pc.pl) != nil {
+	if a.leaders.remove(pc.pl.tp, pc.pl.epoch) != nil {
 		a.dropLeaderMetrics(pc.pl)
 		a.log.Warn("commit failed; partition leadership dropped until re-established",
 			"topic", pc.pl.topic, "partition", pc.pl.tp.Partition, "epoch", pc.pl.epoch, "error", err)
