@@ -13,7 +13,7 @@ import (
 // FindCoordinator: v0-6
 //
 // Any agent answers. A group's coordinator is the leader of the group's shard, a partition of the
-// agent group's offsets topic (see group_coordinator.go), as the watched view knows it; a shard
+// agent group's offsets topic (see agent/internal/group), as the watched view knows it; a shard
 // without a live leader of this agent group answers COORDINATOR_NOT_AVAILABLE, which clients retry.
 // A missing offsets topic is created again. Transactions are not supported: a transaction
 // coordinator is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as transactional produce is.

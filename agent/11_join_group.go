@@ -9,7 +9,7 @@ import (
 
 // JoinGroup: v0-9
 //
-// The classic group protocol (group_join.go). A join is parked until the join phase completes: when
+// The classic group protocol (agent/internal/group/group_join.go). A join is parked until the join phase completes: when
 // every member has rejoined, or at the largest rebalance timeout among them. Session timeouts must lie
 // within [6s, 30m], Kafka's group.min/max.session.timeout.ms.
 //
