@@ -5,9 +5,10 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 )
 
 // FindCoordinator: v0-6

@@ -3,8 +3,9 @@ package agent
 import (
 	"context"
 
-	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 )
 
 // JoinGroup: v0-9

@@ -17,12 +17,12 @@ import (
 // * v3: ClientSoftwareName and ClientSoftwareVersion, flexible versions
 
 func (a *Agent) handleApiVersions(req *kmsg.ApiVersionsRequest) kmsg.Response {
-	if req.Version > apis.Max(apiKeyApiVersions) {
+	if req.Version > maxVersion(apiKeyApiVersions) {
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.Version = 0
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
 		k := kmsg.NewApiVersionsResponseApiKey()
-		k.ApiKey, k.MinVersion, k.MaxVersion = apiKeyApiVersions, apis[apiKeyApiVersions].Min, apis.Max(apiKeyApiVersions)
+		k.ApiKey, k.MinVersion, k.MaxVersion = apiKeyApiVersions, apis[apiKeyApiVersions].min, maxVersion(apiKeyApiVersions)
 		resp.ApiKeys = append(resp.ApiKeys, k)
 		return resp
 	}
@@ -34,7 +34,7 @@ func (a *Agent) handleApiVersions(req *kmsg.ApiVersionsRequest) kmsg.Response {
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	for _, key := range keys {
 		k := kmsg.NewApiVersionsResponseApiKey()
-		k.ApiKey, k.MinVersion, k.MaxVersion = key, apis[key].Min, apis[key].Max
+		k.ApiKey, k.MinVersion, k.MaxVersion = key, apis[key].min, apis[key].max
 		resp.ApiKeys = append(resp.ApiKeys, k)
 	}
 	return resp

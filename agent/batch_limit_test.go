@@ -4,9 +4,10 @@ import (
 	"math"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // A 69-byte batch of one record whose header declares 2^31-1 records (a correct CRC over the lie) is

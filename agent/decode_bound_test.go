@@ -7,8 +7,9 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // inflate fills every array of v (a request struct) with n default elements, each carrying tags unknown
@@ -64,7 +65,7 @@ func decodeAlloc(key, version int16, body []byte) uint64 {
 func TestDecodeWithinCharge(t *testing.T) {
 	worst, worstAt := 0.0, ""
 	for key, r := range apis {
-		for v := r.Min; v <= r.Max; v++ {
+		for v := r.min; v <= r.max; v++ {
 			for _, tags := range []int{0, 1} { // one tag costs an element a map; more add less each
 				req := kmsg.RequestForKey(key)
 				req.SetVersion(v)
@@ -134,7 +135,7 @@ func FuzzProduceShape(f *testing.F) {
 			return
 		}
 		_, err := kwire.ProduceShape(body, version)
-		h, req, perr := kwire.ParseRequest(append(binary16(int16(kmsg.Produce), version), body[4:]...), apis)
+		h, req, perr := kwire.ParseRequest(append(binary16(int16(kmsg.Produce), version), body[4:]...), servedVersions{})
 		if perr == nil && req != nil && h.Version == version && err != nil {
 			t.Fatalf("v%d: decoder took it, kwire.ProduceShape: %v", version, err)
 		}

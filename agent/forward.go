@@ -10,8 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // forwardDialTimeout bounds connecting to a partition leader; forwardTimeout one request's answer.

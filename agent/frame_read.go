@@ -12,8 +12,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // Why a connection was closed for a limit (each is counted in streamhouse_limit_hits_total).
@@ -140,7 +141,7 @@ func isTimeout(err error) bool {
 // kwire.ProduceShape) before it is decoded.
 func (a *Agent) checkProduceShape(body []byte) error {
 	key, version := int16(binary.BigEndian.Uint16(body)), int16(binary.BigEndian.Uint16(body[2:]))
-	if key != int16(kmsg.Produce) || !apis.Supported(key, version) {
+	if key != int16(kmsg.Produce) || !supported(key, version) {
 		return nil
 	}
 	cost, err := kwire.ProduceShape(body, version)

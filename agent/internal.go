@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 

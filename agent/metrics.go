@@ -2,6 +2,7 @@ package agent
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 )
 

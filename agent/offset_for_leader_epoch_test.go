@@ -91,7 +91,7 @@ func FuzzOffsetForLeaderEpoch(f *testing.F) {
 		f.Add(v, req.AppendTo(nil))
 	}
 	f.Fuzz(func(t *testing.T, version int16, body []byte) {
-		if !apis.Supported(int16(kmsg.OffsetForLeaderEpoch), version) {
+		if !supported(int16(kmsg.OffsetForLeaderEpoch), version) {
 			return
 		}
 		req := kmsg.NewPtrOffsetForLeaderEpochRequest()

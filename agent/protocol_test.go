@@ -6,9 +6,10 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // rawHeader is a request header (v1: key, version, correlation id, client id) for hand-made frames.
@@ -90,7 +91,7 @@ func TestApiVersionsTooNew(t *testing.T) {
 	found := false
 	for _, k := range resp.ApiKeys {
 		if k.ApiKey == apiKeyApiVersions {
-			found = k.MinVersion == 0 && k.MaxVersion == apis.Max(apiKeyApiVersions)
+			found = k.MinVersion == 0 && k.MaxVersion == maxVersion(apiKeyApiVersions)
 		}
 	}
 	if !found {

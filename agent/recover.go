@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"runtime/debug"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // Nothing a client sends may crash the process (in dev mode etcd and S3 would go with it): every
@@ -34,5 +35,5 @@ func (a *Agent) parseRequestSafely(body []byte) (h kwire.Header, req kmsg.Reques
 			req, err = nil, fmt.Errorf("%w: decoding panicked: %v", kwire.ErrFrame, r)
 		}
 	}()
-	return kwire.ParseRequest(body, apis)
+	return kwire.ParseRequest(body, servedVersions{})
 }

@@ -4,8 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // A fetch response is written into one buffer of the hinted size, never grown: the hint must not be

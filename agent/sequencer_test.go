@@ -1,10 +1,9 @@
 package agent
 
 import (
-	"time"
-
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 

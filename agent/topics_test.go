@@ -522,7 +522,7 @@ func FuzzAdminRequests(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
-		if !apis.Supported(key, version) {
+		if !supported(key, version) {
 			return
 		}
 		req := kmsg.RequestForKey(key)

@@ -1,38 +1,51 @@
 package agent
 
-import (
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
-	"github.com/twmb/franz-go/pkg/kmsg"
-)
+import "github.com/twmb/franz-go/pkg/kmsg"
 
 const apiKeyApiVersions = 18
 
+// apiRange is the versions of one API this agent serves.
+type apiRange struct{ min, max int16 }
+
 // apis lists every API the agent serves. Minimum versions are 0, as Kafka's; the maximums are the ones
 // modern clients negotiate, capped where a later version needs a feature the agent does not have.
-var apis = kwire.Versions{
-	int16(kmsg.Produce):                 {Min: 0, Max: 11}, // v12 is transactions v2 (KIP-890); v13 topic ids
-	int16(kmsg.Fetch):                   {Min: 0, Max: 16},
-	int16(kmsg.ListOffsets):             {Min: 0, Max: 8},
-	int16(kmsg.Metadata):                {Min: 0, Max: 12},
-	int16(kmsg.ApiVersions):             {Min: 0, Max: 4},
-	int16(kmsg.CreateTopics):            {Min: 0, Max: 7},
-	int16(kmsg.DeleteTopics):            {Min: 0, Max: 6},
-	int16(kmsg.InitProducerID):          {Min: 0, Max: 5},
-	int16(kmsg.DescribeConfigs):         {Min: 0, Max: 4},
-	int16(kmsg.CreatePartitions):        {Min: 0, Max: 3},
-	int16(kmsg.IncrementalAlterConfigs): {Min: 0, Max: 1},
-	int16(kmsg.DescribeCluster):         {Min: 0, Max: 1},
-	int16(kmsg.OffsetCommit):            {Min: 0, Max: 8}, // v9 is KIP-848's member epoch
-	int16(kmsg.OffsetFetch):             {Min: 0, Max: 8},
-	int16(kmsg.FindCoordinator):         {Min: 0, Max: 6},
-	int16(kmsg.JoinGroup):               {Min: 0, Max: 9},
-	int16(kmsg.Heartbeat):               {Min: 0, Max: 4},
-	int16(kmsg.LeaveGroup):              {Min: 0, Max: 5},
-	int16(kmsg.SyncGroup):               {Min: 0, Max: 5},
-	int16(kmsg.DescribeGroups):          {Min: 0, Max: 5}, // v6 is KIP-1043's GROUP_ID_NOT_FOUND
-	int16(kmsg.ListGroups):              {Min: 0, Max: 4}, // v5 is KIP-848's group types
-	int16(kmsg.DeleteGroups):            {Min: 0, Max: 2},
-	int16(kmsg.OffsetDelete):            {Min: 0, Max: 0},
-	int16(kmsg.OffsetForLeaderEpoch):    {Min: 0, Max: 4},
-	int16(kmsg.DeleteRecords):           {Min: 0, Max: 2},
+var apis = map[int16]apiRange{
+	int16(kmsg.Produce):                 {0, 11}, // v12 is transactions v2 (KIP-890); v13 topic ids
+	int16(kmsg.Fetch):                   {0, 16},
+	int16(kmsg.ListOffsets):             {0, 8},
+	int16(kmsg.Metadata):                {0, 12},
+	int16(kmsg.ApiVersions):             {0, 4},
+	int16(kmsg.CreateTopics):            {0, 7},
+	int16(kmsg.DeleteTopics):            {0, 6},
+	int16(kmsg.InitProducerID):          {0, 5},
+	int16(kmsg.DescribeConfigs):         {0, 4},
+	int16(kmsg.CreatePartitions):        {0, 3},
+	int16(kmsg.IncrementalAlterConfigs): {0, 1},
+	int16(kmsg.DescribeCluster):         {0, 1},
+	int16(kmsg.OffsetCommit):            {0, 8}, // v9 is KIP-848's member epoch
+	int16(kmsg.OffsetFetch):             {0, 8},
+	int16(kmsg.FindCoordinator):         {0, 6},
+	int16(kmsg.JoinGroup):               {0, 9},
+	int16(kmsg.Heartbeat):               {0, 4},
+	int16(kmsg.LeaveGroup):              {0, 5},
+	int16(kmsg.SyncGroup):               {0, 5},
+	int16(kmsg.DescribeGroups):          {0, 5}, // v6 is KIP-1043's GROUP_ID_NOT_FOUND
+	int16(kmsg.ListGroups):              {0, 4}, // v5 is KIP-848's group types
+	int16(kmsg.DeleteGroups):            {0, 2},
+	int16(kmsg.OffsetDelete):            {0, 0},
+	int16(kmsg.OffsetForLeaderEpoch):    {0, 4},
+	int16(kmsg.DeleteRecords):           {0, 2},
 }
+
+func supported(key, version int16) bool {
+	r, ok := apis[key]
+	return ok && version >= r.min && version <= r.max
+}
+
+func maxVersion(key int16) int16 { return apis[key].max }
+
+// servedVersions is the apis table as kwire.ParseRequest reads it.
+type servedVersions struct{}
+
+func (servedVersions) Supported(key, version int16) bool { return supported(key, version) }
+func (servedVersions) Max(key int16) int16               { return maxVersion(key) }

@@ -5,9 +5,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/streamhouse/streamhouse/coord"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/coord"
 )
 
 // OffsetCommit answers an OffsetCommit (agent/08_offset_commit.go says what each version adds).

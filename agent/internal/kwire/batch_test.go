@@ -5,8 +5,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 )
 
 // testBatch builds a valid v2 batch of n records, as a producer would.

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -79,10 +80,20 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 // testVersions is a server's table, as the agent's: Metadata up to v12, ApiVersions up to v4.
-var testVersions = Versions{
-	int16(kmsg.Produce):      {Min: 0, Max: 11},
-	int16(kmsg.Fetch):        {Min: 0, Max: 16},
-	int16(kmsg.Metadata):     {Min: 0, Max: 12},
-	int16(kmsg.ApiVersions):  {Min: 0, Max: 4},
-	int16(kmsg.CreateTopics): {Min: 0, Max: 7},
+var testVersions = versionTable{
+	int16(kmsg.Produce):      11,
+	int16(kmsg.Fetch):        16,
+	int16(kmsg.Metadata):     12,
+	int16(kmsg.ApiVersions):  4,
+	int16(kmsg.CreateTopics): 7,
 }
+
+// versionTable serves versions 0 to the highest of each API it lists.
+type versionTable map[int16]int16
+
+func (t versionTable) Supported(key, version int16) bool {
+	max, ok := t[key]
+	return ok && version >= 0 && version <= max
+}
+
+func (t versionTable) Max(key int16) int16 { return t[key] }
