@@ -74,6 +74,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 			pa, err := a.admitProduce(ctx, req, t, known, rp, frame)
 			if err != nil {
 				sp.ErrorCode = kafkaCode(err)
+				answerRecordErrors(sp, err)
 				a.metrics.produceErrors.WithLabelValues(errName(sp.ErrorCode)).Inc()
 				continue
 			}
@@ -102,6 +103,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 				return nil // the connection is gone
 			}
 			a.leaderHints(resp, clientZone(c.id, ""))
+			a.listenerHints(resp, c)
 		}
 		return resp
 	}
@@ -300,6 +302,9 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	}
 	meta, err := a.parseBatch(rp.Records)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.checkKeys(t, rp.Partition, rp.Records); err != nil {
 		return nil, err
 	}
 	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {

@@ -39,7 +39,7 @@ func (a *Agent) handleMetadata(ctx context.Context, c client, req *kmsg.Metadata
 	resp.ControllerID = a.nodeID(a.cfg.ID)
 	cz := clientZone(c.id, "")
 	live := map[string]bool{}
-	for _, ag := range a.brokers() {
+	for _, ag := range a.brokersFor(c) {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID = a.nodeID(ag.ID)
 		host, port, err := net.SplitHostPort(ag.Addr)

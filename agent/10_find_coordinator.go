@@ -40,7 +40,7 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, c client, req *kmsg.F
 	for _, key := range keys {
 		sc := kmsg.NewFindCoordinatorResponseCoordinator()
 		sc.Key = key
-		if err := a.findCoordinator(req.CoordinatorType, key, &sc); err != nil {
+		if err := a.findCoordinator(c, req.CoordinatorType, key, &sc); err != nil {
 			sc.NodeID, sc.Host, sc.Port = -1, "", -1
 			sc.ErrorCode = kafkaCode(err)
 			msg := err.Error()
@@ -57,7 +57,7 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, c client, req *kmsg.F
 }
 
 // findCoordinator fills in the coordinator of key, or returns why there is none.
-func (a *Agent) findCoordinator(typ int8, key string, sc *kmsg.FindCoordinatorResponseCoordinator) error {
+func (a *Agent) findCoordinator(c client, typ int8, key string, sc *kmsg.FindCoordinatorResponseCoordinator) error {
 	switch typ {
 	case coordinatorTypeGroup:
 	case coordinatorTypeTxn:
@@ -73,7 +73,7 @@ func (a *Agent) findCoordinator(typ int8, key string, sc *kmsg.FindCoordinatorRe
 	shard := group.Shard(key, t.Partitions)
 	l, ok := a.cache.Leader(t.TP(shard))
 	if ok {
-		for _, ag := range a.brokers() {
+		for _, ag := range a.brokersFor(c) {
 			if ag.ID != l.Agent {
 				continue
 			}

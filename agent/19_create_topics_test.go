@@ -51,7 +51,11 @@ func TestCreateTopics(t *testing.T) {
 		{"RF -2", newTopic("t", 1, -2), kerr.InvalidReplicationFactor, 0},
 		{"replica assignment", assigned, kerr.InvalidRequest, 0},
 		{"unknown config", newTopic("t", 1, 1, "segment.bytes", "1"), kerr.InvalidConfig, 0},
-		{"bad config", newTopic("t", 1, 1, "cleanup.policy", "compact"), kerr.InvalidConfig, 0},
+		{"compacted", newTopic("t", 1, 1, "cleanup.policy", "compact", "min.compaction.lag.ms", "5"), nil, 1},
+		{"Kafka's moot configs", newTopic("t", 1, 1, "min.insync.replicas", "2", "segment.jitter.ms", "10"), nil, 1},
+		{"bad config", newTopic("t", 1, 1, "cleanup.policy", "compact,shred"), kerr.InvalidConfig, 0},
+		{"lags out of order", newTopic("t", 1, 1, "min.compaction.lag.ms", "10", "max.compaction.lag.ms", "5"), kerr.InvalidConfig, 0},
+		{"tiered compacted", newTopic("t", 1, 1, "cleanup.policy", "compact", "remote.storage.enable", "true"), kerr.InvalidConfig, 0},
 		{"duplicate config", newTopic("t", 1, 1, "max.message.bytes", "1", "max.message.bytes", "2"), kerr.InvalidRequest, 0},
 	} {
 		f := newFakeTopics(coord.Topic{Name: "old", Partitions: 1})

@@ -81,7 +81,7 @@ func TestDescribeTopicConfigsByName(t *testing.T) {
 		{nil, topicConfigNames},
 		{[]string{}, topicConfigNames},
 		{[]string{"retention.ms", "segment.bytes", "max.message.bytes", "retention.ms"}, []string{"max.message.bytes", "retention.ms", "segment.bytes"}},
-		{[]string{"segment.jitter.ms"}, nil},
+		{[]string{"segment.jitterz.ms"}, nil},
 	} {
 		r := ta.describeConfigs(describeReq(0, topicResource("t", tc.names...))).Resources[0] // names... keeps nil and empty apart
 		var got []string

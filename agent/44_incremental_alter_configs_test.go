@@ -57,12 +57,15 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 		{"nothing", alterTopic("t"), nil, start},
 		{"unknown topic", alterTopic("nope", "max.message.bytes", "set", "1"), kerr.UnknownTopicOrPartition, start},
 		{"invalid topic name", alterTopic("a b", "max.message.bytes", "set", "1"), kerr.InvalidTopicException, start},
-		{"unknown config", alterTopic("t", "segment.jitter.ms", "set", "1"), kerr.InvalidConfig, start},
+		{"unknown config", alterTopic("t", "segment.jitterz.ms", "set", "1"), kerr.InvalidConfig, start},
 		{"segment.bytes below its minimum", alterTopic("t", "segment.bytes", "set", "1"), kerr.InvalidConfig, start},
 		{"bad value", alterTopic("t", "max.message.bytes", "set", "lots"), kerr.InvalidConfig, start},
 		{"append to int", alterTopic("t", "max.message.bytes", "append", "1"), kerr.InvalidConfig, start},
 		{"subtract from string", alterTopic("t", "message.timestamp.type", "subtract", "CreateTime"), kerr.InvalidConfig, start},
-		{"compact", alterTopic("t", "cleanup.policy", "append", "compact"), kerr.InvalidConfig, start},
+		{"compact", alterTopic("t", "cleanup.policy", "append", "compact"), nil,
+			map[string]string{"max.message.bytes": "100", "retention.ms": "-1", "cleanup.policy": "compact,delete"}},
+		{"shred", alterTopic("t", "cleanup.policy", "append", "shred"), kerr.InvalidConfig, start},
+		{"lags out of order", alterTopic("t", "max.compaction.lag.ms", "set", "5", "min.compaction.lag.ms", "set", "6"), kerr.InvalidConfig, start},
 		{"null set", alterTopic("t", "max.message.bytes", "set", "<nil>"), kerr.InvalidRequest, start},
 		{"key twice", alterTopic("t", "max.message.bytes", "set", "1", "max.message.bytes", "set", "2"), kerr.InvalidRequest, start},
 		{"all or nothing", alterTopic("t", "max.message.bytes", "set", "1", "retention.ms", "set", "-2"), kerr.InvalidConfig, start},
@@ -176,7 +179,7 @@ func TestTopicConfigsEndToEnd(t *testing.T) {
 	}
 
 	// A refused value leaves the topic as it was.
-	alter, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: sp("compact")}}, "c")
+	alter, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: sp("shred")}}, "c")
 	if err == nil {
 		var r kadm.AlterConfigsResponse
 		if r, err = alter.On("c", nil); err == nil {
@@ -184,6 +187,6 @@ func TestTopicConfigsEndToEnd(t *testing.T) {
 		}
 	}
 	if !errors.Is(err, kerr.InvalidConfig) {
-		t.Errorf("compact: %v, want INVALID_CONFIG", err)
+		t.Errorf("shred: %v, want INVALID_CONFIG", err)
 	}
 }

@@ -22,7 +22,7 @@ import (
 // * v1: EndpointType (KIP-919): agents are brokers (1); anything else is UNSUPPORTED_ENDPOINT_TYPE
 
 func (a *Agent) handleDescribeCluster(ctx context.Context, c client, req *kmsg.DescribeClusterRequest) kmsg.Response {
-	return describeCluster(req, a.nodeID(a.cfg.ID), a.brokers(), a.nodeID)
+	return describeCluster(req, a.nodeID(a.cfg.ID), a.brokersFor(c), a.nodeID)
 }
 
 const endpointTypeBrokers = 1

@@ -18,6 +18,7 @@ import (
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
+	"github.com/streamhouse/streamhouse/auth"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -79,16 +80,19 @@ type Agent struct {
 	internalAdvertised string
 	secret             []byte
 
-	kafkaLn  net.Listener
-	listen   listenState
-	conns    *connLimiter // max.connections, max.connections.per.ip
-	budget   *byteBudget  // queued.max.request.bytes
-	pids     *producerIDs // which producer ids InitProducerID handed out
-	zones    zoneSet      // the zones of registered agents: the client_zone label values
-	rateLog  *rateLog
-	httpSrv  *http.Server
-	httpLn   net.Listener
-	stopping atomic.Bool // refuse new produce: a graceful shutdown is under way
+	kafkaLn net.Listener // the first Kafka listener's (sec.listeners)
+	sec     agentSecurity
+	// tlsMetrics counts certificate reloads of the TLS listeners (one per agent registry).
+	tlsMetrics *auth.TLSMetrics
+	listen     listenState
+	conns      *connLimiter // max.connections, max.connections.per.ip
+	budget     *byteBudget  // queued.max.request.bytes
+	pids       *producerIDs // which producer ids InitProducerID handed out
+	zones      zoneSet      // the zones of registered agents: the client_zone label values
+	rateLog    *rateLog
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	stopping   atomic.Bool // refuse new produce: a graceful shutdown is under way
 	// lastRequest is when the last request arrived during a graceful shutdown (unix ns; see linger).
 	lastRequest atomic.Int64
 	redirected  atomic.Int64  // requests read during a graceful shutdown
@@ -128,6 +132,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		rateLog:  newRateLog(logEvery),
 	}
 	a.readyCheck.now = time.Now
+	a.tlsMetrics = auth.NewTLSMetrics(cfg.Registerer)
 	maxConns := cfg.MaxConnections
 	if maxConns == 0 {
 		maxConns = MaxConnectionsForFileLimit()
@@ -153,23 +158,17 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.store.Check(ctx); err != nil {
 		return err
 	}
-	if a.kafkaLn, err = net.Listen("tcp", a.cfg.KafkaAddr); err != nil {
-		return fmt.Errorf("agent: kafka listener: %w", err)
-	}
-	if a.wrapListener != nil {
-		a.kafkaLn = a.wrapListener(a.kafkaLn)
-	}
-	if a.cfg.AdvertisedAddr == "" {
-		a.cfg.AdvertisedAddr = a.kafkaLn.Addr().String()
+	if err = a.bindListeners(); err != nil {
+		return err
 	}
 	if a.cfg.HTTPAddr != "" {
 		if a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
-			a.kafkaLn.Close()
+			a.closeListeners()
 			return fmt.Errorf("agent: http listener: %w", err)
 		}
 	}
 	if err = a.listenInternal(); err != nil {
-		a.kafkaLn.Close()
+		a.closeListeners()
 		if a.httpLn != nil {
 			a.httpLn.Close()
 		}
@@ -194,6 +193,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	case <-a.done:
 		return a.Err()
 	}
+	if err := a.newSecurity(); err != nil {
+		return err
+	}
 	if err := a.groups.EnsureTopic(ctx); err != nil {
 		return fmt.Errorf("agent: create the offsets topic: %w", err)
 	}
@@ -213,7 +215,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
 	a.goRun(func() { a.runGC(runCtx) })
 	a.goRun(func() { a.runEtcdHealth(runCtx) })
-	a.goRun(func() { a.serveKafka(runCtx, a.kafkaLn) })
+	a.goRun(func() { a.serveListeners(runCtx) })
 	if a.internalLn != nil {
 		a.goRun(func() { a.serveInternal(runCtx, a.internalLn) })
 	}
@@ -254,7 +256,7 @@ func (a *Agent) awaitSelf(ctx context.Context) error {
 // register creates a new etcd session and registers the agent on it.
 func (a *Agent) register(ctx context.Context) error {
 	info := coord.AgentInfo{ID: a.cfg.ID, Addr: a.cfg.AdvertisedAddr, AZ: a.cfg.AZ, Group: a.cfg.Group,
-		Version: a.cfg.Version, Started: time.Now().UTC(), Internal: a.internalAdvertised}
+		Version: a.cfg.Version, Started: time.Now().UTC(), Internal: a.internalAdvertised, Listeners: a.listenerAddrs()}
 	cs, err := a.etcd.Register(ctx, info, a.cfg.LeaseTTL)
 	if err != nil {
 		return err
@@ -398,9 +400,7 @@ func (a *Agent) Close() error {
 		if a.cancel != nil {
 			a.cancel()
 		}
-		if a.kafkaLn != nil {
-			a.kafkaLn.Close()
-		}
+		a.closeListeners()
 		if a.internalLn != nil {
 			a.internalLn.Close()
 		}

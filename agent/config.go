@@ -116,6 +116,10 @@ type Config struct {
 	// InternalAddr is where other agents have this agent sequence for them (the sequence API, over an
 	// authenticated connection). Empty: no internal listener, and no agent forwards to this one.
 	InternalAddr string
+	// Listeners are the Kafka client listeners; empty: one PLAINTEXT listener on KafkaAddr,
+	// advertised as AdvertisedAddr. Security secures them (listener_config.go).
+	Listeners []ListenerConfig
+	Security  SecurityConfig
 
 	FlushInterval    time.Duration // longest a produce waits for its flush
 	FlushBytes       int64         // a flush starts once this many bytes are buffered
@@ -299,6 +303,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("agent: GC read grace must be at least %v, got %v", minGCReadGrace, c.GCReadGrace)
 	}
 	if err := c.Limits.validate(c.MaxRequestBytes); err != nil {
+		return err
+	}
+	if err := c.validateSecurity(); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(c.KafkaAddr); err != nil {

@@ -52,7 +52,8 @@ func (s *listenState) setAcceptErr(err error) {
 // serveKafka accepts Kafka connections until ctx is cancelled. A temporary accept error is retried
 // after a backoff; any other stops the agent, so that it does not stay registered, leading its
 // partitions, with no listener.
-func (a *Agent) serveKafka(ctx context.Context, ln net.Listener) {
+func (a *Agent) serveKafka(ctx context.Context, l *kafkaListener) {
+	ln := l.ln
 	var conns sync.WaitGroup
 	defer conns.Wait()
 	var backoff time.Duration
@@ -93,7 +94,7 @@ func (a *Agent) serveKafka(ctx context.Context, ln net.Listener) {
 		go func() {
 			defer conns.Done()
 			defer a.conns.done(ip)
-			a.serveConn(ctx, nc)
+			a.serveConn(ctx, nc, l)
 		}()
 	}
 }

@@ -29,6 +29,7 @@ const maxInFlight = 16
 type client struct {
 	id     string // Kafka client id
 	remote string
+	sec    *connSec // nil: a connection of no listener (tests), as PLAINTEXT
 }
 
 // inflight is one request awaiting its response.
@@ -37,6 +38,7 @@ type inflight struct {
 	done chan struct{}
 	resp kmsg.Response // nil: send nothing (acks=0 produce)
 	ack  bool          // a produce counted in Agent.acks until its answer is written or dropped
+	raw  []byte        // not nil: a bare SASL token to send instead of resp (after a v0 SaslHandshake)
 	// charge is what the request is charged to the request budget, released once it is answered.
 	charge int64
 }
@@ -103,9 +105,15 @@ func (f *inflight) finish(resp kmsg.Response) {
 
 // serveConn reads requests from one connection and writes their responses in order. A malformed
 // frame or an API the agent does not serve closes this connection only (as Kafka does), with a log line.
-func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
+func (a *Agent) serveConn(ctx context.Context, nc net.Conn, l *kafkaListener) {
 	ctx, cancel := context.WithCancel(ctx)
 	log := a.log.With("client", nc.RemoteAddr().String())
+	cs, ok := a.secureConn(ctx, nc, l, log)
+	if !ok {
+		cancel()
+		nc.Close()
+		return
+	}
 	a.metrics.connections.Inc()
 	defer a.metrics.connections.Dec()
 	queue := make(chan *inflight, maxInFlight)
@@ -133,8 +141,18 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 
 	fr := &frameReader{a: a, nc: nc, r: bufio.NewReaderSize(nc, connReadBuffer), act: act}
 	for {
+		if cs.wantsRaw() {
+			if !a.rawSASL(ctx, fr, cs, queue, log) {
+				return
+			}
+			continue
+		}
 		h, req, charge, ok := a.readRequest(ctx, fr, log)
 		if !ok {
+			return
+		}
+		if !a.admitRequest(cs, req, log) {
+			a.budget.release(charge)
 			return
 		}
 		if a.stopping.Load() {
@@ -157,7 +175,7 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn) {
 			return
 		}
 		act.pending.Add(1)
-		a.dispatch(ctx, &handlers, cancel, client{id: h.ClientID, remote: nc.RemoteAddr().String()}, req, f)
+		a.dispatch(ctx, &handlers, cancel, client{id: h.ClientID, remote: nc.RemoteAddr().String(), sec: cs}, req, f)
 	}
 }
 
@@ -240,7 +258,13 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			}
 		}
 		unsent = append(unsent, f)
-		if f.resp != nil {
+		if f.raw != nil {
+			deadline()
+			if _, err := w.Write(appendRawToken(buf[:0], f.raw)); err != nil {
+				a.writeFailed(ctx, err, log)
+				return
+			}
+		} else if f.resp != nil {
 			if n := responseSizeHint(f.resp); cap(buf) < n {
 				buf = getRespBuf(n)
 			}
@@ -338,6 +362,9 @@ func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func
 	switch req := req.(type) {
 	case *kmsg.ProduceRequest:
 		wait, silent = a.produceAnswer(req, a.handleProduce(ctx, c, req), closeConn), req.Acks == 0
+	case *kmsg.SASLHandshakeRequest, *kmsg.SASLAuthenticateRequest:
+		resp := a.handleSASL(c, req) // before the next frame is read: it may change what that frame is
+		wait = func() kmsg.Response { return resp }
 	default:
 		wait = func() kmsg.Response { return a.handle(ctx, c, req) }
 	}
@@ -401,6 +428,8 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleCreatePartitions(ctx, c, req)
 	case *kmsg.IncrementalAlterConfigsRequest:
 		return a.handleIncrementalAlterConfigs(ctx, c, req)
+	case *kmsg.AlterConfigsRequest:
+		return a.handleAlterConfigs(ctx, c, req)
 	case *kmsg.DescribeClusterRequest:
 		return a.handleDescribeCluster(ctx, c, req)
 	case *kmsg.OffsetCommitRequest:

@@ -55,7 +55,7 @@ type topicConfigDef struct {
 // describes what StreamHouse does (compression.type=producer, retention.ms=-1): tools that set them to
 // that value work, and a client asking for a behaviour StreamHouse lacks gets INVALID_CONFIG, never a
 // setting that is stored and ignored.
-var topicConfigDefs = map[string]topicConfigDef{
+var topicConfigDefs = withKafkaConfigs(map[string]topicConfigDef{
 	configMaxMessageBytes: {
 		def:   strconv.Itoa(DefaultMaxMessageBytes),
 		typ:   kmsg.ConfigTypeInt,
@@ -70,10 +70,12 @@ var topicConfigDefs = map[string]topicConfigDef{
 		parse: parseOneOf("CreateTime", "LogAppendTime would mean rewriting batches inside their CRC; batches are stored verbatim"),
 	},
 	configCleanupPolicy: {
-		def:   "delete",
-		typ:   kmsg.ConfigTypeList,
-		doc:   "Only delete: StreamHouse does not compact topics.",
-		parse: parseCleanupPolicy,
+		def: "delete",
+		typ: kmsg.ConfigTypeList,
+		doc: "delete: retention.ms and retention.bytes remove old segments; compact: the latest record of each " +
+			"key is kept and older ones are removed by the cleaner (docs/OPERATING.md, \"Compacted topics\"); " +
+			"compact,delete: both.",
+		parse: parseCleanupPolicyList,
 	},
 	configCompressionType: {
 		def:   "producer",
@@ -116,7 +118,7 @@ var topicConfigDefs = map[string]topicConfigDef{
 			"groups do not see the topic.",
 		parse: parseAgentGroup,
 	},
-}
+})
 
 // topicConfigNames are the supported topic configs, sorted: the order DescribeConfigs lists them in.
 var topicConfigNames = slices.Sorted(maps.Keys(topicConfigDefs))
@@ -213,6 +215,9 @@ func createConfigs(cfgs []kmsg.CreateTopicsRequestTopicConfig) (map[string]strin
 		}
 		out[c.Name] = v
 	}
+	if err := validateTopicConfigSet(out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -264,6 +269,9 @@ func alterConfigs(cur map[string]string, ops []kmsg.IncrementalAlterConfigsReque
 	}
 	if len(next) == 0 {
 		return nil, nil
+	}
+	if err := validateTopicConfigSet(next); err != nil {
+		return nil, err
 	}
 	return next, nil
 }
@@ -340,19 +348,6 @@ func parseMinusOne(why string) func(string) (string, error) {
 		}
 		return "-1", nil
 	}
-}
-
-func parseCleanupPolicy(v string) (string, error) {
-	items := splitList(v)
-	if len(items) == 0 {
-		return "", errors.New("only delete is supported")
-	}
-	for _, it := range items {
-		if it != "delete" {
-			return "", fmt.Errorf("only delete is supported: StreamHouse does not compact topics (got %s)", quoteShort(it))
-		}
-	}
-	return "delete", nil
 }
 
 func parseAgentGroup(v string) (string, error) {

@@ -21,6 +21,7 @@ var apis = map[int16]apiRange{
 	int16(kmsg.DescribeConfigs):         {0, 4},
 	int16(kmsg.CreatePartitions):        {0, 3},
 	int16(kmsg.IncrementalAlterConfigs): {0, 1},
+	int16(kmsg.AlterConfigs):            {0, 2},
 	int16(kmsg.DescribeCluster):         {0, 1},
 	int16(kmsg.OffsetCommit):            {0, 8}, // v9 is KIP-848's member epoch
 	int16(kmsg.OffsetFetch):             {0, 8},
@@ -35,6 +36,8 @@ var apis = map[int16]apiRange{
 	int16(kmsg.OffsetDelete):            {0, 0},
 	int16(kmsg.OffsetForLeaderEpoch):    {0, 4},
 	int16(kmsg.DeleteRecords):           {0, 2},
+	int16(kmsg.SASLHandshake):           {0, 1},
+	int16(kmsg.SASLAuthenticate):        {0, 2},
 }
 
 func supported(key, version int16) bool {

@@ -31,8 +31,12 @@ type OAuthConfig struct {
 	PrincipalClaim string
 	// ClockSkew is the leeway on exp and nbf; default DefaultOAuthClockSkew.
 	ClockSkew time.Duration
-	Now       func() time.Time // default time.Now
-	Logger    hclog.Logger
+	// AllowUnsecured accepts unsigned tokens (alg "none"), as Kafka's default OAUTHBEARER validator
+	// (OAuthBearerUnsecuredValidatorCallbackHandler) does: for development and client test suites
+	// only, since anyone can then log in as anyone. Signed tokens are still checked against the keys.
+	AllowUnsecured bool
+	Now            func() time.Time // default time.Now
+	Logger         hclog.Logger
 }
 
 // OAuthValidator checks bearer tokens against the configured keys.
@@ -41,6 +45,8 @@ type OAuthValidator struct {
 	pem   []any
 	jwks  *watched[*keySet]
 	parse *jwt.Parser
+	// unsecured parses alg "none" tokens when AllowUnsecured; nil otherwise.
+	unsecured *jwt.Parser
 }
 
 // NewOAuthValidator reads the keys; at least one must be usable.
@@ -79,25 +85,41 @@ func NewOAuthValidator(cfg OAuthConfig) (*OAuthValidator, error) {
 		}
 		v.jwks = w
 	}
-	if len(v.pem) == 0 && v.jwks == nil {
+	if len(v.pem) == 0 && v.jwks == nil && !cfg.AllowUnsecured {
 		return nil, fmt.Errorf("auth: OAUTHBEARER: %w: give key files or a JWKS file", errNoKeys)
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods(oauthAlgorithms), jwt.WithExpirationRequired(),
-		jwt.WithLeeway(cfg.ClockSkew), jwt.WithTimeFunc(cfg.Now)}
+	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithLeeway(cfg.ClockSkew), jwt.WithTimeFunc(cfg.Now)}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	if len(cfg.Audience) > 0 {
 		opts = append(opts, jwt.WithAudience(cfg.Audience...))
 	}
-	v.parse = jwt.NewParser(opts...)
+	v.parse = jwt.NewParser(append(opts, jwt.WithValidMethods(oauthAlgorithms))...)
+	if cfg.AllowUnsecured {
+		cfg.Logger.Named("oauth").Warn("OAUTHBEARER accepts unsigned tokens: anyone can log in as anyone (development only)")
+		v.unsecured = jwt.NewParser(append(opts, jwt.WithValidMethods([]string{"none"}))...)
+	}
 	return v, nil
+}
+
+// unsignedToken tells whether a token's header says alg "none".
+func unsignedToken(token string) bool {
+	var claims jwt.MapClaims
+	t, _, err := jwt.NewParser().ParseUnverified(token, &claims)
+	return err == nil && t.Method == jwt.SigningMethodNone
 }
 
 // Validate checks a token and returns its principal's name and expiry.
 func (v *OAuthValidator) Validate(token string) (string, time.Time, error) {
 	claims := jwt.MapClaims{}
-	if _, err := v.parse.ParseWithClaims(token, claims, v.keyFor); err != nil {
+	if v.unsecured != nil && unsignedToken(token) {
+		if _, err := v.unsecured.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) {
+			return jwt.UnsafeAllowNoneSignatureType, nil
+		}); err != nil {
+			return "", time.Time{}, err
+		}
+	} else if _, err := v.parse.ParseWithClaims(token, claims, v.keyFor); err != nil {
 		return "", time.Time{}, err
 	}
 	name, _ := claims[v.cfg.PrincipalClaim].(string)

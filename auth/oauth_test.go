@@ -224,3 +224,42 @@ func TestOAuthValidatorConfig(t *testing.T) {
 		t.Fatal("an EC key off the curve accepted")
 	}
 }
+
+// Unsigned tokens (alg none) pass only with AllowUnsecured, and are still checked for exp; signed
+// ones are checked against the keys either way.
+func TestOAuthUnsecuredTokens(t *testing.T) {
+	t.Parallel()
+	unsigned := func(c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, c).SignedString(jwt.UnsafeAllowNoneSignatureType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	key := testRSAKey(t)
+	pemFile := writePublicPEM(t, &key.PublicKey)
+	strict := newValidator(t, OAuthConfig{KeyFiles: []string{pemFile}})
+	if _, _, err := strict.Validate(unsigned(claims("admin", time.Hour))); err == nil {
+		t.Fatal("an unsigned token accepted without AllowUnsecured")
+	}
+	loose := newValidator(t, OAuthConfig{KeyFiles: []string{pemFile}, AllowUnsecured: true})
+	if name, _, err := loose.Validate(unsigned(claims("admin", time.Hour))); err != nil || name != "admin" {
+		t.Fatalf("unsigned token: %q, %v", name, err)
+	}
+	if _, _, err := loose.Validate(unsigned(claims("admin", -time.Hour))); err == nil {
+		t.Fatal("an expired unsigned token accepted")
+	}
+	if _, _, err := loose.Validate(unsigned(jwt.MapClaims{"sub": "admin"})); err == nil {
+		t.Fatal("an unsigned token without exp accepted")
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	if _, _, err := loose.Validate(sign(t, jwt.SigningMethodRS256, other, "", claims("admin", time.Hour))); err == nil {
+		t.Fatal("a token signed by an unknown key accepted")
+	}
+	if name, _, err := loose.Validate(sign(t, jwt.SigningMethodRS256, key, "", claims("svc", time.Hour))); err != nil || name != "svc" {
+		t.Fatalf("signed token: %q, %v", name, err)
+	}
+	if _, err := NewOAuthValidator(OAuthConfig{AllowUnsecured: true}); err != nil {
+		t.Fatalf("AllowUnsecured without keys: %v", err)
+	}
+}

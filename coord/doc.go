@@ -11,6 +11,9 @@
 //	producers/<topic id>/<partition>/<pid>    JSON ProducerState
 //	pid/next                                  next free producer id (decimal)
 //	cluster/secret                            the secret agents prove to each other (hex)
+//	groups/<ns>/meta|offsets|version/<group>  consumer groups (groups.go)
+//	groups/<ns>/pending/<group>/<pid>         JSON PendingOffsets: a transaction's offsets, not yet visible
+//	txns/<ns>/<transactional id>              JSON TxnMeta; ModRevision = its version (txns.go)
 //	users/<user>/<SCRAM mechanism>            JSON ScramCredential: salt, iterations, StoredKey, ServerKey
 //	acls/<binding id>                         JSON ACLBinding
 //	quotas/user/<u>[/client-id/<c>], quotas/client-id/<c>   JSON byte-rate quota values

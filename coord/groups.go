@@ -30,6 +30,7 @@ import (
 //	groups/<ns>/meta/<group, path-escaped>                              JSON GroupMeta
 //	groups/<ns>/offsets/<group, path-escaped>/<topic id>/<partition>    JSON GroupOffset
 //	groups/<ns>/version/<group, path-escaped>                           token of the group's last write
+//	groups/<ns>/pending/<group, path-escaped>/<producer id>             JSON PendingOffsets
 //
 // The version key is the group's version: its ModRevision (0 when absent) changes with every write of
 // the group, and each write compares it with the version the writer's state was loaded or last
@@ -96,7 +97,8 @@ type GroupSnapshot struct {
 	Name    string
 	Meta    *GroupMeta // nil when the group has no metadata
 	Offsets []GroupOffset
-	Version int64 // the group's version as read: what its next write must name in GroupWrite.Version
+	Pending []PendingOffsets // by producer id
+	Version int64            // the group's version as read: what its next write must name in GroupWrite.Version
 }
 
 // GroupWrite is one change to a group. Delete removes the group (metadata and every offset) and
@@ -105,7 +107,14 @@ type GroupWrite struct {
 	Meta          *GroupMeta
 	Offsets       []GroupOffset
 	DeleteOffsets []TP
-	Delete        bool
+	// Pending replaces the pending offsets of each producer named; DeletePending deletes those of
+	// the producers named, after every other operation of the write.
+	Pending       []PendingOffsets
+	DeletePending []int64
+	// Txn, when set, guards the write also by the state of a transactional id: it applies only while
+	// that state is at the version named (a marker's resolution of pending offsets).
+	Txn    *TxnGuard
+	Delete bool
 	// Version is the group's version the write is based on: GroupSnapshot.Version of its last
 	// load, or what its last write returned (0: a group never written).
 	Version int64
@@ -185,6 +194,12 @@ func (c *Client) loadGroups(ctx context.Context, ns string, keep func(string) bo
 		if g.Offsets, err = decodeOffsets(kvs); err != nil {
 			return nil, err
 		}
+		if kvs, _, err = c.rangeAll(ctx, c.keys.groupPendings(ns, name), rev); err != nil {
+			return nil, fmt.Errorf("coord: load group %q: %w", name, err)
+		}
+		if g.Pending, err = decodePending(kvs); err != nil {
+			return nil, err
+		}
 		ver, err := c.etcd.Get(ctx, c.keys.groupVersion(ns, name), clientv3.WithRev(rev))
 		if err != nil {
 			return nil, fmt.Errorf("coord: load group %q: %w", name, err)
@@ -244,6 +259,7 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 		clientv3.OpGet(c.keys.groupMeta(ns, group)),
 		clientv3.OpGet(c.keys.groupOffsets(ns, group), clientv3.WithPrefix()),
 		clientv3.OpGet(c.keys.groupVersion(ns, group)),
+		clientv3.OpGet(c.keys.groupPendings(ns, group), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return GroupSnapshot{}, fmt.Errorf("coord: load group %q: %w", group, err)
@@ -259,6 +275,9 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 		}
 	}
 	if g.Offsets, err = decodeOffsets(resp.Responses[1].GetResponseRange().GetKvs()); err != nil {
+		return GroupSnapshot{}, err
+	}
+	if g.Pending, err = decodePending(resp.Responses[3].GetResponseRange().GetKvs()); err != nil {
 		return GroupSnapshot{}, err
 	}
 	return g, nil
@@ -285,9 +304,9 @@ func (c *Client) LoadGroup(ctx context.Context, ns, group string) (GroupSnapshot
 // of a consumer assigned 127 partitions: clients commit every assigned partition in one request, and
 // Kafka bounds an offset commit only by bytes):
 //   - Offsets are independent per partition: Kafka answers an offset commit per partition and offers
-//     no atomicity across partitions outside transactions (which StreamHouse does not take). The
-//     state left is the one the same client reaches by sending the commit as several smaller ones
-//     and losing its connection after the first.
+//     no atomicity across partitions outside transactions (whose offsets wait apart until they
+//     commit: groups_pending.go). The state left is the one the same client reaches by sending the
+//     commit as several smaller ones and losing its connection after the first.
 //   - The client is told the outcome is unknown (COORDINATOR_NOT_AVAILABLE, retriable): it retries
 //     the whole commit, which converges, or commits newer offsets later.
 //   - Nothing is served or written on the state before the write: the coordinator kills the group
@@ -317,7 +336,7 @@ func (c *Client) WriteGroup(ctx context.Context, f GroupFence, ns, group string,
 		n, size := groupTxnOps(ops, lim.ops-1, lim.bytes()) // each Txn also writes the version key
 		last := n == len(ops)
 		var refused bool
-		version, refused, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i), lim, size)
+		version, refused, err = c.groupTxn(ctx, f, ns, group, w.Delete && last, ops[:n], version, fmt.Sprintf("%s/%d", token, i), w.Txn, lim, size)
 		if refused {
 			continue // nothing applied: split again, to the lowered limits, on the same version
 		}
@@ -356,20 +375,22 @@ func newWriteToken() string {
 // it allows, before applying anything, and that the client lowered its limits (lim is what the Txn
 // was packed to, size its estimated size): the caller splits the operations again and sends them.
 func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, deletion bool, ops []clientv3.Op, version int64, token string,
-	lim txnLimits, size int) (_ int64, refused bool, _ error) {
+	guard *TxnGuard, lim txnLimits, size int) (_ int64, refused bool, _ error) {
 	leader, verKey := c.keys.leader(f.Shard), c.keys.groupVersion(ns, group)
 	if deletion {
 		ops = append(slices.Clone(ops), clientv3.OpDelete(verKey))
 	} else {
 		ops = append(slices.Clone(ops), clientv3.OpPut(verKey, token))
 	}
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(leader), "=", f.Epoch),
+		clientv3.Compare(clientv3.ModRevision(verKey), "=", version)}
+	reads := []clientv3.Op{clientv3.OpGet(leader), clientv3.OpGet(verKey)}
+	if g := guard; g != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(c.keys.txn(g.NS, g.ID)), "=", g.Version))
+		reads = append(reads, clientv3.OpGet(c.keys.txn(g.NS, g.ID), clientv3.WithKeysOnly()))
+	}
 	resp, attempts, err := c.txnAttempts(ctx, txnGroupWrite, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return c.etcd.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(leader), "=", f.Epoch),
-				clientv3.Compare(clientv3.ModRevision(verKey), "=", version)).
-			Then(ops...).
-			Else(clientv3.OpGet(leader), clientv3.OpGet(verKey)).
-			Commit()
+		return c.etcd.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
 	})
 	if err != nil {
 		// Only a Txn refused at its first attempt is sent again, split: an attempt before the refusal
@@ -413,6 +434,15 @@ func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, d
 		return 0, false, fmt.Errorf("%w: group %q on shard %s epoch %d, leader key now epoch %d (holder %q)",
 			ErrFenced, group, f.Shard, f.Epoch, current, holder)
 	}
+	if g := guard; g != nil && len(resp.Responses) > 2 {
+		var at int64
+		if kvs := resp.Responses[2].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			at = kvs[0].ModRevision
+		}
+		if at != g.Version {
+			return 0, false, fmt.Errorf("%w: transactional id %q at version %d, not %d (group %q)", ErrTxnChanged, g.ID, at, g.Version, group)
+		}
+	}
 	c.log.Warn("group write refused: the group changed since its state was read", "group", group, "shard", f.Shard, "version", version, "now", now)
 	return 0, false, fmt.Errorf("%w: group %q at version %d, not %d", ErrGroupChanged, group, now, version)
 }
@@ -421,12 +451,13 @@ func (c *Client) groupTxn(ctx context.Context, f GroupFence, ns, group string, d
 // etcd refuses a Txn that writes one key twice), then deletions.
 func (c *Client) groupOps(ns, group string, w GroupWrite) ([]clientv3.Op, error) {
 	if w.Delete {
-		if w.Meta != nil || len(w.Offsets) > 0 || len(w.DeleteOffsets) > 0 {
+		if w.Meta != nil || len(w.Offsets) > 0 || len(w.DeleteOffsets) > 0 || len(w.Pending) > 0 || len(w.DeletePending) > 0 {
 			return nil, fmt.Errorf("coord: write group %q: a deletion cannot also write", group)
 		}
 		return []clientv3.Op{
 			clientv3.OpDelete(c.keys.groupMeta(ns, group)),
 			clientv3.OpDelete(c.keys.groupOffsets(ns, group), clientv3.WithPrefix()),
+			clientv3.OpDelete(c.keys.groupPendings(ns, group), clientv3.WithPrefix()),
 		}, nil
 	}
 	var ops []clientv3.Op
@@ -458,5 +489,5 @@ func (c *Client) groupOps(ns, group string, w GroupWrite) ([]clientv3.Op, error)
 		at[tp] = len(ops)
 		ops = append(ops, clientv3.OpDelete(c.keys.groupOffset(ns, group, tp)))
 	}
-	return ops, nil
+	return c.pendingOps(ns, group, w, ops)
 }

@@ -31,7 +31,7 @@ const (
 var queryOps = []string{
 	opCreateTopic, opDeleteTopic, opUpdateTopic, opGetTopics, opGetAgents,
 	opAllocatePID, opMaintain, opDeleteRecords, opHealth, opNextPID, opRegister, opResign, opCacheLoad, opRevision,
-	opClusterSecret, opSecurity,
+	opClusterSecret, opSecurity, opLoadTxns, opLoadTxn, opWriteTxn,
 }
 
 // Results labelled in streamhouse_etcd_txns_total.

@@ -84,6 +84,11 @@ type AgentInfo struct {
 	// Internal is the agent's internal listener, where other agents have it sequence (empty: none, an
 	// agent of an earlier version or one run without it: it is not forwarded to).
 	Internal string `json:"internal,omitempty"`
+	// Listeners are the advertised addresses of the agent's Kafka listeners by listener name, when it
+	// has more than one (or one not named PLAINTEXT); Addr is the first's. A client is told the
+	// addresses of the listener it connected to, as Kafka does; an agent without the name is given
+	// by Addr.
+	Listeners map[string]string `json:"listeners,omitempty"`
 }
 
 // Extent is one contiguous byte range of a segment object: the verbatim batches one produce

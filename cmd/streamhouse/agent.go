@@ -31,6 +31,8 @@ type agentFlags struct {
 	log                 *logFlags
 	// etcdAuth is TLS and credentials for etcd.
 	etcdAuth *etcdAuth
+	// listeners are the Kafka listeners and their security (listenerflags.go).
+	listeners *listenerFlags
 }
 
 func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
@@ -79,6 +81,7 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	f.topicFlags(fs)
 	f.lifecycleFlags(fs)
 	f.limitFlags(fs)
+	f.listeners = f.listenerFlags(fs)
 	f.log = fs.logFlags()
 	fs.configFile()
 	fs.require("etcd", "s3-bucket")
@@ -146,6 +149,9 @@ func (c *cli) agent(args []string) error {
 	log := f.log.logger(c.stderr)
 	reg := newRegistry()
 	f.cfg.Logger, f.cfg.Registerer, f.cfg.Gatherer, f.cfg.Version = log, reg, reg, buildVersion()
+	if err := f.listeners.apply(&f.cfg); err != nil {
+		return err
+	}
 	if err := f.cfg.Validate(); err != nil {
 		return usageError{err}
 	}

@@ -1,0 +1,144 @@
+package cleaner
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// errStop ends a walk early without an error.
+var errStop = errors.New("cleaner: stop")
+
+// ErrTooLarge is the error of records that decompress past the limit.
+var ErrTooLarge = errors.New("cleaner: records decompress past the limit")
+
+// maxZstdWindow is the largest window a zstd frame may ask for (the produce validator's bound).
+const maxZstdWindow = 8 << 20
+
+// xerialMagic opens a snappy batch framed as the Java client frames it.
+var xerialMagic = []byte{130, 83, 78, 65, 80, 80, 89, 0}
+
+// Decompress returns a batch body's records, at most limit bytes of them.
+func Decompress(codec int8, body []byte, limit int64) ([]byte, error) {
+	var r io.Reader
+	switch codec {
+	case CodecNone:
+		return body, nil
+	case CodecGzip:
+		g, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %w", ErrCorrupt, err)
+		}
+		r = g
+	case CodecSnappy:
+		return unsnappy(body, limit)
+	case CodecLz4:
+		r = lz4.NewReader(bytes.NewReader(body))
+	case CodecZstd:
+		d, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(uint64(max(limit, 1))))
+		if err != nil {
+			return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+		}
+		defer d.Close()
+		r = d
+	default:
+		return nil, fmt.Errorf("%w: codec %d", ErrCorrupt, codec)
+	}
+	out, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return nil, ErrTooLarge
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: codec %d: %w", ErrCorrupt, codec, err)
+	}
+	if int64(len(out)) > limit {
+		return nil, ErrTooLarge
+	}
+	return out, nil
+}
+
+// unsnappy decodes a raw snappy block (librdkafka's, franz-go's) or xerial-framed chunks (Java's).
+func unsnappy(body []byte, limit int64) ([]byte, error) {
+	if !bytes.HasPrefix(body, xerialMagic) {
+		return snappyBlock(nil, body, limit)
+	}
+	if len(body) < 16 {
+		return nil, fmt.Errorf("%w: xerial header", ErrCorrupt)
+	}
+	var out []byte
+	for p := 16; p < len(body); {
+		if len(body)-p < 4 {
+			return nil, fmt.Errorf("%w: xerial chunk length", ErrCorrupt)
+		}
+		n := int(binary.BigEndian.Uint32(body[p:]))
+		p += 4
+		if n < 0 || n > len(body)-p {
+			return nil, fmt.Errorf("%w: xerial chunk of %d bytes", ErrCorrupt, n)
+		}
+		var err error
+		if out, err = snappyBlock(out, body[p:p+n], limit-int64(len(out))); err != nil {
+			return nil, err
+		}
+		p += n
+	}
+	return out, nil
+}
+
+// snappyBlock appends the decoding of one raw snappy block to dst, refusing one past limit bytes.
+func snappyBlock(dst, block []byte, limit int64) ([]byte, error) {
+	n, err := s2.DecodedLen(block)
+	if err != nil {
+		return nil, fmt.Errorf("%w: snappy: %w", ErrCorrupt, err)
+	}
+	if int64(n) > limit {
+		return nil, ErrTooLarge
+	}
+	out, err := s2.Decode(make([]byte, n), block)
+	if err != nil {
+		return nil, fmt.Errorf("%w: snappy: %w", ErrCorrupt, err)
+	}
+	return append(dst, out...), nil
+}
+
+// Compress compresses records with codec, as Kafka's clients frame it: gzip, snappy as one raw block
+// (what librdkafka and franz-go write, and Java reads), an lz4 frame, a zstd frame.
+func Compress(codec int8, records []byte) ([]byte, error) {
+	switch codec {
+	case CodecNone:
+		return records, nil
+	case CodecSnappy:
+		return s2.EncodeSnappy(nil, records), nil
+	case CodecZstd:
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+		if err != nil {
+			return nil, err
+		}
+		defer e.Close()
+		return e.EncodeAll(records, nil), nil
+	}
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch codec {
+	case CodecGzip:
+		w = gzip.NewWriter(&buf)
+	case CodecLz4:
+		w = lz4.NewWriter(&buf)
+	default:
+		return nil, fmt.Errorf("%w: codec %d", ErrCorrupt, codec)
+	}
+	if _, err := w.Write(records); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
