@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/agent/internal/txn"
 	"github.com/streamhouse/streamhouse/auth"
@@ -49,7 +51,7 @@ type Agent struct {
 	flusher   *flusher
 	forwarder *forwarder
 	remote    chan *remoteWork // sequencing forwarded by other agents
-	reader    *reader
+	reader    *extcache.Cache
 	footers   *footerCache // decoded footers of partition segments
 	// maintainer merges and expires the partitions this agent leads; gc collects garbage while this
 	// agent holds the cluster's GC key (lifecycle.go).
@@ -60,7 +62,7 @@ type Agent struct {
 	leaders          leaderSet
 	renew            renewals // partitions to lead again only under a new epoch
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
-	groups           *groupCoordinator
+	groups           *group.Coordinator
 	txns             *txn.Coordinator // nil unless Config.ExperimentalTransactions
 
 	sessMu   sync.Mutex
@@ -143,7 +145,8 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.pids = &producerIDs{view: a.cache.NextProducerID, read: etcd.NextProducerID}
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
-	a.reader = newReader(a, cfg.CacheBytes, cfg.MaxReadBytesInFlight)
+	a.reader = extcache.New(extcache.Config{MaxBytes: cfg.CacheBytes, MaxInFlight: cfg.MaxReadBytesInFlight, Store: store, Log: a.log,
+		Go: func(fn func(context.Context)) { a.goRun(func() { fn(a.runCtx) }) }, Metrics: a.metrics.cacheMetrics()})
 	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
 	txns, err := newTxnCoordinator(a)
@@ -204,7 +207,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.newSecurity(); err != nil {
 		return err
 	}
-	if err := a.groups.ensureTopic(ctx); err != nil {
+	if err := a.groups.EnsureTopic(ctx); err != nil {
 		return fmt.Errorf("agent: create the offsets topic: %w", err)
 	}
 	if a.secret, err = a.etcd.ClusterSecret(ctx); err != nil {
@@ -219,7 +222,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.flusher.run(runCtx, &a.wg) })
 	a.goRun(func() { a.runSequencer(runCtx) })
 	a.goRun(func() { a.runLeadership(runCtx) })
-	a.goRun(func() { a.groups.run(runCtx) })
+	a.goRun(func() { a.groups.Run(runCtx) })
 	if a.txns != nil {
 		a.goRun(func() { a.txns.Run(runCtx) })
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 )
 
 // TestCompactedTopicEndToEnd overwrites 200 keys ten times through franz-go, deletes a tenth of them,
@@ -114,8 +116,8 @@ func TestCompactedTopicIdempotentProducer(t *testing.T) {
 	c := dialRaw(t, a)
 	pid, epoch := c.initProducerID()
 	batch := func(seq int32) []byte {
-		return buildBatch(batchSpec{lastDelta: 3, numRecords: 4, count: true, firstTS: 1000, maxTS: 1003, pid: pid,
-			epoch: epoch, seq: seq}, keyedRecords(4))
+		return kwiretest.Build(kwiretest.Spec{LastDelta: 3, NumRecords: 4, Count: true, FirstTS: 1000, MaxTS: 1003, Pid: pid,
+			Epoch: epoch, Seq: seq}, keyedRecords(4))
 	}
 	for i := range int32(10) {
 		if r := c.produceOne("idem", 0, batch(4*i)); r.ErrorCode != 0 || r.BaseOffset != int64(4*i) {

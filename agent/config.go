@@ -10,6 +10,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/group"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // Defaults for Config.
@@ -35,8 +39,8 @@ const (
 	// over 1 GiB).
 	DefaultMaxDecompressedBatchBytes = 64 << 20
 	DefaultShutdownTimeout           = 10 * time.Second
-	DefaultOffsetsRetention          = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
-	DefaultOffsetsCheck              = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
+	DefaultOffsetsRetention          = group.DefaultRetention      // Kafka's offsets.retention.minutes
+	DefaultOffsetsCheck              = group.DefaultRetentionCheck // Kafka's offsets.retention.check.interval.ms
 )
 
 // Defaults for Config's bounds on fetch reads.
@@ -64,7 +68,7 @@ const (
 // minGCGrace and minGCReadGrace are the least GCGrace and GCReadGrace (see Config.Validate).
 const (
 	minGCGrace     = time.Minute
-	minGCReadGrace = extentReadTimeout
+	minGCReadGrace = extcache.ReadTimeout
 )
 
 // Defaults of the limits that keep one client from exhausting an agent (docs/OPERATING.md, "Limits").
@@ -99,7 +103,7 @@ const (
 	DefaultMaxProducerIDsPerPartition = 1000
 	// DefaultGroupMaxSize (group.max.size; Kafka's is unlimited) bounds a consumer group's members: the
 	// group's metadata, members and their assignments, is one etcd value.
-	DefaultGroupMaxSize = 1000
+	DefaultGroupMaxSize = group.DefaultMaxSize
 )
 
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.
@@ -225,9 +229,9 @@ func (l *Limits) validate(maxRequestBytes int32) error {
 	case l.ConnectionsMaxIdle <= 0 || l.FrameTimeout <= 0 || l.FetchMaxWait <= 0:
 		return fmt.Errorf("agent: connections max idle (%v), frame timeout (%v) and fetch max wait (%v) must be positive",
 			l.ConnectionsMaxIdle, l.FrameTimeout, l.FetchMaxWait)
-	case l.QueuedMaxRequestBytes < frameCharge(int16(kmsg.Produce), maxRequestBytes):
+	case l.QueuedMaxRequestBytes < kwire.FrameCharge(int16(kmsg.Produce), maxRequestBytes):
 		return fmt.Errorf("agent: queued max request bytes (%d) must be at least %d, 2.5 times max request bytes (%d): a produce frame is charged that much",
-			l.QueuedMaxRequestBytes, frameCharge(int16(kmsg.Produce), maxRequestBytes), maxRequestBytes)
+			l.QueuedMaxRequestBytes, kwire.FrameCharge(int16(kmsg.Produce), maxRequestBytes), maxRequestBytes)
 	case l.MaxPartitionsPerRequest <= 0 || l.MaxPartitions <= 0:
 		return fmt.Errorf("agent: max partitions per request (%d) and max partitions (%d) must be positive",
 			l.MaxPartitionsPerRequest, l.MaxPartitions)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 )
@@ -26,7 +27,7 @@ func (a *Agent) newLifecycle() {
 		MaxProducers: a.cfg.MaxProducerIDsPerPartition, PrefetchBytes: a.cfg.CacheBytes / 4,
 		CleanerMemory: a.cfg.CleanerMemory, MaxBatchBytes: a.cfg.MaxDecompressedBatchBytes,
 		Patch: func(dst, src []byte, base int64, epoch int32) ([]byte, int64, error) {
-			return patchBatches(dst, src, base, epoch, 0)
+			return kwire.PatchBatches(dst, src, base, epoch, 0)
 		},
 		Logger: a.log.Named("lifecycle"), Metrics: m,
 	}, a.cache, a.reader, a.store)

@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"encoding/binary"
 	"errors"
 	"time"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -15,28 +15,25 @@ import (
 // untouched. Produce answers with that time (LogAppendTime), and the index carries it as the batch's
 // max timestamp, so that retention and ListOffsets by time follow it.
 
-const attrLogAppendTime = 1 << 3
-
 // applyLogAppendTime stamps batch (validated, not yet written) with now when t asks for
 // LogAppendTime, and returns the time stamped (-1 when t does not).
-func applyLogAppendTime(t coord.Topic, batch []byte, meta *batchMeta, now time.Time) int64 {
-	if t.Configs[configTimestampType] != "LogAppendTime" || len(batch) < batchHeaderLen {
+func applyLogAppendTime(t coord.Topic, batch []byte, meta *kwire.BatchMeta, now time.Time) int64 {
+	if t.Configs[configTimestampType] != "LogAppendTime" {
 		return -1
 	}
 	ms := now.UnixMilli()
-	attrs := binary.BigEndian.Uint16(batch[offAttributes:])
-	binary.BigEndian.PutUint16(batch[offAttributes:], attrs|attrLogAppendTime)
-	binary.BigEndian.PutUint64(batch[offMaxTimestamp:], uint64(ms))
-	binary.BigEndian.PutUint32(batch[offCRC:], crc32Of(batch[offAttributes:]))
-	meta.maxTimestamp = ms
+	if !kwire.StampLogAppendTime(batch, ms) {
+		return -1
+	}
+	meta.MaxTimestamp = ms
 	return ms
 }
 
 // logAppendTimeOf corrects the max timestamp validation derived from a batch's records when the batch
 // was stamped with its log append time (a forwarded batch of a LogAppendTime topic).
-func logAppendTimeOf(batch []byte, meta *batchMeta) {
-	if len(batch) >= batchHeaderLen && binary.BigEndian.Uint16(batch[offAttributes:])&attrLogAppendTime != 0 {
-		meta.maxTimestamp = int64(binary.BigEndian.Uint64(batch[offMaxTimestamp:]))
+func logAppendTimeOf(batch []byte, meta *kwire.BatchMeta) {
+	if ms, ok := kwire.LogAppendTime(batch); ok {
+		meta.MaxTimestamp = ms
 	}
 }
 

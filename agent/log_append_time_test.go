@@ -3,6 +3,8 @@ package agent
 import (
 	"testing"
 	"time"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 )
 
 // TestLogAppendTime produces to a topic with message.timestamp.type=LogAppendTime a batch whose
@@ -18,13 +20,13 @@ func TestLogAppendTime(t *testing.T) {
 	createTopic(t, cl, "ct", 1, nil)
 	c := dialRaw(t, a)
 	before := time.Now().UnixMilli()
-	batch := codecBatch(t, 0, 3) // records at 1000 ms after the epoch
+	batch := kwiretest.CodecBatch(t, 0, 3) // records at 1000 ms after the epoch
 	r := c.produceOne("lat", 0, batch)
 	after := time.Now().UnixMilli()
 	if r.ErrorCode != 0 || r.LogAppendTime < before || r.LogAppendTime > after {
 		t.Fatalf("produce: error %d, log append time %d, want within [%d, %d]", r.ErrorCode, r.LogAppendTime, before, after)
 	}
-	if r := c.produceOne("ct", 0, codecBatch(t, 0, 3)); r.ErrorCode != 0 || r.LogAppendTime != -1 {
+	if r := c.produceOne("ct", 0, kwiretest.CodecBatch(t, 0, 3)); r.ErrorCode != 0 || r.LogAppendTime != -1 {
 		t.Fatalf("CreateTime produce: error %d, log append time %d, want -1", r.ErrorCode, r.LogAppendTime)
 	}
 	for _, topic := range []string{"lat", "ct"} {

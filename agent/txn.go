@@ -3,13 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/agent/internal/txn"
 	"github.com/streamhouse/streamhouse/coord"
 )
@@ -56,11 +55,11 @@ func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
 // txnShard is the shard of a transactional id: the partition of the offsets topic it hashes to, as a
 // group id does.
 func (a *Agent) txnShard(id string) (coord.TP, bool) {
-	t, ok := a.cache.Topic(a.groups.topic)
+	t, ok := a.cache.Topic(a.groups.Topic())
 	if !ok || t.Partitions <= 0 {
 		return coord.TP{}, false
 	}
-	return t.TP(groupShard(id, t.Partitions)), true
+	return t.TP(group.Shard(id, t.Partitions)), true
 }
 
 // txnMarkers writes markers. Until partitions take markers, only a transaction without partitions or
@@ -92,31 +91,6 @@ func (a *Agent) appendTxnAPIs(keys []kmsg.ApiVersionsResponseApiKey) []kmsg.ApiV
 	}
 	slices.SortFunc(keys, func(x, y kmsg.ApiVersionsResponseApiKey) int { return int(x.ApiKey) - int(y.ApiKey) })
 	return keys
-}
-
-// parseTxnRequest decodes a frame whose API parseRequest does not serve but the transaction
-// coordinator does (h is its parsed header); nil when it is not one.
-func (a *Agent) parseTxnRequest(h header, body []byte) (kmsg.Request, error) {
-	if !a.servesTxnAPI(h.key, h.version) {
-		return nil, nil
-	}
-	rd := kbin.Reader{Src: body}
-	rd.Int16()
-	rd.Int16()
-	rd.Int32()
-	rd.NullableString()
-	req := kmsg.RequestForKey(h.key)
-	req.SetVersion(h.version)
-	if req.IsFlexible() {
-		kmsg.SkipTags(&rd)
-	}
-	if err := rd.Complete(); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", errFrame, err)
-	}
-	if err := req.ReadFrom(rd.Src); err != nil {
-		return nil, fmt.Errorf("%w: %s v%d: %v", errFrame, kmsg.NameForKey(h.key), h.version, err)
-	}
-	return req, nil
 }
 
 // handleTxn answers the transaction APIs (only decoded when served).

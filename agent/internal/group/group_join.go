@@ -1,4 +1,4 @@
-package agent
+package group
 
 import (
 	"net"
@@ -21,7 +21,7 @@ import (
 // that park a request return the waiter that its answer arrives on.
 
 // join answers a JoinGroup at once, or parks it until the join phase completes.
-func (g *group) join(req *kmsg.JoinGroupRequest, c client) (kmsg.Response, waiter) {
+func (g *group) join(req *kmsg.JoinGroupRequest, c Client) (kmsg.Response, waiter) {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	resp.MemberID = req.MemberID
 	if !g.acceptsProtocols(req) {
@@ -48,11 +48,11 @@ func (g *group) full(req *kmsg.JoinGroupRequest) bool {
 	if req.InstanceID != nil && g.members[g.static[*req.InstanceID]] != nil {
 		return false
 	}
-	if len(g.members)+len(g.pending) < g.env.cfg.maxSize {
+	if len(g.members)+len(g.pending) < g.env.cfg.MaxSize {
 		return false
 	}
-	if g.env.cfg.limitHit != nil {
-		g.env.cfg.limitHit(limitGroupMaxSize)
+	if g.env.cfg.MaxSizeHit != nil {
+		g.env.cfg.MaxSizeHit()
 	}
 	return true
 }
@@ -94,13 +94,13 @@ func hasProtocol(m *member, protocol string) bool {
 
 // joinNew is a join without a member id: a new dynamic member gets an id to rejoin with (v4+,
 // KIP-394), a static member takes its instance's place.
-func (g *group) joinNew(req *kmsg.JoinGroupRequest, c client, resp *kmsg.JoinGroupResponse) (kmsg.Response, waiter) {
+func (g *group) joinNew(req *kmsg.JoinGroupRequest, c Client, resp *kmsg.JoinGroupResponse) (kmsg.Response, waiter) {
 	if req.InstanceID != nil {
 		if old := g.members[g.static[*req.InstanceID]]; old != nil {
 			return g.replaceStatic(old, req, c, resp)
 		}
 	}
-	m := &member{id: newMemberID(c.id, req.InstanceID), instanceID: req.InstanceID}
+	m := &member{id: newMemberID(c.ID, req.InstanceID), instanceID: req.InstanceID}
 	m.update(req, c)
 	if req.InstanceID == nil && req.Version >= 4 {
 		g.pending[m.id] = m
@@ -116,7 +116,7 @@ func (g *group) joinNew(req *kmsg.JoinGroupRequest, c client, resp *kmsg.JoinGro
 }
 
 // joinKnown is a join from a member id: a pending member's rejoin, or a member rejoining.
-func (g *group) joinKnown(req *kmsg.JoinGroupRequest, c client, resp *kmsg.JoinGroupResponse) (kmsg.Response, waiter) {
+func (g *group) joinKnown(req *kmsg.JoinGroupRequest, c Client, resp *kmsg.JoinGroupResponse) (kmsg.Response, waiter) {
 	if m := g.pending[req.MemberID]; m != nil {
 		delete(g.pending, m.id)
 		m.stopTimer()
@@ -173,8 +173,8 @@ func (g *group) checkInstance(instanceID *string, memberID string) *kerr.Error {
 // fencing the old one. In a Stable group with unchanged protocols there is no rebalance: the member
 // keeps its assignment (KIP-345); a leader that cannot skip assigning (JoinGroup < v9, KIP-814)
 // still triggers one.
-func (g *group) replaceStatic(old *member, req *kmsg.JoinGroupRequest, c client, resp *kmsg.JoinGroupResponse) (kmsg.Response, waiter) {
-	m := &member{id: newMemberID(c.id, req.InstanceID), instanceID: req.InstanceID, assignment: old.assignment}
+func (g *group) replaceStatic(old *member, req *kmsg.JoinGroupRequest, c Client, resp *kmsg.JoinGroupResponse) (kmsg.Response, waiter) {
+	m := &member{id: newMemberID(c.ID, req.InstanceID), instanceID: req.InstanceID, assignment: old.assignment}
 	m.update(req, c)
 	wasLeader, wasPendingSync := g.leader == old.id, g.pendingSync[old.id]
 	g.removeMember(old, kerr.FencedInstanceID)
@@ -214,8 +214,8 @@ func (g *group) replaceStatic(old *member, req *kmsg.JoinGroupRequest, c client,
 }
 
 // update takes a join's settings.
-func (m *member) update(req *kmsg.JoinGroupRequest, c client) {
-	m.clientID, m.clientHost = c.id, clientHost(c.remote)
+func (m *member) update(req *kmsg.JoinGroupRequest, c Client) {
+	m.clientID, m.clientHost = c.ID, clientHost(c.Remote)
 	m.session = time.Duration(req.SessionTimeoutMillis) * time.Millisecond
 	m.rebalance = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
 	if req.Version == 0 || req.RebalanceTimeoutMillis <= 0 {
@@ -331,7 +331,7 @@ func (g *group) completeJoin() {
 	}
 	if len(g.members) == 0 {
 		g.state, g.protocol, g.leader = groupEmpty, "", ""
-		g.emptySince = g.env.cfg.now()
+		g.emptySince = g.env.cfg.Now()
 		_ = g.persist(coordMeta(g)) // a failure killed the group; nobody is waiting
 		return
 	}

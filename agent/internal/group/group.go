@@ -1,4 +1,4 @@
-package agent
+package group
 
 import (
 	"crypto/rand"
@@ -93,7 +93,7 @@ func (w waiter) answer(r kmsg.Response) {
 
 // groupEnv is what a group needs from the shard that holds it.
 type groupEnv struct {
-	cfg   *groupConfig
+	cfg   *Config
 	clock clock
 	log   hclog.Logger
 	// write persists a change of the group, fenced by the shard's leader epoch.
@@ -181,7 +181,7 @@ func newGroup(env *groupEnv, name string) *group {
 		static:  map[string]string{},
 		offsets: map[coord.TP]coord.GroupOffset{},
 
-		emptySince: env.cfg.now(),
+		emptySince: env.cfg.Now(),
 	}
 }
 

@@ -1,4 +1,4 @@
-package agent
+package kwire
 
 import (
 	"testing"
@@ -10,8 +10,8 @@ import (
 func TestRecordBufClasses(t *testing.T) {
 	for _, n := range []int64{0, 1, 1<<minPooledRecordsShift - 1, 1 << minPooledRecordsShift, 1<<minPooledRecordsShift + 1,
 		100_000, 1 << 20, 1<<20 + 1, 1<<maxPooledRecordsShift - 1, 1 << maxPooledRecordsShift, 1<<maxPooledRecordsShift + 1} {
-		if b := getRecordsBuf(n); len(b) != 0 || int64(cap(b)) < n {
-			t.Errorf("getRecordsBuf(%d): len %d cap %d", n, len(b), cap(b))
+		if b := GetRecordsBuf(n); len(b) != 0 || int64(cap(b)) < n {
+			t.Errorf("GetRecordsBuf(%d): len %d cap %d", n, len(b), cap(b))
 		}
 		if n < 1<<minPooledRecordsShift || n > 1<<maxPooledRecordsShift {
 			continue
@@ -28,19 +28,19 @@ func TestRecordBufClasses(t *testing.T) {
 	}
 }
 
-// releaseRecords takes every partition's records out of the response it gives back.
+// ReleaseRecords takes every partition's records out of the response it gives back.
 func TestReleaseRecords(t *testing.T) {
 	resp := kmsg.NewPtrFetchResponse()
 	for range 2 {
 		rt := kmsg.NewFetchResponseTopic()
 		for range 3 {
 			p := kmsg.NewFetchResponseTopicPartition()
-			p.RecordBatches = getRecordsBuf(100 << 10)[:10]
+			p.RecordBatches = GetRecordsBuf(100 << 10)[:10]
 			rt.Partitions = append(rt.Partitions, p)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	releaseRecords(resp)
+	ReleaseRecords(resp)
 	for _, rt := range resp.Topics {
 		for _, p := range rt.Partitions {
 			if p.RecordBatches != nil {
@@ -48,5 +48,5 @@ func TestReleaseRecords(t *testing.T) {
 			}
 		}
 	}
-	releaseRecords(kmsg.NewPtrMetadataResponse()) // not a fetch: nothing to do
+	ReleaseRecords(kmsg.NewPtrMetadataResponse()) // not a fetch: nothing to do
 }

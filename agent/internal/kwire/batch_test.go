@@ -1,4 +1,4 @@
-package agent
+package kwire
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 )
 
 // testBatch builds a valid v2 batch of n records, as a producer would.
@@ -35,11 +37,11 @@ func testBatch(n int, producerID int64, epoch int16, seq int32) []byte {
 
 func TestParseProduceBatch(t *testing.T) {
 	good := testBatch(3, 7, 1, 10)
-	m, err := parseProduceBatch(good, DefaultMaxDecompressedBatchBytes)
+	m, err := ParseProduceBatch(good, testDecompressLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.records != 3 || m.producerID != 7 || m.producerEpoch != 1 || m.baseSequence != 10 || m.lastSequence() != 12 || m.maxTimestamp != 1002 {
+	if m.Records != 3 || m.ProducerID != 7 || m.ProducerEpoch != 1 || m.BaseSequence != 10 || m.LastSequence() != 12 || m.MaxTimestamp != 1002 {
 		t.Fatalf("meta %+v", m)
 	}
 	flip := func(off int) []byte {
@@ -51,16 +53,16 @@ func TestParseProduceBatch(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		"empty":     {nil, errBatchCorrupt},
-		"short":     {good[:40], errBatchCorrupt},
-		"magic":     {flip(offMagic), errBatchMagic},
-		"crc":       {flip(len(good) - 1), errBatchCorrupt},
-		"truncated": {good[:len(good)-1], errBatchCorrupt},
-		"two":       {append(append([]byte(nil), good...), good...), errBatchCount},
-		"length":    {flip(offBatchLength), errBatchCorrupt},
-		"count":     {flip(offNumRecords + 3), errBatchCorrupt},
+		"empty":     {nil, ErrBatchCorrupt},
+		"short":     {good[:40], ErrBatchCorrupt},
+		"magic":     {flip(offMagic), ErrBatchMagic},
+		"crc":       {flip(len(good) - 1), ErrBatchCorrupt},
+		"truncated": {good[:len(good)-1], ErrBatchCorrupt},
+		"two":       {append(append([]byte(nil), good...), good...), ErrBatchCount},
+		"length":    {flip(offBatchLength), ErrBatchCorrupt},
+		"count":     {flip(offNumRecords + 3), ErrBatchCorrupt},
 	} {
-		if _, err := parseProduceBatch(tc.b, DefaultMaxDecompressedBatchBytes); !errors.Is(err, tc.want) {
+		if _, err := ParseProduceBatch(tc.b, testDecompressLimit); !errors.Is(err, tc.want) {
 			t.Errorf("%s: got %v, want %v", name, err, tc.want)
 		}
 	}
@@ -69,7 +71,7 @@ func TestParseProduceBatch(t *testing.T) {
 func TestPatchBatches(t *testing.T) {
 	a, b := testBatch(2, -1, -1, -1), testBatch(3, -1, -1, -1)
 	src := append(append([]byte(nil), a...), b...)
-	out, next, err := patchBatches(nil, src, 100, 9, 0)
+	out, next, err := PatchBatches(nil, src, 100, 9, 0)
 	if err != nil || next != 105 {
 		t.Fatalf("next %d, err %v", next, err)
 	}
@@ -80,15 +82,15 @@ func TestPatchBatches(t *testing.T) {
 		t.Fatalf("leader epoch %d, want 9", got)
 	}
 	// The CRC still holds: patched fields lie outside it.
-	if _, err := parseProduceBatch(out[:len(a)], DefaultMaxDecompressedBatchBytes); err != nil {
+	if _, err := ParseProduceBatch(out[:len(a)], testDecompressLimit); err != nil {
 		t.Fatalf("patched batch no longer valid: %v", err)
 	}
 	// Fetching from offset 103 skips the first batch.
-	out, _, _ = patchBatches(nil, src, 100, 9, 103)
+	out, _, _ = PatchBatches(nil, src, 100, 9, 103)
 	if len(out) != len(b) {
 		t.Fatalf("skip: %d bytes, want %d", len(out), len(b))
 	}
-	if _, _, err := patchBatches(nil, src[:len(src)-1], 0, 0, 0); !errors.Is(err, errBatchCorrupt) {
+	if _, _, err := PatchBatches(nil, src[:len(src)-1], 0, 0, 0); !errors.Is(err, ErrBatchCorrupt) {
 		t.Fatalf("truncated extent: %v", err)
 	}
 }
@@ -97,20 +99,23 @@ func FuzzPatchBatches(f *testing.F) {
 	f.Add(testBatch(2, -1, -1, -1))
 	f.Add(append(testBatch(1, 5, 0, 0), testBatch(4, 5, 0, 1)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _, _ = patchBatches(nil, data, 0, 1, 0)
-		_, _ = parseProduceBatch(data, DefaultMaxDecompressedBatchBytes)
+		_, _, _ = PatchBatches(nil, data, 0, 1, 0)
+		_, _ = ParseProduceBatch(data, testDecompressLimit)
 	})
 }
 
 // A batch's stored CRC, derived from its own, is the CRC of all of its bytes.
 func TestStoredCRC(t *testing.T) {
-	for _, values := range [][]string{{"a"}, {"hello", "kafka"}, values("v", 100)} {
-		b := valueBatch(7, 1, 0, nil, values...)
-		if _, err := parseProduceBatch(b, DefaultMaxDecompressedBatchBytes); err != nil {
+	for _, values := range [][]string{{"a"}, {"hello", "kafka"}, kwiretest.Values("v", 100)} {
+		b := kwiretest.ValueBatch(7, 1, 0, nil, values...)
+		if _, err := ParseProduceBatch(b, testDecompressLimit); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := storedCRC(b), crc32Of(b); got != want {
-			t.Fatalf("storedCRC of a %d-byte batch = %08x, want %08x", len(b), got, want)
+		if got, want := StoredCRC(b), crc32Of(b); got != want {
+			t.Fatalf("StoredCRC of a %d-byte batch = %08x, want %08x", len(b), got, want)
 		}
 	}
 }
+
+// testDecompressLimit is the agent's default --max-decompressed-batch-bytes.
+const testDecompressLimit = 64 << 20

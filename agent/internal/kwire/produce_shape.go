@@ -1,4 +1,4 @@
-package agent
+package kwire
 
 import (
 	"encoding/binary"
@@ -12,28 +12,28 @@ import (
 // Decoding a request allocates each array from its declared length, and an element's struct (or the
 // map of its unknown tagged fields) is much larger than its encoding: a frame can make the decoder
 // allocate many times its size. A Produce frame, the one request that is legitimately large, is
-// therefore walked before it is decoded (produceShape, which allocates nothing) and refused when its
+// therefore walked before it is decoded (ProduceShape, which allocates nothing) and refused when its
 // decoded structures would outweigh it by more than produceDecodeFactor; every other request is
-// charged decodeExpansion times its size (see frameCharge).
+// charged DecodeExpansion times its size (see FrameCharge).
 const (
-	// decodeExpansion bounds what decoding allocates per frame byte for any request but Produce:
+	// DecodeExpansion bounds what decoding allocates per frame byte for any request but Produce:
 	// measured at most 96 (an array of small elements each carrying one unknown tagged field, whose
 	// map is the cost; TestDecodeWithinCharge), rounded up.
-	decodeExpansion = 128
+	DecodeExpansion = 128
 	// produceDecodeFactor bounds a Produce's decoded structures relative to its frame, beyond
 	// produceDecodeSlack (the request itself and a few topics and partitions, whatever their batches). A
 	// legitimate produce of many topics, each carrying one small batch, comes to about 1.25.
 	produceDecodeFactor = 1.5
 	produceDecodeSlack  = 4 << 10
-	// tagMapBytes is what decoding the first unknown tagged field of an element costs (its map), and
-	// tagEntryBytes each further one.
-	tagMapBytes   = 320
-	tagEntryBytes = 64
+	// TagMapBytes is what decoding the first unknown tagged field of an element costs (its map), and
+	// TagEntryBytes each further one.
+	TagMapBytes   = 320
+	TagEntryBytes = 64
 )
 
 var errShape = errors.New("malformed produce request")
 
-// shapeReader reads the fields produceShape needs; a read past the end sets bad.
+// shapeReader reads the fields ProduceShape needs; a read past the end sets bad.
 type shapeReader struct {
 	b   []byte
 	bad bool
@@ -106,18 +106,18 @@ func (r *shapeReader) tags() int {
 	for i := uint64(0); i < n && !r.bad; i++ {
 		r.uvarint() // key
 		r.skip(int(min(r.uvarint(), uint64(len(r.b))+1)))
-		cost += tagEntryBytes
+		cost += TagEntryBytes
 	}
 	if n > 0 {
-		cost += tagMapBytes
+		cost += TagMapBytes
 	}
 	return cost
 }
 
-// produceShape walks a Produce frame (header included) without decoding it and returns how many bytes
+// ProduceShape walks a Produce frame (header included) without decoding it and returns how many bytes
 // decoding it would allocate. It fails on a frame that ends early; what it does not check, the decoder
 // does.
-func produceShape(body []byte, version int16) (int, error) {
+func ProduceShape(body []byte, version int16) (int, error) {
 	flexible := version >= 9
 	r := &shapeReader{b: body}
 	r.skip(8)                      // key, version, correlation id
@@ -160,16 +160,16 @@ func produceShape(body []byte, version int16) (int, error) {
 	return cost, nil
 }
 
-// frameCharge is what a frame of n bytes of API key is charged to the request budget while it is read
+// FrameCharge is what a frame of n bytes of API key is charged to the request budget while it is read
 // and decoded: its bytes and what decoding it may allocate.
-func frameCharge(key int16, n int32) int64 {
+func FrameCharge(key int16, n int32) int64 {
 	if key == int16(kmsg.Produce) {
-		return int64(n) + produceDecodeBound(int(n))
+		return int64(n) + ProduceDecodeBound(int(n))
 	}
-	return int64(n) * decodeExpansion
+	return int64(n) * DecodeExpansion
 }
 
-// produceDecodeBound is what decoding a Produce frame of n bytes may allocate.
-func produceDecodeBound(n int) int64 {
+// ProduceDecodeBound is what decoding a Produce frame of n bytes may allocate.
+func ProduceDecodeBound(n int) int64 {
 	return int64(float64(n)*produceDecodeFactor) + produceDecodeSlack
 }

@@ -1,4 +1,4 @@
-package agent
+package kwire
 
 import (
 	"bytes"
@@ -31,11 +31,11 @@ const (
 // validateRecords walks the n records of a batch body compressed with codec and returns their largest
 // timestamp; a compressed body may decompress to at most limit bytes.
 func validateRecords(body []byte, codec int8, n int32, firstTS, limit int64) (int64, error) {
-	if codec == codecNone {
+	if codec == CodecNone {
 		r := recReader{buf: body}
 		return r.walk(n, firstTS)
 	}
-	if codec == codecSnappy && !bytes.HasPrefix(body, xerialMagic) {
+	if codec == CodecSnappy && !bytes.HasPrefix(body, xerialMagic) {
 		return rawSnappyRecords(body, n, firstTS, limit)
 	}
 	pool := &inflaters[codec]
@@ -44,7 +44,7 @@ func validateRecords(body []byte, codec int8, n int32, firstTS, limit int64) (in
 	src, err := f.open(codec, body, limit)
 	if err != nil {
 		if err = inflateError(err); errors.Is(err, errEndOfRecords) {
-			err = fmt.Errorf("%w: %w", errBatchCorrupt, err) // not even a stream header
+			err = fmt.Errorf("%w: %w", ErrBatchCorrupt, err) // not even a stream header
 		}
 		return 0, err
 	}
@@ -63,7 +63,7 @@ type inflater struct {
 }
 
 // inflaters pools inflaters by codec, so that one holds only the decoder of its codec.
-var inflaters [codecZstd + 1]sync.Pool
+var inflaters [CodecZstd + 1]sync.Pool
 
 func init() {
 	for i := range inflaters {
@@ -75,9 +75,9 @@ func init() {
 func (f *inflater) open(codec int8, body []byte, limit int64) (io.Reader, error) {
 	f.src.Reset(body)
 	switch codec {
-	case codecGzip:
+	case CodecGzip:
 		return &f.gzip, f.gzip.Reset(&f.src)
-	case codecLz4:
+	case CodecLz4:
 		if f.lz4 == nil {
 			f.lz4 = lz4.NewReader(nil)
 			if err := f.lz4.Apply(lz4.ConcurrencyOption(1)); err != nil {
@@ -86,7 +86,7 @@ func (f *inflater) open(codec int8, body []byte, limit int64) (io.Reader, error)
 		}
 		f.lz4.Reset(&f.src)
 		return f.lz4, nil
-	case codecZstd:
+	case CodecZstd:
 		if f.zstd == nil {
 			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow),
 				zstd.WithDecoderLowmem(true))
@@ -96,7 +96,7 @@ func (f *inflater) open(codec int8, body []byte, limit int64) (io.Reader, error)
 			f.zstd = d
 		}
 		return f.zstd, f.zstd.Reset(&f.src)
-	case codecSnappy:
+	case CodecSnappy:
 		f.snap.reset(body, limit)
 		return &f.snap, nil
 	}
@@ -107,14 +107,14 @@ func (f *inflater) open(codec int8, body []byte, limit int64) (io.Reader, error)
 // large to validate; anything else is a corrupt batch.
 func inflateError(err error) error {
 	switch {
-	case errors.Is(err, errBatchTooLarge), errors.Is(err, errBatchCorrupt), errors.Is(err, errBatchInvalid):
+	case errors.Is(err, ErrBatchTooLarge), errors.Is(err, ErrBatchCorrupt), errors.Is(err, ErrBatchInvalid):
 		return err
 	case errors.Is(err, io.EOF):
 		return errEndOfRecords
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
-		return fmt.Errorf("%w: zstd window over %d bytes: %v", errBatchTooLarge, maxZstdWindow, err)
+		return fmt.Errorf("%w: zstd window over %d bytes: %v", ErrBatchTooLarge, maxZstdWindow, err)
 	}
-	return fmt.Errorf("%w: decompressing: %v", errBatchCorrupt, err)
+	return fmt.Errorf("%w: decompressing: %v", ErrBatchCorrupt, err)
 }
 
 // xerialMagic starts snappy in the Java client's framing: the magic, then a version and the oldest
@@ -185,7 +185,7 @@ func snappyLen(block []byte, budget int64) (int, error) {
 	case err != nil:
 		return 0, err
 	case int64(n) > budget:
-		return 0, fmt.Errorf("%w: a snappy block decodes to %d bytes, %d allowed", errBatchTooLarge, n, budget)
+		return 0, fmt.Errorf("%w: a snappy block decodes to %d bytes, %d allowed", ErrBatchTooLarge, n, budget)
 	case int64(n) > maxSnappyRatio*int64(len(block)):
 		return 0, fmt.Errorf("a snappy block of %d bytes claims %d", len(block), n)
 	}

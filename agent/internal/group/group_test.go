@@ -1,4 +1,4 @@
-package agent
+package group
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -85,12 +86,12 @@ type groupHarness struct {
 
 func newGroupHarness(t *testing.T) *groupHarness {
 	h := &groupHarness{t: t, clock: newFakeClock()}
-	cfg := defaultGroupConfig()
+	cfg := DefaultConfig()
 	h.g = newGroup(h.env(&cfg), "g")
 	return h
 }
 
-func (h *groupHarness) env(cfg *groupConfig) *groupEnv {
+func (h *groupHarness) env(cfg *Config) *groupEnv {
 	return &groupEnv{cfg: cfg, clock: h.clock, log: testLogger(h.t),
 		write: func(_ *group, w coord.GroupWrite) error {
 			if h.fail != nil {
@@ -137,7 +138,7 @@ func joinReq(version int16, memberID string, instance *string, protocols ...stri
 func (h *groupHarness) join(req *kmsg.JoinGroupRequest) (*kmsg.JoinGroupResponse, waiter) {
 	h.g.mu.Lock()
 	defer h.g.mu.Unlock()
-	resp, w := h.g.join(req, client{id: "client", remote: "10.0.0.1:5000"})
+	resp, w := h.g.join(req, Client{ID: "client", Remote: "10.0.0.1:5000"})
 	if resp == nil {
 		return nil, w
 	}
@@ -529,7 +530,7 @@ func TestGroupRestore(t *testing.T) {
 	ids, gen := h.stable(2)
 	snap := coord.GroupSnapshot{Name: "g", Meta: h.lastMeta()}
 	h2 := newGroupHarness(t)
-	cfg := defaultGroupConfig()
+	cfg := DefaultConfig()
 	g := restoreGroup(h2.env(&cfg), snap)
 	h2.g = g
 	if g.state != groupStable || g.generation != gen || len(g.members) != 2 {
@@ -621,7 +622,7 @@ func TestGroupProtocolSelection(t *testing.T) {
 // member past it gets GROUP_MAX_SIZE_REACHED, while members already in rejoin as before.
 func TestGroupMaxSize(t *testing.T) {
 	h := newGroupHarness(t)
-	h.g.env.cfg.maxSize = 2
+	h.g.env.cfg.MaxSize = 2
 	ids, gen := h.stable(2)
 	resp, w := h.join(joinReq(9, "", nil))
 	if w != nil || resp == nil || resp.ErrorCode != kerr.GroupMaxSizeReached.Code {
@@ -637,4 +638,17 @@ func TestGroupMaxSize(t *testing.T) {
 	if w == nil {
 		t.Fatal("a member's rejoin was not parked")
 	}
+}
+
+// testLogger logs warnings and errors to t.
+func testLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
 }

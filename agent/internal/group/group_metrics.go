@@ -1,4 +1,4 @@
-package agent
+package group
 
 import (
 	"strconv"
@@ -9,11 +9,11 @@ import (
 // groupLagCollector exports streamhouse_group_lag for the groups this agent coordinates: each
 // committed partition's high watermark minus its committed offset.
 type groupLagCollector struct {
-	gc   *groupCoordinator
+	gc   *Coordinator
 	desc *prometheus.Desc
 }
 
-func newGroupLagCollector(gc *groupCoordinator) *groupLagCollector {
+func newGroupLagCollector(gc *Coordinator) *groupLagCollector {
 	return &groupLagCollector{gc: gc, desc: prometheus.NewDesc("streamhouse_group_lag",
 		"Records between a consumer group's committed offset and the partition's high watermark, for the groups this agent coordinates.",
 		[]string{"group", "topic", "partition"}, nil)}

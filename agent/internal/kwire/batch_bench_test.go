@@ -1,9 +1,11 @@
-package agent
+package kwire
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 )
 
 // BenchmarkValidateBatch measures what validating a produce batch costs, per codec, in MiB/s of
@@ -14,26 +16,26 @@ import (
 func BenchmarkValidateBatch(b *testing.B) {
 	recs, n := benchRecords(256, 1024)
 	for _, name := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
-		codec := testCodecs[name]
-		h := plainSpec(n)
-		h.codec = codec
-		batch := buildBatch(h, compressRecords(b, codec, recs))
+		codec := kwiretest.Codecs[name]
+		h := kwiretest.PlainSpec(n)
+		h.Codec = codec
+		batch := kwiretest.Build(h, kwiretest.Compress(b, codec, recs))
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(recs)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := parseProduceBatch(batch, DefaultMaxDecompressedBatchBytes); err != nil {
+				if _, err := ParseProduceBatch(batch, testDecompressLimit); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(len(recs))/float64(len(batch)-batchHeaderLen), "ratio")
+			b.ReportMetric(float64(len(recs))/float64(len(batch)-BatchHeaderLen), "ratio")
 		})
 	}
-	batch := buildBatch(plainSpec(n), recs)
+	batch := kwiretest.Build(kwiretest.PlainSpec(n), recs)
 	b.Run("frame", func(b *testing.B) {
 		b.SetBytes(int64(len(recs)))
 		for b.Loop() {
-			if err := checkBatchFrame(batch); err != nil {
+			if err := CheckBatchFrame(batch); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -50,7 +52,7 @@ func benchRecords(n, size int) ([]byte, int) {
 		for len(v) < size {
 			v = fmt.Appendf(v, "%s=%d ", words[rng.IntN(len(words))], rng.IntN(100000))
 		}
-		recs = append(recs, testRecord(int32(i), int64(i), v[:size])...)
+		recs = append(recs, kwiretest.Record(int32(i), int64(i), v[:size])...)
 	}
 	return recs, n
 }

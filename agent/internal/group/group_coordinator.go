@@ -1,15 +1,15 @@
-package agent
+package group
 
 import (
 	"context"
 	"errors"
 	"hash/fnv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/coord"
@@ -28,96 +28,89 @@ import (
 // drops them at once when it stops leading: their members get NOT_COORDINATOR, find the new
 // coordinator and carry on there.
 
+// DefaultShards is the partition count of a new offsets topic. Groups hash over the count the topic
+// has, so it must not change afterwards (as Kafka's offsets.topic.num.partitions).
+const DefaultShards = 16
+
+// Kafka's defaults of the limits an operator sets (agent flags).
 const (
-	offsetsTopicName = "__consumer_offsets"
-	// defaultGroupShards is the partition count of a new offsets topic. Groups hash over the count
-	// the topic has, so it must not change afterwards (as Kafka's offsets.topic.num.partitions).
-	defaultGroupShards = 16
+	DefaultMaxSize        = 1000               // group.max.size (Kafka's is unlimited)
+	DefaultRetention      = 7 * 24 * time.Hour // offsets.retention.minutes
+	DefaultRetentionCheck = 10 * time.Minute   // offsets.retention.check.interval.ms
 )
 
-// offsetsTopic is the offsets topic of an agent group.
-func offsetsTopic(agentGroup string) string {
-	if agentGroup == DefaultGroup {
-		return offsetsTopicName
-	}
-	return offsetsTopicName + "." + agentGroup
-}
-
-// isInternalTopic reports whether a topic is an offsets topic, reported as internal in Metadata.
-func isInternalTopic(name string) bool {
-	return name == offsetsTopicName || strings.HasPrefix(name, offsetsTopicName+".")
-}
-
-// groupShard is the shard of a group among n: a stable hash, so every agent agrees.
-func groupShard(group string, n int32) int32 {
+// Shard is the shard of a group among n: a stable hash, so every agent agrees.
+func Shard(group string, n int32) int32 {
 	h := fnv.New32a()
 	h.Write([]byte(group))
 	return int32(h.Sum32() % uint32(n))
 }
 
-// groupConfig holds the coordinator's limits; Kafka's defaults.
-type groupConfig struct {
-	minSession       time.Duration // group.min.session.timeout.ms
-	maxSession       time.Duration // group.max.session.timeout.ms
-	maxMetadataBytes int           // offset.metadata.max.bytes
-	maxSize          int           // group.max.size
-	shards           int32         // partitions of a new offsets topic
-	writeTimeout     time.Duration // one etcd write of a group
-	loadWait         time.Duration // a request waits this long for its shard to load
-	sweepEvery       time.Duration // leadership changes are also noticed by watching etcd
-	reapEvery        time.Duration // groups holding nothing are forgotten this often
-	retention        time.Duration // offsets.retention.minutes; 0: offsets never expire
-	retentionCheck   time.Duration // offsets.retention.check.interval.ms
-	now              func() time.Time
-	limitHit         func(limit string) // counts a limit's refusal; nil in tests
+// Config holds the coordinator's limits; Kafka's defaults.
+type Config struct {
+	MinSession       time.Duration // group.min.session.timeout.ms
+	MaxSession       time.Duration // group.max.session.timeout.ms
+	MaxMetadataBytes int           // offset.metadata.max.bytes
+	MaxSize          int           // group.max.size
+	Shards           int32         // partitions of a new offsets topic
+	WriteTimeout     time.Duration // one etcd write of a group
+	LoadWait         time.Duration // a request waits this long for its shard to load
+	SweepEvery       time.Duration // leadership changes are also noticed by watching etcd
+	ReapEvery        time.Duration // groups holding nothing are forgotten this often
+	Retention        time.Duration // offsets.retention.minutes; 0: offsets never expire
+	RetentionCheck   time.Duration // offsets.retention.check.interval.ms
+	Now              func() time.Time
+	MaxSizeHit       func() // counts a join refused at MaxSize; nil in tests
 }
 
-func defaultGroupConfig() groupConfig {
-	return groupConfig{
-		minSession:       6 * time.Second,
-		maxSession:       30 * time.Minute,
-		maxMetadataBytes: 4096,
-		maxSize:          DefaultGroupMaxSize,
-		shards:           defaultGroupShards,
-		writeTimeout:     10 * time.Second,
-		loadWait:         5 * time.Second,
-		sweepEvery:       250 * time.Millisecond,
-		reapEvery:        time.Minute,
-		retention:        DefaultOffsetsRetention,
-		retentionCheck:   DefaultOffsetsCheck,
-		now:              time.Now,
+func DefaultConfig() Config {
+	return Config{
+		MinSession:       6 * time.Second,
+		MaxSession:       30 * time.Minute,
+		MaxMetadataBytes: 4096,
+		MaxSize:          DefaultMaxSize,
+		Shards:           DefaultShards,
+		WriteTimeout:     10 * time.Second,
+		LoadWait:         5 * time.Second,
+		SweepEvery:       250 * time.Millisecond,
+		ReapEvery:        time.Minute,
+		Retention:        DefaultRetention,
+		RetentionCheck:   DefaultRetentionCheck,
+		Now:              time.Now,
 	}
 }
 
-// groupStore is what the coordinator needs of etcd (*coord.Client).
-type groupStore interface {
+// Store is what the coordinator needs of etcd (*coord.Client).
+type Store interface {
 	LoadGroups(ctx context.Context, ns string, keep func(group string) bool) ([]coord.GroupSnapshot, error)
 	LoadGroup(ctx context.Context, ns, group string) (coord.GroupSnapshot, error)
 	WriteGroup(ctx context.Context, f coord.GroupFence, ns, group string, w coord.GroupWrite) (version int64, err error)
 	CreateTopic(ctx context.Context, t coord.Topic) (coord.Topic, error)
 }
 
-// groupView is what it reads of the watched view (*coord.Cache).
-type groupView interface {
+// View is what it reads of the watched view (*coord.Cache).
+type View interface {
 	Topic(name string) (coord.Topic, bool)
 	TopicByID(id coord.TopicID) (coord.Topic, bool)
 	HighWatermark(tp coord.TP) int64
 	Changed() <-chan struct{}
 }
 
-// groupCoordinator serves the consumer groups of the shards this agent leads.
-type groupCoordinator struct {
-	cfg    groupConfig
+// Coordinator serves the consumer groups of the shards this agent leads.
+type Coordinator struct {
+	cfg    Config
 	log    hclog.Logger
 	ns     string // the agent group: consumer groups are its namespace
 	topic  string // its offsets topic
-	store  groupStore
-	view   groupView
-	leader func(coord.TP) *partitionLeader // the agent's leadership of a partition, nil if none
+	store  Store
+	view   View
+	leader func(coord.TP) (Leadership, bool) // the agent's leadership of a partition, if any
 	// lost drops a leadership whose epoch a group write found fenced.
-	lost   func(pl *partitionLeader)
-	timers *timers
-	kick   chan struct{}
+	lost         func(Leadership)
+	topicConfigs map[string]string
+	serves       func(coord.Topic) bool
+	timers       *timers
+	kick         chan struct{}
 
 	mu       sync.Mutex
 	ctx      context.Context // set by run; nil before and after
@@ -126,46 +119,66 @@ type groupCoordinator struct {
 	creating bool // an offsets topic creation is under way
 }
 
-func newGroupCoordinator(a *Agent) *groupCoordinator {
-	cfg := defaultGroupConfig()
-	cfg.retention, cfg.retentionCheck = a.cfg.OffsetsRetention, a.cfg.OffsetsRetentionCheckInterval
-	cfg.maxSize, cfg.limitHit = a.cfg.GroupMaxSize, a.limitHit
-	gc := &groupCoordinator{
-		cfg:    cfg,
-		log:    a.log.Named("groups"),
-		ns:     a.cfg.Group,
-		topic:  offsetsTopic(a.cfg.Group),
-		store:  a.etcd,
-		view:   a.cache,
-		leader: a.leading, // nothing once the session is lost, even before the leadership loop notices
-		lost:   a.dropShardLeadership,
-		timers: &timers{},
-		kick:   make(chan struct{}, 1),
-		shards: map[coord.TP]*shard{},
+// Leadership is this agent's leadership of a coordinator shard: the partition, its topic's name and
+// the epoch (the leader key's create revision) that fences every group write of the shard. Two
+// leaderships of one partition are the same while their epochs are.
+type Leadership struct {
+	TP    coord.TP
+	Topic string
+	Epoch int64
+}
+
+// Deps is what the coordinator is wired to.
+type Deps struct {
+	Log          hclog.Logger
+	NS           string            // the agent group: consumer groups are its namespace
+	Topic        string            // its offsets topic
+	TopicConfigs map[string]string // the configs the offsets topic is created with
+	Store        Store
+	View         View
+	// Leader is the agent's leadership of a partition, if it has one (nothing once the session is
+	// lost, even before the agent's leadership loop notices).
+	Leader func(coord.TP) (Leadership, bool)
+	// Lost gives up a leadership whose group write was fenced.
+	Lost func(Leadership)
+	// Serves reports whether the agent serves a topic (its agent group's), for offset requests.
+	Serves func(coord.Topic) bool
+	// Registerer takes the group lag collector; nil: none.
+	Registerer prometheus.Registerer
+}
+
+// New returns a coordinator; it starts nothing (Run does).
+func New(cfg Config, d Deps) *Coordinator {
+	gc := &Coordinator{
+		cfg:          cfg,
+		log:          d.Log,
+		ns:           d.NS,
+		topic:        d.Topic,
+		topicConfigs: d.TopicConfigs,
+		store:        d.Store,
+		view:         d.View,
+		leader:       d.Leader,
+		lost:         d.Lost,
+		serves:       d.Serves,
+		timers:       &timers{},
+		kick:         make(chan struct{}, 1),
+		shards:       map[coord.TP]*shard{},
 	}
-	if a.cfg.Registerer != nil {
-		a.cfg.Registerer.MustRegister(newGroupLagCollector(gc))
+	if d.Registerer != nil {
+		d.Registerer.MustRegister(newGroupLagCollector(gc))
 	}
 	return gc
 }
 
-// dropShardLeadership gives up a coordinator shard whose group write was fenced, as a partition
-// whose commit was fenced: leadership is re-established (or not) by the leadership loop.
-func (a *Agent) dropShardLeadership(pl *partitionLeader) {
-	if a.leaders.remove(pl.tp, pl) != nil {
-		a.dropLeaderMetrics(pl)
-		a.log.Warn("group write fenced; coordinator shard dropped until leadership is re-established",
-			"topic", pl.topic, "partition", pl.tp.Partition, "epoch", pl.epoch)
-		a.kickLeadership()
-	}
-}
+// Topic is the offsets topic whose partitions are the coordinator's shards.
+func (gc *Coordinator) Topic() string { return gc.topic }
 
-// ensureTopic creates the offsets topic if it does not exist.
-func (gc *groupCoordinator) ensureTopic(ctx context.Context) error {
-	_, err := gc.store.CreateTopic(ctx, coord.Topic{Name: gc.topic, Partitions: gc.cfg.shards,
-		Configs: map[string]string{configAgentGroup: gc.ns}})
+// EnsureTopic creates the offsets topic if it does not exist.
+func (gc *Coordinator) EnsureTopic(ctx context.Context) error {
+	_, err := gc.store.CreateTopic(ctx, coord.Topic{Name: gc.topic, Partitions: gc.cfg.Shards,
+		Configs: gc.topicConfigs})
 	if err == nil {
-		gc.log.Info("offsets topic created", "topic", gc.topic, "partitions", gc.cfg.shards)
+		gc.log.Info("offsets topic created", "topic", gc.topic, "partitions", gc.cfg.Shards)
 	}
 	if errors.Is(err, coord.ErrTopicExists) {
 		return nil
@@ -173,8 +186,8 @@ func (gc *groupCoordinator) ensureTopic(ctx context.Context) error {
 	return err
 }
 
-// ensureTopicAsync re-creates a missing offsets topic (someone deleted it) in the background.
-func (gc *groupCoordinator) ensureTopicAsync() {
+// EnsureTopicAsync re-creates a missing offsets topic (someone deleted it) in the background.
+func (gc *Coordinator) EnsureTopicAsync() {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	if gc.ctx == nil || gc.creating {
@@ -183,9 +196,9 @@ func (gc *groupCoordinator) ensureTopicAsync() {
 	gc.creating = true
 	ctx := gc.ctx
 	gc.loaders.Go(func() {
-		cctx, cancel := context.WithTimeout(ctx, gc.cfg.writeTimeout)
+		cctx, cancel := context.WithTimeout(ctx, gc.cfg.WriteTimeout)
 		defer cancel()
-		if err := gc.ensureTopic(cctx); err != nil && ctx.Err() == nil {
+		if err := gc.EnsureTopic(cctx); err != nil && ctx.Err() == nil {
 			gc.log.Warn("creating the offsets topic failed", "topic", gc.topic, "error", err)
 		}
 		gc.mu.Lock()
@@ -194,20 +207,20 @@ func (gc *groupCoordinator) ensureTopicAsync() {
 	})
 }
 
-// run keeps the loaded shards equal to the shards this agent leads, until ctx ends; then it drops
+// Run keeps the loaded shards equal to the shards this agent leads, until ctx ends; then it drops
 // them all and waits for every timer and loader.
-func (gc *groupCoordinator) run(ctx context.Context) {
+func (gc *Coordinator) Run(ctx context.Context) {
 	gc.mu.Lock()
 	gc.ctx = ctx
 	gc.mu.Unlock()
 	defer gc.shutdown()
-	tick := time.NewTicker(gc.cfg.sweepEvery)
+	tick := time.NewTicker(gc.cfg.SweepEvery)
 	defer tick.Stop()
 	lastReap := time.Now()
 	for {
 		changed := gc.view.Changed()
 		gc.sweep()
-		if time.Since(lastReap) >= gc.cfg.reapEvery {
+		if time.Since(lastReap) >= gc.cfg.ReapEvery {
 			gc.reap()
 			lastReap = time.Now()
 		}
@@ -223,7 +236,7 @@ func (gc *groupCoordinator) run(ctx context.Context) {
 
 // reap forgets the groups that hold nothing (say, a member got MEMBER_ID_REQUIRED and never came
 // back), as Kafka's periodic group clean-up does.
-func (gc *groupCoordinator) reap() {
+func (gc *Coordinator) reap() {
 	for _, sh := range gc.loadedShards() {
 		for _, g := range sh.list() {
 			g.mu.Lock()
@@ -236,7 +249,7 @@ func (gc *groupCoordinator) reap() {
 	}
 }
 
-func (gc *groupCoordinator) kickSweep() {
+func (gc *Coordinator) kickSweep() {
 	select {
 	case gc.kick <- struct{}{}:
 	default:
@@ -245,13 +258,13 @@ func (gc *groupCoordinator) kickSweep() {
 
 // sweep drops the shards this agent no longer leads (or whose writes were fenced) and starts
 // loading those it newly leads.
-func (gc *groupCoordinator) sweep() {
-	led := map[coord.TP]*partitionLeader{}
+func (gc *Coordinator) sweep() {
+	led := map[coord.TP]Leadership{}
 	t, ok := gc.view.Topic(gc.topic)
 	if ok {
 		for p := range t.Partitions {
-			if pl := gc.leader(t.TP(p)); pl != nil {
-				led[pl.tp] = pl
+			if l, ok := gc.leader(t.TP(p)); ok {
+				led[l.TP] = l
 			}
 		}
 	}
@@ -262,17 +275,17 @@ func (gc *groupCoordinator) sweep() {
 		return
 	}
 	for tp, sh := range gc.shards {
-		if led[tp] != sh.pl || sh.broken.Load() {
+		if l, ok := led[tp]; !ok || l.Epoch != sh.lead.Epoch || sh.broken.Load() {
 			if sh.broken.Load() {
-				gc.lost(sh.pl)
+				gc.lost(sh.lead)
 			}
 			drop = append(drop, sh)
 			delete(gc.shards, tp)
 		}
 	}
-	for tp, pl := range led {
+	for tp, l := range led {
 		if gc.shards[tp] == nil {
-			gc.shards[tp] = gc.newShard(tp, pl, t.Partitions)
+			gc.shards[tp] = gc.newShard(tp, l, t.Partitions)
 		}
 	}
 	gc.mu.Unlock()
@@ -282,7 +295,7 @@ func (gc *groupCoordinator) sweep() {
 }
 
 // shutdown drops every shard and waits for loaders and timers.
-func (gc *groupCoordinator) shutdown() {
+func (gc *Coordinator) shutdown() {
 	gc.mu.Lock()
 	gc.ctx = nil
 	shards := gc.shards
@@ -296,28 +309,28 @@ func (gc *groupCoordinator) shutdown() {
 }
 
 // newShard creates a shard and starts loading it. Called with gc.mu held and gc.ctx set.
-func (gc *groupCoordinator) newShard(tp coord.TP, pl *partitionLeader, n int32) *shard {
+func (gc *Coordinator) newShard(tp coord.TP, l Leadership, n int32) *shard {
 	ctx, cancel := context.WithCancel(gc.ctx)
-	sh := &shard{gc: gc, tp: tp, pl: pl, n: n, fence: coord.GroupFence{Shard: tp, Epoch: pl.epoch},
+	sh := &shard{gc: gc, tp: tp, lead: l, n: n, fence: coord.GroupFence{Shard: tp, Epoch: l.Epoch},
 		ctx: ctx, cancel: cancel, ready: make(chan struct{}), groups: map[string]*group{}}
 	sh.env = &groupEnv{cfg: &gc.cfg, clock: gc.timers, log: gc.log, write: sh.write, lost: sh.lose}
 	gc.loaders.Go(sh.load)
-	if gc.cfg.retention > 0 {
+	if gc.cfg.Retention > 0 {
 		gc.loaders.Go(sh.retain)
 	}
 	return sh
 }
 
 // shardOf finds the loaded shard of a group at this agent, or the Kafka error to answer.
-func (gc *groupCoordinator) shardOf(ctx context.Context, group string) (*shard, int16) {
+func (gc *Coordinator) shardOf(ctx context.Context, group string) (*shard, int16) {
 	t, ok := gc.view.Topic(gc.topic)
 	if !ok {
-		gc.ensureTopicAsync()
+		gc.EnsureTopicAsync()
 		return nil, kerr.CoordinatorNotAvailable.Code
 	}
-	tp := t.TP(groupShard(group, t.Partitions))
-	pl := gc.leader(tp)
-	if pl == nil {
+	tp := t.TP(Shard(group, t.Partitions))
+	l, ok := gc.leader(tp)
+	if !ok {
 		return nil, kerr.NotCoordinator.Code
 	}
 	gc.mu.Lock()
@@ -327,16 +340,16 @@ func (gc *groupCoordinator) shardOf(ctx context.Context, group string) (*shard, 
 	}
 	sh := gc.shards[tp]
 	var old *shard
-	if sh == nil || sh.pl != pl {
+	if sh == nil || sh.lead.Epoch != l.Epoch {
 		old = sh
-		sh = gc.newShard(tp, pl, t.Partitions)
+		sh = gc.newShard(tp, l, t.Partitions)
 		gc.shards[tp] = sh
 	}
 	gc.mu.Unlock()
 	if old != nil {
 		old.drop()
 	}
-	wait := time.NewTimer(gc.cfg.loadWait)
+	wait := time.NewTimer(gc.cfg.LoadWait)
 	defer wait.Stop()
 	select {
 	case <-sh.ready:
@@ -353,7 +366,7 @@ func (gc *groupCoordinator) shardOf(ctx context.Context, group string) (*shard, 
 
 // withGroup runs fn on a group under its lock, if this agent coordinates it, and returns 0; else the
 // Kafka error. A group that does not exist is created if create is set; otherwise fn gets nil.
-func (gc *groupCoordinator) withGroup(ctx context.Context, name string, create bool, fn func(g *group)) int16 {
+func (gc *Coordinator) withGroup(ctx context.Context, name string, create bool, fn func(g *group)) int16 {
 	for range 3 {
 		sh, code := gc.shardOf(ctx, name)
 		if code != 0 {
@@ -388,14 +401,14 @@ func (gc *groupCoordinator) withGroup(ctx context.Context, name string, create b
 }
 
 // shards lists the loaded shards this agent leads.
-func (gc *groupCoordinator) loadedShards() []*shard {
+func (gc *Coordinator) loadedShards() []*shard {
 	gc.mu.Lock()
 	defer gc.mu.Unlock()
 	var out []*shard
 	for _, sh := range gc.shards {
 		select {
 		case <-sh.ready:
-			if sh.loadErr == nil && !sh.broken.Load() && gc.leader(sh.tp) == sh.pl {
+			if l, ok := gc.leader(sh.tp); sh.loadErr == nil && !sh.broken.Load() && ok && l.Epoch == sh.lead.Epoch {
 				out = append(out, sh)
 			}
 		default:
@@ -406,9 +419,9 @@ func (gc *groupCoordinator) loadedShards() []*shard {
 
 // shard is one coordinator shard this agent leads at one epoch, and its groups.
 type shard struct {
-	gc     *groupCoordinator
+	gc     *Coordinator
 	tp     coord.TP
-	pl     *partitionLeader
+	lead   Leadership
 	n      int32 // shards of the offsets topic when it was loaded
 	fence  coord.GroupFence
 	env    *groupEnv
@@ -427,7 +440,7 @@ type shard struct {
 // load reads the shard's groups, retrying until it succeeds or the shard is dropped.
 func (sh *shard) load() {
 	defer close(sh.ready)
-	keep := func(name string) bool { return groupShard(name, sh.n) == sh.tp.Partition }
+	keep := func(name string) bool { return Shard(name, sh.n) == sh.tp.Partition }
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
 		snaps, err := sh.gc.store.LoadGroups(sh.ctx, sh.gc.ns, keep)
 		if err == nil {
@@ -487,7 +500,7 @@ func (sh *shard) group(name string, create bool) (*group, int16) {
 	case g != nil && !g.gone.Load():
 		return g, 0
 	case g != nil && !g.deleted:
-		ctx, cancel := context.WithTimeout(sh.ctx, sh.gc.cfg.writeTimeout)
+		ctx, cancel := context.WithTimeout(sh.ctx, sh.gc.cfg.WriteTimeout)
 		defer cancel()
 		snap, err := sh.gc.store.LoadGroup(ctx, sh.gc.ns, name)
 		if err != nil {
@@ -542,7 +555,7 @@ func (sh *shard) write(g *group, w coord.GroupWrite) error {
 	if sh.broken.Load() {
 		return coord.ErrFenced
 	}
-	ctx, cancel := context.WithTimeout(sh.ctx, sh.gc.cfg.writeTimeout)
+	ctx, cancel := context.WithTimeout(sh.ctx, sh.gc.cfg.WriteTimeout)
 	defer cancel()
 	w.Version = g.version
 	v, err := sh.gc.store.WriteGroup(ctx, sh.fence, sh.gc.ns, g.name, w)
@@ -568,12 +581,12 @@ func (sh *shard) retain() {
 	case <-sh.ctx.Done():
 		return
 	}
-	tick := time.NewTicker(sh.gc.cfg.retentionCheck)
+	tick := time.NewTicker(sh.gc.cfg.RetentionCheck)
 	defer tick.Stop()
 	for {
 		select {
 		case <-tick.C:
-			sh.expire(sh.gc.cfg.now())
+			sh.expire(sh.gc.cfg.Now())
 		case <-sh.ctx.Done():
 			return
 		}
@@ -601,7 +614,7 @@ func (sh *shard) expire(now time.Time) (offsets, groups int) {
 			g.mu.Unlock()
 			continue
 		}
-		n, err := g.expire(now, sh.gc.cfg.retention)
+		n, err := g.expire(now, sh.gc.cfg.Retention)
 		forget := g.deleted || g.vacant()
 		g.mu.Unlock()
 		if err != nil {

@@ -1,4 +1,4 @@
-package agent
+package extcache
 
 import (
 	"cmp"
@@ -9,20 +9,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
 
-// reader reads stored extents through an LRU cache. Concurrent reads of one extent share one GET.
+// Cache reads stored extents through an LRU cache. Concurrent reads of one extent share one GET.
 //
 // A read runs to its end whoever waits for it: a fetch that answers at its read bound leaves its reads
 // to land in the cache, where its next fetch finds them. What such reads hold is bounded by maxInFlight,
 // the bytes of GETs under way at once: a client sending fetch after fetch, each answered before its
 // reads end, cannot make them pile up.
-type reader struct {
-	a           *Agent
+type Cache struct {
+	store       Store
+	m           Metrics
+	log         hclog.Logger
+	goRun       func(func(context.Context))
 	max         int64
 	maxInFlight int64
 
@@ -38,17 +41,20 @@ type reader struct {
 type cached struct {
 	key     coord.Extent
 	data    []byte
-	backing *backing // what data is a slice of and holds in memory; nil: data alone
+	backing *Backing // what data is a slice of and holds in memory; nil: data alone
 }
 
-// backing is a buffer whose slices the cache keeps as they are: a produce request's frame, whose
+// Backing is a buffer whose slices the cache keeps as they are: a produce request's frame, whose
 // partition batches would otherwise be copied (a copy of each would double the produce path's
 // allocations), or the body of one GET that read several adjacent extents. The cache charges its size
 // once, while any slice of it is cached, since one cached slice keeps the whole buffer in memory.
-type backing struct {
+type Backing struct {
 	size   int64
-	cached int // slices of it in the cache; under reader.mu
+	cached int // slices of it in the cache; under Cache.mu
 }
+
+// NewBacking is a buffer of size bytes whose slices the cache may keep.
+func NewBacking(size int64) *Backing { return &Backing{size: size} }
 
 type readCall struct {
 	done chan struct{}
@@ -56,15 +62,17 @@ type readCall struct {
 	err  error
 }
 
-func newReader(a *Agent, maxBytes, maxInFlight int64) *reader {
-	return &reader{a: a, max: maxBytes, maxInFlight: maxInFlight, lru: list.New(), freed: make(chan struct{}),
+// New returns an empty cache of cfg; it starts nothing (reads start goroutines through cfg.Go).
+func New(cfg Config) *Cache {
+	return &Cache{store: cfg.Store, m: cfg.Metrics, log: cfg.Log, goRun: cfg.Go, max: cfg.MaxBytes, maxInFlight: cfg.MaxInFlight,
+		lru: list.New(), freed: make(chan struct{}),
 		items: make(map[coord.Extent]*list.Element), inflight: make(map[coord.Extent]*readCall)}
 }
 
-// extent returns the verified bytes of e, waiting for its read while ctx lasts. The slice is shared
+// Extent returns the verified bytes of e, waiting for its read while ctx lasts. The slice is shared
 // and must not be modified. Once ctx has ended it only returns what is cached or already read: it
 // starts no read that nobody would wait for.
-func (r *reader) extent(ctx context.Context, e coord.Extent) ([]byte, error) {
+func (r *Cache) Extent(ctx context.Context, e coord.Extent) ([]byte, error) {
 	data, call, err := r.lookup(ctx, e)
 	if call == nil {
 		return data, err
@@ -84,18 +92,18 @@ func (r *reader) extent(ctx context.Context, e coord.Extent) ([]byte, error) {
 
 // lookup returns e's cached bytes, or the read under way that will bring them, starting it if there
 // is room among the reads in flight and waiting for room while ctx lasts if there is not.
-func (r *reader) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall, error) {
+func (r *Cache) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall, error) {
 	r.mu.Lock()
 	for missed, deferred := false, false; ; {
 		if el, ok := r.items[e]; ok {
 			r.lru.MoveToFront(el)
 			r.mu.Unlock()
-			r.a.metrics.cacheHits.Inc()
+			r.m.Hits.Inc()
 			return el.Value.(*cached).data, nil, nil
 		}
 		if !missed {
 			missed = true
-			r.a.metrics.cacheMisses.Inc()
+			r.m.Misses.Inc()
 		}
 		if call, ok := r.inflight[e]; ok {
 			r.mu.Unlock()
@@ -113,7 +121,7 @@ func (r *reader) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall,
 		}
 		if !deferred {
 			deferred = true
-			r.a.metrics.reads.deferred.Inc()
+			r.m.Deferred.Inc()
 		}
 		select {
 		case <-freed:
@@ -123,47 +131,47 @@ func (r *reader) lookup(ctx context.Context, e coord.Extent) ([]byte, *readCall,
 	}
 }
 
-// cacheable reports whether a read of e is kept for the fetches after the one that started it.
-func (r *reader) cacheable(e coord.Extent) bool { return int64(e.Len) <= r.max }
+// Cacheable reports whether a read of e is kept for the fetches after the one that started it.
+func (r *Cache) Cacheable(e coord.Extent) bool { return int64(e.Len) <= r.max }
 
 // roomLocked reports whether a GET of n more bytes fits among the reads in flight; one GET always
 // fits alone.
-func (r *reader) roomLocked(n int64) bool {
+func (r *Cache) roomLocked(n int64) bool {
 	return r.inBytes == 0 || r.inBytes+n <= r.maxInFlight
 }
 
 // startLocked registers a read of every extent of run, which coalesce made (one object, close
 // together), and starts their one GET; the caller holds r.mu and has checked that none of them is
 // cached or in flight.
-func (r *reader) startLocked(run []coord.Extent) []*readCall {
+func (r *Cache) startLocked(run []coord.Extent) []*readCall {
 	calls := make([]*readCall, len(run))
 	for i, e := range run {
 		calls[i] = &readCall{done: make(chan struct{})}
 		r.inflight[e] = calls[i]
 	}
 	r.inBytes += spanBytes(run)
-	r.a.metrics.reads.inFlight.Set(float64(r.inBytes))
-	r.a.goRun(func() { r.load(run, calls) })
+	r.m.InFlight.Set(float64(r.inBytes))
+	r.goRun(func(ctx context.Context) { r.load(ctx, run, calls) })
 	return calls
 }
 
-// extentReadTimeout bounds one GET of extents.
-const extentReadTimeout = 30 * time.Second
+// ReadTimeout bounds one GET of extents (GC grace periods must outlast it).
+const ReadTimeout = 30 * time.Second
 
 // load GETs the bytes of run, from its first extent to its last, and verifies and caches each extent.
 // It runs detached from any one fetch, so that a fetch giving up does not fail the others waiting on
 // the same read.
-func (r *reader) load(run []coord.Extent, calls []*readCall) {
-	ctx, cancel := context.WithTimeout(r.a.runCtx, extentReadTimeout)
+func (r *Cache) load(ctx context.Context, run []coord.Extent, calls []*readCall) {
+	ctx, cancel := context.WithTimeout(ctx, ReadTimeout)
 	defer cancel()
-	from, to := span(run)
-	body, err := r.a.store.GetRange(ctx, run[0].Object, from, to-from)
+	from, to := Span(run)
+	body, err := r.store.GetRange(ctx, run[0].Object, from, to-from)
 	if err == nil && int64(len(body)) != to-from {
 		err = fmt.Errorf("object %s: read %d bytes at %d, want %d", run[0].Object, len(body), from, to-from)
 	}
-	var buf *backing
+	var buf *Backing
 	if len(run) > 1 {
-		buf = &backing{size: int64(len(body))}
+		buf = &Backing{size: int64(len(body))}
 	}
 	for i, e := range run {
 		c := calls[i]
@@ -177,8 +185,8 @@ func (r *reader) load(run []coord.Extent, calls []*readCall) {
 		c.data = body[e.Pos-from : e.Pos-from+int64(e.Len) : e.Pos-from+int64(e.Len)]
 		if c.err = segstore.VerifyExtent(c.data, e.CRC); c.err != nil {
 			c.data = nil
-			r.a.metrics.corruptExtents.Inc()
-			r.a.log.Error("stored extent failed its CRC; not served", "object", e.Object, "pos", e.Pos, "len", e.Len)
+			r.m.Corrupt.Inc()
+			r.log.Error("stored extent failed its CRC; not served", "object", e.Object, "pos", e.Pos, "len", e.Len)
 		}
 	}
 	r.mu.Lock()
@@ -189,7 +197,7 @@ func (r *reader) load(run []coord.Extent, calls []*readCall) {
 		}
 	}
 	r.inBytes -= spanBytes(run)
-	r.a.metrics.reads.inFlight.Set(float64(r.inBytes))
+	r.m.InFlight.Set(float64(r.inBytes))
 	close(r.freed)
 	r.freed = make(chan struct{})
 	r.mu.Unlock()
@@ -198,8 +206,8 @@ func (r *reader) load(run []coord.Extent, calls []*readCall) {
 	}
 }
 
-// span returns the byte range [from, to) of an object that covers every extent of run.
-func span(run []coord.Extent) (from, to int64) {
+// Span returns the byte range [from, to) of an object that covers every extent of run.
+func Span(run []coord.Extent) (from, to int64) {
 	from, to = run[0].Pos, run[0].Pos+int64(run[0].Len)
 	for _, e := range run[1:] {
 		from, to = min(from, e.Pos), max(to, e.Pos+int64(e.Len))
@@ -209,13 +217,13 @@ func span(run []coord.Extent) (from, to int64) {
 
 // spanBytes is how many bytes the GET of run reads (none for an extent of negative length, which fails).
 func spanBytes(run []coord.Extent) int64 {
-	from, to := span(run)
+	from, to := Span(run)
 	return max(to-from, 0)
 }
 
-// keep caches data, which this agent has just written as extent e: a slice of frame, or its own
+// Keep caches data, which this agent has just written as extent e: a slice of frame, or its own
 // bytes when frame is nil. data must never be modified.
-func (r *reader) keep(e coord.Extent, data []byte, frame *backing) {
+func (r *Cache) Keep(e coord.Extent, data []byte, frame *Backing) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.items[e]; ok {
@@ -230,7 +238,7 @@ func (r *reader) keep(e coord.Extent, data []byte, frame *backing) {
 
 // add caches data as e, charging its backing buffer's size if it has one (once per buffer), then
 // evicts the least recently used entries until the cache is within its budget.
-func (r *reader) add(e coord.Extent, data []byte, buf *backing) {
+func (r *Cache) add(e coord.Extent, data []byte, buf *Backing) {
 	if int64(len(data)) > r.max {
 		return
 	}
@@ -243,12 +251,12 @@ func (r *reader) add(e coord.Extent, data []byte, buf *backing) {
 		delete(r.items, c.key)
 		r.size -= r.charge(len(c.data), c.backing, -1)
 	}
-	r.a.metrics.cacheBytes.Set(float64(r.size))
+	r.m.Bytes.Set(float64(r.size))
 }
 
 // charge counts one entry of n bytes in (+1) or out (-1) of buf and returns the bytes that changes
 // the cache by: n without a buffer; the buffer's size when its first slice comes in or its last goes.
-func (r *reader) charge(n int, buf *backing, delta int) int64 {
+func (r *Cache) charge(n int, buf *Backing, delta int) int64 {
 	if buf == nil {
 		return int64(n)
 	}
@@ -260,35 +268,10 @@ func (r *reader) charge(n int, buf *backing, delta int) int64 {
 	return 0
 }
 
-// readMetrics count the object store reads of fetches.
-type readMetrics struct {
-	inFlight prometheus.Gauge
-	deferred prometheus.Counter
-	timeouts prometheus.Counter
-}
-
-func newReadMetrics() *readMetrics {
-	return &readMetrics{
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "streamhouse_fetch_read_bytes_in_flight",
-			Help: "Bytes of object store reads under way, those of fetches that answered without them included (at most --max-read-bytes-in-flight, or one read)."}),
-		deferred: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "streamhouse_fetch_reads_deferred_total",
-			Help: "Object store reads not started at once because --max-read-bytes-in-flight were under way: reads ahead dropped, or a fetch's own read waiting for room."}),
-		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "streamhouse_fetch_read_timeouts_total",
-			Help: "Partitions a fetch answered short at its read bound (MaxWait plus --fetch-read-timeout), their reads left to land in the cache."}),
-	}
-}
-
-func (m *readMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.inFlight, m.deferred, m.timeouts}
-}
-
-// readAll returns the verified bytes (or the error) of each of xs, extents of one object, reading
+// ReadObject returns the verified bytes (or the error) of each of xs, extents of one object, reading
 // those neither cached nor being read with as few GETs as the cache's largest read allows: one, for
 // the extents of a flush object. A leader checks forwarded extents with it, which warms its cache.
-func (r *reader) readAll(ctx context.Context, xs []coord.Extent) ([][]byte, []error) {
+func (r *Cache) ReadObject(ctx context.Context, xs []coord.Extent) ([][]byte, []error) {
 	data, errs := make([][]byte, len(xs)), make([]error, len(xs))
 	calls := make([]*readCall, len(xs))
 	r.mu.Lock()
@@ -326,13 +309,13 @@ func (r *reader) readAll(ctx context.Context, xs []coord.Extent) ([][]byte, []er
 	return data, errs
 }
 
-// maxSpan is the longest range readAll reads with one GET: what the cache takes from one read, or,
+// maxSpan is the longest range ReadObject reads with one GET: what the cache takes from one read, or,
 // with the cache off, what coalesced reads span.
-func (r *reader) maxSpan() int64 {
+func (r *Cache) maxSpan() int64 {
 	if r.max <= 0 {
 		return coalesceMaxBytes
 	}
-	return max(r.maxRun(), 1)
+	return max(r.MaxRun(), 1)
 }
 
 // spanRuns groups extents of one object into runs of one GET each, in position order, gaps included,

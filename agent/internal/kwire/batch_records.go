@@ -1,4 +1,4 @@
-package agent
+package kwire
 
 import (
 	"errors"
@@ -72,12 +72,12 @@ func (r *recReader) fill() error {
 			return r.err
 		}
 		if empty == maxEmptyReads {
-			return fmt.Errorf("%w: %v", errBatchCorrupt, io.ErrNoProgress)
+			return fmt.Errorf("%w: %v", ErrBatchCorrupt, io.ErrNoProgress)
 		}
 		n, err := r.src.Read(r.win)
 		r.buf = r.win[:n]
 		if r.off+int64(n) > r.limit {
-			return fmt.Errorf("%w: more than %d bytes decompressed", errBatchTooLarge, r.limit)
+			return fmt.Errorf("%w: more than %d bytes decompressed", ErrBatchTooLarge, r.limit)
 		}
 		if err != nil {
 			r.err = inflateError(err)
@@ -112,7 +112,7 @@ func (r *recReader) varlong() (int64, error) {
 	return int64(x>>1) ^ -int64(x&1), err
 }
 
-var errVarintTooLong = fmt.Errorf("%w: varint too long", errBatchInvalid)
+var errVarintTooLong = fmt.Errorf("%w: varint too long", ErrBatchInvalid)
 
 // uvarint reads a varint of at most maxLen bytes: from buf at once when it holds that many, which is
 // nearly always, else a byte at a time across refills.
@@ -153,7 +153,7 @@ func (r *recReader) walk(n int32, firstTS int64) (int64, error) {
 	}
 	switch _, err := r.readByte(); {
 	case err == nil:
-		return 0, fmt.Errorf("%w: bytes after the last of %d records", errBatchInvalid, n)
+		return 0, fmt.Errorf("%w: bytes after the last of %d records", ErrBatchInvalid, n)
 	case !errors.Is(err, errEndOfRecords):
 		return 0, err // the decompressor's end: a checksum, a truncated frame
 	}
@@ -163,7 +163,7 @@ func (r *recReader) walk(n int32, firstTS int64) (int64, error) {
 // recordError says which record failed; running out of records is INVALID_RECORD, as in Kafka.
 func recordError(i int32, err error) error {
 	if errors.Is(err, errEndOfRecords) {
-		return fmt.Errorf("%w: record %d: %w", errBatchInvalid, i, err)
+		return fmt.Errorf("%w: record %d: %w", ErrBatchInvalid, i, err)
 	}
 	return fmt.Errorf("record %d: %w", i, err)
 }
@@ -175,7 +175,7 @@ func (r *recReader) record(i int32, firstTS int64) (int64, error) {
 		return 0, err
 	}
 	if length < 0 {
-		return 0, fmt.Errorf("%w: length %d", errBatchInvalid, length)
+		return 0, fmt.Errorf("%w: length %d", ErrBatchInvalid, length)
 	}
 	end := r.consumed() + int64(length)
 	if _, err := r.readByte(); err != nil { // attributes, unused in v2
@@ -187,20 +187,20 @@ func (r *recReader) record(i int32, firstTS int64) (int64, error) {
 	}
 	ts := firstTS + tsDelta
 	if (tsDelta > 0) != (ts > firstTS) {
-		return 0, fmt.Errorf("%w: first timestamp %d + delta %d overflows", errBatchTimestamp, firstTS, tsDelta)
+		return 0, fmt.Errorf("%w: first timestamp %d + delta %d overflows", ErrBatchTimestamp, firstTS, tsDelta)
 	}
 	delta, err := r.varint()
 	if err != nil {
 		return 0, err
 	}
 	if delta != i {
-		return 0, fmt.Errorf("%w: offset delta %d, want %d", errBatchInvalid, delta, i)
+		return 0, fmt.Errorf("%w: offset delta %d, want %d", ErrBatchInvalid, delta, i)
 	}
 	if err := r.fields(end); err != nil {
 		return 0, err
 	}
 	if got := r.consumed(); got != end {
-		return 0, fmt.Errorf("%w: length %d, fields take %d", errBatchInvalid, length, got-(end-int64(length)))
+		return 0, fmt.Errorf("%w: length %d, fields take %d", ErrBatchInvalid, length, got-(end-int64(length)))
 	}
 	return ts, nil
 }
@@ -217,11 +217,11 @@ func (r *recReader) fields(end int64) error {
 		return err
 	}
 	if headers < 0 {
-		return fmt.Errorf("%w: %d headers", errBatchInvalid, headers)
+		return fmt.Errorf("%w: %d headers", ErrBatchInvalid, headers)
 	}
 	for range headers {
 		if r.consumed() >= end { // every header takes 2 bytes at least: a record cannot hide 2^31 of them
-			return fmt.Errorf("%w: %d headers overrun the record", errBatchInvalid, headers)
+			return fmt.Errorf("%w: %d headers overrun the record", ErrBatchInvalid, headers)
 		}
 		if err := r.bytesField(end, false); err != nil {
 			return err
@@ -243,7 +243,7 @@ func (r *recReader) bytesField(end int64, nullable bool) error {
 		return nil
 	}
 	if n < 0 || r.consumed()+int64(n) > end {
-		return fmt.Errorf("%w: field of %d bytes in a record of %d left", errBatchInvalid, n, end-r.consumed())
+		return fmt.Errorf("%w: field of %d bytes in a record of %d left", ErrBatchInvalid, n, end-r.consumed())
 	}
 	return r.skip(int64(n))
 }

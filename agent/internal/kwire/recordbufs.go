@@ -1,4 +1,4 @@
-package agent
+package kwire
 
 import (
 	"math/bits"
@@ -10,7 +10,7 @@ import (
 // The record bytes of fetch responses are written into pooled buffers: a consumer reading a gigabyte
 // a second would otherwise have the agent allocate, zero and collect a gigabyte a second. fetchPartition
 // takes one buffer per partition; the connection's writer gives them back once the response is
-// encoded (releaseRecords), and so does a long poll for an answer it does not send.
+// encoded (ReleaseRecords), and so does a long poll for an answer it does not send.
 //
 // Buffers come in power-of-two classes from minPooledRecords to maxPooledRecords; smaller ones are
 // allocated as before (a few small allocations cost less than the pool), larger ones are left to the
@@ -22,8 +22,8 @@ const (
 
 var recordBufs [maxPooledRecordsShift - minPooledRecordsShift + 1]sync.Pool // of *[]byte
 
-// getRecordsBuf returns an empty buffer with room for n bytes.
-func getRecordsBuf(n int64) []byte {
+// GetRecordsBuf returns an empty buffer with room for n bytes.
+func GetRecordsBuf(n int64) []byte {
 	if n < 1<<minPooledRecordsShift || n > 1<<maxPooledRecordsShift {
 		return make([]byte, 0, max(n, 0))
 	}
@@ -40,9 +40,9 @@ func classFor(n int64) int { return bits.Len64(uint64(n - 1)) }
 // classOf is the class a buffer of capacity c goes back to: the greatest shift with 1<<shift <= c.
 func classOf(c int) int { return min(bits.Len(uint(c))-1, maxPooledRecordsShift) }
 
-// putRecordsBuf gives b back to its class, the largest whose size it holds. b must not be used
+// PutRecordsBuf gives b back to its class, the largest whose size it holds. b must not be used
 // afterwards by anyone.
-func putRecordsBuf(b []byte) {
+func PutRecordsBuf(b []byte) {
 	c := cap(b)
 	if c < 1<<minPooledRecordsShift {
 		return
@@ -50,10 +50,10 @@ func putRecordsBuf(b []byte) {
 	recordBufs[classOf(c)-minPooledRecordsShift].Put(&b)
 }
 
-// releaseRecords gives the record buffers of a fetch response back once it is encoded, or dropped
-// unsent. Every fetch response's records are buffers fillFetch took for it alone (patchBatches copies
+// ReleaseRecords gives the record buffers of a fetch response back once it is encoded, or dropped
+// unsent. Every fetch response's records are buffers fillFetch took for it alone (PatchBatches copies
 // what it serves), so no one else holds them; resp must not be used afterwards.
-func releaseRecords(resp kmsg.Response) {
+func ReleaseRecords(resp kmsg.Response) {
 	fr, ok := resp.(*kmsg.FetchResponse)
 	if !ok {
 		return
@@ -61,7 +61,7 @@ func releaseRecords(resp kmsg.Response) {
 	for i := range fr.Topics {
 		for j := range fr.Topics[i].Partitions {
 			p := &fr.Topics[i].Partitions[j]
-			putRecordsBuf(p.RecordBatches)
+			PutRecordsBuf(p.RecordBatches)
 			p.RecordBatches = nil
 		}
 	}
