@@ -170,6 +170,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			a.closeListeners()
 			return fmt.Errorf("agent: http listener: %w", err)
 		}
+		if a.httpLn, err = a.secureHTTPListener(a.httpLn); err != nil {
+			a.closeListeners()
+			return err
+		}
 	}
 	if err = a.listenInternal(); err != nil {
 		a.closeListeners()
