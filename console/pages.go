@@ -23,6 +23,7 @@ var funcs = template.FuncMap{
 	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
 	"dash":  orDash,
 	"path":  url.PathEscape,
+	"deref": func(s *string) string { return *s },
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -171,12 +172,17 @@ func (c *Console) serveTopics(w http.ResponseWriter, r *http.Request) {
 type topicData struct {
 	Name       string
 	Partitions []coord.PartitionStatus
+	Zones      map[string]string // agent id → zone, for the leaders' zones
 }
 
 func (c *Console) serveTopic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
-	d := topicData{Name: name}
-	for _, p := range c.cfg.View.Status().Partitions {
+	st := c.cfg.View.Status()
+	d := topicData{Name: name, Zones: map[string]string{}}
+	for _, a := range st.Agents {
+		d.Zones[a.ID] = a.AZ
+	}
+	for _, p := range st.Partitions {
 		if p.Topic == name {
 			d.Partitions = append(d.Partitions, p)
 		}
