@@ -44,10 +44,12 @@ func (s *heldObjects) GetRange(ctx context.Context, key string, off, length int6
 }
 
 // coldHistory writes n small batches to topic on an agent of its own, each in an object of its own
-// (one flush each), stops that agent, and returns the objects by offset.
+// (one flush each), stops that agent, and returns the objects by offset. No maintenance runs: the
+// entries stay one per object, as a history of small flushes is before compaction (readers of it pass
+// noMaintenance too).
 func coldHistory(t *testing.T, tc *testCluster, topic string, n int) []string {
 	t.Helper()
-	a1 := tc.agent("writer")
+	a1 := tc.agent("writer", noMaintenance)
 	c := ledTopicConn(t, a1, topic)
 	for i := range n {
 		wantOK(t, "produce", c.produceOne(topic, 0, valueBatch(-1, -1, -1, nil, fmt.Sprint("v", i))).ErrorCode)
@@ -94,7 +96,7 @@ func TestFetchAnswersWithinReadBound(t *testing.T) {
 	for _, o := range objects[readable:] {
 		store.hold(o)
 	}
-	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, func(c *Config) { c.FetchReadTimeout = fetchBoundForTests }))
+	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, noMaintenance, func(c *Config) { c.FetchReadTimeout = fetchBoundForTests }))
 	tp := topicTP(t, a2, "slow", 0)
 	waitFor(t, "the reader to see every batch", func() bool { return a2.cache.HighWatermark(tp) == n })
 	c := dialRaw(t, a2)
@@ -138,7 +140,7 @@ func TestAbandonedReadsAreBounded(t *testing.T) {
 	}
 	t.Cleanup(func() { close(store.release) })
 	const inFlight = 200 // about three batches
-	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, func(c *Config) {
+	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, noMaintenance, func(c *Config) {
 		c.FetchReadTimeout, c.MaxReadBytesInFlight = fetchBoundForTests, inFlight
 	}))
 	tp := topicTP(t, a2, "stuck", 0)
@@ -184,7 +186,7 @@ func TestUncachedSlowReadsProgress(t *testing.T) {
 	const n = 5
 	coldHistory(t, tc, "uncached", n)
 	store := slowReads{tc.store, 5 * fetchBoundForTests}
-	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, func(c *Config) {
+	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, noMaintenance, func(c *Config) {
 		c.FetchReadTimeout, c.CacheBytes = fetchBoundForTests, 0
 	}))
 	tp := topicTP(t, a2, "uncached", 0)
@@ -208,7 +210,7 @@ func TestConsumerReadsSlowHistoryThroughShortAnswers(t *testing.T) {
 	const n = 150
 	coldHistory(t, tc, "history", n)
 	store := slowReads{tc.store, 20 * time.Millisecond}
-	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, func(c *Config) {
+	a2 := startAgent(t, newAgentVia(t, tc, "reader", sharedEtcd[0], store, noMaintenance, func(c *Config) {
 		c.FetchReadTimeout, c.MaxReadBytesInFlight = fetchBoundForTests/4, 1<<10
 	}))
 	tp := topicTP(t, a2, "history", 0)
