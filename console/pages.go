@@ -144,10 +144,10 @@ func byZone(rows []agentRow) []zoneRows {
 
 // topicRow is one topic in the topics table.
 type topicRow struct {
-	Name                            string
-	Partitions, Leaderless, Objects int
-	Bytes, Records                  int64
-	Internal                        bool
+	Name                   string
+	Partitions, Leaderless int
+	Bytes, Records         int64
+	Internal               bool
 }
 
 func (c *Console) serveTopics(w http.ResponseWriter, r *http.Request) {
@@ -160,7 +160,6 @@ func (c *Console) serveTopics(w http.ResponseWriter, r *http.Request) {
 		t := &rows[len(rows)-1]
 		t.Partitions++
 		t.Bytes += p.Bytes
-		t.Objects += p.Objects
 		t.Records += p.NextOffset - p.LogStart
 		if p.Leader == nil {
 			t.Leaderless++

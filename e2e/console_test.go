@@ -159,8 +159,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		`(l => l.length === 6 && l.every(a => a === 'agent-1' || a === 'agent-2'))(%s)`, leaders))
 
 	open(t, ctx, console+"/failovers")
-	poll(t, ctx, "agent-3's departure and its partitions' failovers", `(t => t.includes('agent left') &&
-		t.includes('agent-3 → agent-'))(document.getElementById('events').textContent)`)
+	poll(t, ctx, "agent-3's departure and its partitions' failovers", `Array.from(document.querySelectorAll('#events tr')).some(tr =>
+		tr.classList.contains('failover') && tr.textContent.includes('orders/') && tr.textContent.includes('agent-3 → agent-')) &&
+		document.getElementById('events').textContent.includes('agent left')`)
 	shoot(t, ctx, "console-failovers")
 
 	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#events")))
