@@ -79,8 +79,8 @@ func (a *Agent) newHTTPServer() *http.Server {
 	if g == nil {
 		g = prometheus.NewRegistry()
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	a.mountConsole(mux) // "/": console/
+	mux.Handle("/metrics", a.RequireHTTPAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	a.mountConsole(mux) // "/": console/, behind the same authentication
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 

@@ -91,6 +91,8 @@ func (f *agentFlags) lifecycleFlags(fs *flagSet) {
 		"retention.ms of topics that do not set it: how long records are kept, in `milliseconds` (-1: forever)")
 	fs.Var(retentionBytesValue{&f.cfg.DefaultRetentionBytes}, "default-retention-bytes",
 		"retention.bytes of topics that do not set it: a partition keeps at least this `size` (-1: no limit)")
+	fs.Int64Var(&f.cfg.CleanerMemory, "cleaner-memory", f.cfg.CleanerMemory,
+		"bytes of the key map a compacted partition's clean builds (about 48 bytes a key; larger dirty sections are cleaned in several cleans)")
 	fs.DurationVar(&f.cfg.ProducerIDExpiration, "producer-id-expiration", f.cfg.ProducerIDExpiration,
 		"an idempotent producer idle this long on a partition is forgotten (Kafka's producer.id.expiration.ms; a Go `duration`)")
 	fs.DurationVar(&f.cfg.MaintenanceInterval, "maintenance-interval", f.cfg.MaintenanceInterval,
@@ -146,6 +148,8 @@ func (f *agentFlags) tuningFlags(fs *flagSet) {
 func (f *agentFlags) topicFlags(fs *flagSet, autoCreate bool) {
 	f.cfg.AutoCreateTopics = autoCreate
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", autoCreate, "create unknown topics on first use")
+	fs.BoolVar(&f.cfg.ExperimentalTransactions, "experimental-transactions", false,
+		"serve the transaction coordinator (incomplete: transactions with partitions cannot commit yet; for tests)")
 	fs.Var(int32Value{&f.cfg.DefaultPartitions}, "default-partitions", "`partitions` of auto-created topics and of CreateTopics without a count")
 }
 
