@@ -49,7 +49,7 @@ func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
 			return 0, false
 		},
 		Shards: func() []coord.TP {
-			t, ok := a.cache.Topic(a.groups.topic)
+			t, ok := a.cache.Topic(a.groups.Topic())
 			if !ok {
 				return nil
 			}
