@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
+	"github.com/streamhouse/streamhouse/agent/internal/txn"
 	"github.com/streamhouse/streamhouse/auth"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -60,6 +61,7 @@ type Agent struct {
 	renew            renewals // partitions to lead again only under a new epoch
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
 	groups           *groupCoordinator
+	txns             *txn.Coordinator // nil unless Config.ExperimentalTransactions
 
 	sessMu   sync.Mutex
 	sess     session
@@ -144,6 +146,11 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.reader = newReader(a, cfg.CacheBytes, cfg.MaxReadBytesInFlight)
 	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
+	txns, err := newTxnCoordinator(a)
+	if err != nil {
+		return nil, err
+	}
+	a.txns = txns
 	a.newLifecycle()
 	a.etcdHealth.metrics, a.etcdHealth.kick = newEtcdHealthMetrics(cfg.Registerer), make(chan struct{}, 1)
 	return a, nil
@@ -162,6 +169,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		if a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
 			a.closeListeners()
 			return fmt.Errorf("agent: http listener: %w", err)
+		}
+		if a.httpLn, err = a.secureHTTPListener(a.httpLn); err != nil {
+			a.closeListeners()
+			return err
 		}
 	}
 	if err = a.listenInternal(); err != nil {
@@ -209,6 +220,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.runSequencer(runCtx) })
 	a.goRun(func() { a.runLeadership(runCtx) })
 	a.goRun(func() { a.groups.run(runCtx) })
+	if a.txns != nil {
+		a.goRun(func() { a.txns.Run(runCtx) })
+	}
 	a.goRun(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
 	a.goRun(func() { a.runGC(runCtx) })
 	a.goRun(func() { a.runEtcdHealth(runCtx) })

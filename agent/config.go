@@ -136,6 +136,12 @@ type Config struct {
 	// wait for room (within its read bound). One read larger than it goes alone.
 	MaxReadBytesInFlight int64
 
+	// ExperimentalTransactions serves the transaction coordinator: InitProducerID with a
+	// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and FindCoordinator for
+	// transactions, advertised in ApiVersions. Off by default: markers, the last stable offset and
+	// read_committed fetch are still to come, so a transaction with partitions cannot complete yet.
+	ExperimentalTransactions bool
+
 	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
 	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1
 

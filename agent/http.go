@@ -79,7 +79,7 @@ func (a *Agent) newHTTPServer() *http.Server {
 	if g == nil {
 		g = prometheus.NewRegistry()
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", a.RequireHTTPAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 

@@ -33,5 +33,8 @@ func (a *Agent) parseRequestSafely(body []byte) (h header, req kmsg.Request, err
 			req, err = nil, fmt.Errorf("%w: decoding panicked: %v", errFrame, r)
 		}
 	}()
-	return parseRequest(body)
+	if h, req, err = parseRequest(body); req == nil && err == nil {
+		req, err = a.parseTxnRequest(h, body)
+	}
+	return h, req, err
 }

@@ -177,6 +177,9 @@ type ProducerBatch struct {
 	LastSeq     int32
 	FirstOffset int64
 	LastOffset  int64
+	// Transactional: the batch is part of its producer's transaction (its records are invisible to
+	// read_committed consumers until the transaction's commit marker).
+	Transactional bool
 }
 
 // Commit is one partition's share of a flush: the index entry its leader sequenced, fenced by the

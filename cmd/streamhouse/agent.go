@@ -140,6 +140,8 @@ func (f *agentFlags) limitFlags(fs *flagSet) {
 
 func (f *agentFlags) topicFlags(fs *flagSet) {
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
+	fs.BoolVar(&f.cfg.ExperimentalTransactions, "experimental-transactions", false,
+		"serve the transaction coordinator (incomplete: transactions with partitions cannot commit yet; for tests)")
 	fs.Var(int32Value{&f.cfg.DefaultPartitions}, "default-partitions", "`partitions` of auto-created topics and of CreateTopics without a count")
 }
 
