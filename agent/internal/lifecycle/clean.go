@@ -272,8 +272,11 @@ func (r *cleanRun) writeSegment(ctx context.Context, seg coord.IndexEntry, sp *s
 		return coord.IndexEntry{}, err
 	}
 	r.written += ps.Size
-	e := segmentEntry(key, seg.Segment.Level, ps, seg.Segment.Epochs, seg.Segment.MinTimestamp, seg.Epoch, r.now)
-	e.Segment.Time = seg.Segment.Time
+	// Everything else of the old entry stays (fields it gains later included): only the object moved.
+	fresh := segmentEntry(key, seg.Segment.Level, ps, seg.Segment.Epochs, seg.Segment.MinTimestamp, seg.Epoch, r.now)
+	e, s := seg, *seg.Segment
+	s.Object, s.FooterPos, s.FooterLen, s.FooterCRC = key, fresh.Segment.FooterPos, fresh.Segment.FooterLen, fresh.Segment.FooterCRC
+	e.Segment, e.Bytes, e.MaxTimestamp = &s, fresh.Bytes, fresh.MaxTimestamp
 	return e, nil
 }
 
