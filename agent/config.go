@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -178,6 +179,9 @@ type Config struct {
 	Logger     hclog.Logger
 	Registerer prometheus.Registerer // agent metrics; nil disables them
 	Gatherer   prometheus.Gatherer   // served on /metrics; nil serves an empty registry
+	// ConsoleMiddleware wraps every handler of the web console on the HTTP port (console.Config.Middleware):
+	// where the port's authentication goes. nil: none.
+	ConsoleMiddleware func(http.Handler) http.Handler
 }
 
 // Limits keep one client from exhausting an agent; Kafka's names are in the comments.
