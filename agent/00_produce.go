@@ -307,6 +307,9 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err := a.checkKeys(t, rp.Partition, rp.Records); err != nil {
 		return nil, err
 	}
+	if err := a.checkTimestamps(t, rp.Records, time.Now()); err != nil {
+		return nil, err
+	}
 	appendTime := applyLogAppendTime(t, rp.Records, &meta, time.Now())
 	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {
 		return nil, err

@@ -27,6 +27,14 @@ func (e *keylessError) Error() string {
 
 func (e *keylessError) Unwrap() error { return kwire.ErrBatchInvalid }
 
+func (e *keylessError) recordIndex() int32 { return e.index }
+
+// recordRefusal is a batch refused for one of its records, which the answer names.
+type recordRefusal interface {
+	error
+	recordIndex() int32
+}
+
 // checkKeys refuses a batch with a record without a key when t is compacted. The batch is one
 // parseBatch accepted.
 func (a *Agent) checkKeys(t coord.Topic, partition int32, batch []byte) error {
@@ -45,14 +53,14 @@ func (a *Agent) checkKeys(t coord.Topic, partition int32, batch []byte) error {
 
 // answerRecordErrors adds a refused batch's record errors and message to its partition's answer.
 func answerRecordErrors(sp *kmsg.ProduceResponseTopicPartition, err error) {
-	ke, ok := err.(*keylessError)
+	ke, ok := err.(recordRefusal)
 	if !ok {
 		return
 	}
 	msg := ke.Error()
 	sp.ErrorMessage = &msg
 	re := kmsg.NewProduceResponseTopicPartitionErrorRecord()
-	re.RelativeOffset = ke.index
+	re.RelativeOffset = ke.recordIndex()
 	re.ErrorMessage = &msg
 	sp.ErrorRecords = append(sp.ErrorRecords, re)
 }

@@ -90,12 +90,14 @@ var kafkaTopicConfigDefs = map[string]topicConfigDef{
 		"batches are stored as the producer compressed them (compression.type=producer)."),
 	"compression.zstd.level": moot(kmsg.ConfigTypeInt, "3", parseLevel(math.MinInt32, -131072, 22),
 		"batches are stored as the producer compressed them (compression.type=producer)."),
-	"message.timestamp.difference.max.ms": moot(kmsg.ConfigTypeLong, maxLongStr, parseInt64AtLeast(0),
-		"record timestamps are not checked against the agent's clock yet."),
-	"message.timestamp.before.max.ms": moot(kmsg.ConfigTypeLong, maxLongStr, parseInt64AtLeast(0),
-		"record timestamps are not checked against the agent's clock yet."),
-	"message.timestamp.after.max.ms": moot(kmsg.ConfigTypeLong, maxLongStr, parseInt64AtLeast(0),
-		"record timestamps are not checked against the agent's clock yet."),
+	configTimestampDiff: {def: maxLongStr, typ: kmsg.ConfigTypeLong, parse: parseInt64AtLeast(0),
+		doc: "Deprecated by Kafka: the default of message.timestamp.before.max.ms and after.max.ms."},
+	configTimestampBefore: {def: maxLongStr, typ: kmsg.ConfigTypeLong, parse: parseInt64AtLeast(0),
+		doc: "On a CreateTime topic, a batch with a record timestamped more than this before the agent's clock is " +
+			"refused with INVALID_TIMESTAMP."},
+	configTimestampAfter: {def: maxLongStr, typ: kmsg.ConfigTypeLong, parse: parseInt64AtLeast(0),
+		doc: "On a CreateTime topic, a batch with a record timestamped more than this after the agent's clock is " +
+			"refused with INVALID_TIMESTAMP."},
 }
 
 // moot is a config S3 storage makes moot: accepted with Kafka's validation and stored.

@@ -7,10 +7,11 @@ import (
 
 // Record is one record of a batch, as the cleaner needs it. Key and Raw alias the decompressed records.
 type Record struct {
-	OffsetDelta int32
-	Key         []byte // nil: no key
-	NullValue   bool   // a tombstone
-	Raw         []byte // the record's bytes, its length varint included
+	OffsetDelta    int32
+	TimestampDelta int64
+	Key            []byte // nil: no key
+	NullValue      bool   // a tombstone
+	Raw            []byte // the record's bytes, its length varint included
 }
 
 // Records calls fn with each of the n records in recs (decompressed), in order, and checks that they
@@ -47,17 +48,17 @@ func parseRecord(b []byte) (Record, int, error) {
 		return Record{}, 0, fmt.Errorf("%w: empty record", ErrCorrupt)
 	}
 	p := 1 // attributes
-	if _, m := binary.Varint(body[p:]); m <= 0 {
+	tsDelta, m := binary.Varint(body[p:])
+	if m <= 0 {
 		return Record{}, 0, fmt.Errorf("%w: timestamp delta", ErrCorrupt)
-	} else {
-		p += m
 	}
+	p += m
 	delta, m := binary.Varint(body[p:])
 	if m <= 0 || delta < 0 || delta > 1<<31-1 {
 		return Record{}, 0, fmt.Errorf("%w: offset delta", ErrCorrupt)
 	}
 	p += m
-	r := Record{OffsetDelta: int32(delta), Raw: b[:size]}
+	r := Record{OffsetDelta: int32(delta), TimestampDelta: tsDelta, Raw: b[:size]}
 	key, p, err := bytesField(body, p)
 	if err != nil {
 		return Record{}, 0, fmt.Errorf("key: %w", err)
@@ -100,6 +101,34 @@ func FirstKeyless(batch []byte, limit int64) (int32, bool, error) {
 	found := false
 	err = Records(recs, b.NumRecords, func(r Record) error {
 		if r.Key == nil {
+			found = true
+			return errStop
+		}
+		i++
+		return nil
+	})
+	if found {
+		return i, true, nil
+	}
+	return 0, false, err
+}
+
+// FirstOutside returns the index of the first record of batch whose timestamp (the batch's first
+// timestamp plus its delta) lies outside [from, to], and whether there is one: Kafka's
+// message.timestamp.before.max.ms and after.max.ms checks. limit bounds the decompressed records.
+func FirstOutside(batch []byte, from, to, limit int64) (int32, bool, error) {
+	b, _, err := ParseBatch(batch)
+	if err != nil {
+		return 0, false, err
+	}
+	recs, err := Decompress(b.Codec(), b.Body(), limit)
+	if err != nil {
+		return 0, false, err
+	}
+	var i int32
+	found := false
+	err = Records(recs, b.NumRecords, func(r Record) error {
+		if ts := b.FirstTimestamp + r.TimestampDelta; ts < from || ts > to {
 			found = true
 			return errStop
 		}

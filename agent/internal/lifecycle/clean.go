@@ -184,10 +184,13 @@ func (r *cleanRun) cleanSegment(ctx context.Context, seg coord.IndexEntry) (coor
 		}
 		return k
 	}
-	var data [][]byte
-	var spans []segstore.Span
+	sp, err := newSpool()
+	if err != nil {
+		return coord.IndexEntry{}, false, err
+	}
+	defer sp.close()
 	changed := false
-	err := r.m.eachBatch(ctx, seg, seg.BaseOffset, seg.LastOffset+1, func(b cleaner.Batch) error {
+	err = r.m.eachBatch(ctx, seg, seg.BaseOffset, seg.LastOffset+1, func(b cleaner.Batch) error {
 		r.read += int64(len(b.Raw))
 		keepEmpty := b.BaseOffset == seg.BaseOffset || b.LastOffset() == seg.LastOffset || r.live[b.LastOffset()]
 		fate := keep
@@ -205,12 +208,7 @@ func (r *cleanRun) cleanSegment(ctx context.Context, seg coord.IndexEntry) (coor
 		if res.Batch == nil {
 			return nil
 		}
-		span, err := extentSpan(res.Batch)
-		if err != nil {
-			return err
-		}
-		data, spans = append(data, res.Batch), append(spans, span)
-		return nil
+		return sp.add(res.Batch)
 	})
 	if err != nil {
 		return coord.IndexEntry{}, false, err
@@ -228,7 +226,7 @@ func (r *cleanRun) cleanSegment(ctx context.Context, seg coord.IndexEntry) (coor
 	if !changed {
 		return e, false, nil
 	}
-	ne, err := r.writeSegment(ctx, seg, spans, data)
+	ne, err := r.writeSegment(ctx, seg, sp)
 	if err != nil {
 		return coord.IndexEntry{}, false, err
 	}
@@ -253,15 +251,15 @@ func (r *cleanRun) keep(o int64, rec cleaner.Record, horizon bool, oldCT int64) 
 	return !(rec.NullValue && horizon && o < oldCT)
 }
 
-// writeSegment writes a cleaned segment's batches as a new object and returns its entry: the old
-// segment's offsets, level, epochs and times, the new object's footer and bytes.
-func (r *cleanRun) writeSegment(ctx context.Context, seg coord.IndexEntry, spans []segstore.Span, data [][]byte) (coord.IndexEntry, error) {
+// writeSegment writes a cleaned segment's batches, spooled in sp, as a new object and returns its entry:
+// the old segment's offsets, level, epochs and times, the new object's footer and bytes.
+func (r *cleanRun) writeSegment(ctx context.Context, seg coord.IndexEntry, sp *spool) (coord.IndexEntry, error) {
 	tp := r.lead.TP
-	plan, err := segstore.PlanPartSegment(tp.Topic, tp.Partition, spans, segstore.DefaultPartBlockTarget)
+	plan, err := segstore.PlanPartSegment(tp.Topic, tp.Partition, sp.spans, segstore.DefaultPartBlockTarget)
 	if err != nil {
 		return coord.IndexEntry{}, err
 	}
-	parts, ps, err := segstore.BuildPartSegment(plan, data)
+	body, ps, err := sp.object(plan)
 	if err != nil {
 		return coord.IndexEntry{}, err
 	}
@@ -270,12 +268,15 @@ func (r *cleanRun) writeSegment(ctx context.Context, seg coord.IndexEntry, spans
 			tp, segstore.ErrCorrupt, ps.BaseOffset, ps.LastOffset, seg.BaseOffset, seg.LastOffset)
 	}
 	key := segstore.NewPartKey(tp.Topic, tp.Partition, r.m.cfg.AgentID)
-	if err := r.m.store.Put(ctx, key, parts...); err != nil {
+	if err := r.m.store.PutReader(ctx, key, ps.Size, body); err != nil {
 		return coord.IndexEntry{}, err
 	}
 	r.written += ps.Size
-	e := segmentEntry(key, seg.Segment.Level, ps, seg.Segment.Epochs, seg.Segment.MinTimestamp, seg.Epoch, r.now)
-	e.Segment.Time = seg.Segment.Time
+	// Everything else of the old entry stays (fields it gains later included): only the object moved.
+	fresh := segmentEntry(key, seg.Segment.Level, ps, seg.Segment.Epochs, seg.Segment.MinTimestamp, seg.Epoch, r.now)
+	e, s := seg, *seg.Segment
+	s.Object, s.FooterPos, s.FooterLen, s.FooterCRC = key, fresh.Segment.FooterPos, fresh.Segment.FooterLen, fresh.Segment.FooterCRC
+	e.Segment, e.Bytes, e.MaxTimestamp = &s, fresh.Bytes, fresh.MaxTimestamp
 	return e, nil
 }
 

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,12 @@ func (s *countingStore) Put(ctx context.Context, key string, parts ...[]byte) er
 		s.putBytes.Add(int64(len(p)))
 	}
 	return s.Memory.Put(ctx, key, parts...)
+}
+
+func (s *countingStore) PutReader(ctx context.Context, key string, size int64, r io.Reader) error {
+	s.puts.Add(1)
+	s.putBytes.Add(size)
+	return s.Memory.PutReader(ctx, key, size, r)
 }
 
 // countingWriter counts a clean's etcd Txns.
