@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -61,7 +64,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 	a.countClientRecords("in", clientZone(c.id, ""), received)
 	// Every partition's batch is a slice of the request's one frame: the cache keeps them without a
 	// copy, charged for the frame they hold on to (its batches are nearly all of it).
-	frame := &backing{size: int64(received)}
+	frame := extcache.NewBacking(int64(received))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		t, known := a.cache.Topic(rt.Topic)
@@ -272,7 +275,7 @@ func (a *Agent) produceBroker(id string) (kmsg.ProduceResponseBroker, bool) {
 }
 
 // admitProduce checks one partition of a produce request and, when it may be written, buffers it.
-func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t coord.Topic, known bool, rp *kmsg.ProduceRequestTopicPartition, frame *backing) (*pendingAppend, error) {
+func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t coord.Topic, known bool, rp *kmsg.ProduceRequestTopicPartition, frame *extcache.Backing) (*pendingAppend, error) {
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return nil, kerr.InvalidRequiredAcks
@@ -294,7 +297,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if len(rp.Records) > int(topicMaxMessageBytes(t)) {
 		return nil, kerr.MessageTooLarge
 	}
-	if req.Version < 7 && len(rp.Records) > offAttributes+1 && rp.Records[offAttributes+1]&attrCodec == codecZstd {
+	if req.Version < 7 && kwire.Codec(rp.Records) == kwire.CodecZstd {
 		return nil, kerr.UnsupportedCompressionType // as Kafka: zstd needs Produce v7 (KIP-110)
 	}
 	meta, err := a.parseBatch(rp.Records)
@@ -304,10 +307,12 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err := a.checkKeys(t, rp.Partition, rp.Records); err != nil {
 		return nil, err
 	}
-	if err := a.checkProducerID(ctx, meta.producerID); err != nil {
+	appendTime := applyLogAppendTime(t, rp.Records, &meta, time.Now())
+	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {
 		return nil, err
 	}
-	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: storedCRC(rp.Records), frame: frame, meta: meta, done: make(chan struct{})}
+	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta,
+		logAppendTime: appendTime, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}
@@ -333,9 +338,12 @@ func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendin
 	}
 	sp.BaseOffset = pa.base
 	sp.LogAppendTime = -1
+	if pa.logAppendTime > 0 {
+		sp.LogAppendTime = pa.logAppendTime
+	}
 	sp.LogStartOffset = a.cache.LogStart(pa.tp)
 	a.metrics.produceBytes.Add(float64(len(pa.batch)))
-	a.metrics.produceRecords.Add(float64(pa.meta.records))
+	a.metrics.produceRecords.Add(float64(pa.meta.Records))
 	a.metrics.produceLatency.Observe(time.Since(pa.start).Seconds())
 }
 
@@ -344,4 +352,14 @@ func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendin
 func (a *Agent) servesTopic(t coord.Topic) bool {
 	g := t.Configs[configAgentGroup]
 	return g == "" || g == a.cfg.Group
+}
+
+// parseBatch is kwire.ParseProduceBatch with this agent's decompression limit; it counts the batches
+// refused at the limit.
+func (a *Agent) parseBatch(b []byte) (kwire.BatchMeta, error) {
+	m, err := kwire.ParseProduceBatch(b, a.cfg.MaxDecompressedBatchBytes)
+	if errors.Is(err, kwire.ErrBatchTooLarge) {
+		a.metrics.trust.decompressLimit.Inc()
+	}
+	return m, err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -72,7 +73,7 @@ func (a *Agent) longPoll(ctx context.Context, req *kmsg.FetchRequest, cz string)
 		if !woken && ctx.Err() != nil {
 			return resp
 		}
-		releaseRecords(resp) // not sent: a new answer replaces it
+		kwire.ReleaseRecords(resp) // not sent: a new answer replaces it
 		if !woken {
 			resp, _, _ = a.fillFetch(readCtx, req, cz)
 			return resp
@@ -229,7 +230,7 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 	for _, e := range entries {
 		size += e.Bytes
 	}
-	records := getRecordsBuf(min(size, max(limit, 0)))
+	records := kwire.GetRecordsBuf(min(size, max(limit, 0)))
 	for _, e := range entries {
 		var stop bool
 		var err error
@@ -266,7 +267,7 @@ func (a *Agent) fetchExtents(ctx context.Context, e coord.IndexEntry, offset, li
 			return records, first, true, err
 		}
 		n, from := len(records), max(base, offset)
-		if records, base, err = patchBatches(records, data, base, int32(e.Epoch), offset); err != nil {
+		if records, base, err = kwire.PatchBatches(records, data, base, int32(e.Epoch), offset); err != nil {
 			a.metrics.corruptExtents.Inc()
 			a.log.Error("stored extent has broken batch framing; not served", "object", x.Object, "pos", x.Pos, "error", err)
 			return records[:n], first, true, err
@@ -282,12 +283,12 @@ func (a *Agent) fetchExtents(ctx context.Context, e coord.IndexEntry, offset, li
 // fetchRead reads extent x for a fetch, whose answer so far is empty or not. short is set when the
 // fetch's read bound (ctx's deadline), or the client leaving, ended the wait.
 func (a *Agent) fetchRead(ctx context.Context, x coord.Extent, empty bool) (data []byte, short bool, err error) {
-	if empty && !a.reader.cacheable(x) {
+	if empty && !a.reader.Cacheable(x) {
 		// Read again by every fetch, it would never be served if its GET outlasted the read bound:
 		// the first one is waited for (its GET has a timeout of its own).
 		ctx = context.WithoutCancel(ctx)
 	}
-	data, err = a.reader.extent(ctx, x)
+	data, err = a.reader.Extent(ctx, x)
 	if err != nil && ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			a.metrics.reads.timeouts.Inc()
@@ -298,7 +299,7 @@ func (a *Agent) fetchRead(ctx context.Context, x coord.Extent, empty bool) (data
 }
 
 // served puts records into the partition's response and counts them. records is a buffer of the
-// response's own (releaseRecords gives it back).
+// response's own (kwire.ReleaseRecords gives it back).
 func (a *Agent) served(sp *kmsg.FetchResponseTopicPartition, records []byte) int64 {
 	sp.RecordBatches = records
 	a.metrics.fetchBytes.Add(float64(len(records)))

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -185,7 +186,7 @@ func (a *Agent) newestRecords(ctx context.Context, e coord.IndexEntry) ([]*kgo.R
 
 // blockRecords decodes the records of one segment block, whose batches carry their offsets.
 func (a *Agent) blockRecords(ctx context.Context, object string, b segstore.Block) ([]*kgo.Record, error) {
-	data, err := a.reader.extent(ctx, blockExtent(object, b))
+	data, err := a.reader.Extent(ctx, blockExtent(object, b))
 	if err != nil {
 		return nil, err
 	}
@@ -198,11 +199,11 @@ func (a *Agent) entryRecords(ctx context.Context, e coord.IndexEntry) ([]*kgo.Re
 	var batches []byte
 	base := e.BaseOffset
 	for _, x := range e.Extents {
-		data, err := a.reader.extent(ctx, x)
+		data, err := a.reader.Extent(ctx, x)
 		if err != nil {
 			return nil, err
 		}
-		if batches, base, err = patchBatches(batches, data, base, int32(e.Epoch), 0); err != nil {
+		if batches, base, err = kwire.PatchBatches(batches, data, base, int32(e.Epoch), 0); err != nil {
 			return nil, err
 		}
 	}

@@ -7,15 +7,18 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 )
 
 // FindCoordinator: v0-6
 //
 // Any agent answers. A group's coordinator is the leader of the group's shard, a partition of the
-// agent group's offsets topic (see group_coordinator.go), as the watched view knows it; a shard
+// agent group's offsets topic (see agent/internal/group), as the watched view knows it; a shard
 // without a live leader of this agent group answers COORDINATOR_NOT_AVAILABLE, which clients retry.
 // A missing offsets topic is created again. Transactions are not supported: a transaction
-// coordinator is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as transactional produce is.
+// coordinator is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as transactional produce is, unless
+// Config.ExperimentalTransactions: then it is the shard's leader, as for a group.
 //
 // Version notes:
 // * v1: CoordinatorType; ErrorMessage and ThrottleMillis in the response
@@ -59,16 +62,19 @@ func (a *Agent) findCoordinator(c client, typ int8, key string, sc *kmsg.FindCoo
 	switch typ {
 	case coordinatorTypeGroup:
 	case coordinatorTypeTxn:
-		return adminErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
+		if a.txns == nil { // without Config.ExperimentalTransactions
+			return adminErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
+		}
+		// A transactional id's coordinator is the leader of its shard, as a group's (txn.go).
 	default:
 		return adminErrorf(kerr.InvalidRequest, "coordinator type %d is not supported", typ)
 	}
-	t, ok := a.cache.Topic(a.groups.topic)
+	t, ok := a.cache.Topic(a.groups.Topic())
 	if !ok {
-		a.groups.ensureTopicAsync()
-		return adminErrorf(kerr.CoordinatorNotAvailable, "the offsets topic %s is being created", a.groups.topic)
+		a.groups.EnsureTopicAsync()
+		return adminErrorf(kerr.CoordinatorNotAvailable, "the offsets topic %s is being created", a.groups.Topic())
 	}
-	shard := groupShard(key, t.Partitions)
+	shard := group.Shard(key, t.Partitions)
 	l, ok := a.cache.Leader(t.TP(shard))
 	if ok {
 		for _, ag := range a.brokersFor(c) {
@@ -84,5 +90,5 @@ func (a *Agent) findCoordinator(c client, typ int8, key string, sc *kmsg.FindCoo
 			return nil
 		}
 	}
-	return adminErrorf(kerr.CoordinatorNotAvailable, "shard %d of %s has no live leader", shard, a.groups.topic)
+	return adminErrorf(kerr.CoordinatorNotAvailable, "shard %d of %s has no live leader", shard, a.groups.Topic())
 }

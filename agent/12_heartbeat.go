@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -18,24 +17,5 @@ import (
 // * v4: flexible versions
 
 func (a *Agent) handleHeartbeat(ctx context.Context, c client, req *kmsg.HeartbeatRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	if req.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return resp
-	}
-	var out kmsg.Response
-	code := a.groups.withGroup(ctx, req.Group, false, func(g *group) {
-		if g != nil {
-			out = g.heartbeat(req)
-		}
-	})
-	switch {
-	case code != 0:
-		resp.ErrorCode = code
-	case out == nil:
-		resp.ErrorCode = kerr.UnknownMemberID.Code
-	default:
-		return out
-	}
-	return resp
+	return a.groups.Heartbeat(ctx, req)
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,30 +18,5 @@ import (
 // * v5: Reason per member
 
 func (a *Agent) handleLeaveGroup(ctx context.Context, c client, req *kmsg.LeaveGroupRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	if req.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return resp
-	}
-	var out kmsg.Response
-	code := a.groups.withGroup(ctx, req.Group, false, func(g *group) {
-		if g != nil {
-			out = g.leave(req)
-		}
-	})
-	switch {
-	case code != 0:
-		resp.ErrorCode = code
-	case out != nil:
-		return out
-	case req.Version < 3:
-		resp.ErrorCode = kerr.UnknownMemberID.Code
-	default:
-		for _, rm := range req.Members {
-			lm := kmsg.NewLeaveGroupResponseMember()
-			lm.MemberID, lm.InstanceID, lm.ErrorCode = rm.MemberID, rm.InstanceID, kerr.UnknownMemberID.Code
-			resp.Members = append(resp.Members, lm)
-		}
-	}
-	return resp
+	return a.groups.LeaveGroup(ctx, req)
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,27 +18,5 @@ import (
 // * v5: ProtocolType and Protocol, checked against the group's (KIP-559)
 
 func (a *Agent) handleSyncGroup(ctx context.Context, c client, req *kmsg.SyncGroupRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
-	if req.Group == "" {
-		resp.ErrorCode = kerr.InvalidGroupID.Code
-		return resp
-	}
-	var out kmsg.Response
-	var w waiter
-	code := a.groups.withGroup(ctx, req.Group, false, func(g *group) {
-		if g != nil {
-			out, w = g.sync(req)
-		}
-	})
-	switch {
-	case code != 0:
-		resp.ErrorCode = code
-	case w != nil:
-		return awaitGroup(ctx, w)
-	case out != nil:
-		return out
-	default:
-		resp.ErrorCode = kerr.UnknownMemberID.Code
-	}
-	return resp
+	return a.groups.SyncGroup(ctx, req)
 }

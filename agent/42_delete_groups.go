@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -21,17 +20,7 @@ func (a *Agent) handleDeleteGroups(ctx context.Context, c client, req *kmsg.Dele
 	for _, name := range req.Groups {
 		sg := kmsg.NewDeleteGroupsResponseGroup()
 		sg.Group = name
-		var code int16
-		sg.ErrorCode = a.groups.withGroup(ctx, name, false, func(g *group) {
-			if g == nil {
-				code = kerr.GroupIDNotFound.Code
-				return
-			}
-			code = g.deleteGroup()
-		})
-		if sg.ErrorCode == 0 {
-			sg.ErrorCode = code
-		}
+		sg.ErrorCode = a.groups.DeleteGroup(ctx, name)
 		if sg.ErrorCode == 0 {
 			a.log.Info("group deleted", "group", name)
 		}

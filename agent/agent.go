@@ -15,7 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
+	"github.com/streamhouse/streamhouse/agent/internal/txn"
 	"github.com/streamhouse/streamhouse/auth"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -48,7 +51,7 @@ type Agent struct {
 	flusher   *flusher
 	forwarder *forwarder
 	remote    chan *remoteWork // sequencing forwarded by other agents
-	reader    *reader
+	reader    *extcache.Cache
 	footers   *footerCache // decoded footers of partition segments
 	// maintainer merges and expires the partitions this agent leads; gc collects garbage while this
 	// agent holds the cluster's GC key (lifecycle.go).
@@ -59,7 +62,8 @@ type Agent struct {
 	leaders          leaderSet
 	renew            renewals // partitions to lead again only under a new epoch
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
-	groups           *groupCoordinator
+	groups           *group.Coordinator
+	txns             *txn.Coordinator // nil unless Config.ExperimentalTransactions
 
 	sessMu   sync.Mutex
 	sess     session
@@ -141,9 +145,15 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.pids = &producerIDs{view: a.cache.NextProducerID, read: etcd.NextProducerID}
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
-	a.reader = newReader(a, cfg.CacheBytes, cfg.MaxReadBytesInFlight)
+	a.reader = extcache.New(extcache.Config{MaxBytes: cfg.CacheBytes, MaxInFlight: cfg.MaxReadBytesInFlight, Store: store, Log: a.log,
+		Go: func(fn func(context.Context)) { a.goRun(func() { fn(a.runCtx) }) }, Metrics: a.metrics.cacheMetrics()})
 	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
+	txns, err := newTxnCoordinator(a)
+	if err != nil {
+		return nil, err
+	}
+	a.txns = txns
 	a.newLifecycle()
 	a.etcdHealth.metrics, a.etcdHealth.kick = newEtcdHealthMetrics(cfg.Registerer), make(chan struct{}, 1)
 	return a, nil
@@ -197,7 +207,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.newSecurity(); err != nil {
 		return err
 	}
-	if err := a.groups.ensureTopic(ctx); err != nil {
+	if err := a.groups.EnsureTopic(ctx); err != nil {
 		return fmt.Errorf("agent: create the offsets topic: %w", err)
 	}
 	if a.secret, err = a.etcd.ClusterSecret(ctx); err != nil {
@@ -212,7 +222,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.flusher.run(runCtx, &a.wg) })
 	a.goRun(func() { a.runSequencer(runCtx) })
 	a.goRun(func() { a.runLeadership(runCtx) })
-	a.goRun(func() { a.groups.run(runCtx) })
+	a.goRun(func() { a.groups.Run(runCtx) })
+	if a.txns != nil {
+		a.goRun(func() { a.txns.Run(runCtx) })
+	}
 	a.goRun(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
 	a.goRun(func() { a.runGC(runCtx) })
 	a.goRun(func() { a.runEtcdHealth(runCtx) })

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,59 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
-
-func TestCoalesce(t *testing.T) {
-	x := func(o string, pos int64, n int32) coord.Extent { return coord.Extent{Object: o, Pos: pos, Len: n} }
-	const maxSpan = 1000
-	tests := map[string]struct {
-		in   []coord.Extent
-		span int64 // maxSpan if 0
-		want [][]coord.Extent
-	}{
-		"one": {[]coord.Extent{x("a", 32, 10)}, 0, [][]coord.Extent{{x("a", 32, 10)}}},
-		"adjacent, in any order": {
-			[]coord.Extent{x("a", 52, 10), x("a", 32, 10), x("a", 42, 10)}, 0,
-			[][]coord.Extent{{x("a", 32, 10), x("a", 42, 10), x("a", 52, 10)}},
-		},
-		"objects in the order they first appear": {
-			[]coord.Extent{x("b", 32, 10), x("a", 32, 10), x("b", 42, 10)}, 0,
-			[][]coord.Extent{{x("b", 32, 10), x("b", 42, 10)}, {x("a", 32, 10)}},
-		},
-		"a gap within the limit": {
-			[]coord.Extent{x("a", 0, 10), x("a", 10+coalesceMaxGap, 10)}, 2 * coalesceMaxGap,
-			[][]coord.Extent{{x("a", 0, 10), x("a", 10+coalesceMaxGap, 10)}},
-		},
-		"a gap past the limit": {
-			[]coord.Extent{x("a", 0, 10), x("a", 11+coalesceMaxGap, 10)}, 2 * coalesceMaxGap,
-			[][]coord.Extent{{x("a", 0, 10)}, {x("a", 11+coalesceMaxGap, 10)}},
-		},
-		"a run ends at the span": {
-			[]coord.Extent{x("a", 0, 400), x("a", 400, 400), x("a", 800, 200), x("a", 1000, 1)}, 0,
-			[][]coord.Extent{{x("a", 0, 400), x("a", 400, 400), x("a", 800, 200)}, {x("a", 1000, 1)}},
-		},
-		"an extent longer than the span is read alone": {
-			[]coord.Extent{x("a", 0, 10), x("a", 10, 2*maxSpan), x("a", 10+2*maxSpan, 10)}, 0,
-			[][]coord.Extent{{x("a", 0, 10)}, {x("a", 10, 2*maxSpan)}, {x("a", 10+2*maxSpan, 10)}},
-		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			limit := cmp.Or(tc.span, maxSpan)
-			got := coalesce(tc.in, limit)
-			if !slices.EqualFunc(got, tc.want, slices.Equal) {
-				t.Errorf("coalesce(%v) =\n%v, want\n%v", tc.in, got, tc.want)
-			}
-			for _, run := range got {
-				if from, to := span(run); len(run) > 1 && to-from > limit {
-					t.Errorf("run %v spans %d bytes, over %d", run, to-from, limit)
-				}
-			}
-		})
-	}
-}
 
 // A cold fetch of 8 partitions reads each flush object once: one flush writes every partition's
 // batches back to back, and the extents one object holds for the fetch are one GET, not 8.
@@ -93,7 +43,7 @@ func TestColdFetchReadsEachObjectOnce(t *testing.T) {
 		t.Fatalf("%d extents in %d objects: the test needs objects of several partitions", extents, len(objects))
 	}
 
-	a.reader.purge()
+	a.reader.Purge()
 	var gets atomic.Int32
 	tc.store.SetFault(segstore.OpGetRange, func(string) error { gets.Add(1); return nil })
 	req := fetchAllReq("t", partitions)
@@ -119,10 +69,8 @@ func TestColdFetchReadsEachObjectOnce(t *testing.T) {
 // it is neither served nor cached.
 func TestCoalescedReadFailsOnlyTheCorruptExtent(t *testing.T) {
 	tc := newTestCluster(t)
-	a := tc.newAgent("a")
-	store := &flippingStore{objectStore: a.store}
-	a.store = store
-	startAgent(t, a)
+	store := &flippingStore{objectStore: tc.store}
+	a := startAgent(t, newAgentVia(t, tc, "a", sharedEtcd[0], store))
 	const partitions = 4
 	createTopic(t, kgoClient(t, nil, a), "t", partitions, nil)
 	cl := kgoClient(t, []kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, a)
@@ -133,20 +81,20 @@ func TestCoalescedReadFailsOnlyTheCorruptExtent(t *testing.T) {
 			all = append(all, e.Extents...)
 		}
 	}
-	runs := coalesce(slices.Clone(all), a.reader.maxRun())
+	runs := extcache.Coalesce(slices.Clone(all), a.reader.MaxRun())
 	run := slices.MaxFunc(runs, func(x, y []coord.Extent) int { return len(x) - len(y) })
 	if len(run) < 2 {
 		t.Fatalf("no two extents of %v share a GET", all)
 	}
 	bad := run[1]
 
-	a.reader.purge()
+	a.reader.Purge()
 	store.flip(bad.Object, bad.Pos+int64(bad.Len)/2)
-	if n := a.reader.startAll(prefetchPlan{now: run}, prefetchMaxReads); n != 1 {
+	if n := a.reader.StartAll(extcache.Plan{Now: run}, prefetchMaxReads); n != 1 {
 		t.Fatalf("%d extents of one object started %d GETs, want 1", len(run), n)
 	}
 	for _, e := range run {
-		data, err := a.reader.extent(testCtx(t), e)
+		data, err := a.reader.Extent(testCtx(t), e)
 		if e == bad {
 			if !errors.Is(err, segstore.ErrCorrupt) {
 				t.Errorf("the corrupt extent read as %d bytes, error %v; want ErrCorrupt", len(data), err)
@@ -157,15 +105,12 @@ func TestCoalescedReadFailsOnlyTheCorruptExtent(t *testing.T) {
 			t.Errorf("extent at %d of the same GET: %d bytes, error %v", e.Pos, len(data), err)
 		}
 	}
-	a.reader.mu.Lock()
-	_, cachedBad := a.reader.items[bad]
-	size := a.reader.size
-	a.reader.mu.Unlock()
+	cachedBad, size := a.reader.Cached(bad), a.reader.Stats().Bytes
 	if cachedBad {
 		t.Error("the corrupt extent was cached")
 	}
 	// The extents served keep the whole body of their GET: the cache is charged for it once.
-	if from, to := span(run); size != to-from {
+	if from, to := extcache.Span(run); size != to-from {
 		t.Errorf("the cache holds %d bytes after one GET of %d", size, to-from)
 	}
 }
@@ -205,10 +150,8 @@ func TestColdReadTakesThePartitionsRunInTheObject(t *testing.T) {
 	size := int64(len(batch(0)))
 	tc := newTestCluster(t)
 	// Only size starts a flush: all the batches go into one object.
-	a := tc.newAgent("a", func(c *Config) { c.FlushInterval, c.FlushBytes = time.Hour, batches*size })
-	store := &heldLongReads{objectStore: a.store, over: size, release: make(chan struct{})}
-	a.store = store
-	startAgent(t, a)
+	store := &heldLongReads{objectStore: tc.store, over: size, release: make(chan struct{})}
+	a := startAgent(t, newAgentVia(t, tc, "a", sharedEtcd[0], store, func(c *Config) { c.FlushInterval, c.FlushBytes = time.Hour, batches*size }))
 	createLedTopic(t, kgoClient(t, nil, a), a, "one", 1, nil)
 	conns := make([]*rawConn, batches)
 	for i := range conns {
@@ -227,11 +170,11 @@ func TestColdReadTakesThePartitionsRunInTheObject(t *testing.T) {
 	for _, e := range a.cache.Entries(topicTP(t, a, "one", 0), 0, 1<<30) {
 		extents = append(extents, e.Extents...)
 	}
-	if len(extents) != batches || len(coalesce(slices.Clone(extents), a.reader.maxRun())) != 1 {
+	if len(extents) != batches || len(extcache.Coalesce(slices.Clone(extents), a.reader.MaxRun())) != 1 {
 		t.Fatalf("%d extents, want %d back to back in one object: %v", len(extents), batches, extents)
 	}
 
-	a.reader.purge()
+	a.reader.Purge()
 	var gets atomic.Int32
 	tc.store.SetFault(segstore.OpGetRange, func(string) error { gets.Add(1); return nil })
 	// kgo's limits: 50 MiB a fetch; here a batch a partition, so the read-ahead covers a few of them.
@@ -241,13 +184,9 @@ func TestColdReadTakesThePartitionsRunInTheObject(t *testing.T) {
 	}
 	close(store.release) // the read ahead was held until the answer came
 	waitFor(t, "the reads to finish", func() bool {
-		a.reader.mu.Lock()
-		defer a.reader.mu.Unlock()
-		return len(a.reader.inflight) == 0
+		return a.reader.Stats().Reads == 0
 	})
-	a.reader.mu.Lock()
-	cached := len(a.reader.items)
-	a.reader.mu.Unlock()
+	cached := a.reader.Stats().Extents
 	if got := gets.Load(); got != 2 || cached != batches {
 		t.Errorf("a fetch of one batch of %d in one object: %d GETs, %d batches cached; want all of them in 2", batches, got, cached)
 	}
@@ -279,15 +218,15 @@ func TestCoalescedReadRefusesANegativeLength(t *testing.T) {
 	produceN(t, kgoClient(t, nil, a), "t", "v", 10)
 	good := a.cache.Entries(topicTP(t, a, "t", 0), 0, 1<<30)[0].Extents[0]
 	bad := coord.Extent{Object: good.Object, Pos: good.Pos + int64(good.Len), Len: -5}
-	a.reader.purge()
-	if n := a.reader.startAll(prefetchPlan{now: []coord.Extent{good, bad}}, prefetchMaxReads); n != 1 {
+	a.reader.Purge()
+	if n := a.reader.StartAll(extcache.Plan{Now: []coord.Extent{good, bad}}, prefetchMaxReads); n != 1 {
 		t.Fatalf("started %d GETs, want the two extents in one", n)
 	}
 	// The bad one first: it waits on the coalesced GET (a read of it alone fails in the store).
-	if _, err := a.reader.extent(testCtx(t), bad); !errors.Is(err, segstore.ErrCorrupt) {
+	if _, err := a.reader.Extent(testCtx(t), bad); !errors.Is(err, segstore.ErrCorrupt) {
 		t.Errorf("an extent of length -5 read as %v, want ErrCorrupt", err)
 	}
-	if data, err := a.reader.extent(testCtx(t), good); err != nil || len(data) != int(good.Len) {
+	if data, err := a.reader.Extent(testCtx(t), good); err != nil || len(data) != int(good.Len) {
 		t.Errorf("the good extent: %d bytes, %v", len(data), err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/agent/internal/cleaner"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -24,7 +25,7 @@ func (e *keylessError) Error() string {
 	return fmt.Sprintf("record %d has no key: %s-%d is a compacted topic, whose records need one", e.index, e.topic, e.partition)
 }
 
-func (e *keylessError) Unwrap() error { return errBatchInvalid }
+func (e *keylessError) Unwrap() error { return kwire.ErrBatchInvalid }
 
 // checkKeys refuses a batch with a record without a key when t is compacted. The batch is one
 // parseBatch accepted.
@@ -34,7 +35,7 @@ func (a *Agent) checkKeys(t coord.Topic, partition int32, batch []byte) error {
 	}
 	i, found, err := cleaner.FirstKeyless(batch, a.cfg.MaxDecompressedBatchBytes)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errBatchCorrupt, err)
+		return fmt.Errorf("%w: %w", kwire.ErrBatchCorrupt, err)
 	}
 	if found {
 		return &keylessError{topic: t.Name, partition: partition, index: i}

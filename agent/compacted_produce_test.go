@@ -7,6 +7,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 )
 
 // keyedRecords encodes n records, each with key k<i> except those listed in keyless.
@@ -35,10 +37,10 @@ func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
 	createTopic(t, cl, "compacted", 1, map[string]*string{"cleanup.policy": sp("compact")})
 	createTopic(t, cl, "plain", 1, nil)
 	c := dialRaw(t, a)
-	for name, codec := range testCodecs {
-		h := plainSpec(4)
-		h.codec = codec
-		bad := buildBatch(h, compressRecords(t, codec, keyedRecords(4, 2)))
+	for name, codec := range kwiretest.Codecs {
+		h := kwiretest.PlainSpec(4)
+		h.Codec = codec
+		bad := kwiretest.Build(h, kwiretest.Compress(t, codec, keyedRecords(4, 2)))
 		r := c.produceOne("compacted", 0, bad)
 		if r.ErrorCode != kerr.InvalidRecord.Code {
 			t.Errorf("%s: keyless record: error %d, want INVALID_RECORD", name, r.ErrorCode)
@@ -47,7 +49,7 @@ func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
 		if len(r.ErrorRecords) != 1 || r.ErrorRecords[0].RelativeOffset != 2 || r.ErrorMessage == nil {
 			t.Errorf("%s: record errors %+v, message %v; want record 2 named", name, r.ErrorRecords, r.ErrorMessage)
 		}
-		good := buildBatch(h, compressRecords(t, codec, keyedRecords(4)))
+		good := kwiretest.Build(h, kwiretest.Compress(t, codec, keyedRecords(4)))
 		if r := c.produceOne("compacted", 0, good); r.ErrorCode != 0 {
 			t.Errorf("%s: keyed batch: error %d", name, r.ErrorCode)
 		}

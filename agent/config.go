@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/group"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // Defaults for Config.
@@ -34,8 +39,8 @@ const (
 	// over 1 GiB).
 	DefaultMaxDecompressedBatchBytes = 64 << 20
 	DefaultShutdownTimeout           = 10 * time.Second
-	DefaultOffsetsRetention          = 7 * 24 * time.Hour // Kafka's offsets.retention.minutes
-	DefaultOffsetsCheck              = 10 * time.Minute   // Kafka's offsets.retention.check.interval.ms
+	DefaultOffsetsRetention          = group.DefaultRetention      // Kafka's offsets.retention.minutes
+	DefaultOffsetsCheck              = group.DefaultRetentionCheck // Kafka's offsets.retention.check.interval.ms
 )
 
 // Defaults for Config's bounds on fetch reads.
@@ -53,6 +58,7 @@ const (
 	DefaultRetention            = 7 * 24 * time.Hour // Kafka's log.retention.hours
 	DefaultRetentionBytes       = -1                 // Kafka's log.retention.bytes: no limit
 	DefaultProducerIDExpiration = 24 * time.Hour     // Kafka's producer.id.expiration.ms
+	DefaultCleanerMemory        = 64 << 20           // a compacted partition's clean's key map
 	DefaultMaintenanceInterval  = time.Second
 	DefaultGCInterval           = time.Minute
 	DefaultGCGrace              = 10 * time.Minute
@@ -62,7 +68,7 @@ const (
 // minGCGrace and minGCReadGrace are the least GCGrace and GCReadGrace (see Config.Validate).
 const (
 	minGCGrace     = time.Minute
-	minGCReadGrace = extentReadTimeout
+	minGCReadGrace = extcache.ReadTimeout
 )
 
 // Defaults of the limits that keep one client from exhausting an agent (docs/OPERATING.md, "Limits").
@@ -97,7 +103,7 @@ const (
 	DefaultMaxProducerIDsPerPartition = 1000
 	// DefaultGroupMaxSize (group.max.size; Kafka's is unlimited) bounds a consumer group's members: the
 	// group's metadata, members and their assignments, is one etcd value.
-	DefaultGroupMaxSize = 1000
+	DefaultGroupMaxSize = group.DefaultMaxSize
 )
 
 // Config is an agent's configuration. Start from NewConfig; Validate is called by New.
@@ -135,6 +141,12 @@ type Config struct {
 	// wait for room (within its read bound). One read larger than it goes alone.
 	MaxReadBytesInFlight int64
 
+	// ExperimentalTransactions serves the transaction coordinator: InitProducerID with a
+	// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and FindCoordinator for
+	// transactions, advertised in ApiVersions. Off by default: markers, the last stable offset and
+	// read_committed fetch are still to come, so a transaction with partitions cannot complete yet.
+	ExperimentalTransactions bool
+
 	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
 	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1
 
@@ -153,6 +165,9 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer idle this long on a partition (Kafka's
 	// producer.id.expiration.ms).
 	ProducerIDExpiration time.Duration
+	// CleanerMemory bounds the key map of a compacted partition's clean, in bytes (one clean at a time
+	// per agent; docs/INTERNALS.md, "The key map").
+	CleanerMemory int64
 	// MaintenanceInterval is how often the led partitions' maintenance (merges, retention) runs.
 	MaintenanceInterval time.Duration
 	// GCInterval is how often the cluster's one garbage collector runs; GCGrace the age under which an
@@ -168,6 +183,9 @@ type Config struct {
 	Logger     hclog.Logger
 	Registerer prometheus.Registerer // agent metrics; nil disables them
 	Gatherer   prometheus.Gatherer   // served on /metrics; nil serves an empty registry
+	// ConsoleMiddleware wraps every handler of the web console on the HTTP port (console.Config.Middleware):
+	// where the port's authentication goes. nil: none.
+	ConsoleMiddleware func(http.Handler) http.Handler
 }
 
 // Limits keep one client from exhausting an agent; Kafka's names are in the comments.
@@ -211,9 +229,9 @@ func (l *Limits) validate(maxRequestBytes int32) error {
 	case l.ConnectionsMaxIdle <= 0 || l.FrameTimeout <= 0 || l.FetchMaxWait <= 0:
 		return fmt.Errorf("agent: connections max idle (%v), frame timeout (%v) and fetch max wait (%v) must be positive",
 			l.ConnectionsMaxIdle, l.FrameTimeout, l.FetchMaxWait)
-	case l.QueuedMaxRequestBytes < frameCharge(int16(kmsg.Produce), maxRequestBytes):
+	case l.QueuedMaxRequestBytes < kwire.FrameCharge(int16(kmsg.Produce), maxRequestBytes):
 		return fmt.Errorf("agent: queued max request bytes (%d) must be at least %d, 2.5 times max request bytes (%d): a produce frame is charged that much",
-			l.QueuedMaxRequestBytes, frameCharge(int16(kmsg.Produce), maxRequestBytes), maxRequestBytes)
+			l.QueuedMaxRequestBytes, kwire.FrameCharge(int16(kmsg.Produce), maxRequestBytes), maxRequestBytes)
 	case l.MaxPartitionsPerRequest <= 0 || l.MaxPartitions <= 0:
 		return fmt.Errorf("agent: max partitions per request (%d) and max partitions (%d) must be positive",
 			l.MaxPartitionsPerRequest, l.MaxPartitions)
@@ -246,6 +264,7 @@ func NewConfig() Config {
 		DefaultRetention:              DefaultRetention,
 		DefaultRetentionBytes:         DefaultRetentionBytes,
 		ProducerIDExpiration:          DefaultProducerIDExpiration,
+		CleanerMemory:                 DefaultCleanerMemory,
 		MaintenanceInterval:           DefaultMaintenanceInterval,
 		GCInterval:                    DefaultGCInterval,
 		GCGrace:                       DefaultGCGrace,

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // inflate fills every array of v (a request struct) with n default elements, each carrying tags unknown
@@ -57,7 +59,7 @@ func decodeAlloc(key, version int16, body []byte) uint64 {
 }
 
 // Decoding any request the agent serves, at any version, allocates no more than it is charged: for a
-// Produce that produceShape accepts, its bound; for any other, decodeExpansion times its size. The
+// Produce that kwire.ProduceShape accepts, its bound; for any other, kwire.DecodeExpansion times its size. The
 // frames are the worst kind: arrays of minimal elements, with and without an unknown tagged field each.
 // Not parallel: it reads the process's allocation counter.
 func TestDecodeWithinCharge(t *testing.T) {
@@ -79,8 +81,8 @@ func TestDecodeWithinCharge(t *testing.T) {
 				name := kmsg.NameForKey(key)
 				if key == int16(kmsg.Produce) {
 					frame := frameOf(req, v, 1)[4:]
-					if cost, err := produceShape(frame, v); err == nil && cost <= int(produceDecodeBound(len(frame))) &&
-						got > uint64(produceDecodeBound(len(frame))) {
+					if cost, err := kwire.ProduceShape(frame, v); err == nil && cost <= int(kwire.ProduceDecodeBound(len(frame))) &&
+						got > uint64(kwire.ProduceDecodeBound(len(frame))) {
 						t.Errorf("%s v%d, %d tags: shape accepted, decoding took %d bytes for %d", name, v, tags, got, len(frame))
 					}
 					continue
@@ -89,9 +91,9 @@ func TestDecodeWithinCharge(t *testing.T) {
 				if ratio > worst {
 					worst, worstAt = ratio, fmt.Sprintf("%s v%d, %d tags an element", name, v, tags)
 				}
-				if ratio > decodeExpansion {
-					t.Errorf("%s v%d, %d tags an element: decoding %d bytes allocated %d (%.0fx), over decodeExpansion %d",
-						name, v, tags, len(body), got, ratio, decodeExpansion)
+				if ratio > kwire.DecodeExpansion {
+					t.Errorf("%s v%d, %d tags an element: decoding %d bytes allocated %d (%.0fx), over kwire.DecodeExpansion %d",
+						name, v, tags, len(body), got, ratio, kwire.DecodeExpansion)
 				}
 			}
 		}
@@ -99,7 +101,7 @@ func TestDecodeWithinCharge(t *testing.T) {
 	t.Logf("worst decode expansion: %.1fx (%s)", worst, worstAt)
 }
 
-// produceShape refuses a produce of many empty partitions or topics (whose decoded structs outweigh the
+// kwire.ProduceShape refuses a produce of many empty partitions or topics (whose decoded structs outweigh the
 // frame) and accepts real ones, at every version.
 func TestProduceShape(t *testing.T) {
 	t.Parallel()
@@ -107,22 +109,22 @@ func TestProduceShape(t *testing.T) {
 	for v := int16(0); v <= 11; v++ {
 		real := produceReq("t", -1, map[int32][]byte{0: batch, 1: batch, 2: batch})
 		body := frameOf(real, v, 1)[4:]
-		if cost, err := produceShape(body, v); err != nil || int64(cost) > produceDecodeBound(len(body)) {
+		if cost, err := kwire.ProduceShape(body, v); err != nil || int64(cost) > kwire.ProduceDecodeBound(len(body)) {
 			t.Errorf("v%d: a real produce: cost %d, %v", v, cost, err)
 		}
 		inflated := kmsg.NewPtrProduceRequest()
 		inflate(reflect.ValueOf(inflated).Elem(), 50000, 0)
 		body = frameOf(inflated, v, 1)[4:]
-		if cost, err := produceShape(body, v); err != nil || int64(cost) <= produceDecodeBound(len(body)) {
+		if cost, err := kwire.ProduceShape(body, v); err != nil || int64(cost) <= kwire.ProduceDecodeBound(len(body)) {
 			t.Errorf("v%d: 50,000 empty topics in %d bytes: cost %d, %v; want over the bound", v, len(body), cost, err)
 		}
-		if _, err := produceShape(body[:len(body)/2], v); err == nil {
+		if _, err := kwire.ProduceShape(body[:len(body)/2], v); err == nil {
 			t.Errorf("v%d: a truncated produce passed", v)
 		}
 	}
 }
 
-// FuzzProduceShape: produceShape never panics, and never refuses as malformed a frame the decoder takes.
+// FuzzProduceShape: kwire.ProduceShape never panics, and never refuses as malformed a frame the decoder takes.
 func FuzzProduceShape(f *testing.F) {
 	batch := valueBatch(-1, -1, -1, nil, "v")
 	for _, v := range []int16{3, 8, 9, 11} {
@@ -132,10 +134,10 @@ func FuzzProduceShape(f *testing.F) {
 		if version < 0 || version > 11 || len(body) < 8 {
 			return
 		}
-		_, err := produceShape(body, version)
-		h, req, perr := parseRequest(append(binary16(int16(kmsg.Produce), version), body[4:]...))
-		if perr == nil && req != nil && h.version == version && err != nil {
-			t.Fatalf("v%d: decoder took it, produceShape: %v", version, err)
+		_, err := kwire.ProduceShape(body, version)
+		h, req, perr := kwire.ParseRequest(append(binary16(int16(kmsg.Produce), version), body[4:]...), servedVersions{})
+		if perr == nil && req != nil && h.Version == version && err != nil {
+			t.Fatalf("v%d: decoder took it, kwire.ProduceShape: %v", version, err)
 		}
 	})
 }
@@ -146,7 +148,7 @@ func binary16(key, version int16) []byte {
 }
 
 // Frames that would take more to decode than they may are refused before they are decoded, and the
-// connection closed: a request other than Produce larger than the budget over decodeExpansion (it is
+// connection closed: a request other than Produce larger than the budget over kwire.DecodeExpansion (it is
 // not even read), and a produce of thousands of empty partitions.
 func TestInflatedFramesRefused(t *testing.T) {
 	t.Parallel()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 )
@@ -42,15 +43,15 @@ func kafkaCode(err error) int16 {
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, errNotOwnObject):
 		return kerr.InvalidRequest.Code
-	case errors.Is(err, errBatchMagic):
+	case errors.Is(err, kwire.ErrBatchMagic):
 		return kerr.UnsupportedForMessageFormat.Code
-	case errors.Is(err, errBatchCorrupt):
+	case errors.Is(err, kwire.ErrBatchCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, errBatchCount), errors.Is(err, errBatchTransactional), errors.Is(err, errBatchInvalid):
+	case errors.Is(err, kwire.ErrBatchCount), errors.Is(err, kwire.ErrBatchTransactional), errors.Is(err, kwire.ErrBatchInvalid):
 		return kerr.InvalidRecord.Code
-	case errors.Is(err, errBatchTimestamp):
+	case errors.Is(err, kwire.ErrBatchTimestamp):
 		return kerr.InvalidTimestamp.Code
-	case errors.Is(err, errBatchTooLarge):
+	case errors.Is(err, kwire.ErrBatchTooLarge):
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code

@@ -274,14 +274,12 @@ func (s *corruptingStore) GetRange(ctx context.Context, key string, off, length 
 // corruption is counted, and nothing corrupt is cached.
 func TestCorruptStoredExtentIsNotServed(t *testing.T) {
 	tc := newTestCluster(t)
-	a := tc.newAgent("a1")
-	store := &corruptingStore{objectStore: a.store}
-	a.store = store
-	startAgent(t, a)
+	store := &corruptingStore{objectStore: tc.store}
+	a := startAgent(t, newAgentVia(t, tc, "a1", sharedEtcd[0], store))
 	c := ledTopicConn(t, a, "rot")
 	wantOK(t, "produce", c.produceOne("rot", 0, valueBatch(-1, -1, -1, nil, values("r", 20)...)).ErrorCode)
 
-	a.reader.purge() // a1 cached what it wrote (write-through): read the stored copy
+	a.reader.Purge() // a1 cached what it wrote (write-through): read the stored copy
 	store.on.Store(true)
 	for range 2 { // the second read must not be served from a cache either
 		sp := c.fetchOne("rot", 0, 0, 1<<20)

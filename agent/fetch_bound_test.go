@@ -151,9 +151,8 @@ func TestAbandonedReadsAreBounded(t *testing.T) {
 		if got := fetchFrom(t, c, "stuck", offset, &seen); got != offset {
 			t.Fatalf("fetch from %d read to %d from a store that holds every read", offset, got)
 		}
-		a2.reader.mu.Lock()
-		bytes, reads := a2.reader.inBytes, len(a2.reader.inflight)
-		a2.reader.mu.Unlock()
+		st := a2.reader.Stats()
+		bytes, reads := st.ReadBytes, st.Reads
 		if bytes > inFlight && reads > 1 {
 			t.Fatalf("after a fetch from %d: %d reads of %d bytes in flight, want at most %d bytes or one read", offset, reads, bytes, inFlight)
 		}

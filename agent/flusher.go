@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -20,10 +22,12 @@ type pendingAppend struct {
 	tp    coord.TP
 	topic string
 	batch []byte
-	crc   uint32   // CRC-32C of batch
-	frame *backing // the request frame batch is a slice of; nil when batch is its own
-	meta  batchMeta
+	crc   uint32            // CRC-32C of batch
+	frame *extcache.Backing // the request frame batch is a slice of; nil when batch is its own
+	meta  kwire.BatchMeta
 	start time.Time
+	// logAppendTime is the time a LogAppendTime topic's batch was stamped with; -1 for CreateTime.
+	logAppendTime int64
 
 	object string // set when the flush is sealed
 	extent segstore.Extent
@@ -277,7 +281,7 @@ func (f *flusher) keep(key string, appends []*pendingAppend) {
 		return
 	}
 	for _, p := range appends {
-		f.a.reader.keep(coord.Extent{Object: key, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}, p.batch, p.frame)
+		f.a.reader.Keep(coord.Extent{Object: key, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}, p.batch, p.frame)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // forwardDialTimeout bounds connecting to a partition leader; forwardTimeout one request's answer.
@@ -295,7 +297,7 @@ func (c *peerConn) write(req *sequenceRequest) (int32, int, error) {
 // read reads the answer to the request of correlation id corr: the next one on the connection.
 func (c *peerConn) read(corr int32) ([]byte, error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.timeout))
-	body, err := readFrame(c.r, DefaultMaxRequestBytes)
+	body, err := kwire.ReadFrame(c.r, DefaultMaxRequestBytes)
 	if err != nil {
 		return nil, err
 	}

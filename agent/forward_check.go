@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -55,11 +56,12 @@ func (a *Agent) checkExtents(ctx context.Context, caller string, ps []*pendingAp
 	for i, p := range ps {
 		xs[i] = coord.Extent{Object: p.object, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}
 	}
-	data, errs := a.reader.readAll(ctx, xs)
+	data, errs := a.reader.ReadObject(ctx, xs)
 	for i, p := range ps {
 		err := errs[i]
 		if err == nil {
 			p.meta, err = a.parseBatch(data[i])
+			logAppendTimeOf(data[i], &p.meta)
 		}
 		if err == nil {
 			continue
@@ -67,7 +69,7 @@ func (a *Agent) checkExtents(ctx context.Context, caller string, ps []*pendingAp
 		reason := "invalid_batch"
 		switch {
 		case errors.Is(err, segstore.ErrCorrupt):
-			err = fmt.Errorf("%w: %w", errBatchCorrupt, err)
+			err = fmt.Errorf("%w: %w", kwire.ErrBatchCorrupt, err)
 		case kafkaCode(err) == kerr.KafkaStorageError.Code, errors.Is(err, context.Canceled):
 			reason, err = "read_failed", fmt.Errorf("%w: %w", errStorage, err)
 		}

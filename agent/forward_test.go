@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // zoneClient is a franz-go client of zone z: its rack and its client id say so.
@@ -123,7 +125,7 @@ func FuzzSequenceRequest(f *testing.F) {
 			return
 		}
 		for _, x := range r.Appends {
-			if x.Partition < 0 || x.Len < batchHeaderLen || x.Object == "" || x.Pos < 0 || x.Pos+int64(x.Len) < x.Pos {
+			if x.Partition < 0 || x.Len < kwire.BatchHeaderLen || x.Object == "" || x.Pos < 0 || x.Pos+int64(x.Len) < x.Pos {
 				t.Fatalf("accepted an invalid append %+v", x)
 			}
 		}

@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // Why a connection was closed for a limit (each is counted in streamhouse_limit_hits_total).
@@ -54,7 +56,7 @@ func (fr *frameReader) next(ctx context.Context) (frame, error) {
 	cfg := &fr.a.cfg
 	deadline := time.Now().Add(cfg.FrameTimeout)
 	fr.nc.SetReadDeadline(deadline)
-	n, err := frameSize(fr.r, cfg.MaxRequestBytes)
+	n, err := kwire.FrameSize(fr.r, cfg.MaxRequestBytes)
 	if err != nil {
 		return frame{}, fr.readErr(err)
 	}
@@ -63,11 +65,11 @@ func (fr *frameReader) next(ctx context.Context) (frame, error) {
 		return frame{}, fr.readErr(err)
 	}
 	key := int16(binary.BigEndian.Uint16(keyb))
-	charge := frameCharge(key, n)
+	charge := kwire.FrameCharge(key, n)
 	if charge > fr.a.budget.total {
 		fr.a.limitHit(limitDecodeBound)
 		return frame{}, fmt.Errorf("%w: a %s request of %d bytes may take %d bytes to decode, more than the whole request budget (--queued-max-request-bytes %d)",
-			errFrame, kmsg.NameForKey(key), n, charge, fr.a.budget.total)
+			kwire.ErrFrame, kmsg.NameForKey(key), n, charge, fr.a.budget.total)
 	}
 	if err := fr.charge(ctx, deadline, charge); err != nil {
 		return frame{}, err
@@ -136,20 +138,20 @@ func isTimeout(err error) bool {
 }
 
 // checkProduceShape refuses a Produce frame whose decoded structures would outweigh it (see
-// produceShape) before it is decoded.
+// kwire.ProduceShape) before it is decoded.
 func (a *Agent) checkProduceShape(body []byte) error {
 	key, version := int16(binary.BigEndian.Uint16(body)), int16(binary.BigEndian.Uint16(body[2:]))
 	if key != int16(kmsg.Produce) || !supported(key, version) {
 		return nil
 	}
-	cost, err := produceShape(body, version)
+	cost, err := kwire.ProduceShape(body, version)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errFrame, err)
+		return fmt.Errorf("%w: %w", kwire.ErrFrame, err)
 	}
-	if bound := produceDecodeBound(len(body)); int64(cost) > bound {
+	if bound := kwire.ProduceDecodeBound(len(body)); int64(cost) > bound {
 		a.limitHit(limitDecodeBound)
 		return fmt.Errorf("%w: a produce request of %d bytes would take %d bytes to decode (more than %d)",
-			errFrame, len(body), cost, bound)
+			kwire.ErrFrame, len(body), cost, bound)
 	}
 	return nil
 }
@@ -199,5 +201,5 @@ func tagBytes(t *kmsg.Tags) int64 {
 	if t.Len() == 0 {
 		return 0
 	}
-	return tagMapBytes + int64(t.Len())*tagEntryBytes
+	return kwire.TagMapBytes + int64(t.Len())*kwire.TagEntryBytes
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -200,13 +201,13 @@ func TestGroupBalancers(t *testing.T) {
 }
 
 // groupShardTP is the coordinator shard of a group as a's view knows it.
-func groupShardTP(t *testing.T, a *Agent, group string) coord.TP {
+func groupShardTP(t *testing.T, a *Agent, name string) coord.TP {
 	t.Helper()
 	top, ok := a.cache.Topic(offsetsTopicName)
 	if !ok {
 		t.Fatal("no offsets topic")
 	}
-	return top.TP(groupShard(group, top.Partitions))
+	return top.TP(group.Shard(name, top.Partitions))
 }
 
 func committed(t *testing.T, adm *kadm.Client, group string) map[int32]int64 {
@@ -348,14 +349,15 @@ func TestGroupZombieCoordinatorIsFenced(t *testing.T) {
 	h := newSessionHooks(t)
 	za := tc.newAgent("zombie")
 	za.wrapSession = h.wrap
-	var frozen atomic.Pointer[partitionLeader] // what the zombie believes it leads
-	leads := za.groups.leader
-	za.groups.leader = func(tp coord.TP) *partitionLeader {
-		if pl := frozen.Load(); pl != nil && pl.tp == tp {
-			return pl
+	var frozen atomic.Pointer[group.Leadership] // what the zombie believes it leads
+	za.groups.WrapLeader(func(leads func(coord.TP) (group.Leadership, bool)) func(coord.TP) (group.Leadership, bool) {
+		return func(tp coord.TP) (group.Leadership, bool) {
+			if l := frozen.Load(); l != nil && l.TP == tp {
+				return *l, true
+			}
+			return leads(tp)
 		}
-		return leads(tp)
-	}
+	})
 	if err := za.Start(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -372,11 +374,11 @@ func TestGroupZombieCoordinatorIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	shard := groupShardTP(t, za, "g")
-	pl := za.leaders.get(shard)
-	if pl == nil {
+	l, ok := za.shardLeadership(shard)
+	if !ok {
 		t.Fatal("the only agent does not lead the group's shard")
 	}
-	frozen.Store(pl)
+	frozen.Store(&l)
 	h.setAcquire(func(context.Context, coord.TP) error { return errInjected }) // the zombie leads nothing new
 	if _, err := tc.client().Etcd().Revoke(testCtx(t), h.session(t, 0).coord().LeaseID()); err != nil {
 		t.Fatal(err)
@@ -506,7 +508,7 @@ func TestGroupAdmin(t *testing.T) {
 
 	// Closing the agent stops every goroutine of the coordinator: its loop, loaders and timers.
 	a.Close()
-	for _, frame := range []string{"agent.(*groupCoordinator)", "agent.(*shard)", "agent.(*timers)", "agent.(*group)"} {
+	for _, frame := range []string{"group.(*Coordinator)", "group.(*shard)", "group.(*timers)", "group.(*group)"} {
 		if n := goroutinesIn(frame); n != 0 {
 			t.Errorf("%d goroutines in %s after Close", n, frame)
 		}

@@ -1,15 +1,12 @@
 package agent
 
 import (
-	"context"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/streamhouse/streamhouse/coord"
 )
 
 // Offset retention (KIP-211) runs on a fake wall clock: the tests move it and sweep the shards
@@ -34,7 +31,7 @@ func retentionAgent(t *testing.T, check time.Duration) (*testCluster, *Agent, *r
 	})
 	clk := &retentionClock{}
 	clk.ms.Store(time.Now().UnixMilli())
-	a.groups.cfg.now = clk.now
+	a.groups.SetClock(clk.now)
 	if err := a.Start(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +40,7 @@ func retentionAgent(t *testing.T, check time.Duration) (*testCluster, *Agent, *r
 
 // sweepRetention runs one retention sweep on every shard a leads, and returns what it deleted.
 func sweepRetention(a *Agent) (offsets, groups int) {
-	for _, sh := range a.groups.loadedShards() {
-		o, g := sh.expire(a.groups.cfg.now())
-		offsets, groups = offsets+o, groups+g
-	}
-	return offsets, groups
+	return a.groups.ExpireOffsets(a.groups.Now())
 }
 
 // listed reports whether ListGroups lists group.
@@ -175,31 +168,17 @@ func TestGroupRetentionFencedSweepDeletesNothing(t *testing.T) {
 	simpleCommit(t, adm, "s", "data", 0, 5)
 
 	tp := groupShardTP(t, a, "s")
-	var cur *shard
-	for _, sh := range a.groups.loadedShards() {
-		if sh.tp == tp {
-			cur = sh
-		}
-	}
-	if cur == nil {
+	loaded, o, g, lost, ok := a.groups.ExpireStale(ctx, tp, time.Now().Add(100*testRetention))
+	if !ok {
 		t.Fatal("the group's shard is not loaded")
 	}
-	gc := a.groups
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stale := &shard{gc: gc, tp: tp, pl: cur.pl, n: cur.n, fence: coord.GroupFence{Shard: tp, Epoch: cur.fence.Epoch - 1},
-		ctx: sctx, cancel: cancel, ready: make(chan struct{}), groups: map[string]*group{}}
-	stale.env = &groupEnv{cfg: &gc.cfg, clock: gc.timers, log: gc.log, write: stale.write, lost: stale.lose}
-	stale.load()
-	defer stale.drop()
-	if len(stale.list()) != 1 {
-		t.Fatalf("the stale shard loaded %d groups", len(stale.list()))
+	if loaded != 1 {
+		t.Fatalf("the stale shard loaded %d groups", loaded)
 	}
-
-	if o, g := stale.expire(time.Now().Add(100 * testRetention)); o != 0 || g != 0 {
+	if o != 0 || g != 0 {
 		t.Fatalf("a fenced sweep deleted %d offsets, %d groups", o, g)
 	}
-	if !stale.broken.Load() {
+	if !lost {
 		t.Fatal("the fenced shard is not marked lost")
 	}
 	if snap, err := tc.client().LoadGroup(ctx, DefaultGroup, "s"); err != nil || snap.Meta == nil || len(snap.Offsets) != 1 || snap.Offsets[0].Offset != 5 {

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -17,17 +18,17 @@ import (
 // written and the rest fail, as coord.WriteGroup leaves a write whose second Txn failed
 // (coord.TestGroupWriteSplitPartialApply).
 type splitFailStore struct {
-	groupStore
+	group.Store
 	armed atomic.Bool
 }
 
 func (s *splitFailStore) WriteGroup(ctx context.Context, f coord.GroupFence, ns, group string, w coord.GroupWrite) (int64, error) {
 	if len(w.Offsets) <= 2 || !s.armed.CompareAndSwap(true, false) {
-		return s.groupStore.WriteGroup(ctx, f, ns, group, w)
+		return s.Store.WriteGroup(ctx, f, ns, group, w)
 	}
 	first := w
 	first.Offsets = w.Offsets[:2]
-	if _, err := s.groupStore.WriteGroup(ctx, f, ns, group, first); err != nil {
+	if _, err := s.Store.WriteGroup(ctx, f, ns, group, first); err != nil {
 		return 0, err
 	}
 	return 0, errors.New("injected: the second Txn of a split group write failed")
@@ -41,8 +42,8 @@ func (s *splitFailStore) WriteGroup(ctx context.Context, f coord.GroupFence, ns,
 func TestOffsetCommitPartialApplyIsRetried(t *testing.T) {
 	tc := newTestCluster(t)
 	a := tc.newAgent("a1")
-	store := &splitFailStore{groupStore: a.groups.store}
-	a.groups.store = store
+	store := &splitFailStore{}
+	a.groups.WrapStore(func(s group.Store) group.Store { store.Store = s; return store })
 	startAgent(t, a)
 	cl := kgoClient(t, nil, a)
 	createLedTopic(t, cl, a, "split", 4, nil)

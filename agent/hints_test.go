@@ -2,12 +2,11 @@ package agent
 
 import (
 	"context"
+	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-	"testing"
-
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // The internal listener is where other agents have this one sequence for them (the sequence API,
@@ -157,7 +159,7 @@ func (a *Agent) serveSequences(ctx context.Context, nc net.Conn, peer string, lo
 			if resp == nil {
 				return
 			}
-			if _, err := nc.Write(appendResponse(nil, c.corr, resp)); err != nil {
+			if _, err := nc.Write(kwire.AppendResponse(nil, c.corr, resp)); err != nil {
 				return
 			}
 		}
@@ -165,7 +167,7 @@ func (a *Agent) serveSequences(ctx context.Context, nc net.Conn, peer string, lo
 	defer close(checking)
 	r := bufio.NewReaderSize(nc, 64<<10)
 	for {
-		body, err := readFrame(r, a.cfg.MaxRequestBytes)
+		body, err := kwire.ReadFrame(r, a.cfg.MaxRequestBytes)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
 				log.Warn("internal listener: closing connection", "error", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -121,9 +122,9 @@ func TestInternalSequenceChecksTheBytes(t *testing.T) {
 	peer := dialInternal(t, a, "a2")
 
 	good := putObject(t, tc, "a2", tp, valueBatch(-1, -1, -1, nil, "g0", "g1", "g2"), valueBatch(-1, -1, -1, nil, "g3"))
-	h := plainSpec(1)
-	h.lastDelta, h.numRecords = math.MaxInt32-1, math.MaxInt32
-	inflated := putObject(t, tc, "a2", tp, buildBatch(h, testRecord(0, 0, []byte{'x'})))[0]
+	h := kwiretest.PlainSpec(1)
+	h.LastDelta, h.NumRecords = math.MaxInt32-1, math.MaxInt32
+	inflated := putObject(t, tc, "a2", tp, kwiretest.Build(h, kwiretest.Record(0, 0, []byte{'x'})))[0]
 	wrongCRC := putObject(t, tc, "a2", tp, valueBatch(-1, -1, -1, nil, "c"))[0]
 	wrongCRC.CRC ^= 1
 	others := putObject(t, tc, "a1", tp, valueBatch(-1, -1, -1, nil, "not a2's"))[0]

@@ -129,7 +129,7 @@ func (a *Agent) sessionLost(s session) {
 	}
 	a.sessMu.Unlock()
 	for _, pl := range a.leaders.snapshot() {
-		if a.leaders.remove(pl.tp, pl) != nil {
+		if a.leaders.remove(pl.tp, pl.epoch) != nil {
 			a.dropLeaderMetrics(pl)
 		}
 	}
@@ -169,7 +169,7 @@ func (a *Agent) reconcile(ctx context.Context, s session) bool {
 			delete(want, pl.tp)
 			continue
 		}
-		if a.leaders.remove(pl.tp, pl) == nil {
+		if a.leaders.remove(pl.tp, pl.epoch) == nil {
 			continue
 		}
 		a.dropLeaderMetrics(pl)
@@ -369,7 +369,7 @@ func (a *Agent) desiredPartitions() map[coord.TP]string {
 func (a *Agent) releaseAll() []coord.TP {
 	var led []coord.TP
 	for _, pl := range a.leaders.snapshot() {
-		if a.leaders.remove(pl.tp, pl) != nil {
+		if a.leaders.remove(pl.tp, pl.epoch) != nil {
 			a.dropLeaderMetrics(pl)
 			led = append(led, pl.tp)
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // dialRawFrom is dialRaw from a local address of the loopback network other than 127.0.0.1: another
@@ -148,7 +150,7 @@ func TestRequestBudgetWaits(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
 	a := tc.agent("a1", func(c *Config) { c.MaxRequestBytes, c.QueuedMaxRequestBytes = 1<<20, 4<<20 })
-	charge := float64(frameCharge(int16(kmsg.Produce), 1<<20))
+	charge := float64(kwire.FrameCharge(int16(kmsg.Produce), 1<<20))
 	first := dialRaw(t, a)
 	first.writeRaw(sizePrefix(1<<20, kmsg.Produce))
 	waitFor(t, "the first frame to be charged", func() bool { return metricValue(t, a, "streamhouse_request_bytes_held") == charge })

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 )
 
 // metrics are the agent's own Prometheus series; coord and segstore register theirs.
@@ -108,4 +110,35 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.trust.collectors()...)
 	}
 	return m
+}
+
+// readMetrics count the object store reads of fetches.
+type readMetrics struct {
+	inFlight prometheus.Gauge
+	deferred prometheus.Counter
+	timeouts prometheus.Counter
+}
+
+func newReadMetrics() *readMetrics {
+	return &readMetrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamhouse_fetch_read_bytes_in_flight",
+			Help: "Bytes of object store reads under way, those of fetches that answered without them included (at most --max-read-bytes-in-flight, or one read)."}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_fetch_reads_deferred_total",
+			Help: "Object store reads not started at once because --max-read-bytes-in-flight were under way: reads ahead dropped, or a fetch's own read waiting for room."}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_fetch_read_timeouts_total",
+			Help: "Partitions a fetch answered short at its read bound (MaxWait plus --fetch-read-timeout), their reads left to land in the cache."}),
+	}
+}
+
+func (m *readMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.inFlight, m.deferred, m.timeouts}
+}
+
+// cacheMetrics are the counters of the extent cache.
+func (m *metrics) cacheMetrics() extcache.Metrics {
+	return extcache.Metrics{Hits: m.cacheHits, Misses: m.cacheMisses, Bytes: m.cacheBytes, Corrupt: m.corruptExtents,
+		InFlight: m.reads.inFlight, Deferred: m.reads.deferred}
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -41,16 +42,14 @@ func benchBatch(n, size int) []byte {
 	}
 	b.Records = recs
 	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[offBatchLength:], uint32(len(raw)-batchLogOverhead))
-	binary.BigEndian.PutUint32(raw[offCRC:], crc32Of(raw[offAttributes:]))
-	return raw
+	return kwiretest.Seal(raw)
 }
 
 func BenchmarkParseProduceBatch(b *testing.B) {
 	batch := benchBatch(16, 1024)
 	b.SetBytes(int64(len(batch)))
 	for b.Loop() {
-		if _, err := parseProduceBatch(batch, DefaultMaxDecompressedBatchBytes); err != nil {
+		if _, err := kwire.ParseProduceBatch(batch, DefaultMaxDecompressedBatchBytes); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -66,7 +65,7 @@ func BenchmarkPatchBatches(b *testing.B) {
 	dst := make([]byte, 0, len(src))
 	b.SetBytes(int64(len(src)))
 	for b.Loop() {
-		out, _, err := patchBatches(dst[:0], src, 1000, 3, 0)
+		out, _, err := kwire.PatchBatches(dst[:0], src, 1000, 3, 0)
 		if err != nil || len(out) != len(src) {
 			b.Fatal(err)
 		}
@@ -225,7 +224,7 @@ func BenchmarkFetchCached(b *testing.B) {
 			b.Fatalf("fetched %d bytes, want %d (%v)", got, n, resp.Topics[0].Partitions[0].ErrorCode)
 		}
 		// As a connection's writer does: encode the response, give its record buffers back.
-		buf = appendResponse(buf[:0], 1, resp)
-		releaseRecords(resp)
+		buf = kwire.AppendResponse(buf[:0], 1, resp)
+		kwire.ReleaseRecords(resp)
 	}
 }

@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"cmp"
-	"slices"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -29,21 +27,21 @@ import (
 // What one fetch reads is bounded by a share of the cache (1/prefetchCacheShare), or it would evict
 // its own reads before they are served.
 func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
-	if a.reader.max <= 0 || (req.Version >= 11 && cz != "" && a.cfg.AZ != "" && cz != a.cfg.AZ) {
+	if a.reader.Max() <= 0 || (req.Version >= 11 && cz != "" && a.cfg.AZ != "" && cz != a.cfg.AZ) {
 		return
 	}
-	budget := a.reader.max / prefetchCacheShare
+	budget := a.reader.Max() / prefetchCacheShare
 	if req.Version >= 3 && req.MaxBytes > 0 {
 		budget = min(budget, int64(req.MaxBytes)*readAhead)
 	}
-	var plan prefetchPlan
+	var plan extcache.Plan
 	for i := range req.Topics {
 		t, known := a.fetchTopic(req, &req.Topics[i])
 		if !known {
 			continue
 		}
 		for _, rp := range req.Topics[i].Partitions {
-			if budget <= 0 || plan.extents() >= prefetchMaxExtents {
+			if budget <= 0 || plan.Extents() >= prefetchMaxExtents {
 				break
 			}
 			if rp.Partition < 0 || rp.Partition >= t.Partitions {
@@ -51,19 +49,11 @@ func (a *Agent) prefetch(req *kmsg.FetchRequest, cz string) {
 			}
 			own := int64(max(rp.PartitionMaxBytes, 0))
 			limit := min(own*readAhead, budget)
-			budget -= a.prefetchPartition(&plan, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, own, limit, budget, a.reader.maxRun())
+			budget -= a.prefetchPartition(&plan, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, own, limit, budget, a.reader.MaxRun())
 		}
 	}
-	a.reader.startAll(plan, prefetchMaxReads)
+	a.reader.StartAll(plan, prefetchMaxReads)
 }
-
-// prefetchPlan is what one fetch reads: the extents it answers with, and those it reads ahead. They
-// are coalesced apart, so that the answer does not wait for the reads ahead of it.
-type prefetchPlan struct {
-	now, ahead []coord.Extent
-}
-
-func (p *prefetchPlan) extents() int { return len(p.now) + len(p.ahead) }
 
 // prefetchMaxReads bounds the GETs one fetch starts ahead, and prefetchMaxExtents the extents they
 // read.
@@ -82,12 +72,12 @@ const readAhead = 8
 const prefetchCacheShare = 4
 
 // prefetchPartition adds to plan tp's extents from offset: up to own bytes (at least one extent) to
-// plan.now, then up to limit bytes to plan.ahead, and prefetchMaxExtents in all; it returns how many
+// plan.Now, then up to limit bytes to plan.Ahead, and prefetchMaxExtents in all; it returns how many
 // bytes it added. Past the limit, and up to budget bytes, it goes on over the partition's extents that
 // follow the last one back to back in its object, while one GET of maxRun bytes would read them with
 // it: a consumer reading on needs them next, and one flush keeps a partition's batches together, so a
 // consumer catching up reads each object with a GET per partition rather than one per fetch.
-func (a *Agent) prefetchPartition(plan *prefetchPlan, tp coord.TP, offset, own, limit, budget, maxRun int64) int64 {
+func (a *Agent) prefetchPartition(plan *extcache.Plan, tp coord.TP, offset, own, limit, budget, maxRun int64) int64 {
 	if offset >= a.cache.HighWatermark(tp) || offset < a.cache.LogStart(tp) {
 		return 0
 	}
@@ -103,7 +93,7 @@ func (a *Agent) prefetchPartition(plan *prefetchPlan, tp coord.TP, offset, own, 
 			continue
 		}
 		for _, x := range e.Extents {
-			if plan.extents() >= prefetchMaxExtents {
+			if plan.Extents() >= prefetchMaxExtents {
 				return n
 			}
 			contiguous := n > 0 && x.Object == last.Object && x.Pos == last.Pos+int64(last.Len)
@@ -114,94 +104,12 @@ func (a *Agent) prefetchPartition(plan *prefetchPlan, tp coord.TP, offset, own, 
 				return n
 			}
 			if n == 0 || n+int64(x.Len) <= own {
-				plan.now = append(plan.now, x)
+				plan.Now = append(plan.Now, x)
 			} else {
-				plan.ahead = append(plan.ahead, x)
+				plan.Ahead = append(plan.Ahead, x)
 			}
 			n, last = n+int64(x.Len), x
 		}
 	}
 	return n
-}
-
-// startAll begins reading, in the background, the extents of plan that are neither cached nor being
-// read, coalesced into at most maxReads GETs (the first ones coalesce makes, those the answer needs
-// first; the rest are left for later), and returns how many GETs it started. It starts none past the
-// reader's bound on reads in flight: the fetch reads what it needs itself, waiting for room.
-func (r *reader) startAll(plan prefetchPlan, maxReads int) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	runs := append(coalesce(r.unread(plan.now), r.maxRun()), coalesce(r.unread(plan.ahead), r.maxRun())...)
-	if len(runs) > maxReads {
-		runs = runs[:maxReads]
-	}
-	for i, run := range runs {
-		if !r.roomLocked(spanBytes(run)) {
-			r.a.metrics.reads.deferred.Add(float64(len(runs) - i))
-			return i
-		}
-		r.startLocked(run)
-	}
-	return len(runs)
-}
-
-// unread returns the extents of xs that are neither cached nor being read; the caller holds r.mu.
-func (r *reader) unread(xs []coord.Extent) []coord.Extent {
-	var out []coord.Extent
-	for _, e := range xs {
-		if _, ok := r.items[e]; ok {
-			continue
-		}
-		if _, ok := r.inflight[e]; ok {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// Coalescing: extents of one object that lie close together are read by one GET. One flush writes
-// every partition's batches into one object, back to back, so a consumer reading 8 partitions from the
-// same offsets needs one GET per object, not 8. A GET reads at most the cache's eighth (so that its
-// body, which the cache keeps while any extent of it is cached, is charged exactly) and at most
-// coalesceMaxBytes: S3 serves one connection at some 100 MB/s, so a longer range would trade the
-// parallelism of several GETs for fewer requests. Gaps of up to coalesceMaxGap between extents (of
-// partitions nobody asked for) are read and dropped.
-const (
-	coalesceMaxBytes = 8 << 20
-	coalesceMaxGap   = 64 << 10
-)
-
-// maxRun is the longest byte range one coalesced GET reads.
-func (r *reader) maxRun() int64 { return min(coalesceMaxBytes, r.max/8) }
-
-// coalesce groups extents into runs, one GET each: extents of one object, in position order, each
-// starting at most coalesceMaxGap after the end of the one before, a run spanning at most maxSpan
-// bytes (an extent longer than that is a run of its own). Runs come in the order their objects first
-// appear in xs, so that the reads a fetch needs first start first. xs must not repeat an extent.
-func coalesce(xs []coord.Extent, maxSpan int64) [][]coord.Extent {
-	byObject := make(map[string][]coord.Extent)
-	var order []string
-	for _, x := range xs {
-		if _, seen := byObject[x.Object]; !seen {
-			order = append(order, x.Object)
-		}
-		byObject[x.Object] = append(byObject[x.Object], x)
-	}
-	var runs [][]coord.Extent
-	for _, o := range order {
-		es := byObject[o]
-		slices.SortFunc(es, func(a, b coord.Extent) int { return cmp.Compare(a.Pos, b.Pos) })
-		run, from, to := []coord.Extent{es[0]}, es[0].Pos, es[0].Pos+int64(es[0].Len)
-		for _, e := range es[1:] {
-			end := max(to, e.Pos+int64(e.Len))
-			if e.Pos-to > coalesceMaxGap || end-from > maxSpan {
-				runs = append(runs, run)
-				run, from, end = nil, e.Pos, e.Pos+int64(e.Len)
-			}
-			run, to = append(run, e), end
-		}
-		runs = append(runs, run)
-	}
-	return runs
 }

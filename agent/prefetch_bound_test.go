@@ -27,9 +27,7 @@ func TestPrefetchIsBounded(t *testing.T) {
 	waitFor(t, "a2 to see every batch", func() bool { return a2.cache.HighWatermark(tp) == batches })
 
 	a2.prefetch(fetchReq("cold", 0, 1, 50<<20, fetchPart{0, 0, 1 << 20}), "")
-	a2.reader.mu.Lock()
-	started := len(a2.reader.inflight)
-	a2.reader.mu.Unlock()
+	started := a2.reader.Stats().Reads
 	if started == 0 || started > prefetchMaxReads {
 		t.Fatalf("one fetch of %d extents started %d reads, want 1 to %d", batches, started, prefetchMaxReads)
 	}
@@ -52,12 +50,7 @@ func TestPrefetchStaysWithinTheCache(t *testing.T) {
 	waitFor(t, "a2 to see every batch", func() bool { return a2.cache.HighWatermark(tp) == batches })
 
 	a2.prefetch(fetchReq("cold", 0, 1, 50<<20, fetchPart{0, 0, 1 << 20}), "")
-	a2.reader.mu.Lock()
-	var started int64
-	for e := range a2.reader.inflight {
-		started += int64(e.Len)
-	}
-	a2.reader.mu.Unlock()
+	started := a2.reader.Stats().ReadLen
 	if started == 0 || started > cache/4 {
 		t.Fatalf("a fetch with a %d-byte cache started reads of %d bytes, want 1 to %d", cache, started, cache/4)
 	}

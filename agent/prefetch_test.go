@@ -20,7 +20,7 @@ func TestFetchReadsExtentsConcurrently(t *testing.T) {
 	createTopic(t, kgoClient(t, nil, a), "t", partitions, nil)
 	produced := produceN(t, kgoClient(t, []kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, a), "t", "v", 800)
 
-	a.reader.purge() // a cached what it wrote: start cold
+	a.reader.Purge() // a cached what it wrote: start cold
 	tc.store.SetFault(segstore.OpGetRange, func(string) error { time.Sleep(delay); return nil })
 	req := fetchAllReq("t", partitions)
 	start := time.Now()
@@ -54,7 +54,7 @@ func TestFetchReadsAhead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.reader.purge()
+	a.reader.Purge()
 	req := kmsg.NewPtrFetchRequest()
 	req.Version, req.MaxBytes, req.MinBytes = 12, 50<<20, 1
 	rt := kmsg.NewFetchRequestTopic()
@@ -78,9 +78,8 @@ func TestFetchReadsAhead(t *testing.T) {
 	// The fetch registered every read it started before it returned; they finish in the background.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		a.reader.mu.Lock()
-		cached, reading := len(a.reader.items), len(a.reader.inflight)
-		a.reader.mu.Unlock()
+		st := a.reader.Stats()
+		cached, reading := st.Extents, st.Reads
 		if reading == 0 {
 			if cached < 2*answered {
 				t.Fatalf("answered %d batches and read %d extents: the next fetch's were not read ahead", answered, cached)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // rawHeader is a request header (v1: key, version, correlation id, client id) for hand-made frames.
@@ -63,7 +65,7 @@ func TestReadFrameDoesNotAllocateForHugePrefix(t *testing.T) {
 	frame := binary.BigEndian.AppendUint32(nil, 0x7ffffff0)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, err := readFrame(bytes.NewReader(frame), DefaultMaxRequestBytes); err == nil {
+	if _, err := kwire.ReadFrame(bytes.NewReader(frame), DefaultMaxRequestBytes); err == nil {
 		t.Fatal("a 2 GiB frame was accepted")
 	}
 	runtime.ReadMemStats(&after)
@@ -112,7 +114,7 @@ func TestProduceErrorCodes(t *testing.T) {
 	corrupt := append([]byte(nil), good...)
 	corrupt[len(corrupt)-1] ^= 0xff
 	magic1 := append([]byte(nil), good...)
-	magic1[offMagic] = 1
+	magic1[16] = 1 // the magic byte
 	big := valueBatch(-1, -1, -1, nil, string(make([]byte, 2048)))
 	c := dialRaw(t, a)
 	for _, tt := range []struct {

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -291,7 +293,7 @@ func batchStarts(t *testing.T, b []byte) [][2]int64 {
 	t.Helper()
 	var out [][2]int64
 	for len(b) > 0 {
-		n, _, err := batchSpan(b)
+		n, _, err := kwire.BatchSpan(b)
 		if err != nil {
 			t.Fatalf("served batches: %v", err)
 		}
@@ -301,41 +303,12 @@ func batchStarts(t *testing.T, b []byte) [][2]int64 {
 	return out
 }
 
-// valueBatch builds a valid v2 batch carrying values, with timestamps ts (default 1000, 1001, …)
-// and the given producer id, epoch and first sequence (-1, -1, -1 for a plain producer).
-func valueBatch(pid int64, epoch int16, seq int32, ts []int64, values ...string) []byte {
-	if ts == nil {
-		for i := range values {
-			ts = append(ts, 1000+int64(i))
-		}
-	}
-	first, maxTS := ts[0], ts[0]
-	for _, x := range ts {
-		first, maxTS = min(first, x), max(maxTS, x)
-	}
-	b := kmsg.RecordBatch{Magic: 2, LastOffsetDelta: int32(len(values) - 1), FirstTimestamp: first,
-		MaxTimestamp: maxTS, ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq, NumRecords: int32(len(values))}
-	var recs []byte
-	for i, v := range values {
-		r := kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: ts[i] - first, Value: []byte(v)}
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		recs = r.AppendTo(recs)
-	}
-	b.Records = recs
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[offBatchLength:], uint32(len(raw)-batchLogOverhead))
-	binary.BigEndian.PutUint32(raw[offCRC:], crc32Of(raw[offAttributes:]))
-	return raw
-}
-
-// values lists n values "<prefix>-<i>".
-func values(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s-%d", prefix, i)
-	}
-	return out
-}
+// frameOf, valueBatch and values are kwiretest's, under the names the agent's tests use.
+var (
+	frameOf    = kwiretest.Frame
+	valueBatch = kwiretest.ValueBatch
+	values     = kwiretest.Values
+)
 
 // recordValues lists the values of records, in order.
 func recordValues(recs []*kgo.Record) []string {

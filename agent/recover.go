@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // Nothing a client sends may crash the process (in dev mode etcd and S3 would go with it): every
@@ -25,13 +27,13 @@ func (a *Agent) requestPanicked(r any, req kmsg.Request) {
 	}
 }
 
-// parseRequestSafely is parseRequest, with a panic of the decoder reported as a malformed frame.
-func (a *Agent) parseRequestSafely(body []byte) (h header, req kmsg.Request, err error) {
+// parseRequestSafely is kwire.ParseRequest, with a panic of the decoder reported as a malformed frame.
+func (a *Agent) parseRequestSafely(body []byte) (h kwire.Header, req kmsg.Request, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.requestPanicked(r, nil)
-			req, err = nil, fmt.Errorf("%w: decoding panicked: %v", errFrame, r)
+			req, err = nil, fmt.Errorf("%w: decoding panicked: %v", kwire.ErrFrame, r)
 		}
 	}()
-	return parseRequest(body)
+	return kwire.ParseRequest(body, servedVersions{txn: a.txns != nil})
 }

@@ -3,10 +3,10 @@ package agent
 import (
 	"container/list"
 	"context"
-	"errors"
 	"sort"
 	"sync"
 
+	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -18,50 +18,6 @@ import (
 // read cache; decoded footers are kept in footerCache) and then the blocks it needs, each an extent to
 // the read cache, coalesced as any extents are. Batches are served as stored, from the first whose
 // last offset reaches the fetch offset.
-
-// Extent is the read cache as lifecycle.Extents: verified bytes of an extent.
-func (r *reader) Extent(ctx context.Context, x coord.Extent) ([]byte, error) { return r.extent(ctx, x) }
-
-// readAllObjects bounds the objects ReadAll reads at once.
-const readAllObjects = 16
-
-// ReadAll is the read cache as lifecycle.Extents: the verified bytes of xs, extents of any objects,
-// those of one object read together (readAll), up to readAllObjects objects at a time.
-func (r *reader) ReadAll(ctx context.Context, xs []coord.Extent) ([][]byte, error) {
-	byObject := map[string][]int{}
-	var objects []string
-	for i, x := range xs {
-		if _, ok := byObject[x.Object]; !ok {
-			objects = append(objects, x.Object)
-		}
-		byObject[x.Object] = append(byObject[x.Object], i)
-	}
-	out := make([][]byte, len(xs))
-	errs := make([]error, len(objects))
-	sem := make(chan struct{}, readAllObjects)
-	var wg sync.WaitGroup
-	for j, o := range objects {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			idx := byObject[o]
-			of := make([]coord.Extent, len(idx))
-			for k, i := range idx {
-				of[k] = xs[i]
-			}
-			data, es := r.readAll(ctx, of)
-			for k, i := range idx {
-				out[i] = data[k]
-			}
-			errs[j] = errors.Join(es...)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
 
 // footerCacheBlocks bounds the blocks of the decoded footers kept: 256k blocks, about 12 MiB, the
 // footers of 16 segments of 1 GiB or thousands of small ones.
@@ -171,7 +127,7 @@ func (a *Agent) fetchSegment(ctx context.Context, e coord.IndexEntry, offset, li
 // prefetchSegment adds to plan the blocks of segment entry e from offset, as prefetchPartition does
 // for extents, when its footer is cached; otherwise it starts reading the footer, for the fetches after
 // this one. It returns the bytes added and whether planning must stop.
-func (a *Agent) prefetchSegment(plan *prefetchPlan, e coord.IndexEntry, offset, n, own, limit int64) (int64, bool) {
+func (a *Agent) prefetchSegment(plan *extcache.Plan, e coord.IndexEntry, offset, n, own, limit int64) (int64, bool) {
 	blocks, ok := a.footers.get(e.Segment.Object)
 	if !ok {
 		seg := e.Segment
@@ -179,14 +135,14 @@ func (a *Agent) prefetchSegment(plan *prefetchPlan, e coord.IndexEntry, offset, 
 		return n, true
 	}
 	for _, b := range blocksFrom(blocks, offset) {
-		if plan.extents() >= prefetchMaxExtents || (n > 0 && n+int64(b.Len) > limit) {
+		if plan.Extents() >= prefetchMaxExtents || (n > 0 && n+int64(b.Len) > limit) {
 			return n, true
 		}
 		x := blockExtent(e.Segment.Object, b)
 		if n == 0 || n+int64(b.Len) <= own {
-			plan.now = append(plan.now, x)
+			plan.Now = append(plan.Now, x)
 		} else {
-			plan.ahead = append(plan.ahead, x)
+			plan.Ahead = append(plan.Ahead, x)
 		}
 		n += int64(b.Len)
 	}

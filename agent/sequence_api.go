@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -64,7 +65,7 @@ func (r *sequenceRequest) ReadFrom(b []byte) error {
 		return fmt.Errorf("%d appends, want 1..%d", len(r.Appends), maxSequenceAppends)
 	}
 	for _, x := range r.Appends {
-		if x.Partition < 0 || x.Object == "" || x.Pos < 0 || x.Len < batchHeaderLen || x.Pos > math.MaxInt64-int64(x.Len) {
+		if x.Partition < 0 || x.Object == "" || x.Pos < 0 || x.Len < kwire.BatchHeaderLen || x.Pos > math.MaxInt64-int64(x.Len) {
 			return fmt.Errorf("invalid append %+v", x)
 		}
 	}
@@ -78,14 +79,14 @@ func parseSequenceRequest(body []byte) (corr int32, req *sequenceRequest, err er
 	key, version, corr := rd.Int16(), rd.Int16(), rd.Int32()
 	rd.NullableString() // client id
 	if err := rd.Complete(); err != nil {
-		return 0, nil, fmt.Errorf("%w: header: %v", errFrame, err)
+		return 0, nil, fmt.Errorf("%w: header: %v", kwire.ErrFrame, err)
 	}
 	if key != apiKeySequence || version != 0 {
-		return 0, nil, fmt.Errorf("%w: API key %d v%d on the internal listener", errFrame, key, version)
+		return 0, nil, fmt.Errorf("%w: API key %d v%d on the internal listener", kwire.ErrFrame, key, version)
 	}
 	req = &sequenceRequest{}
 	if err := req.ReadFrom(rd.Src); err != nil {
-		return 0, nil, fmt.Errorf("%w: sequence request: %v", errFrame, err)
+		return 0, nil, fmt.Errorf("%w: sequence request: %v", kwire.ErrFrame, err)
 	}
 	return corr, req, nil
 }

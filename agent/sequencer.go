@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
 )
@@ -95,12 +96,13 @@ func (s *leaderSet) get(tp coord.TP) *partitionLeader {
 	return s.m[tp]
 }
 
-// remove drops tp's leader if it is still pl (nil removes whatever is there).
-func (s *leaderSet) remove(tp coord.TP, pl *partitionLeader) *partitionLeader {
+// remove drops tp's leader if it is still the one of epoch (each acquisition of a partition's
+// leader key has its own create revision) and returns it.
+func (s *leaderSet) remove(tp coord.TP, epoch int64) *partitionLeader {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.m[tp]
-	if cur == nil || (pl != nil && cur != pl) {
+	if cur == nil || cur.epoch != epoch {
 		return nil
 	}
 	delete(s.m, tp)
@@ -307,7 +309,7 @@ func (a *Agent) commitFailed(pc *partitionCommit, err error) {
 			pc.bases[k], pc.errs[k] = -1, err
 		}
 	}
-	if a.leaders.remove(pc.pl.tp, pc.pl) != nil {
+	if a.leaders.remove(pc.pl.tp, pc.pl.epoch) != nil {
 		a.dropLeaderMetrics(pc.pl)
 		a.log.Warn("commit failed; partition leadership dropped until re-established",
 			"topic", pc.pl.topic, "partition", pc.pl.tp.Partition, "epoch", pc.pl.epoch, "error", err)
@@ -338,10 +340,10 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			pc.errs[k] = errObjectTooOld
 			continue
 		}
-		if m.producerID >= 0 {
-			st, known := pc.states[m.producerID]
-			if !known && !pc.evicted(m.producerID) {
-				st, known = pl.producers[m.producerID]
+		if m.ProducerID >= 0 {
+			st, known := pc.states[m.ProducerID]
+			if !known && !pc.evicted(m.ProducerID) {
+				st, known = pl.producers[m.ProducerID]
 			}
 			var prev *coord.ProducerState
 			if known {
@@ -362,17 +364,17 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			if prev == nil {
 				a.makeRoomForProducer(pc)
 			}
-			pc.states[m.producerID] = recordSequence(prev, m, next, now)
-			pc.batches = append(pc.batches, coord.ProducerBatch{ID: m.producerID, Epoch: m.producerEpoch,
-				FirstSeq: m.baseSequence, LastSeq: m.lastSequence(), FirstOffset: next, LastOffset: next + int64(m.records) - 1})
+			pc.states[m.ProducerID] = recordSequence(prev, m, next, now)
+			pc.batches = append(pc.batches, coord.ProducerBatch{ID: m.ProducerID, Epoch: m.ProducerEpoch,
+				FirstSeq: m.BaseSequence, LastSeq: m.LastSequence(), FirstOffset: next, LastOffset: next + int64(m.Records) - 1})
 		}
 		pc.bases[k] = next
-		next += int64(m.records)
+		next += int64(m.Records)
 		pc.accepted = true
 		pc.entry.Extents = append(pc.entry.Extents, coord.Extent{
 			Object: p.object, Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC})
 		pc.entry.Bytes += int64(p.extent.Len)
-		pc.entry.MaxTimestamp = max(pc.entry.MaxTimestamp, m.maxTimestamp)
+		pc.entry.MaxTimestamp = max(pc.entry.MaxTimestamp, m.MaxTimestamp)
 	}
 	pc.entry.LastOffset = next - 1
 	return pc
@@ -391,23 +393,23 @@ func (pc *partitionCommit) commit() coord.Commit {
 // (its producer state can expire), but here the state never expires, and a later batch can be
 // sequenced after an earlier one of the same producer failed (its PUT or commit failed, or the
 // partition was reloaded): accepting it would put it ahead of the earlier batch's retry.
-func checkSequence(prev *coord.ProducerState, m batchMeta) (dup int64, err error) {
+func checkSequence(prev *coord.ProducerState, m kwire.BatchMeta) (dup int64, err error) {
 	switch {
 	case prev == nil:
-		if m.baseSequence != 0 {
+		if m.BaseSequence != 0 {
 			return -1, kerr.OutOfOrderSequenceNumber
 		}
 		return -1, nil
-	case m.producerEpoch < prev.Epoch:
+	case m.ProducerEpoch < prev.Epoch:
 		return -1, kerr.InvalidProducerEpoch
-	case m.producerEpoch > prev.Epoch:
-		if m.baseSequence != 0 {
+	case m.ProducerEpoch > prev.Epoch:
+		if m.BaseSequence != 0 {
 			return -1, kerr.OutOfOrderSequenceNumber
 		}
 		return -1, nil
 	}
 	for _, b := range prev.Batches {
-		if b.FirstSeq == m.baseSequence && b.LastSeq == m.lastSequence() {
+		if b.FirstSeq == m.BaseSequence && b.LastSeq == m.LastSequence() {
 			return b.FirstOffset, nil
 		}
 	}
@@ -415,21 +417,21 @@ func checkSequence(prev *coord.ProducerState, m batchMeta) (dup int64, err error
 		return -1, nil
 	}
 	last := prev.Batches[len(prev.Batches)-1].LastSeq
-	if m.baseSequence != int32((int64(last)+1)%(1<<31)) {
+	if m.BaseSequence != int32((int64(last)+1)%(1<<31)) {
 		return -1, kerr.OutOfOrderSequenceNumber
 	}
 	return -1, nil
 }
 
 // recordSequence returns the producer's state after appending the batch at offset base at time now.
-func recordSequence(prev *coord.ProducerState, m batchMeta, base int64, now time.Time) coord.ProducerState {
-	st := coord.ProducerState{ID: m.producerID, Epoch: m.producerEpoch, LastTime: now.UnixMilli()}
-	if prev != nil && prev.Epoch == m.producerEpoch {
+func recordSequence(prev *coord.ProducerState, m kwire.BatchMeta, base int64, now time.Time) coord.ProducerState {
+	st := coord.ProducerState{ID: m.ProducerID, Epoch: m.ProducerEpoch, LastTime: now.UnixMilli()}
+	if prev != nil && prev.Epoch == m.ProducerEpoch {
 		st.Batches = append(st.Batches, prev.Batches...)
 	}
 	st.Batches = append(st.Batches, coord.SeqBatch{
-		FirstSeq: m.baseSequence, LastSeq: m.lastSequence(),
-		FirstOffset: base, LastOffset: base + int64(m.records) - 1,
+		FirstSeq: m.BaseSequence, LastSeq: m.LastSequence(),
+		FirstOffset: base, LastOffset: base + int64(m.Records) - 1,
 	})
 	if n := len(st.Batches); n > coord.MaxProducerBatches {
 		st.Batches = append([]coord.SeqBatch(nil), st.Batches[n-coord.MaxProducerBatches:]...)

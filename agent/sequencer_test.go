@@ -1,13 +1,13 @@
 package agent
 
 import (
-	"time"
-
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -16,12 +16,12 @@ func TestCheckSequence(t *testing.T) {
 		{FirstSeq: 0, LastSeq: 4, FirstOffset: 10, LastOffset: 14},
 		{FirstSeq: 5, LastSeq: 9, FirstOffset: 20, LastOffset: 24},
 	}}
-	meta := func(epoch int16, seq, n int32) batchMeta {
-		return batchMeta{records: n, producerID: 1, producerEpoch: epoch, baseSequence: seq}
+	meta := func(epoch int16, seq, n int32) kwire.BatchMeta {
+		return kwire.BatchMeta{Records: n, ProducerID: 1, ProducerEpoch: epoch, BaseSequence: seq}
 	}
 	for name, tc := range map[string]struct {
 		prev    *coord.ProducerState
-		m       batchMeta
+		m       kwire.BatchMeta
 		dup     int64
 		wantErr error
 	}{
@@ -44,10 +44,10 @@ func TestCheckSequence(t *testing.T) {
 
 func TestSequenceWrapsAtMaxInt32(t *testing.T) {
 	prev := &coord.ProducerState{ID: 1, Batches: []coord.SeqBatch{{FirstSeq: 1<<31 - 3, LastSeq: 1<<31 - 1}}}
-	if dup, err := checkSequence(prev, batchMeta{records: 2, producerID: 1, baseSequence: 0}); dup != -1 || err != nil {
+	if dup, err := checkSequence(prev, kwire.BatchMeta{Records: 2, ProducerID: 1, BaseSequence: 0}); dup != -1 || err != nil {
 		t.Fatalf("wrapped sequence refused: %d %v", dup, err)
 	}
-	if got := (batchMeta{records: 3, baseSequence: 1<<31 - 1}).lastSequence(); got != 1 {
+	if got := (kwire.BatchMeta{Records: 3, BaseSequence: 1<<31 - 1}).LastSequence(); got != 1 {
 		t.Fatalf("last sequence %d, want 1", got)
 	}
 }
@@ -55,7 +55,7 @@ func TestSequenceWrapsAtMaxInt32(t *testing.T) {
 func TestRecordSequenceKeepsLastFive(t *testing.T) {
 	var st *coord.ProducerState
 	for i := range int32(8) {
-		next := recordSequence(st, batchMeta{records: 1, producerID: 1, baseSequence: i}, int64(100+i), time.Now())
+		next := recordSequence(st, kwire.BatchMeta{Records: 1, ProducerID: 1, BaseSequence: i}, int64(100+i), time.Now())
 		st = &next
 	}
 	if len(st.Batches) != coord.MaxProducerBatches || st.Batches[0].FirstSeq != 3 || st.Batches[4].FirstOffset != 107 {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
 
 // connReadBuffer is a connection's read buffer: enough for many small requests at once; a large frame
@@ -156,7 +158,7 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn, l *kafkaListener) {
 			a.lastRequest.Store(time.Now().UnixNano())
 			a.redirected.Add(1)
 		}
-		f := &inflight{corr: h.corr, done: make(chan struct{}), charge: charge}
+		f := &inflight{corr: h.Corr, done: make(chan struct{}), charge: charge}
 		if _, ok := req.(*kmsg.ProduceRequest); ok {
 			// Produce read before a shutdown may hold appends the shutdown commits; produce read during
 			// one is refused, naming the successor (awaitSuccessors). Both answers count until written
@@ -172,24 +174,24 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn, l *kafkaListener) {
 			return
 		}
 		act.pending.Add(1)
-		a.dispatch(ctx, &handlers, cancel, client{id: h.clientID, remote: nc.RemoteAddr().String(), sec: cs}, req, f)
+		a.dispatch(ctx, &handlers, cancel, client{id: h.ClientID, remote: nc.RemoteAddr().String(), sec: cs}, req, f)
 	}
 }
 
 // readRequest reads and decodes a connection's next request and returns it with what it is charged
 // to the request budget (the caller releases it). False ends the connection; why is logged.
-func (a *Agent) readRequest(ctx context.Context, fr *frameReader, log hclog.Logger) (header, kmsg.Request, int64, bool) {
+func (a *Agent) readRequest(ctx context.Context, fr *frameReader, log hclog.Logger) (kwire.Header, kmsg.Request, int64, bool) {
 	fm, err := fr.next(ctx)
 	switch {
 	case err == nil:
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), ctx.Err() != nil:
-		return header{}, nil, 0, false
+		return kwire.Header{}, nil, 0, false
 	case errors.Is(err, errIdle):
 		log.Debug("closing idle connection", "error", err)
-		return header{}, nil, 0, false
+		return kwire.Header{}, nil, 0, false
 	default:
 		a.warnBadFrame(log, "closing connection", "error", err)
-		return header{}, nil, 0, false
+		return kwire.Header{}, nil, 0, false
 	}
 	h, req, err := a.parseRequestSafely(fm.body)
 	switch {
@@ -197,7 +199,7 @@ func (a *Agent) readRequest(ctx context.Context, fr *frameReader, log hclog.Logg
 		a.warnBadFrame(log, "closing connection: malformed request", "error", err)
 	case req == nil:
 		a.warnBadFrame(log, "closing connection: unsupported API or version",
-			"api", kmsg.NameForKey(h.key), "key", h.key, "version", h.version)
+			"api", kmsg.NameForKey(h.Key), "key", h.Key, "version", h.Version)
 	default:
 		return h, req, a.rechargeDecoded(req, fm), true
 	}
@@ -265,8 +267,8 @@ func (a *Agent) writeResponses(ctx context.Context, nc net.Conn, queue <-chan *i
 			if n := responseSizeHint(f.resp); cap(buf) < n {
 				buf = getRespBuf(n)
 			}
-			buf = appendResponse(buf[:0], f.corr, f.resp)
-			releaseRecords(f.resp)
+			buf = kwire.AppendResponse(buf[:0], f.corr, f.resp)
+			kwire.ReleaseRecords(f.resp)
 			deadline()
 			if _, err := w.Write(buf); err != nil {
 				a.writeFailed(ctx, err, log)
@@ -458,11 +460,13 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleOffsetDelete(ctx, c, req)
 	case *kmsg.DeleteRecordsRequest:
 		return a.handleDeleteRecords(ctx, c, req)
+	case *kmsg.AddPartitionsToTxnRequest, *kmsg.AddOffsetsToTxnRequest, *kmsg.EndTxnRequest:
+		return a.handleTxn(ctx, req) // decoded only when served (txn.go)
 	}
 	if resp, ok := a.handleSecurityAdmin(ctx, c, req); ok {
 		return resp
 	}
-	// parseRequest only returns requests listed in apis, and each has a case above; should one be
+	// kwire.ParseRequest only returns requests listed in apis, and each has a case above; should one be
 	// missing, the connection is closed rather than answered wrongly.
 	a.log.Error("no handler for a served API", "api", kmsg.NameForKey(req.Key()))
 	return nil

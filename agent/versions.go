@@ -54,3 +54,16 @@ func supported(key, version int16) bool {
 }
 
 func maxVersion(key int16) int16 { return apis[key].max }
+
+// servedVersions is the apis table as kwire.ParseRequest reads it, with the transaction APIs when the
+// agent serves them (txn).
+type servedVersions struct{ txn bool }
+
+func (s servedVersions) Supported(key, version int16) bool {
+	if r, ok := txnAPIs[key]; ok && s.txn {
+		return version >= r.min && version <= r.max
+	}
+	return supported(key, version)
+}
+
+func (servedVersions) Max(key int16) int16 { return maxVersion(key) }
