@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/streamhouse/streamhouse/agent/internal/cleaner"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -28,7 +29,7 @@ type timestampError struct {
 }
 
 func (e *timestampError) Error() string      { return e.msg }
-func (e *timestampError) Unwrap() error      { return errBatchTimestamp }
+func (e *timestampError) Unwrap() error      { return kwire.ErrBatchTimestamp }
 func (e *timestampError) recordIndex() int32 { return e.index }
 
 // timestampBounds is t's accepted record time window around now; ok is false when t sets none.
@@ -69,7 +70,7 @@ func (a *Agent) checkTimestamps(t coord.Topic, batch []byte, now time.Time) erro
 	}
 	i, found, err := cleaner.FirstOutside(batch, from, to, a.cfg.MaxDecompressedBatchBytes)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errBatchCorrupt, err)
+		return fmt.Errorf("%w: %w", kwire.ErrBatchCorrupt, err)
 	}
 	if found {
 		return &timestampError{index: i, msg: fmt.Sprintf("record %d's timestamp is outside [%d, %d], the bounds of topic %s's %s and %s",
