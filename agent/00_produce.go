@@ -307,10 +307,12 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err := a.checkKeys(t, rp.Partition, rp.Records); err != nil {
 		return nil, err
 	}
+	appendTime := applyLogAppendTime(t, rp.Records, &meta, time.Now())
 	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {
 		return nil, err
 	}
-	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta, done: make(chan struct{})}
+	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta,
+		logAppendTime: appendTime, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}
@@ -336,6 +338,9 @@ func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendin
 	}
 	sp.BaseOffset = pa.base
 	sp.LogAppendTime = -1
+	if pa.logAppendTime > 0 {
+		sp.LogAppendTime = pa.logAppendTime
+	}
 	sp.LogStartOffset = a.cache.LogStart(pa.tp)
 	a.metrics.produceBytes.Add(float64(len(pa.batch)))
 	a.metrics.produceRecords.Add(float64(pa.meta.Records))

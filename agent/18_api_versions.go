@@ -37,5 +37,6 @@ func (a *Agent) handleApiVersions(req *kmsg.ApiVersionsRequest) kmsg.Response {
 		k.ApiKey, k.MinVersion, k.MaxVersion = key, apis[key].min, apis[key].max
 		resp.ApiKeys = append(resp.ApiKeys, k)
 	}
+	resp.ApiKeys = a.appendTxnAPIs(resp.ApiKeys)
 	return resp
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/agent/internal/lifecycle"
+	"github.com/streamhouse/streamhouse/agent/internal/txn"
 	"github.com/streamhouse/streamhouse/auth"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -62,6 +63,7 @@ type Agent struct {
 	renew            renewals // partitions to lead again only under a new epoch
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
 	groups           *group.Coordinator
+	txns             *txn.Coordinator // nil unless Config.ExperimentalTransactions
 
 	sessMu   sync.Mutex
 	sess     session
@@ -147,6 +149,11 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		Go: func(fn func(context.Context)) { a.wg.Go(func() { fn(a.runCtx) }) }, Metrics: a.metrics.cacheMetrics()})
 	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
+	txns, err := newTxnCoordinator(a)
+	if err != nil {
+		return nil, err
+	}
+	a.txns = txns
 	a.newLifecycle()
 	a.etcdHealth.metrics, a.etcdHealth.kick = newEtcdHealthMetrics(cfg.Registerer), make(chan struct{}, 1)
 	return a, nil
@@ -165,6 +172,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		if a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr); err != nil {
 			a.closeListeners()
 			return fmt.Errorf("agent: http listener: %w", err)
+		}
+		if a.httpLn, err = a.secureHTTPListener(a.httpLn); err != nil {
+			a.closeListeners()
+			return err
 		}
 	}
 	if err = a.listenInternal(); err != nil {
@@ -212,6 +223,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.wg.Go(func() { a.runSequencer(runCtx) })
 	a.wg.Go(func() { a.runLeadership(runCtx) })
 	a.wg.Go(func() { a.groups.Run(runCtx) })
+	if a.txns != nil {
+		a.wg.Go(func() { a.txns.Run(runCtx) })
+	}
 	a.wg.Go(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
 	a.wg.Go(func() { a.runGC(runCtx) })
 	a.wg.Go(func() { a.runEtcdHealth(runCtx) })

@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,18 +17,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// The apis table, the dispatch switches and the handler files cannot drift apart: every API the table
-// serves has a case in server.go's dispatch or handle, and a handler file named by its key (NN_name.go,
-// the index a reader navigates by) whose opening says the same version range; nothing is dispatched
-// that the table does not serve.
+// The API tables, the dispatch switches and the handler files cannot drift apart: every API that apis
+// (or txnAPIs, served with Config.ExperimentalTransactions) lists has a case in a dispatch switch, and a handler file named by its key (NN_name.go, the index a reader navigates by) whose
+// opening says the same version range; nothing is dispatched that the tables do not list.
 func TestAPITableMatchesDispatchAndHandlers(t *testing.T) {
 	t.Parallel()
 	cases := dispatchedRequests(t)
-	for key, r := range apis {
+	tables := maps.Clone(apis)
+	maps.Copy(tables, txnAPIs)
+	for key, r := range tables {
 		name := kmsg.NameForKey(key)
 		typ := reflect.TypeOf(kmsg.RequestForKey(key)).Elem().Name()
 		if !cases[typ] {
-			t.Errorf("%s (key %d) is in apis but server.go dispatches no %s", name, key, typ)
+			t.Errorf("%s (key %d) is served but no switch dispatches %s", name, key, typ)
 		}
 		delete(cases, typ)
 		if got, ok := handlerVersions(t, key, name); ok && got != r {
@@ -35,18 +37,34 @@ func TestAPITableMatchesDispatchAndHandlers(t *testing.T) {
 		}
 	}
 	for typ := range cases {
-		t.Errorf("server.go dispatches %s, which apis does not serve", typ)
+		t.Errorf("a switch dispatches %s, which no API table lists", typ)
 	}
 }
 
-// dispatchedRequests lists the kmsg request types of the type switches in server.go.
+// dispatchedRequests lists the kmsg request types of the type switches of the package (server.go's
+// dispatch and handle, and the switches they hand groups of APIs to).
 func dispatchedRequests(t *testing.T) map[string]bool {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "server.go", nil, 0)
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]bool{}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addCases(f, out)
+	}
+	return out
+}
+
+// addCases adds to out the kmsg request types that case clauses of f name.
+func addCases(f *ast.File, out map[string]bool) {
 	ast.Inspect(f, func(n ast.Node) bool {
 		cc, ok := n.(*ast.CaseClause)
 		if !ok {
@@ -63,12 +81,11 @@ func dispatchedRequests(t *testing.T) map[string]bool {
 		}
 		return true
 	})
-	return out
 }
 
 // handlerHeader is the opening line of a handler file: "// Name: v0-N" (or "v0"), the name as Kafka
-// spells it, perhaps with a note in parentheses.
-var handlerHeader = regexp.MustCompile(`(?m)^// (\w+)(?: \([^)]*\))?: v(\d+)(?:-(\d+))?$`)
+// spells it, perhaps with a note in parentheses, perhaps with a condition after a comma.
+var handlerHeader = regexp.MustCompile(`(?m)^// (\w+)(?: \([^)]*\))?: v(\d+)(?:-(\d+))?(?:,.*)?$`)
 
 // handlerVersions reads the version range the handler file of key declares; false if it has none.
 func handlerVersions(t *testing.T, key int16, name string) (apiRange, bool) {

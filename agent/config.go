@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -57,6 +58,7 @@ const (
 	DefaultRetention            = 7 * 24 * time.Hour // Kafka's log.retention.hours
 	DefaultRetentionBytes       = -1                 // Kafka's log.retention.bytes: no limit
 	DefaultProducerIDExpiration = 24 * time.Hour     // Kafka's producer.id.expiration.ms
+	DefaultCleanerMemory        = 64 << 20           // a compacted partition's clean's key map
 	DefaultMaintenanceInterval  = time.Second
 	DefaultGCInterval           = time.Minute
 	DefaultGCGrace              = 10 * time.Minute
@@ -139,6 +141,12 @@ type Config struct {
 	// wait for room (within its read bound). One read larger than it goes alone.
 	MaxReadBytesInFlight int64
 
+	// ExperimentalTransactions serves the transaction coordinator: InitProducerID with a
+	// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and FindCoordinator for
+	// transactions, advertised in ApiVersions. Off by default: markers, the last stable offset and
+	// read_committed fetch are still to come, so a transaction with partitions cannot complete yet.
+	ExperimentalTransactions bool
+
 	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
 	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1
 
@@ -157,6 +165,9 @@ type Config struct {
 	// ProducerIDExpiration forgets an idempotent producer idle this long on a partition (Kafka's
 	// producer.id.expiration.ms).
 	ProducerIDExpiration time.Duration
+	// CleanerMemory bounds the key map of a compacted partition's clean, in bytes (one clean at a time
+	// per agent; docs/INTERNALS.md, "The key map").
+	CleanerMemory int64
 	// MaintenanceInterval is how often the led partitions' maintenance (merges, retention) runs.
 	MaintenanceInterval time.Duration
 	// GCInterval is how often the cluster's one garbage collector runs; GCGrace the age under which an
@@ -172,6 +183,9 @@ type Config struct {
 	Logger     hclog.Logger
 	Registerer prometheus.Registerer // agent metrics; nil disables them
 	Gatherer   prometheus.Gatherer   // served on /metrics; nil serves an empty registry
+	// ConsoleMiddleware wraps every handler of the web console on the HTTP port (console.Config.Middleware):
+	// where the port's authentication goes. nil: none.
+	ConsoleMiddleware func(http.Handler) http.Handler
 }
 
 // Limits keep one client from exhausting an agent; Kafka's names are in the comments.
@@ -250,6 +264,7 @@ func NewConfig() Config {
 		DefaultRetention:              DefaultRetention,
 		DefaultRetentionBytes:         DefaultRetentionBytes,
 		ProducerIDExpiration:          DefaultProducerIDExpiration,
+		CleanerMemory:                 DefaultCleanerMemory,
 		MaintenanceInterval:           DefaultMaintenanceInterval,
 		GCInterval:                    DefaultGCInterval,
 		GCGrace:                       DefaultGCGrace,

@@ -38,6 +38,7 @@ type etcdHealth struct {
 
 type etcdHealthMetrics struct {
 	dbSize, dbInUse, keys prometheus.Gauge
+	dbQuota               prometheus.Gauge
 	alarm                 *prometheus.GaugeVec
 }
 
@@ -47,6 +48,8 @@ func newEtcdHealthMetrics(reg prometheus.Registerer) etcdHealthMetrics {
 			Help: "Bytes of etcd's backend database, as the first member that answers reports it: compare with its --quota-backend-bytes."}),
 		dbInUse: prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamhouse_etcd_db_size_in_use_bytes",
 			Help: "Bytes of etcd's backend database in use; the rest is free pages a defragmentation returns."}),
+		dbQuota: prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamhouse_etcd_db_quota_bytes",
+			Help: "etcd's --quota-backend-bytes, as the first member that answers reports it (0: not reported): past it etcd raises NOSPACE."}),
 		keys: prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamhouse_etcd_keys",
 			Help: "Keys under StreamHouse's etcd prefix."}),
 		alarm: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "streamhouse_etcd_alarm",
@@ -56,7 +59,7 @@ func newEtcdHealthMetrics(reg prometheus.Registerer) etcdHealthMetrics {
 		m.alarm.WithLabelValues(t)
 	}
 	if reg != nil {
-		reg.MustRegister(m.dbSize, m.dbInUse, m.keys, m.alarm)
+		reg.MustRegister(m.dbSize, m.dbInUse, m.dbQuota, m.keys, m.alarm)
 	}
 	return m
 }
@@ -110,6 +113,7 @@ func (a *Agent) checkEtcdHealth(ctx context.Context) {
 	m := a.etcdHealth.metrics
 	m.dbSize.Set(float64(h.DBSize))
 	m.dbInUse.Set(float64(h.DBSizeInUse))
+	m.dbQuota.Set(float64(h.DBQuota))
 	m.keys.Set(float64(h.Keys))
 	m.alarm.Reset()
 	for _, t := range []string{"NOSPACE", "CORRUPT"} {

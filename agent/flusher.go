@@ -26,6 +26,8 @@ type pendingAppend struct {
 	frame *extcache.Backing // the request frame batch is a slice of; nil when batch is its own
 	meta  kwire.BatchMeta
 	start time.Time
+	// logAppendTime is the time a LogAppendTime topic's batch was stamped with; -1 for CreateTime.
+	logAppendTime int64
 
 	object string // set when the flush is sealed
 	extent segstore.Extent

@@ -61,6 +61,7 @@ func (a *Agent) checkExtents(ctx context.Context, caller string, ps []*pendingAp
 		err := errs[i]
 		if err == nil {
 			p.meta, err = a.parseBatch(data[i])
+			logAppendTimeOf(data[i], &p.meta)
 		}
 		if err == nil {
 			continue

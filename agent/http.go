@@ -68,7 +68,7 @@ func (s *storeCheck) check(ctx context.Context, run func(context.Context) error)
 }
 
 // newHTTPServer serves /healthz (the process is alive), /readyz (registered in etcd and the object store
-// reachable; 503 otherwise) and /metrics.
+// reachable; 503 otherwise), /metrics and the console.
 func (a *Agent) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +79,8 @@ func (a *Agent) newHTTPServer() *http.Server {
 	if g == nil {
 		g = prometheus.NewRegistry()
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", a.RequireHTTPAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	a.mountConsole(mux) // "/": console/, behind the same authentication as /metrics
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 

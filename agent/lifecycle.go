@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"time"
 
@@ -24,6 +25,7 @@ func (a *Agent) newLifecycle() {
 	a.maintainer = lifecycle.NewMaintainer(lifecycle.MaintainConfig{
 		AgentID: a.cfg.ID, Grace: a.cfg.GCGrace, Policy: a.topicPolicy, ProducerExpiration: a.cfg.ProducerIDExpiration,
 		MaxProducers: a.cfg.MaxProducerIDsPerPartition, PrefetchBytes: a.cfg.CacheBytes / 4,
+		CleanerMemory: a.cfg.CleanerMemory, MaxBatchBytes: a.cfg.MaxDecompressedBatchBytes,
 		Patch: func(dst, src []byte, base int64, epoch int32) ([]byte, int64, error) {
 			return kwire.PatchBatches(dst, src, base, epoch, 0)
 		},
@@ -99,7 +101,34 @@ func (a *Agent) topicPolicy(t coord.Topic) lifecycle.Policy {
 	if ms, ok := configInt(t, configSegmentMs); ok && ms > 0 {
 		p.MaxSpan = time.Duration(ms) * time.Millisecond
 	}
+	policy := t.Configs[configCleanupPolicy]
+	if policyCompacts(policy) {
+		p.Compaction = topicCompaction(t)
+		if !policyDeletes(policy) { // Kafka applies retention.* only with delete
+			p.RetentionTime, p.RetentionBytes = -1, -1
+		}
+	}
 	return p
+}
+
+// topicCompaction is a compacted topic's cleaner policy from its configs.
+func topicCompaction(t coord.Topic) *lifecycle.Compaction {
+	c := lifecycle.DefaultCompaction()
+	if ms, ok := configInt(t, configMinCompactionLagMs); ok && ms >= 0 {
+		c.MinLag = time.Duration(ms) * time.Millisecond
+	}
+	if ms, ok := configInt(t, configMaxCompactionLagMs); ok && ms > 0 && ms < math.MaxInt64/int64(time.Millisecond) {
+		c.MaxLag = time.Duration(ms) * time.Millisecond
+	}
+	if ms, ok := configInt(t, configDeleteRetentionMs); ok && ms >= 0 && ms < math.MaxInt64/int64(time.Millisecond) {
+		c.DeleteRetention = time.Duration(ms) * time.Millisecond
+	}
+	if v, ok := t.Configs[configMinCleanableRatio]; ok {
+		if r, err := strconv.ParseFloat(v, 64); err == nil {
+			c.MinDirtyRatio = r
+		}
+	}
+	return &c
 }
 
 // configInt is a topic config's integer value, if it sets one.

@@ -68,6 +68,12 @@ type SecurityConfig struct {
 	// QuotaWindowNum and QuotaWindowSize are quota.window.num and quota.window.size.seconds.
 	QuotaWindowNum  int
 	QuotaWindowSize time.Duration
+
+	// HTTPAuth are the ways the HTTP port authenticates (http_auth.go): "basic" (SCRAM users'
+	// passwords), "tls" (client certificates of TLSClientCAFile); empty: none, as before.
+	HTTPAuth []string
+	// HTTPTLS serves the HTTP port over TLS with the listeners' certificate.
+	HTTPTLS bool
 }
 
 // secured tells whether any listener authenticates or encrypts.
@@ -128,7 +134,7 @@ func (c *Config) validateSecurity() error {
 	if _, err := auth.ParsePrincipalRules(s.PrincipalRules); err != nil {
 		return fmt.Errorf("agent: principal mapping rules: %w", err)
 	}
-	return nil
+	return s.validateHTTP()
 }
 
 // oauthConfigured tells whether OAUTHBEARER tokens can be validated.

@@ -141,16 +141,16 @@ func (a *Agent) newSecurity() error {
 			return fmt.Errorf("agent: %w", err)
 		}
 	}
+	var err error
+	if s.quotas, err = auth.NewQuotas(a.cache, auth.QuotaConfig{WindowNum: sc.QuotaWindowNum, WindowSize: sc.QuotaWindowSize,
+		Registerer: a.cfg.Registerer}); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	if !sc.Authorization {
 		return nil
 	}
-	var err error
 	if s.authz, err = auth.NewAuthorizer(a.cache, auth.AuthorizerConfig{SuperUsers: sc.SuperUsers,
 		AllowEveryoneIfNoACLFound: sc.AllowEveryoneIfNoACLFound, Logger: a.log, Registerer: a.cfg.Registerer}); err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	if s.quotas, err = auth.NewQuotas(a.cache, auth.QuotaConfig{WindowNum: sc.QuotaWindowNum, WindowSize: sc.QuotaWindowSize,
-		Registerer: a.cfg.Registerer}); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
@@ -173,6 +173,7 @@ type connSec struct {
 	lastServerMsg []byte        // the mechanism's last answer (OAUTHBEARER's error status)
 	expires       time.Time     // when the session must be re-authenticated; zero: never
 	rawNext       bool          // a v0 handshake: the next frame is a bare SASL token
+	mutedUntil    int64         // unix ns: a quota mutes the connection until then (KIP-219)
 }
 
 // who is the connection's principal now.
@@ -269,8 +270,12 @@ func (cs *connSec) admit(req kmsg.Request, now time.Time) error {
 	return nil
 }
 
-// admitRequest applies admit and logs a refusal; false closes the connection.
-func (a *Agent) admitRequest(cs *connSec, req kmsg.Request, log hclog.Logger) bool {
+// admitRequest waits out a quota's mute (the request read meanwhile waits with it, as in Kafka's
+// muted channel), then applies admit and logs a refusal; false closes the connection.
+func (a *Agent) admitRequest(ctx context.Context, cs *connSec, req kmsg.Request, log hclog.Logger) bool {
+	if !cs.awaitUnmuted(ctx) {
+		return false
+	}
 	err := cs.admit(req, time.Now())
 	if err == nil {
 		return true
@@ -336,4 +341,12 @@ func (a *Agent) listenerHints(resp *kmsg.ProduceResponse, c client) {
 		out = append(out, b)
 	}
 	resp.Brokers = out
+}
+
+// hostOfRemote is the address of a "host:port" as ACL hosts compare it.
+func hostOfRemote(remote string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }

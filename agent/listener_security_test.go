@@ -516,7 +516,7 @@ func TestBrokersAdvertisedPerListener(t *testing.T) {
 	f := newSecFixture(t)
 	tc := newTestCluster(t)
 	opts := func(c *Config) {
-		f.listeners([]string{"alice"}, ProtocolSASLPlaintext)(c)
+		f.listeners([]string{"alice", "ANONYMOUS"}, ProtocolSASLPlaintext)(c)
 		c.Listeners = append([]ListenerConfig{{Name: "INSIDE", Protocol: ProtocolPlaintext, Addr: "127.0.0.1:0"}}, c.Listeners...)
 	}
 	a1, a2 := tc.agent("a1", opts), tc.agent("a2", opts)

@@ -141,17 +141,16 @@ func (a *Agent) serveConn(ctx context.Context, nc net.Conn, l *kafkaListener) {
 
 	fr := &frameReader{a: a, nc: nc, r: bufio.NewReaderSize(nc, connReadBuffer), act: act}
 	for {
-		if cs.wantsRaw() {
-			if !a.rawSASL(ctx, fr, cs, queue, log) {
-				return
-			}
+		if handled, ok := a.beforeRead(ctx, fr, cs, queue, log); !ok {
+			return
+		} else if handled {
 			continue
 		}
 		h, req, charge, ok := a.readRequest(ctx, fr, log)
 		if !ok {
 			return
 		}
-		if !a.admitRequest(cs, req, log) {
+		if !a.admitRequest(ctx, cs, req, log) {
 			a.budget.release(charge)
 			return
 		}
@@ -358,15 +357,20 @@ func (a *Agent) dispatch(ctx context.Context, wg *sync.WaitGroup, closeConn func
 		a.beforeHandle(req)
 	}
 	var wait func() kmsg.Response
-	silent := false // no answer is the answer: an acks=0 produce
+	silent := false               // no answer is the answer: an acks=0 produce
+	deny, post := a.guard(c, req) // ACLs and quotas (authorize.go)
 	switch req := req.(type) {
 	case *kmsg.ProduceRequest:
-		wait, silent = a.produceAnswer(req, a.handleProduce(ctx, c, req), closeConn), req.Acks == 0
+		wait, silent = a.produceAnswer(req, withPost(a.handleProduce(ctx, c, req), post), closeConn), req.Acks == 0
 	case *kmsg.SASLHandshakeRequest, *kmsg.SASLAuthenticateRequest:
 		resp := a.handleSASL(c, req) // before the next frame is read: it may change what that frame is
 		wait = func() kmsg.Response { return resp }
-	default:
-		wait = func() kmsg.Response { return a.handle(ctx, c, req) }
+	case kmsg.Request:
+		if deny != nil {
+			wait = func() kmsg.Response { return deny }
+		} else {
+			wait = withPost(func() kmsg.Response { return a.handle(ctx, c, req) }, post)
+		}
 	}
 	wg.Add(1)
 	started = true
@@ -456,6 +460,11 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleOffsetDelete(ctx, c, req)
 	case *kmsg.DeleteRecordsRequest:
 		return a.handleDeleteRecords(ctx, c, req)
+	case *kmsg.AddPartitionsToTxnRequest, *kmsg.AddOffsetsToTxnRequest, *kmsg.EndTxnRequest:
+		return a.handleTxn(ctx, req) // decoded only when served (txn.go)
+	}
+	if resp, ok := a.handleSecurityAdmin(ctx, c, req); ok {
+		return resp
 	}
 	// kwire.ParseRequest only returns requests listed in apis, and each has a case above; should one be
 	// missing, the connection is closed rather than answered wrongly.

@@ -65,9 +65,9 @@ var topicConfigDefs = withKafkaConfigs(map[string]topicConfigDef{
 	configTimestampType: {
 		def: "CreateTime",
 		typ: kmsg.ConfigTypeString,
-		doc: "Record timestamps are the producer's (CreateTime). LogAppendTime is not supported: it would " +
-			"mean rewriting batch attributes covered by the batch CRC, and batches are stored verbatim.",
-		parse: parseOneOf("CreateTime", "LogAppendTime would mean rewriting batches inside their CRC; batches are stored verbatim"),
+		doc: "CreateTime: record timestamps are the producer's. LogAppendTime: the agent stamps each batch " +
+			"with its clock on receipt (the batch's timestamp type and max timestamp, its CRC computed anew), as Kafka does.",
+		parse: parseTimestampType,
 	},
 	configCleanupPolicy: {
 		def: "delete",

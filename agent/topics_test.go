@@ -251,7 +251,7 @@ func TestValidateTopicConfig(t *testing.T) {
 		{"max.message.bytes", sp(""), "", kerr.InvalidConfig},
 		{"max.message.bytes", nil, "", kerr.InvalidConfig},
 		{"message.timestamp.type", sp("CreateTime"), "CreateTime", nil},
-		{"message.timestamp.type", sp("LogAppendTime"), "", kerr.InvalidConfig},
+		{"message.timestamp.type", sp("LogAppendTime"), "LogAppendTime", nil},
 		{"message.timestamp.type", sp("createtime"), "", kerr.InvalidConfig},
 		{"cleanup.policy", sp("delete"), "delete", nil},
 		{"cleanup.policy", sp("delete, delete"), "delete", nil},
@@ -395,7 +395,7 @@ func TestAlterConfigs(t *testing.T) {
 		{"null set", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("max.message.bytes", set, nil)}, nil, kerr.InvalidRequest},
 		{"unknown config", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("segment.jitterz.ms", set, sp("1"))}, nil, kerr.InvalidConfig},
 		{"unknown config delete", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("segment.jitterz.ms", del, nil)}, nil, kerr.InvalidConfig},
-		{"bad value", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("message.timestamp.type", set, sp("LogAppendTime"))}, nil, kerr.InvalidConfig},
+		{"bad value", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{op("message.timestamp.type", set, sp("AppendTime"))}, nil, kerr.InvalidConfig},
 		{"duplicate key", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{
 			op("max.message.bytes", set, sp("1")), op("max.message.bytes", del, nil)}, nil, kerr.InvalidRequest},
 		{"all or nothing", nil, []kmsg.IncrementalAlterConfigsRequestResourceConfig{

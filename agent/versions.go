@@ -38,6 +38,14 @@ var apis = map[int16]apiRange{
 	int16(kmsg.DeleteRecords):           {0, 2},
 	int16(kmsg.SASLHandshake):           {0, 1},
 	int16(kmsg.SASLAuthenticate):        {0, 2},
+	// Security administration (agent/security_admin.go).
+	int16(kmsg.DescribeACLs):                 {0, 3},
+	int16(kmsg.CreateACLs):                   {0, 3},
+	int16(kmsg.DeleteACLs):                   {0, 3},
+	int16(kmsg.DescribeClientQuotas):         {0, 1},
+	int16(kmsg.AlterClientQuotas):            {0, 1},
+	int16(kmsg.DescribeUserSCRAMCredentials): {0, 0},
+	int16(kmsg.AlterUserSCRAMCredentials):    {0, 0},
 }
 
 func supported(key, version int16) bool {

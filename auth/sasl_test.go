@@ -1,8 +1,13 @@
 package auth
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
 	"errors"
+	"hash"
 	"strings"
 	"testing"
 	"time"
@@ -272,4 +277,55 @@ func TestNewScramCredential(t *testing.T) {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
+}
+
+// A credential made from a salted password, as AlterUserScramCredentials carries it, is the one
+// the password makes with that salt: the password logs in.
+func TestScramCredentialFromSalted(t *testing.T) {
+	t.Parallel()
+	for _, m := range []string{MechanismScramSHA256, MechanismScramSHA512} {
+		want, err := NewScramCredential(m, "pw", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New
+		if m == MechanismScramSHA512 {
+			h = sha512.New
+		}
+		salted := pbkdf2Key(h, []byte("pw"), want.Salt, 4096)
+		got, err := ScramCredentialFromSalted(m, want.Salt, salted, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.StoredKey, want.StoredKey) || !bytes.Equal(got.ServerKey, want.ServerKey) {
+			t.Errorf("%s: keys differ from the password's", m)
+		}
+		if !verifyPassword(m, "pw", got) {
+			t.Errorf("%s: the password does not verify", m)
+		}
+		if _, err := ScramCredentialFromSalted(m, want.Salt, salted[:10], 4096); err == nil {
+			t.Errorf("%s: a short salted password accepted", m)
+		}
+		if _, err := ScramCredentialFromSalted(m, want.Salt, salted, 100); err == nil {
+			t.Errorf("%s: 100 iterations accepted", m)
+		}
+	}
+}
+
+// pbkdf2Key is PBKDF2 with one block, enough for SHA-256 and SHA-512 keys of their own size.
+func pbkdf2Key(h func() hash.Hash, pw, salt []byte, iter int) []byte {
+	m := hmac.New(h, pw)
+	m.Write(salt)
+	m.Write([]byte{0, 0, 0, 1})
+	u := m.Sum(nil)
+	out := bytes.Clone(u)
+	for range iter - 1 {
+		m.Reset()
+		m.Write(u)
+		u = m.Sum(u[:0])
+		for i := range out {
+			out[i] ^= u[i]
+		}
+	}
+	return out
 }

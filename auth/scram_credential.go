@@ -1,10 +1,14 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/xdg-go/scram"
 
@@ -95,4 +99,36 @@ func decoyCredential(mechanism, user string) coord.ScramCredential {
 	}
 	return coord.ScramCredential{Salt: mac("salt", scramSaltLen), Iterations: DefaultScramIterations,
 		StoredKey: mac("stored", size), ServerKey: mac("server", size)}
+}
+
+// ScramCredentialFromSalted is the stored credential of a salted password, as Kafka's
+// AlterUserScramCredentials carries it (the client salts; the password never travels): StoredKey
+// = H(HMAC(SaltedPassword, "Client Key")), ServerKey = HMAC(SaltedPassword, "Server Key"). The
+// salted password must be as long as the mechanism's hash, the iterations within Kafka's bounds.
+func ScramCredentialFromSalted(mechanism string, salt, salted []byte, iterations int) (coord.ScramCredential, error) {
+	var h func() hash.Hash
+	switch mechanism {
+	case MechanismScramSHA256:
+		h = sha256.New
+	case MechanismScramSHA512:
+		h = sha512.New
+	default:
+		return coord.ScramCredential{}, fmt.Errorf("auth: unknown SCRAM mechanism %q", mechanism)
+	}
+	switch {
+	case iterations < MinScramIterations || iterations > MaxScramIterations:
+		return coord.ScramCredential{}, fmt.Errorf("auth: %d iterations: want %d to %d", iterations, MinScramIterations, MaxScramIterations)
+	case len(salt) == 0:
+		return coord.ScramCredential{}, errors.New("auth: empty salt")
+	case len(salted) != h().Size():
+		return coord.ScramCredential{}, fmt.Errorf("auth: salted password of %d bytes for %s (want %d)", len(salted), mechanism, h().Size())
+	}
+	mac := func(msg string) []byte {
+		m := hmac.New(h, salted)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	d := h()
+	d.Write(mac("Client Key"))
+	return coord.ScramCredential{Salt: bytes.Clone(salt), Iterations: iterations, StoredKey: d.Sum(nil), ServerKey: mac("Server Key")}, nil
 }

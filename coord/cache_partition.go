@@ -354,4 +354,5 @@ func (p *partition) describe(ps *PartitionStatus) {
 		}
 	}
 	ps.Objects = len(objects)
+	describeCleaner(p.segs, ps)
 }

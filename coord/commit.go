@@ -195,6 +195,12 @@ func entrySize(re *RecordEntry) int {
 		n += uvarintLen(uint64(b.ID)) + uvarintLen(uint64(b.Epoch)) + uvarintLen(uint64(b.FirstSeq)) + uvarintLen(uint64(b.LastSeq)) +
 			uvarintLen(uint64(b.FirstOffset-e.BaseOffset)) + uvarintLen(uint64(b.LastOffset-b.FirstOffset))
 	}
+	if (&Record{Entries: []RecordEntry{*re}}).transactional() {
+		// Record version 2: a flags byte per batch, the marker's presence byte and at most 30 bytes of
+		// marker. An entry without either in a version 2 record takes 1 + one per batch more than
+		// counted here, well within the third of a Txn's budget left for the estimate's error.
+		n += len(re.Batches) + 1 + 30
+	}
 	return n
 }
 

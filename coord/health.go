@@ -15,6 +15,7 @@ import (
 type Health struct {
 	DBSize      int64    // bytes of the backend database file
 	DBSizeInUse int64    // bytes of it in use (the rest is free pages a defragmentation would return)
+	DBQuota     int64    // the member's --quota-backend-bytes: past it, NOSPACE (0: not reported)
 	Keys        int64    // keys under the prefix
 	Alarms      []string // raised alarms, by type ("NOSPACE", "CORRUPT"), one per member that raised it
 }
@@ -34,7 +35,7 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 	if err != nil {
 		return h, fmt.Errorf("coord: etcd status: %w", err)
 	}
-	h.DBSize, h.DBSizeInUse = status.DbSize, status.DbSizeInUse
+	h.DBSize, h.DBSizeInUse, h.DBQuota = status.DbSize, status.DbSizeInUse, status.DbSizeQuota
 	alarms, err := c.etcd.AlarmList(ctx)
 	if err != nil {
 		return h, fmt.Errorf("coord: etcd alarms: %w", err)

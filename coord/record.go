@@ -21,10 +21,30 @@ type RecordEntry struct {
 	TP      TP
 	Entry   IndexEntry // Bytes is derived from the extents; Segment is never set
 	Batches []ProducerBatch
+	// Marker, when set, is what the entry holds instead of extents and batches: a transaction's
+	// commit or abort marker at Entry.BaseOffset (= LastOffset), a control batch made when served.
+	Marker *TxnMarker
 }
 
-// recordVersion is the first byte of an encoded record.
-const recordVersion = 1
+// TxnMarker is one transaction's end in one partition (docs/INTERNALS.md, "Markers"): the fields
+// its control batch is made of, and the revision of the decision it carries out.
+type TxnMarker struct {
+	ProducerID       int64
+	Epoch            int16
+	Commit           bool
+	CoordinatorEpoch int32
+	// TxnVersion is the revision of the transaction's Prepare write: a marker sent again for it
+	// finds it written.
+	TxnVersion int64
+}
+
+// Record versions, the first byte of an encoded record. Version 2 adds markers and the transactional
+// flag of producer batches; a record that carries neither is written as version 1, which agents of
+// earlier versions read.
+const (
+	recordVersion   = 1
+	recordVersionTx = 2
+)
 
 // ErrBadRecord wraps every reason a commit record cannot be decoded.
 var ErrBadRecord = errors.New("coord: undecodable commit record")
@@ -40,9 +60,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 //	  extents: count uvarint, each: object uvarint | pos uvarint | len uvarint | crc u32
 //	  batches: count uvarint, each: producer id uvarint | producer epoch uvarint | first seq uvarint |
 //	           last seq uvarint | first offset - base uvarint | last offset - first offset uvarint
+//	           [version 2: | flags uvarint (1: transactional)]
+//	  [version 2: marker u8 (0: none, 1: one follows, and the entry has no extents nor batches and one
+//	   offset) | producer id uvarint | producer epoch uvarint | commit u8 | coordinator epoch varint |
+//	   transaction version uvarint]
 func encodeRecord(dst []byte, r *Record) []byte {
 	start := len(dst)
-	dst = append(dst, recordVersion, 0, 0, 0, 0)
+	version := byte(recordVersion)
+	if r.transactional() {
+		version = recordVersionTx
+	}
+	dst = append(dst, version, 0, 0, 0, 0)
 	dst = binary.AppendVarint(dst, r.Time)
 	objects, names := recordObjects(r)
 	dst = binary.AppendUvarint(dst, uint64(len(names)))
@@ -52,7 +80,7 @@ func encodeRecord(dst []byte, r *Record) []byte {
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(r.Entries)))
 	for i := range r.Entries {
-		dst = appendRecordEntry(dst, &r.Entries[i], objects)
+		dst = appendRecordEntry(dst, &r.Entries[i], objects, version)
 	}
 	binary.BigEndian.PutUint32(dst[start+1:], crc32.Checksum(dst[start+5:], castagnoli))
 	return dst
@@ -73,7 +101,22 @@ func recordObjects(r *Record) (map[string]int, []string) {
 	return objects, names
 }
 
-func appendRecordEntry(dst []byte, re *RecordEntry, objects map[string]int) []byte {
+// transactional reports whether r needs version 2: a marker, or a transactional batch.
+func (r *Record) transactional() bool {
+	for _, e := range r.Entries {
+		if e.Marker != nil {
+			return true
+		}
+		for _, b := range e.Batches {
+			if b.Transactional {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func appendRecordEntry(dst []byte, re *RecordEntry, objects map[string]int, version byte) []byte {
 	e := &re.Entry
 	dst = append(dst, re.TP.Topic[:]...)
 	dst = binary.AppendUvarint(dst, uint64(re.TP.Partition))
@@ -96,8 +139,37 @@ func appendRecordEntry(dst []byte, re *RecordEntry, objects map[string]int) []by
 		dst = binary.AppendUvarint(dst, uint64(b.LastSeq))
 		dst = binary.AppendUvarint(dst, uint64(b.FirstOffset-e.BaseOffset))
 		dst = binary.AppendUvarint(dst, uint64(b.LastOffset-b.FirstOffset))
+		if version >= recordVersionTx {
+			var flags uint64
+			if b.Transactional {
+				flags |= batchTransactional
+			}
+			dst = binary.AppendUvarint(dst, flags)
+		}
+	}
+	if version >= recordVersionTx {
+		dst = appendMarker(dst, re.Marker)
 	}
 	return dst
+}
+
+// batchTransactional is the flag of a transactional batch (version 2).
+const batchTransactional = 1
+
+func appendMarker(dst []byte, m *TxnMarker) []byte {
+	if m == nil {
+		return append(dst, 0)
+	}
+	dst = append(dst, 1)
+	dst = binary.AppendUvarint(dst, uint64(m.ProducerID))
+	dst = binary.AppendUvarint(dst, uint64(m.Epoch))
+	commit := byte(0)
+	if m.Commit {
+		commit = 1
+	}
+	dst = append(dst, commit)
+	dst = binary.AppendVarint(dst, int64(m.CoordinatorEpoch))
+	return binary.AppendUvarint(dst, uint64(m.TxnVersion))
 }
 
 // decodeRecord decodes and checks a commit record: its CRC, every count against the bytes left (a
@@ -105,13 +177,13 @@ func appendRecordEntry(dst []byte, re *RecordEntry, objects map[string]int) []by
 // within its type's range, extents naming objects the record lists, and nothing left over. It never
 // panics, whatever b holds. Entry.Bytes is derived from the extents.
 func decodeRecord(b []byte) (Record, error) {
-	if len(b) < 5 || b[0] != recordVersion {
-		return Record{}, fmt.Errorf("%w: %d bytes, no version %d header", ErrBadRecord, len(b), recordVersion)
+	if len(b) < 5 || (b[0] != recordVersion && b[0] != recordVersionTx) {
+		return Record{}, fmt.Errorf("%w: %d bytes, no version %d or %d header", ErrBadRecord, len(b), recordVersion, recordVersionTx)
 	}
 	if got, want := crc32.Checksum(b[5:], castagnoli), binary.BigEndian.Uint32(b[1:]); got != want {
 		return Record{}, fmt.Errorf("%w: crc %08x, want %08x", ErrBadRecord, got, want)
 	}
-	d := recordDecoder{b: b[5:]}
+	d := recordDecoder{b: b[5:], version: b[0]}
 	r := Record{Time: d.varint()}
 	names := make([]string, d.count(1))
 	for i := range names {
@@ -133,8 +205,9 @@ func decodeRecord(b []byte) (Record, error) {
 // recordDecoder reads a record's fields, remembering the first error; once it has one, every read
 // returns zero values.
 type recordDecoder struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version byte
 }
 
 func (d *recordDecoder) fail(format string, args ...any) {
@@ -194,7 +267,7 @@ func (d *recordDecoder) entry(re *RecordEntry, names []string) {
 	e.LastOffset = e.BaseOffset + int64(d.uvarint(uint64(math.MaxInt64-e.BaseOffset)))
 	e.MaxTimestamp = d.varint()
 	e.Extents = make([]Extent, d.count(7))
-	if len(e.Extents) == 0 {
+	if len(e.Extents) == 0 && d.version < recordVersionTx {
 		d.fail("entry of %s at %d has no extents", re.TP, e.BaseOffset)
 		return
 	}
@@ -217,6 +290,48 @@ func (d *recordDecoder) entry(re *RecordEntry, names []string) {
 	for i := range re.Batches {
 		d.batch(&re.Batches[i], e)
 	}
+	if d.version >= recordVersionTx {
+		d.marker(re)
+	}
+}
+
+// marker reads a version 2 entry's marker, and checks that an entry is either a marker (one offset,
+// no extents, no batches) or data (extents).
+func (d *recordDecoder) marker(re *RecordEntry) {
+	switch present := d.bytes(1); {
+	case present == nil:
+		return
+	case present[0] == 0:
+		if len(re.Entry.Extents) == 0 {
+			d.fail("entry of %s at %d has neither extents nor a marker", re.TP, re.Entry.BaseOffset)
+		}
+		return
+	case present[0] != 1:
+		d.fail("marker flag %d", present[0])
+		return
+	}
+	m := &TxnMarker{ProducerID: int64(d.uvarint(math.MaxInt64)), Epoch: int16(d.uvarint(math.MaxInt16))}
+	switch c := d.bytes(1); {
+	case c == nil:
+		return
+	case c[0] > 1:
+		d.fail("marker commit flag %d", c[0])
+		return
+	default:
+		m.Commit = c[0] == 1
+	}
+	coordEpoch := d.varint()
+	if coordEpoch < math.MinInt32 || coordEpoch > math.MaxInt32 {
+		d.fail("coordinator epoch %d", coordEpoch)
+		return
+	}
+	m.CoordinatorEpoch = int32(coordEpoch)
+	m.TxnVersion = int64(d.uvarint(math.MaxInt64))
+	if len(re.Entry.Extents) > 0 || len(re.Batches) > 0 || re.Entry.LastOffset != re.Entry.BaseOffset {
+		d.fail("marker entry of %s at %d holds extents, batches or more than one offset", re.TP, re.Entry.BaseOffset)
+		return
+	}
+	re.Marker = m
 }
 
 func (d *recordDecoder) batch(b *ProducerBatch, e *IndexEntry) {
@@ -228,4 +343,8 @@ func (d *recordDecoder) batch(b *ProducerBatch, e *IndexEntry) {
 	first := d.uvarint(span)
 	b.FirstOffset = e.BaseOffset + int64(first)
 	b.LastOffset = b.FirstOffset + int64(d.uvarint(span-first))
+	if d.version >= recordVersionTx {
+		flags := d.uvarint(batchTransactional)
+		b.Transactional = flags&batchTransactional != 0
+	}
 }

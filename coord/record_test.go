@@ -39,6 +39,71 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+func sampleTxnRecord() Record {
+	r := sampleRecord()
+	r.Entries[0].Batches[0].Transactional = true
+	r.Entries = append(r.Entries, RecordEntry{TP: TP{Topic: TopicID{7}, Partition: 2},
+		Entry:  IndexEntry{BaseOffset: 55, LastOffset: 55, Epoch: 3, MaxTimestamp: 1_700_000_000_200},
+		Marker: &TxnMarker{ProducerID: 1000, Epoch: 3, Commit: true, CoordinatorEpoch: -1, TxnVersion: 98765}})
+	return r
+}
+
+// A record with a marker or a transactional batch is version 2 and round-trips; one with neither is
+// still written as version 1, which agents of earlier versions read.
+func TestRecordVersion2RoundTrip(t *testing.T) {
+	t.Parallel()
+	if r := sampleRecord(); encodeRecord(nil, &r)[0] != recordVersion {
+		t.Fatal("a record without transactions is not written as version 1")
+	}
+	r := sampleTxnRecord()
+	b := encodeRecord(nil, &r)
+	if b[0] != recordVersionTx {
+		t.Fatalf("version %d, want %d", b[0], recordVersionTx)
+	}
+	got, err := decodeRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.Entries {
+		for _, x := range r.Entries[i].Entry.Extents {
+			r.Entries[i].Entry.Bytes += int64(x.Len)
+		}
+		if r.Entries[i].Batches == nil {
+			r.Entries[i].Batches = []ProducerBatch{}
+		}
+		if r.Entries[i].Entry.Extents == nil {
+			r.Entries[i].Entry.Extents = []Extent{}
+		}
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+	}
+	for _, re := range r.Entries {
+		one := Record{Entries: []RecordEntry{re}}
+		if size, est := len(encodeRecord(nil, &one))-8, entrySize(&re); est < size-3*len(re.Entry.Extents)-4 {
+			t.Fatalf("entry %+v: %d bytes, estimated %d", re, size, est)
+		}
+	}
+}
+
+// A version 2 entry is data (extents) or a marker (one offset, nothing else), never both or neither.
+func TestRecordVersion2RefusesMixedEntries(t *testing.T) {
+	t.Parallel()
+	for name, edit := range map[string]func(*Record){
+		"marker with extents": func(r *Record) { r.Entries[0].Marker = &TxnMarker{ProducerID: 1} },
+		"marker of two offsets": func(r *Record) {
+			r.Entries[2].Entry.LastOffset++
+		},
+		"neither": func(r *Record) { r.Entries[2].Marker = nil },
+	} {
+		r := sampleTxnRecord()
+		edit(&r)
+		if _, err := decodeRecord(encodeRecord(nil, &r)); !errors.Is(err, ErrBadRecord) {
+			t.Errorf("%s: err = %v, want ErrBadRecord", name, err)
+		}
+	}
+}
+
 func TestRecordRefusesDamage(t *testing.T) {
 	t.Parallel()
 	r := sampleRecord()
@@ -81,6 +146,8 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(nil, &r))
 	f.Add(encodeRecord(nil, &Record{}))
 	f.Add([]byte{recordVersion, 0, 0, 0, 0})
+	tr := sampleTxnRecord()
+	f.Add(encodeRecord(nil, &tr))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) >= 5 {
 			b = reencodeCRC(b) // reach past the CRC check
@@ -94,7 +161,8 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		for _, e := range got.Entries {
 			en := e.Entry
-			if en.LastOffset < en.BaseOffset || en.BaseOffset < 0 || e.TP.Partition < 0 || len(en.Extents) == 0 {
+			if en.LastOffset < en.BaseOffset || en.BaseOffset < 0 || e.TP.Partition < 0 || (len(en.Extents) == 0) == (e.Marker == nil) ||
+				e.Marker != nil && (len(e.Batches) > 0 || en.LastOffset != en.BaseOffset || e.Marker.ProducerID < 0 || e.Marker.Epoch < 0) {
 				t.Fatalf("accepted an invalid entry %+v", e)
 			}
 			for _, x := range en.Extents {

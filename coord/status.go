@@ -42,6 +42,10 @@ type PartitionStatus struct {
 	Segments   int     `json:"segments"`    // partition segments (one etcd key and one object each)
 	Tail       int     `json:"tail"`        // uncompacted entries, in commit records
 	Objects    int     `json:"objects"`     // distinct objects holding its batches
+	// CleanTo and Tombstones are a compacted partition's cleaner progress: the offset below which its
+	// segments are cleaned (0 when none ever was), and the tombstones cleans left in them.
+	CleanTo    int64 `json:"clean_to,omitempty"`
+	Tombstones int64 `json:"tombstones,omitempty"`
 }
 
 // statusAttempts bounds Status's retries when etcd compacts the revision it reads at.

@@ -128,6 +128,15 @@ type Segment struct {
 	FooterCRC    uint32       `json:"fc"`
 	Epochs       []EpochStart `json:"epochs,omitempty"` // the leader epochs that begin in the segment, in order
 	Time         int64        `json:"t"`                // unix ms when the segment was committed
+	// CleanTo and Cleaned are a compacted topic's cleaner state (docs/INTERNALS.md, "Compacted topics"):
+	// the offset below which the segment's records are deduplicated against every later record (absent:
+	// its base offset, all dirty), and the unix ms at which it became wholly clean (0 while any of it is
+	// dirty), from which its tombstones' delete.retention.ms counts.
+	CleanTo int64 `json:"ct,omitempty"`
+	Cleaned int64 `json:"cl,omitempty"`
+	// Tombstones counts the tombstones a clean left in the segment, so that a clean is due once
+	// their delete.retention.ms has passed even without new records.
+	Tombstones int64 `json:"tb,omitempty"`
 }
 
 // EpochStart is the first offset written under a leader epoch.
@@ -168,6 +177,9 @@ type ProducerBatch struct {
 	LastSeq     int32
 	FirstOffset int64
 	LastOffset  int64
+	// Transactional: the batch is part of its producer's transaction (its records are invisible to
+	// read_committed consumers until the transaction's commit marker).
+	Transactional bool
 }
 
 // Commit is one partition's share of a flush: the index entry its leader sequenced, fenced by the

@@ -103,6 +103,9 @@ type partitionStatus struct {
 	NextOffset int64   `json:"next_offset"`
 	LogStart   int64   `json:"log_start"`
 	Segments   int     `json:"segments"`
+	Tail       int     `json:"tail"`
+	CleanTo    int64   `json:"clean_to"`
+	Tombstones int64   `json:"tombstones"`
 }
 
 func (p partitionStatus) String() string {

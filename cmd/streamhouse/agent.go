@@ -44,7 +44,7 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 		"(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role, ...).\n"+
 		"SIGINT or SIGTERM hands the agent's partitions over and exits; a second signal exits at once.")
 	fs.fromEnv()
-	fs.StringVar(&f.etcd, "etcd", "", "etcd `endpoints`, comma-separated (required)")
+	fs.StringVar(&f.etcd, "etcd", defaultEtcd, "etcd `endpoints`, comma-separated")
 	fs.StringVar(&f.etcdPrefix, "etcd-prefix", f.etcdPrefix, "`prefix` of StreamHouse's etcd keys")
 	fs.Var(atLeastValue{&f.etcdMaxTxnOps, coord.MinMaxTxnOps}, "etcd-max-txn-ops", "most `operations` in one etcd Txn; "+
 		"must not exceed the etcd servers' --max-txn-ops (a flush's commit compares one leader key per partition)")
@@ -63,32 +63,22 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.StringVar(&f.cfg.Group, "group", f.cfg.Group, "agent `group`")
 	fs.StringVar(&f.cfg.KafkaAddr, "kafka-addr", f.cfg.KafkaAddr, "Kafka listen `address`")
 	fs.StringVar(&f.cfg.AdvertisedAddr, "advertised-addr", "", "`address` given to clients (default: the Kafka listen address)")
-	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "`address` of /healthz, /readyz and /metrics (empty: no HTTP)")
+	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "`address` of the console, /healthz, /readyz and /metrics (empty: no HTTP)")
 	fs.StringVar(&f.cfg.InternalAddr, "internal-addr", f.cfg.InternalAddr, "listen `address` for other agents (forwarded sequencing, "+
 		"authenticated by the cluster secret in etcd); empty: none, and no agent forwards to this one")
 	f.flushFlags(fs)
-	fs.Var(sizeValue{&f.cfg.CacheBytes}, "cache-bytes", "read cache `size`")
-	fs.DurationVar(&f.cfg.FetchReadTimeout, "fetch-read-timeout", f.cfg.FetchReadTimeout,
-		"longest a fetch waits for object store reads past its MaxWait before it answers with what it has read (a Go `duration`)")
-	fs.Var(sizeValue{&f.cfg.MaxReadBytesInFlight}, "max-read-bytes-in-flight",
-		"object store reads under way at once, in bytes, fetches that answered without them included (a `size`)")
-	fs.Var(sizeValue{&f.cfg.MaxBufferedBytes}, "max-buffered-bytes", "produce waits once this `size` is buffered")
-	fs.Var(sizeValue{&f.cfg.MaxDecompressedBatchBytes}, "max-decompressed-batch-bytes",
-		"most a compressed produce batch may decompress to while it is validated (a `size`; past it: MESSAGE_TOO_LARGE)")
-	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", f.cfg.LeaseTTL, "etcd lease `TTL`: how long a dead agent keeps its partitions")
-	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
-		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")
-	f.topicFlags(fs)
+	f.tuningFlags(fs)
+	f.topicFlags(fs, false)
 	f.lifecycleFlags(fs)
 	f.limitFlags(fs)
 	f.listeners = f.listenerFlags(fs)
 	f.log = fs.logFlags()
 	fs.configFile()
-	fs.require("etcd", "s3-bucket")
+	fs.require("s3-bucket")
 	return fs, f
 }
 
-// flushFlags and topicFlags are shared with dev.
+// flushFlags are shared with dev.
 func (f *agentFlags) flushFlags(fs *flagSet) {
 	fs.DurationVar(&f.cfg.FlushInterval, "flush-interval", f.cfg.FlushInterval, "longest a produce waits for its flush (a Go `duration`)")
 	fs.Var(sizeValue{&f.cfg.FlushBytes}, "flush-bytes", "a flush starts once this `size` is buffered")
@@ -101,6 +91,8 @@ func (f *agentFlags) lifecycleFlags(fs *flagSet) {
 		"retention.ms of topics that do not set it: how long records are kept, in `milliseconds` (-1: forever)")
 	fs.Var(retentionBytesValue{&f.cfg.DefaultRetentionBytes}, "default-retention-bytes",
 		"retention.bytes of topics that do not set it: a partition keeps at least this `size` (-1: no limit)")
+	fs.Int64Var(&f.cfg.CleanerMemory, "cleaner-memory", f.cfg.CleanerMemory,
+		"bytes of the key map a compacted partition's clean builds (about 48 bytes a key; larger dirty sections are cleaned in several cleans)")
 	fs.DurationVar(&f.cfg.ProducerIDExpiration, "producer-id-expiration", f.cfg.ProducerIDExpiration,
 		"an idempotent producer idle this long on a partition is forgotten (Kafka's producer.id.expiration.ms; a Go `duration`)")
 	fs.DurationVar(&f.cfg.MaintenanceInterval, "maintenance-interval", f.cfg.MaintenanceInterval,
@@ -136,8 +128,28 @@ func (f *agentFlags) limitFlags(fs *flagSet) {
 	fs.Var(atLeastValue{&l.GroupMaxSize, 1}, "group-max-size", "most `members` of a consumer group (group.max.size)")
 }
 
-func (f *agentFlags) topicFlags(fs *flagSet) {
-	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
+// tuningFlags are the read path, produce buffering, lease and group offset settings; shared with dev.
+func (f *agentFlags) tuningFlags(fs *flagSet) {
+	fs.Var(sizeValue{&f.cfg.CacheBytes}, "cache-bytes", "read cache `size`")
+	fs.DurationVar(&f.cfg.FetchReadTimeout, "fetch-read-timeout", f.cfg.FetchReadTimeout,
+		"longest a fetch waits for object store reads past its MaxWait before it answers with what it has read (a Go `duration`)")
+	fs.Var(sizeValue{&f.cfg.MaxReadBytesInFlight}, "max-read-bytes-in-flight",
+		"object store reads under way at once, in bytes, fetches that answered without them included (a `size`)")
+	fs.Var(sizeValue{&f.cfg.MaxBufferedBytes}, "max-buffered-bytes", "produce waits once this `size` is buffered")
+	fs.Var(sizeValue{&f.cfg.MaxDecompressedBatchBytes}, "max-decompressed-batch-bytes",
+		"most a compressed produce batch may decompress to while it is validated (a `size`; past it: MESSAGE_TOO_LARGE)")
+	fs.DurationVar(&f.cfg.LeaseTTL, "lease-ttl", f.cfg.LeaseTTL, "etcd lease `TTL`: how long a dead agent keeps its partitions")
+	fs.DurationVar(&f.cfg.OffsetsRetention, "offsets-retention", f.cfg.OffsetsRetention,
+		"how long a consumer group's committed offsets outlive its last member, or a standalone commit (a Go `duration`; 0: forever)")
+}
+
+// topicFlags are shared with dev, which creates topics on first use by default (as Kafka does), where
+// a production agent does not: there a typo in a client's topic would make a topic.
+func (f *agentFlags) topicFlags(fs *flagSet, autoCreate bool) {
+	f.cfg.AutoCreateTopics = autoCreate
+	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", autoCreate, "create unknown topics on first use")
+	fs.BoolVar(&f.cfg.ExperimentalTransactions, "experimental-transactions", false,
+		"serve the transaction coordinator (incomplete: transactions with partitions cannot commit yet; for tests)")
 	fs.Var(int32Value{&f.cfg.DefaultPartitions}, "default-partitions", "`partitions` of auto-created topics and of CreateTopics without a count")
 }
 

@@ -154,7 +154,6 @@ func TestClusterStatusErrors(t *testing.T) {
 	}{
 		{"no subcommand", []string{"cluster"}, nil, 2, "want a subcommand: status"},
 		{"unknown subcommand", []string{"cluster", "heal"}, nil, 2, `unknown subcommand "heal"`},
-		{"no etcd", []string{"cluster", "status"}, nil, 2, "--etcd is required (or STREAMHOUSE_ETCD)"},
 		{"blank etcd", []string{"cluster", "status", "--etcd", ","}, nil, 2, "no endpoints"},
 		{"argument", []string{"cluster", "status", "--etcd", closed, "x"}, nil, 2, "want 0 argument(s)"},
 		{"unreachable", []string{"cluster", "status", "--etcd", closed}, nil, 1, "etcd: cannot reach " + closed + " within 3s"},

@@ -23,6 +23,8 @@ const (
 	devCredential = "streamhouse" // the dev S3 endpoint accepts any credentials
 	devRegion     = "us-east-1"
 	maxDevAgents  = 32
+	// defaultDevEtcdAddr is where dev's embedded etcd listens unless --etcd-addr says otherwise.
+	defaultDevEtcdAddr = "127.0.0.1:2379"
 )
 
 // devFlags are the flags of "streamhouse dev".
@@ -36,12 +38,14 @@ type devFlags struct {
 	s3Profile string
 	// etcdQuotaBytes is the embedded etcd's --quota-backend-bytes.
 	etcdQuotaBytes int64
+	// zones are the agents' zones, comma-separated: agent i takes the i-th, cycling.
+	zones string
 }
 
 func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	f := &devFlags{agentFlags: agentFlags{cfg: agent.NewConfig(), etcdMaxTxnOps: coord.DefaultEmbedMaxTxnOps,
 		etcdMaxRequestBytes: coord.DefaultEmbedMaxRequestBytes}, dataDir: "./.streamhouse", etcdQuotaBytes: coord.DefaultEmbedQuotaBytes,
-		etcdAddr: "127.0.0.1:2379", s3Addr: "127.0.0.1:9000", agents: 1, s3Profile: segstore.ProfileNone}
+		etcdAddr: defaultDevEtcdAddr, s3Addr: "127.0.0.1:9000", agents: 1, s3Profile: segstore.ProfileNone}
 	fs := c.newFlagSet("dev", "", "Run a single-node StreamHouse for development: embedded etcd, an S3-compatible endpoint on a\n"+
 		"local directory (bucket \"streamhouse\", any credentials) and N agents, all in one process. Data\n"+
 		"survives a restart with the same --data-dir. Agent i listens on the Kafka and HTTP ports + i-1.\n"+
@@ -66,8 +70,14 @@ func (c *cli) devFlagSet() (*flagSet, *devFlags) {
 	fs.IntVar(&f.agents, "agents", f.agents, "`number` of agents to run in this process (0: only etcd and S3)")
 	fs.StringVar(&f.s3Profile, "s3-profile", f.s3Profile, "simulated S3 latency of the in-process agents: `profile` "+
 		strings.Join(segstore.ProfileNames, ", ")+" (standard: PUT p50 30ms, p99 150ms, occasional 503 SlowDown; express: ~5ms)")
+	fs.StringVar(&f.cfg.AdvertisedAddr, "advertised-addr", "", "`address` the first agent gives clients, the others "+
+		"its port + i-1 (default: the Kafka listen addresses)")
+	fs.StringVar(&f.zones, "az", "", "availability `zones` of the agents, comma-separated: agent i takes the i-th, "+
+		"round the list again past its end (default: none)")
+	fs.StringVar(&f.cfg.Group, "group", f.cfg.Group, "agent `group` of the agents")
 	f.flushFlags(fs)
-	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create unknown topics on first use")
+	f.tuningFlags(fs)
+	f.topicFlags(fs, true)
 	f.lifecycleFlags(fs)
 	f.limitFlags(fs)
 	f.log = fs.logFlags()
@@ -123,7 +133,8 @@ func (f *devFlags) validate() error {
 			return fmt.Errorf("--%s: %w", name, err)
 		}
 	}
-	for name, addr := range map[string]string{"http-addr": f.cfg.HTTPAddr, "internal-addr": f.cfg.InternalAddr} {
+	for name, addr := range map[string]string{"http-addr": f.cfg.HTTPAddr, "internal-addr": f.cfg.InternalAddr,
+		"advertised-addr": f.cfg.AdvertisedAddr} {
 		if addr == "" {
 			continue
 		}
@@ -278,6 +289,14 @@ func (f *devFlags) agentConfig(i int, log hclog.Logger) (agent.Config, error) {
 		if cfg.InternalAddr, err = offsetPort(f.cfg.InternalAddr, i-1); err != nil {
 			return cfg, err
 		}
+	}
+	if cfg.AdvertisedAddr != "" {
+		if cfg.AdvertisedAddr, err = offsetPort(f.cfg.AdvertisedAddr, i-1); err != nil {
+			return cfg, err
+		}
+	}
+	if zones := splitList(f.zones); len(zones) > 0 {
+		cfg.AZ = zones[(i-1)%len(zones)]
 	}
 	reg := newRegistry() // one per agent: each serves its own /metrics
 	cfg.Logger, cfg.Registerer, cfg.Gatherer, cfg.Version = log.Named(cfg.ID), reg, reg, buildVersion()

@@ -431,3 +431,32 @@ func TestTopicDescribeStorage(t *testing.T) {
 		t.Errorf("partition 1: %v, want an empty partition", got)
 	}
 }
+
+// topic describe of a compacted topic shows its cleanup policy and, with --etcd, the cleaner's
+// progress: once max.compaction.lag.ms has passed, the partition is cleaned to its segments' end.
+func TestTopicDescribeCompacted(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, t.TempDir(), "--flush-interval", "20ms", "--maintenance-interval", "50ms")
+	c := newTestCLI(t, map[string]string{"STREAMHOUSE_BROKERS": kafkaAddrs(t, d)[0]}, "")
+	c.mustRun(t, "topic", "create", "kv", "--config", "cleanup.policy=compact", "--config", "max.compaction.lag.ms=400")
+	c.stdin = strings.NewReader("a:1\nb:1\na:2\n")
+	c.mustRun(t, "produce", "kv", "--key-separator", ":")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := c.mustRun(t, "topic", "describe", "kv", "--etcd", d.line(t, "etcd endpoint"))
+		if !strings.Contains(out, "cleanup.policy=compact") || !strings.Contains(out, "CLEANED TO  TOMBSTONES") {
+			t.Fatalf("describe lacks the policy or the cleaner's columns:\n%s", out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			// PARTITION ... BYTES SEGMENTS TAIL OBJECTS CLEANED-TO TOMBSTONES
+			if f := strings.Fields(l); len(f) == 14 && f[0] == "0" && f[13] == "0" && f[12] == "3" && f[10] == "0" {
+				t.Logf("topic describe:\n%s", out)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition not cleaned to offset 3 (its whole log, no tail left):\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -67,6 +67,10 @@ func (a *etcdAuth) apply(cfg *coord.Config, log hclog.Logger) error {
 	return nil
 }
 
+// defaultEtcd is the --etcd of every command that reads or writes etcd: the endpoint of
+// "streamhouse dev" on its default --etcd-addr, so that the tools work against it without flags.
+const defaultEtcd = "http://" + defaultDevEtcdAddr
+
 // etcdFlags are the etcd flags of the tools that read and write etcd directly (cluster, user,
 // acl, quota): they work while no agent answers.
 type etcdFlags struct {
@@ -75,15 +79,15 @@ type etcdFlags struct {
 }
 
 func (fs *flagSet) etcdFlags() *etcdFlags {
-	f := fs.optionalEtcdFlags("etcd `endpoints`, comma-separated (required)")
-	fs.require("etcd")
-	return f
+	return fs.etcdFlagsDefault(defaultEtcd, "etcd `endpoints`, comma-separated")
 }
 
 // optionalEtcdFlags are the etcd flags of a tool that reads etcd only when --etcd is given.
-func (fs *flagSet) optionalEtcdFlags(usage string) *etcdFlags {
+func (fs *flagSet) optionalEtcdFlags(usage string) *etcdFlags { return fs.etcdFlagsDefault("", usage) }
+
+func (fs *flagSet) etcdFlagsDefault(endpoints, usage string) *etcdFlags {
 	f := &etcdFlags{}
-	fs.StringVar(&f.endpoints, "etcd", "", usage)
+	fs.StringVar(&f.endpoints, "etcd", endpoints, usage)
 	fs.StringVar(&f.prefix, "etcd-prefix", coord.DefaultPrefix, "`prefix` of StreamHouse's etcd keys")
 	f.auth = fs.etcdAuthFlags()
 	fs.fromEnv("etcd", "etcd-prefix") // the agent's variables, so that one agent.env serves both

@@ -150,7 +150,7 @@ func TestAgentFlags(t *testing.T) {
 		{name: "bad env request bytes", args: base, env: map[string]string{"STREAMHOUSE_ETCD_MAX_REQUEST_BYTES": "1KiB"},
 			usage: `invalid value "1KiB" for STREAMHOUSE_ETCD_MAX_REQUEST_BYTES: want a size from 64KiB to 1GiB`},
 		{name: "unknown flag", args: append(base, "--bogus"), usage: "flag provided but not defined: --bogus"},
-		{name: "missing etcd", args: []string{"--s3-bucket", "b"}, usage: "--etcd is required (or STREAMHOUSE_ETCD)"},
+		{name: "etcd of dev by default", args: []string{"--s3-bucket", "b"}, check: func(f *agentFlags) bool { return f.etcd == "http://127.0.0.1:2379" }},
 		{name: "missing bucket", args: []string{"--etcd", "e"}, usage: "--s3-bucket is required"},
 		{name: "stray argument", args: append(base, "extra"), usage: "want 0 argument(s)"},
 	} {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/streamhouse/streamhouse/internal/progress"
 )
 
 var groupCommands = []command{
@@ -202,9 +204,13 @@ func parsePartitions(s string) (map[int32]bool, error) {
 }
 
 func (c *cli) resetOffsets(ctx context.Context, adm *kadm.Client, group, topic string, only map[int32]bool, target resetTarget, dryRun bool) error {
+	line := c.progress()
+	defer line.Clear()
+	line.Set("reset offsets of group %s: checking it has no members", group)
 	if err := checkNoMembers(ctx, adm, group); err != nil {
 		return err
 	}
+	line.Set("reset offsets of group %s: reading the start and end offsets of %s", group, topic)
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
@@ -219,9 +225,13 @@ func (c *cli) resetOffsets(ctx context.Context, adm *kadm.Client, group, topic s
 	if err != nil {
 		return fmt.Errorf("reset offsets of group %s: topic %s: %w", group, topic, err)
 	}
+	line.Set("reset offsets of group %s: reading its committed offsets", group)
 	old, err := adm.FetchOffsets(ctx, group)
 	if err == nil {
 		err = old.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		old, err = nil, nil // a group yet to consume: its offsets are set before it starts, as Kafka's tool allows
 	}
 	if err != nil {
 		return fmt.Errorf("reset offsets of group %s: fetch its offsets: %w", group, err)
@@ -250,11 +260,34 @@ func (c *cli) resetOffsets(ctx context.Context, adm *kadm.Client, group, topic s
 			return usagef("group reset-offsets: topic %s has no partition %d", topic, p)
 		}
 	}
+	line.Clear()
 	for _, msg := range clamped {
 		fmt.Fprintf(c.stderr, "streamhouse: %s\n", msg)
 	}
 	if !dryRun {
-		resp, err := adm.CommitOffsets(ctx, group, next)
+		if err := commitReset(ctx, adm, line, group, next); err != nil {
+			return err
+		}
+	}
+	line.Clear()
+	return printReset(c.stdout, topic, old, next, dryRun)
+}
+
+// resetCommitChunk is how many partitions' offsets one OffsetCommit of reset-offsets carries: small
+// enough for a progress line to move over thousands of partitions, large enough to cost few requests.
+const resetCommitChunk = 500
+
+// commitReset commits the new offsets in chunks, showing how far it is. Kafka commits each
+// partition's offset on its own in any case, so chunks lose nothing a single request would give.
+func commitReset(ctx context.Context, adm *kadm.Client, line *progress.Line, group string, next kadm.Offsets) error {
+	all := next.Sorted()
+	for i := 0; i < len(all); i += resetCommitChunk {
+		line.Set("reset offsets of group %s: committed %d of %d partitions", group, i, len(all))
+		chunk := kadm.Offsets{}
+		for _, o := range all[i:min(i+resetCommitChunk, len(all))] {
+			chunk.Add(o)
+		}
+		resp, err := adm.CommitOffsets(ctx, group, chunk)
 		if err == nil {
 			err = resp.Error()
 		}
@@ -265,7 +298,9 @@ func (c *cli) resetOffsets(ctx context.Context, adm *kadm.Client, group, topic s
 			return fmt.Errorf("reset offsets of group %s: %w", group, err)
 		}
 	}
-	return printReset(c.stdout, topic, old, next, dryRun)
+	line.Set("reset offsets of group %s: committed %d of %d partitions", group, len(all), len(all))
+	line.Flush()
+	return nil
 }
 
 // checkNoMembers refuses a group with members: their commits would undo the reset, and the

@@ -11,7 +11,7 @@ import (
 type listenerFlags struct {
 	listeners, advertised, protocolMap string
 	mechanisms, superUsers, audience   string
-	oauthKeyFiles                      string
+	oauthKeyFiles, httpAuth            string
 }
 
 func (f *agentFlags) listenerFlags(fs *flagSet) *listenerFlags {
@@ -46,6 +46,10 @@ func (f *agentFlags) listenerFlags(fs *flagSet) *listenerFlags {
 		"before the client must re-authenticate (a Go `duration`; 0: a token's own expiry only)")
 	fs.IntVar(&s.QuotaWindowNum, "quota-window-num", auth.DefaultQuotaWindowNum, "quota.window.num: `samples` a client's byte rate is measured over")
 	fs.DurationVar(&s.QuotaWindowSize, "quota-window-size", auth.DefaultQuotaWindowSize, "quota.window.size.seconds: each sample's `duration`")
+	fs.StringVar(&l.httpAuth, "http-auth", "", "how the HTTP port authenticates all but /healthz and /readyz, comma-separated `methods`: "+
+		"basic (the SCRAM users' passwords), tls (client certificates of --ssl-client-ca-file; needs --http-tls); "+
+		"with ACLs on, the principal needs Describe on the cluster (default: none)")
+	fs.BoolVar(&s.HTTPTLS, "http-tls", false, "serve the HTTP port over TLS with --ssl-cert-file")
 	return l
 }
 
@@ -62,6 +66,7 @@ func (l *listenerFlags) apply(cfg *agent.Config) error {
 	s.SASLMechanisms = splitList(l.mechanisms)
 	s.OAuth.KeyFiles = splitList(l.oauthKeyFiles)
 	s.OAuth.Audience = splitList(l.audience)
+	s.HTTPAuth = agent.ParseHTTPAuth(l.httpAuth)
 	if s.SuperUsers, err = auth.ParseSuperUsers(l.superUsers); err != nil {
 		return usagef("--super-users: %v", err)
 	}

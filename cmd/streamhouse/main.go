@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/streamhouse/streamhouse/internal/progress"
 )
 
 // cli is one invocation's environment: its streams, its environment variables and its stop signals.
@@ -18,7 +20,13 @@ type cli struct {
 	// signals delivers SIGINT and SIGTERM. dev and agent shut down gracefully on the first and stop at
 	// once on the second; the client commands stop on the first.
 	signals <-chan os.Signal
+	// stderrTerminal turns on the progress lines of long work (produce, group reset-offsets): only a
+	// person at a terminal wants them, not a log or a pipe.
+	stderrTerminal bool
 }
+
+// progress is a status line on stderr, drawn only when stderr is a terminal.
+func (c *cli) progress() *progress.Line { return progress.NewWriter(c.stderr, c.stderrTerminal) }
 
 // command is one subcommand.
 type command struct {
@@ -44,7 +52,8 @@ var commands = []command{
 func main() {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, signals: sig}
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv, signals: sig,
+		stderrTerminal: progress.New(os.Stderr).On()}
 	os.Exit(c.run(os.Args[1:]))
 }
 

@@ -20,7 +20,7 @@ func TestOneLineErrors(t *testing.T) {
 		{"unknown flag", []string{"agent", "--etcd", "x", "--s3-bucket", "b", "--frob"}, nil, 2, "flag provided but not defined"},
 		{"bad env", []string{"agent", "--etcd", "x", "--s3-bucket", "b"}, map[string]string{"STREAMHOUSE_FLUSH_BYTES": "-3"}, 2, "STREAMHOUSE_FLUSH_BYTES"},
 		{"invalid config", []string{"agent", "--etcd", "x", "--s3-bucket", "b", "--flush-bytes", "1MiB", "--max-buffered-bytes", "1KiB"}, nil, 2, "max buffered bytes"},
-		{"missing flag", []string{"agent"}, nil, 2, "--etcd is required"},
+		{"missing flag", []string{"agent"}, nil, 2, "--s3-bucket is required"},
 		{"dev bad agents", []string{"dev", "--agents", "-2"}, nil, 2, "--agents"},
 		{"dev bad addr", []string{"dev", "--s3-addr", "nowhere"}, nil, 2, "--s3-addr"},
 		{"dev bad env", []string{"dev"}, map[string]string{"STREAMHOUSE_AGENTS": "many"}, 2, "STREAMHOUSE_AGENTS"},

@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamhouse/streamhouse/internal/progress"
 )
 
 // produceDeliveryTimeout bounds how long one record may wait for its acknowledgement, retries included.
@@ -40,7 +44,7 @@ func (c *cli) produce(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	p := &producer{cl: cl, topic: pos[0], sep: []byte(*sep), partition: int32(*partition)}
+	p := &producer{cl: cl, topic: pos[0], sep: []byte(*sep), partition: int32(*partition), line: c.progress(), size: inputSize(c.stdin)}
 	return p.run(ctx, c.stdin)
 }
 
@@ -50,10 +54,45 @@ type producer struct {
 	topic     string
 	sep       []byte
 	partition int32
+	// line shows records sent and acknowledged, and how much of a file is read, on a terminal.
+	line *progress.Line
+	size int64 // of the input, when it is a regular file; else 0
+
+	read  atomic.Int64 // bytes of input read
+	sent  atomic.Int64
+	acked atomic.Int64
 
 	mu     sync.Mutex
 	failed int
 	first  error
+}
+
+// inputSize is the size of a regular file given as stdin (a redirect: produce t < big.txt), else 0.
+func inputSize(in io.Reader) int64 {
+	f, ok := in.(*os.File)
+	if !ok {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	return st.Size()
+}
+
+// show sets the progress line from the counters.
+func (p *producer) show() {
+	if !p.line.On() {
+		return
+	}
+	read := ""
+	if p.size > 0 {
+		read = fmt.Sprintf(", %d%% of the input read", min(100, p.read.Load()*100/p.size))
+	}
+	p.mu.Lock()
+	failed := p.failed
+	p.mu.Unlock()
+	p.line.Set("produce %s: %d records sent, %d acknowledged, %d failed%s", p.topic, p.sent.Load(), p.acked.Load(), failed, read)
 }
 
 func (p *producer) run(ctx context.Context, in io.Reader) error {
@@ -63,7 +102,9 @@ func (p *producer) run(ctx context.Context, in io.Reader) error {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 {
 			n++
+			p.read.Add(int64(len(line)))
 			p.send(ctx, n, trimEOL(line))
+			p.show()
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -72,7 +113,10 @@ func (p *producer) run(ctx context.Context, in io.Reader) error {
 			return fmt.Errorf("produce: reading stdin: %w", err)
 		}
 	}
-	if err := p.cl.Flush(ctx); err != nil && ctx.Err() != nil {
+	err := p.cl.Flush(ctx)
+	p.show()
+	p.line.Done()
+	if err != nil && ctx.Err() != nil {
 		return errInterrupted
 	}
 	p.mu.Lock()
@@ -93,10 +137,14 @@ func (p *producer) send(ctx context.Context, lineNo int, line []byte) {
 		}
 		rec.Key, rec.Value = k, v
 	}
+	p.sent.Add(1)
 	p.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 		if err != nil {
 			p.fail(fmt.Errorf("line %d: %w", lineNo, err))
+		} else {
+			p.acked.Add(1)
 		}
+		p.show()
 	})
 }
 

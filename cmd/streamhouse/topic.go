@@ -90,7 +90,8 @@ func (c *cli) topicList(args []string) error {
 func (c *cli) topicDescribe(args []string) error {
 	fs := c.newFlagSet("topic describe", "NAME", "Show a topic's partitions (leader, its address and rack, leader epoch, log start offset and\n"+
 		"high watermark) and configs; with --etcd, also what each partition holds in storage (bytes, segments,\n"+
-		"uncompacted entries, objects).")
+		"uncompacted entries, objects) and, for a compacted topic, the cleaner's progress (the offset below which\n"+
+		"it is cleaned, the tombstones left).")
 	brokers := fs.brokersFlag()
 	etcd := fs.optionalEtcdFlags("etcd `endpoints`, comma-separated: read each partition's storage from StreamHouse's index too")
 	pos, err := fs.parseN(args, 1)
@@ -171,13 +172,27 @@ func listedOffset(l kadm.ListedOffsets, topic string, p int32) string {
 	return fmt.Sprint(o.Offset)
 }
 
+// compacted reports a topic whose cleanup.policy includes compact: its cleaner's progress is shown.
+func (d topicDescription) compacted() bool {
+	for _, c := range d.configs {
+		if c.Key == "cleanup.policy" && c.Value != nil && strings.Contains(*c.Value, "compact") {
+			return true
+		}
+	}
+	return false
+}
+
 func (d topicDescription) print(w io.Writer) error {
 	td := d.td
 	fmt.Fprintf(w, "topic: %s\nid: %s\npartitions: %d\n\n", td.Topic, hex.EncodeToString(td.ID[:]), len(td.Partitions))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := "PARTITION\tLEADER\tADDRESS\tRACK\tLEADER EPOCH\tLOG START\tHIGH WATERMARK\tERROR"
+	compacted := d.compacted()
 	if d.storage != nil {
 		header += "\tBYTES\tSEGMENTS\tTAIL\tOBJECTS"
+		if compacted {
+			header += "\tCLEANED TO\tTOMBSTONES"
+		}
 	}
 	fmt.Fprintln(tw, header)
 	for _, p := range td.Partitions.Sorted() {
@@ -200,8 +215,14 @@ func (d topicDescription) print(w io.Writer) error {
 		if d.storage != nil {
 			if st, ok := d.storage[p.Partition]; ok {
 				fmt.Fprintf(tw, "\t%d\t%d\t%d\t%d", st.Bytes, st.Segments, st.Tail, st.Objects)
+				if compacted {
+					fmt.Fprintf(tw, "\t%d\t%d", st.CleanTo, st.Tombstones)
+				}
 			} else {
 				fmt.Fprint(tw, "\t-\t-\t-\t-")
+				if compacted {
+					fmt.Fprint(tw, "\t-\t-")
+				}
 			}
 		}
 		fmt.Fprintln(tw)

@@ -147,6 +147,7 @@ func runSuite(o suiteOptions) error {
 	// A soft limit makes the collector return the previous runs' garbage before the heap grows past
 	// it, which matters on a machine other work shares.
 	debug.SetMemoryLimit(memoryLimit)
+	defer suiteSteps.end()
 	ctx := context.Background()
 	log := hclog.New(&hclog.LoggerOptions{Name: "bench", Level: hclog.Error, Output: os.Stderr})
 	rep := newReport(o, p)
@@ -172,6 +173,7 @@ func runSuite(o suiteOptions) error {
 	}()
 	s := &suite{ctx: ctx, o: o, p: p, log: log, rep: rep, targets: targets}
 	err = s.run()
+	suiteSteps.end()
 	rep.finish()
 	rep.print(os.Stdout)
 	if o.jsonPath != "" {
@@ -403,10 +405,8 @@ func settle() {
 
 var suiteStart = time.Now()
 
-// progress tells the operator, on stderr, what runs now.
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(suiteStart).Seconds(), fmt.Sprintf(format, args...))
-}
+// progress tells the operator, on stderr, what runs now (and on a terminal, for how long it has run).
+func progress(format string, args ...any) { suiteSteps.begin(fmt.Sprintf(format, args...)) }
 
 // machine describes where the suite ran.
 type machine struct {

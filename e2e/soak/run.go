@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/streamhouse/streamhouse/coord"
+	termprogress "github.com/streamhouse/streamhouse/internal/progress"
 )
 
 // soakTopic is the topic the soak creates; the data directory is its own, so the name is free.
@@ -173,7 +174,11 @@ func (r *soakRun) load(ctx context.Context, s *sampler) error {
 		return err
 	}
 	defer p.close()
+	// On a terminal, a status line between the samples says the load still moves.
+	status := termprogress.New(os.Stderr)
+	defer status.Clear()
 	take := func(elapsed time.Duration) {
+		status.Clear()
 		smp, err := s.take(ctx, elapsed, p.acked.Load())
 		r.rep.Samples = append(r.rep.Samples, smp)
 		progressLine(r.w, smp, int64(r.led.len())-p.acked.Load()-p.failed.Load(), p.failed.Load())
@@ -192,10 +197,19 @@ func (r *soakRun) load(ctx context.Context, s *sampler) error {
 	}()
 	t := time.NewTicker(r.cfg.interval)
 	defer t.Stop()
+	var statusTick <-chan time.Time
+	if status.On() {
+		st := time.NewTicker(time.Second)
+		defer st.Stop()
+		statusTick = st.C
+	}
 	for running := true; running; {
 		select {
 		case <-done:
 			running = false
+		case <-statusTick:
+			status.Set("soak: %s of %s: %s acked, %s in flight, %s failed", time.Since(start).Round(time.Second), r.cfg.duration,
+				thousands(p.acked.Load()), thousands(int64(r.led.len())-p.acked.Load()-p.failed.Load()), thousands(p.failed.Load()))
 		case <-t.C:
 			if r.dev.exited() {
 				cancel()

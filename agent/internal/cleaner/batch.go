@@ -21,8 +21,9 @@ const (
 	offNumRecords     = 57
 	logOverhead       = 12 // baseOffset and batchLength precede the length-counted part
 
-	attrCodec   = 0x07
-	attrControl = 1 << 5
+	attrCodec         = 0x07
+	attrTransactional = 1 << 4
+	attrControl       = 1 << 5
 )
 
 // Codecs of a batch's attributes.
@@ -55,6 +56,11 @@ func (b Batch) Codec() int8 { return int8(b.Attributes & attrCodec) }
 
 // Control reports a control batch (transaction markers), which the cleaner never rewrites.
 func (b Batch) Control() bool { return b.Attributes&attrControl != 0 }
+
+// Transactional reports a batch of a transaction. Until the cleaner knows which transactions aborted,
+// it neither takes their keys into its map nor removes their records (docs/INTERNALS.md, "Compacted
+// topics").
+func (b Batch) Transactional() bool { return b.Attributes&attrTransactional != 0 }
 
 // LastOffset is the batch's last offset.
 func (b Batch) LastOffset() int64 { return b.BaseOffset + int64(b.LastOffsetDelta) }

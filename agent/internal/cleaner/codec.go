@@ -22,6 +22,18 @@ var ErrTooLarge = errors.New("cleaner: records decompress past the limit")
 // maxZstdWindow is the largest window a zstd frame may ask for (the produce validator's bound).
 const maxZstdWindow = 8 << 20
 
+// sharedZstdLimit is the largest limit the shared zstd decoder serves (its memory bound); a larger
+// limit gets a decoder of its own.
+const sharedZstdLimit = 64 << 20
+
+// zstdDecoder and zstdEncoder are shared: DecodeAll and EncodeAll are safe for concurrent use, and a
+// zstd coder is costly to make.
+var (
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxWindow(maxZstdWindow),
+		zstd.WithDecoderMaxMemory(sharedZstdLimit))
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(2), zstd.WithWindowSize(1<<20))
+)
+
 // xerialMagic opens a snappy batch framed as the Java client frames it.
 var xerialMagic = []byte{130, 83, 78, 65, 80, 80, 89, 0}
 
@@ -42,6 +54,16 @@ func Decompress(codec int8, body []byte, limit int64) ([]byte, error) {
 	case CodecLz4:
 		r = lz4.NewReader(bytes.NewReader(body))
 	case CodecZstd:
+		if limit <= sharedZstdLimit {
+			out, err := zstdDecoder.DecodeAll(body, nil)
+			switch {
+			case errors.Is(err, zstd.ErrDecoderSizeExceeded), err == nil && int64(len(out)) > limit:
+				return nil, ErrTooLarge
+			case err != nil:
+				return nil, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+			}
+			return out, nil
+		}
 		d, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderMaxMemory(uint64(max(limit, 1))))
 		if err != nil {
@@ -117,12 +139,7 @@ func Compress(codec int8, records []byte) ([]byte, error) {
 	case CodecSnappy:
 		return s2.EncodeSnappy(nil, records), nil
 	case CodecZstd:
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
-		if err != nil {
-			return nil, err
-		}
-		defer e.Close()
-		return e.EncodeAll(records, nil), nil
+		return zstdEncoder.EncodeAll(records, nil), nil
 	}
 	var buf bytes.Buffer
 	var w io.WriteCloser

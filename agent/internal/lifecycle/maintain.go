@@ -75,6 +75,10 @@ type MaintainConfig struct {
 	// to make, so that a flush object holding batches of many of the partitions is read once, not once
 	// per partition; they must fit in the read cache until merged. 0 reads each merge's own.
 	PrefetchBytes int64
+	// CleanerMemory bounds a compacted partition's key map, in bytes (0: DefaultCleanerMemory);
+	// MaxBatchBytes bounds a batch's decompressed records (0: DefaultMaxBatchBytes).
+	CleanerMemory int64
+	MaxBatchBytes int64
 	Patch         PatchFunc
 	Logger        hclog.Logger
 	Metrics       *Metrics
@@ -98,6 +102,9 @@ type Maintainer struct {
 
 	mu    sync.Mutex
 	locks map[coord.TP]*sync.Mutex
+	dirty map[coord.TP]string // compacted partitions whose dirty ratio is exported, and their topics
+
+	cleaning chan struct{} // one clean at a time: the key map's memory bound is per agent
 }
 
 // NewMaintainer wires a Maintainer; it starts nothing.
@@ -114,7 +121,8 @@ func NewMaintainer(cfg MaintainConfig, view mView, extents Extents, store mStore
 	if cfg.Policy == nil {
 		cfg.Policy = func(coord.Topic) Policy { return DefaultPolicy() }
 	}
-	return &Maintainer{cfg: cfg, view: view, extents: extents, store: store, locks: map[coord.TP]*sync.Mutex{}}
+	return &Maintainer{cfg: cfg, view: view, extents: extents, store: store, locks: map[coord.TP]*sync.Mutex{},
+		dirty: map[coord.TP]string{}, cleaning: make(chan struct{}, 1)}
 }
 
 // lock serializes the steps of one partition.
@@ -135,6 +143,10 @@ func (m *Maintainer) Forget(tp coord.TP) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.locks, tp)
+	if topic, ok := m.dirty[tp]; ok {
+		m.cfg.Metrics.forgetDirty(topic, tp)
+		delete(m.dirty, tp)
+	}
 }
 
 // Maintain runs lead's partition's steps until it needs none (or maxSteps), and returns the bytes of
@@ -149,6 +161,7 @@ func (m *Maintainer) Maintain(ctx context.Context, lead Lead, w Writer) (int64, 
 		}
 		step := Next(pi, p, m.cfg.Now())
 		if step.Kind == StepNone {
+			m.observeDirty(lead, pi, p)
 			return tailBytes(pi), m.expireProducers(ctx, lead, w)
 		}
 		if err := m.run(ctx, lead, w, pi, step); err != nil {
@@ -183,6 +196,8 @@ func (m *Maintainer) run(ctx context.Context, lead Lead, w Writer, pi coord.Part
 		rev, err = m.mergeTail(ctx, lead, w, s.Tail)
 	case StepMergeSegments:
 		rev, err = m.mergeSegments(ctx, lead, w, s.Segments, s.Level)
+	case StepClean:
+		rev, err = m.clean(ctx, lead, w, s)
 	}
 	if err != nil {
 		return err
@@ -464,6 +479,10 @@ func (m *Maintainer) mergeSegments(ctx context.Context, lead Lead, w Writer, seg
 		replaced[i] = s.BaseOffset
 	}
 	entry := segmentEntry(key, level, &plan.Segment, epochs, minTs, segs[len(segs)-1].Epoch, m.cfg.Now())
+	entry.Segment.CleanTo, entry.Segment.Cleaned = mergedCleanState(segs)
+	for _, s := range segs {
+		entry.Segment.Tombstones += s.Segment.Tombstones
+	}
 	rev, err := m.commit(ctx, lead, w, key, entry, replaced)
 	if err == nil {
 		m.cfg.Metrics.merges.WithLabelValues(kindSegments).Inc()

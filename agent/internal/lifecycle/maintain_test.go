@@ -82,7 +82,7 @@ type cluster struct {
 	epoch  int32
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -142,7 +142,7 @@ func (c *cluster) produce(t *testing.T, next int64, n int, ts int64) int64 {
 	return next + int64(n)
 }
 
-func (c *cluster) sync(t *testing.T) {
+func (c *cluster) sync(t testing.TB) {
 	t.Helper()
 	rev, err := c.client.Revision(context.Background())
 	if err != nil {

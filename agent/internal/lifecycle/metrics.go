@@ -21,6 +21,7 @@ type Metrics struct {
 	orphaned     prometheus.Gauge
 	objects      *prometheus.GaugeVec
 	objectBytes  *prometheus.GaugeVec
+	cleaner      *cleanerMetrics
 }
 
 // Merge kinds labelled in streamhouse_compaction_merges_total.
@@ -80,6 +81,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "streamhouse_s3_object_bytes",
 			Help: "Bytes of the objects live entries reference, by level, at GC's last pass.",
 		}, []string{"level"}),
+		cleaner: newCleanerMetrics(reg),
 	}
 	for _, k := range []string{kindTail, kindSegments} {
 		m.merges.WithLabelValues(k)

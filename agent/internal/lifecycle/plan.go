@@ -23,6 +23,8 @@ type Policy struct {
 	// forever.
 	RetentionTime  time.Duration
 	RetentionBytes int64
+	// Compaction is a compacted topic's cleaner policy; nil for a topic that is not compacted.
+	Compaction *Compaction
 }
 
 // Defaults of a Policy (docs/INTERNALS.md, "Triggers and levels").
@@ -51,6 +53,7 @@ const (
 	StepMoveLogStart           // retention: the log start moves up, segments below it go
 	StepMergeTail              // a prefix of the tail becomes one level-1 segment
 	StepMergeSegments          // adjacent segments of one level become one of the next
+	StepClean                  // a compacted topic's segments are cleaned (clean.go)
 )
 
 // Step is one maintenance step of a partition.
@@ -61,6 +64,9 @@ type Step struct {
 	Tail     []coord.TailEntry // StepMergeTail: the entries merged, a prefix of the tail
 	Segments []coord.IndexEntry
 	Level    int // StepMergeSegments: the merged segment's level
+	// StepClean: Segments are every segment that begins below DirtyTo; the records of [DirtyFrom,
+	// DirtyTo) are the cleanable dirty section.
+	DirtyFrom, DirtyTo int64
 }
 
 // Next is the step a partition's index calls for now, retention first (nothing is merged that is about
@@ -71,6 +77,9 @@ func Next(pi coord.PartitionIndex, p Policy, now time.Time) Step {
 		return s
 	}
 	if s, ok := mergeTail(pi, p, now); ok {
+		return s
+	}
+	if s, ok := clean(pi, p, now); ok {
 		return s
 	}
 	if s, ok := mergeSegments(pi, p); ok {
@@ -139,7 +148,7 @@ func mergeTail(pi coord.PartitionIndex, p Policy, now time.Time) (Step, bool) {
 	}
 	oldest := pi.Tail[0].Time
 	due := len(pi.Tail) >= p.TailEntries || bytes >= p.TailBytes ||
-		(oldest > 0 && now.Sub(time.UnixMilli(oldest)) >= p.TailAge)
+		(oldest > 0 && now.Sub(time.UnixMilli(oldest)) >= p.tailAge())
 	if !due {
 		return Step{}, false
 	}

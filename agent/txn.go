@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/agent/internal/group"
+	"github.com/streamhouse/streamhouse/agent/internal/kwire"
+	"github.com/streamhouse/streamhouse/agent/internal/txn"
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// Transactions (docs/INTERNALS.md, "Transactions") are served only with
+// Config.ExperimentalTransactions: their coordinator (agent/internal/txn) runs on the shards of the
+// group coordinators, but markers, the last stable offset and read_committed fetch are still to come,
+// so a transaction with partitions cannot complete yet. Without the flag the agent answers exactly as
+// before: InitProducerID with a transactional id is refused, FindCoordinator for transactions too,
+// and the other transaction APIs are neither advertised nor served.
+
+// txnAPIs are the transaction APIs served with the flag, and their versions: those before KIP-890's
+// transactions v2 (no transaction.version feature is advertised, so clients do not use those).
+var txnAPIs = map[int16]apiRange{
+	int16(kmsg.AddPartitionsToTxn): {0, 3}, // v4 is KIP-890's verification by partition leaders
+	int16(kmsg.AddOffsetsToTxn):    {0, 3},
+	int16(kmsg.EndTxn):             {0, 3}, // v4 adds TRANSACTION_ABORTABLE, v5 transactions v2
+}
+
+// errMarkersNotBuilt: a transaction with partitions or groups cannot complete until markers are
+// written into partitions; it stays decided (Prepare*) and its coordinator keeps trying.
+var errMarkersNotBuilt = errors.New("agent: transaction markers are not written yet")
+
+// newTxnCoordinator wires the transaction coordinator, or returns nil without the flag.
+func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
+	if !a.cfg.ExperimentalTransactions {
+		return nil, nil
+	}
+	return txn.New(txn.Config{
+		NS:      a.cfg.Group,
+		ShardOf: a.txnShard,
+		Leading: func(tp coord.TP) (int64, bool) {
+			if pl := a.leading(tp); pl != nil {
+				return pl.epoch, true
+			}
+			return 0, false
+		},
+		Store:   a.etcd,
+		Markers: txnMarkers{},
+		Log:     a.log.Named("txn"),
+	})
+}
+
+// txnShard is the shard of a transactional id: the partition of the offsets topic it hashes to, as a
+// group id does.
+func (a *Agent) txnShard(id string) (coord.TP, bool) {
+	t, ok := a.cache.Topic(a.groups.Topic())
+	if !ok || t.Partitions <= 0 {
+		return coord.TP{}, false
+	}
+	return t.TP(group.Shard(id, t.Partitions)), true
+}
+
+// txnMarkers writes markers. Until partitions take markers, only a transaction without partitions or
+// groups completes.
+type txnMarkers struct{}
+
+func (txnMarkers) WriteMarkers(_ context.Context, m txn.Marker) error {
+	if len(m.Partitions) == 0 && len(m.Groups) == 0 {
+		return nil
+	}
+	return errMarkersNotBuilt
+}
+
+// servesTxnAPI reports whether the agent serves key at version as a transaction API.
+func (a *Agent) servesTxnAPI(key, version int16) bool {
+	r, ok := txnAPIs[key]
+	return a.txns != nil && ok && version >= r.min && version <= r.max
+}
+
+// appendTxnAPIs adds the transaction APIs to an ApiVersions answer when they are served.
+func (a *Agent) appendTxnAPIs(keys []kmsg.ApiVersionsResponseApiKey) []kmsg.ApiVersionsResponseApiKey {
+	if a.txns == nil {
+		return keys
+	}
+	for key, r := range txnAPIs {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = key, r.min, r.max
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y kmsg.ApiVersionsResponseApiKey) int { return int(x.ApiKey) - int(y.ApiKey) })
+	return keys
+}
+
+// parseTxnRequest decodes a frame whose API kwire.ParseRequest does not serve but the transaction
+// coordinator does (h is its parsed header); nil when it is not one.
+func (a *Agent) parseTxnRequest(h kwire.Header, body []byte) (kmsg.Request, error) {
+	if !a.servesTxnAPI(h.Key, h.Version) {
+		return nil, nil
+	}
+	rd := kbin.Reader{Src: body}
+	rd.Int16()
+	rd.Int16()
+	rd.Int32()
+	rd.NullableString()
+	req := kmsg.RequestForKey(h.Key)
+	req.SetVersion(h.Version)
+	if req.IsFlexible() {
+		kmsg.SkipTags(&rd)
+	}
+	if err := rd.Complete(); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", kwire.ErrFrame, err)
+	}
+	if err := req.ReadFrom(rd.Src); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", kwire.ErrFrame, kmsg.NameForKey(h.Key), h.Version, err)
+	}
+	return req, nil
+}
+
+// handleTxn answers the transaction APIs (only decoded when served).
+func (a *Agent) handleTxn(ctx context.Context, req kmsg.Request) kmsg.Response {
+	switch req := req.(type) {
+	case *kmsg.AddPartitionsToTxnRequest:
+		return a.handleAddPartitionsToTxn(ctx, req)
+	case *kmsg.AddOffsetsToTxnRequest:
+		return a.handleAddOffsetsToTxn(ctx, req)
+	case *kmsg.EndTxnRequest:
+		return a.handleEndTxn(ctx, req)
+	}
+	return nil
+}
+
+// txnCode is the wire code of a coordinator's answer. PRODUCER_FENCED exists since KIP-588: requests
+// of earlier versions (fencedSince) hear INVALID_PRODUCER_EPOCH instead, as Kafka answers them.
+func txnCode(err error, version, fencedSince int16) int16 {
+	if errors.Is(err, kerr.ProducerFenced) && version < fencedSince {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return kafkaCode(err)
+}
+
+// initTransactionalProducer answers InitProducerID for a transactional id from its coordinator.
+// KIP-360's producer (v3+) is named with -1/-1 by a new client.
+func (a *Agent) initTransactionalProducer(ctx context.Context, req *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse) kmsg.Response {
+	given := txn.NoProducer
+	if req.Version >= 3 && req.ProducerID >= 0 {
+		given = txn.ProducerIDAndEpoch{ID: req.ProducerID, Epoch: req.ProducerEpoch}
+	}
+	p, err := a.txns.InitProducerID(ctx, *req.TransactionalID, req.TransactionTimeoutMillis, given)
+	if err != nil {
+		resp.ErrorCode = txnCode(err, req.Version, 4)
+		return resp
+	}
+	resp.ProducerID, resp.ProducerEpoch = p.ID, p.Epoch
+	return resp
+}

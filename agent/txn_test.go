@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// advertised reports which of keys an agent lists in ApiVersions.
+func advertised(t *testing.T, cl *kgo.Client, keys ...kmsg.Key) map[kmsg.Key]bool {
+	t.Helper()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(testCtx(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[kmsg.Key]bool{}
+	for _, k := range resp.ApiKeys {
+		for _, want := range keys {
+			if k.ApiKey == int16(want) {
+				out[want] = true
+			}
+		}
+	}
+	return out
+}
+
+// Without --experimental-transactions an agent answers as before: the transaction APIs are not
+// advertised, InitProducerID with a transactional id and FindCoordinator for one are refused.
+func TestTransactionsOffByDefault(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1")
+	cl := kgoClient(t, nil, a)
+	ctx := testCtx(t)
+	if got := advertised(t, cl, kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit); len(got) != 0 {
+		t.Fatalf("advertised without the flag: %v", got)
+	}
+	init := kmsg.NewPtrInitProducerIDRequest()
+	id := "tx"
+	init.TransactionalID, init.TransactionTimeoutMillis = &id, 60000
+	resp, err := init.RequestWith(ctx, cl.Broker(int(a.nodeID(a.cfg.ID)))) // to the agent itself: no coordinator lookup
+	if err != nil || resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("InitProducerID with a transactional id: %+v, %v", resp, err)
+	}
+	var sc kmsg.FindCoordinatorResponseCoordinator
+	if err := a.findCoordinator(client{}, coordinatorTypeTxn, id, &sc); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		t.Fatalf("FindCoordinator for a transactional id: %v", err)
+	}
+}
+
+// With --experimental-transactions: the APIs are advertised, FindCoordinator names the shard's
+// leader, InitProducerID bumps the epoch and fences the older producer, AddPartitionsToTxn writes the
+// transaction to etcd before answering (unknown partitions refused as Kafka refuses them), and EndTxn
+// answers once the decision is in etcd. Markers are not built: the decision stays Prepare.
+func TestExperimentalTransactionCoordinator(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	cl := kgoClient(t, nil, a)
+	ctx := testCtx(t)
+	createTopic(t, cl, "data", 2, nil)
+	if got := advertised(t, cl, kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn); len(got) != 3 {
+		t.Fatalf("advertised with the flag: %v", got)
+	}
+	id := "tx"
+	waitFor(t, "a transaction coordinator", func() bool {
+		var sc kmsg.FindCoordinatorResponseCoordinator
+		return a.findCoordinator(client{}, coordinatorTypeTxn, id, &sc) == nil && sc.NodeID == a.nodeID(a.cfg.ID)
+	})
+	init := func(p int64, e int16) *kmsg.InitProducerIDResponse {
+		t.Helper()
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch = &id, 60000, p, e
+		var resp *kmsg.InitProducerIDResponse
+		waitFor(t, "InitProducerID past the shard's load", func() bool {
+			var err error
+			resp, err = req.RequestWith(ctx, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.ErrorCode != kerr.CoordinatorLoadInProgress.Code && resp.ErrorCode != kerr.CoordinatorNotAvailable.Code &&
+				resp.ErrorCode != kerr.NotCoordinator.Code
+		})
+		return resp
+	}
+	first := init(-1, -1)
+	wantOK(t, "first InitProducerID", first.ErrorCode)
+	second := init(-1, -1)
+	wantOK(t, "second InitProducerID", second.ErrorCode)
+	if second.ProducerID != first.ProducerID || second.ProducerEpoch != first.ProducerEpoch+1 {
+		t.Fatalf("second producer %d/%d after %d/%d", second.ProducerID, second.ProducerEpoch, first.ProducerID, first.ProducerEpoch)
+	}
+
+	add := func(epoch int16, topic string, partitions ...int32) *kmsg.AddPartitionsToTxnResponse {
+		t.Helper()
+		req := kmsg.NewPtrAddPartitionsToTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch = id, first.ProducerID, epoch
+		rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+		rt.Topic, rt.Partitions = topic, partitions
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if code := add(first.ProducerEpoch, "data", 0).Topics[0].Partitions[0].ErrorCode; code != kerr.ProducerFenced.Code {
+		t.Fatalf("the older producer's AddPartitionsToTxn: %s, want PRODUCER_FENCED", errName(code))
+	}
+	unknown := add(second.ProducerEpoch, "data", 0, 9).Topics[0].Partitions
+	if unknown[0].ErrorCode != kerr.OperationNotAttempted.Code || unknown[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("a request naming an unknown partition: %s, %s", errName(unknown[0].ErrorCode), errName(unknown[1].ErrorCode))
+	}
+	wantOK(t, "AddPartitionsToTxn", add(second.ProducerEpoch, "data", 0, 1).Topics[0].Partitions[1].ErrorCode)
+	stored := func() coord.TxnMeta {
+		t.Helper()
+		s, ok, err := tc.client().LoadTxn(ctx, DefaultGroup, id)
+		if err != nil || !ok {
+			t.Fatalf("transaction state in etcd: %v, %v", ok, err)
+		}
+		return s.Meta
+	}
+	if m := stored(); m.State != coord.TxnOngoing || len(m.Partitions) != 2 || m.Epoch != second.ProducerEpoch {
+		t.Fatalf("stored after AddPartitionsToTxn: %+v", m)
+	}
+
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, second.ProducerID, second.ProducerEpoch, true
+	resp, err := end.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOK(t, "EndTxn", resp.ErrorCode)
+	if m := stored(); m.State != coord.TxnPrepareCommit {
+		t.Fatalf("stored when EndTxn answered: %s, want PrepareCommit", m.State)
+	}
+	if resp, err = end.RequestWith(ctx, cl); err != nil || resp.ErrorCode != kerr.ConcurrentTransactions.Code {
+		t.Fatalf("EndTxn retried while its markers are pending: %+v, %v", resp, err)
+	}
+}
+
+// PRODUCER_FENCED is answered as INVALID_PRODUCER_EPOCH to the versions before KIP-588's.
+func TestTxnCodeBeforeKIP588(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err     error
+		version int16
+		want    int16
+	}{
+		{kerr.ProducerFenced, 1, kerr.InvalidProducerEpoch.Code},
+		{kerr.ProducerFenced, 2, kerr.ProducerFenced.Code},
+		{kerr.ConcurrentTransactions, 0, kerr.ConcurrentTransactions.Code},
+		{nil, 0, 0},
+	} {
+		if got := txnCode(tc.err, tc.version, 2); got != tc.want {
+			t.Errorf("%v at v%d: %s, want %s", tc.err, tc.version, errName(got), errName(tc.want))
+		}
+	}
+}

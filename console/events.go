@@ -1,0 +1,204 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/streamhouse/streamhouse/coord"
+)
+
+// Kinds of events.
+const (
+	eventFailover   = "failover"     // a partition's leader moved to another agent
+	eventLeaderless = "no leader"    // a partition lost its leader and has none yet
+	eventAgentLeft  = "agent left"   // an agent's registration went (lease expired, or it stopped)
+	eventAgentJoin  = "agent joined" // an agent registered
+)
+
+// event is one change the console saw in the view.
+type event struct {
+	At      time.Time
+	Kind    string
+	Subject string // topic/partition, or agent id
+	Detail  string
+}
+
+// events is a ring of the latest events, and the agents that left lately.
+type events struct {
+	mu   sync.Mutex
+	max  int
+	list []event // oldest first
+	gone map[string]goneAgent
+}
+
+// goneAgent is an agent that left, as last registered.
+type goneAgent struct {
+	info coord.AgentInfo
+	at   time.Time
+}
+
+func newEvents(max int) *events { return &events{max: max, gone: map[string]goneAgent{}} }
+
+func (e *events) add(evs ...event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, evs...)
+	if over := len(e.list) - e.max; over > 0 {
+		e.list = append(e.list[:0], e.list[over:]...)
+	}
+}
+
+// recent lists the events, newest first.
+func (e *events) recent() []event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]event, len(e.list))
+	for i, ev := range e.list {
+		out[len(e.list)-1-i] = ev
+	}
+	return out
+}
+
+// departed lists the agents that left within goneFor and have not come back, forgetting older ones.
+func (e *events) departed(now time.Time, goneFor time.Duration) []goneAgent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []goneAgent
+	for id, g := range e.gone {
+		if now.Sub(g.at) > goneFor {
+			delete(e.gone, id)
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// snapshot is what the console compares between two states of the view.
+type snapshot struct {
+	leaders map[string]leaderAt // by "topic/partition"
+	agents  map[string]coord.AgentInfo
+}
+
+type leaderAt struct {
+	agent string // "" without a leader
+	epoch int64
+}
+
+func takeSnapshot(v View) snapshot {
+	st := v.Status()
+	s := snapshot{leaders: make(map[string]leaderAt, len(st.Partitions)), agents: map[string]coord.AgentInfo{}}
+	for _, p := range st.Partitions {
+		l := leaderAt{epoch: p.Epoch}
+		if p.Leader != nil {
+			l.agent = *p.Leader
+		}
+		s.leaders[fmt.Sprintf("%s/%d", p.Topic, p.Partition)] = l
+	}
+	for _, a := range v.Agents() {
+		s.agents[a.ID] = a
+	}
+	return s
+}
+
+// diff records what changed from prev to cur. lastLeader keeps, across a spell without a leader, who
+// led a partition last, so that A → none → B shows as one failover from A to B.
+func (e *events) diff(prev, cur snapshot, lastLeader map[string]leaderAt, now time.Time) {
+	var evs []event
+	for id, a := range prev.agents {
+		if _, ok := cur.agents[id]; !ok {
+			evs = append(evs, event{At: now, Kind: eventAgentLeft, Subject: id, Detail: zoneGroup(a)})
+		}
+	}
+	for id, a := range cur.agents {
+		if _, ok := prev.agents[id]; !ok {
+			evs = append(evs, event{At: now, Kind: eventAgentJoin, Subject: id, Detail: zoneGroup(a)})
+		}
+	}
+	for tp, l := range cur.leaders {
+		was, seen := prev.leaders[tp]
+		last, led := lastLeader[tp]
+		switch {
+		case l.agent == "" && seen && was.agent != "":
+			evs = append(evs, event{At: now, Kind: eventLeaderless, Subject: tp, Detail: "was led by " + was.agent})
+		case l.agent != "" && led && last.agent != l.agent:
+			evs = append(evs, event{At: now, Kind: eventFailover, Subject: tp,
+				Detail: fmt.Sprintf("%s → %s, epoch %d → %d", last.agent, l.agent, last.epoch, l.epoch)})
+		}
+		if l.agent != "" {
+			lastLeader[tp] = l
+		}
+	}
+	for tp := range lastLeader {
+		if _, ok := cur.leaders[tp]; !ok {
+			delete(lastLeader, tp) // the topic was deleted
+		}
+	}
+	sortEvents(evs)
+	e.mu.Lock()
+	for id, a := range prev.agents {
+		if _, ok := cur.agents[id]; !ok {
+			e.gone[id] = goneAgent{info: a, at: now}
+		}
+	}
+	for id := range cur.agents {
+		delete(e.gone, id)
+	}
+	e.mu.Unlock()
+	e.add(evs...)
+}
+
+func zoneGroup(a coord.AgentInfo) string {
+	return fmt.Sprintf("zone %s, group %s", orDash(a.AZ), orDash(a.Group))
+}
+
+// Run follows the view, recording failovers and agents leaving and joining, and samples the rates
+// while someone looks at the console, until ctx ends. Call it once.
+func (c *Console) Run(ctx context.Context) {
+	tick := time.NewTicker(sampleEvery)
+	defer tick.Stop()
+	changed := c.cfg.View.Changed()
+	prev := takeSnapshot(c.cfg.View)
+	c.started.Store(true)
+	last := map[string]leaderAt{}
+	for tp, l := range prev.leaders {
+		if l.agent != "" {
+			last[tp] = l
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			changed = c.cfg.View.Changed()
+			cur := takeSnapshot(c.cfg.View)
+			c.events.diff(prev, cur, last, c.cfg.Now())
+			prev = cur
+		case <-tick.C:
+			c.rates.sample()
+		}
+	}
+}
+
+// sortEvents orders the events of one change: agents first, then partitions by name, so that a page
+// lists them the same way every time.
+func sortEvents(evs []event) {
+	slices.SortFunc(evs, func(a, b event) int {
+		if c := strings.Compare(kindOrder(a.Kind), kindOrder(b.Kind)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Subject, b.Subject)
+	})
+}
+
+func kindOrder(k string) string {
+	if strings.HasPrefix(k, "agent") {
+		return "0" + k
+	}
+	return "1" + k
+}
