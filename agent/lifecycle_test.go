@@ -128,7 +128,9 @@ func TestDeleteRecordsAndRetention(t *testing.T) {
 	waitFor(t, "retention to move the log start to the high watermark", func() bool {
 		return c.listOffset("expiring", 0, listEarliest).Offset == 20
 	})
-	wantOK(t, "produce after retention emptied the partition", c.produceOne("expiring", 0, valueBatch(-1, -1, -1, nil, "c")).ErrorCode)
+	// Stamped now: a record of the default test timestamp (1970) would expire at the next pass.
+	now := []int64{time.Now().UnixMilli()}
+	wantOK(t, "produce after retention emptied the partition", c.produceOne("expiring", 0, valueBatch(-1, -1, -1, now, "c")).ErrorCode)
 	sp := c.fetchOne("expiring", 0, 20, 1<<20)
 	if recs := decodeRecords(t, sp); len(recs) != 1 || recs[0].Offset != 20 || string(recs[0].Value) != "c" {
 		t.Fatalf("fetch after retention: %v", recordValues(recs))
