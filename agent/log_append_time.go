@@ -18,11 +18,13 @@ import (
 // applyLogAppendTime stamps batch (validated, not yet written) with now when t asks for
 // LogAppendTime, and returns the time stamped (-1 when t does not).
 func applyLogAppendTime(t coord.Topic, batch []byte, meta *kwire.BatchMeta, now time.Time) int64 {
-	if t.Configs[configTimestampType] != "LogAppendTime" || len(batch) < kwire.BatchHeaderLen {
+	if t.Configs[configTimestampType] != "LogAppendTime" {
 		return -1
 	}
 	ms := now.UnixMilli()
-	kwire.StampLogAppendTime(batch, ms)
+	if !kwire.StampLogAppendTime(batch, ms) {
+		return -1
+	}
 	meta.MaxTimestamp = ms
 	return ms
 }

@@ -35,8 +35,5 @@ func (a *Agent) parseRequestSafely(body []byte) (h kwire.Header, req kmsg.Reques
 			req, err = nil, fmt.Errorf("%w: decoding panicked: %v", kwire.ErrFrame, r)
 		}
 	}()
-	if h, req, err = kwire.ParseRequest(body, servedVersions{}); req == nil && err == nil {
-		req, err = a.parseTxnRequest(h, body)
-	}
-	return h, req, err
+	return kwire.ParseRequest(body, servedVersions{txn: a.txns != nil})
 }

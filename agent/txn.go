@@ -3,15 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
-	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/agent/internal/group"
-	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/agent/internal/txn"
 	"github.com/streamhouse/streamhouse/coord"
 )
@@ -94,31 +91,6 @@ func (a *Agent) appendTxnAPIs(keys []kmsg.ApiVersionsResponseApiKey) []kmsg.ApiV
 	}
 	slices.SortFunc(keys, func(x, y kmsg.ApiVersionsResponseApiKey) int { return int(x.ApiKey) - int(y.ApiKey) })
 	return keys
-}
-
-// parseTxnRequest decodes a frame whose API kwire.ParseRequest does not serve but the transaction
-// coordinator does (h is its parsed header); nil when it is not one.
-func (a *Agent) parseTxnRequest(h kwire.Header, body []byte) (kmsg.Request, error) {
-	if !a.servesTxnAPI(h.Key, h.Version) {
-		return nil, nil
-	}
-	rd := kbin.Reader{Src: body}
-	rd.Int16()
-	rd.Int16()
-	rd.Int32()
-	rd.NullableString()
-	req := kmsg.RequestForKey(h.Key)
-	req.SetVersion(h.Version)
-	if req.IsFlexible() {
-		kmsg.SkipTags(&rd)
-	}
-	if err := rd.Complete(); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", kwire.ErrFrame, err)
-	}
-	if err := req.ReadFrom(rd.Src); err != nil {
-		return nil, fmt.Errorf("%w: %s v%d: %v", kwire.ErrFrame, kmsg.NameForKey(h.Key), h.Version, err)
-	}
-	return req, nil
 }
 
 // handleTxn answers the transaction APIs (only decoded when served).

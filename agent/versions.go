@@ -55,8 +55,15 @@ func supported(key, version int16) bool {
 
 func maxVersion(key int16) int16 { return apis[key].max }
 
-// servedVersions is the apis table as kwire.ParseRequest reads it.
-type servedVersions struct{}
+// servedVersions is the apis table as kwire.ParseRequest reads it, with the transaction APIs when the
+// agent serves them (txn).
+type servedVersions struct{ txn bool }
 
-func (servedVersions) Supported(key, version int16) bool { return supported(key, version) }
-func (servedVersions) Max(key int16) int16               { return maxVersion(key) }
+func (s servedVersions) Supported(key, version int16) bool {
+	if r, ok := txnAPIs[key]; ok && s.txn {
+		return version >= r.min && version <= r.max
+	}
+	return supported(key, version)
+}
+
+func (servedVersions) Max(key int16) int16 { return maxVersion(key) }
