@@ -59,17 +59,21 @@ dev: build
 ## test: what CI runs: tools, build, vet, every test, each fuzz target briefly
 test: deps build vet unit fuzz-short
 
-## deps: kcat (Debian package), which the integration tests drive
+## deps: kcat and chromium (Debian packages), which the integration tests drive (chromium: the console's
+## browser test)
 deps:
-	@if command -v kcat >/dev/null; then exit 0; fi
+	@missing=""
+	command -v kcat >/dev/null || missing="$$missing kcat"
+	command -v chromium >/dev/null || missing="$$missing chromium"
+	if [ -z "$$missing" ]; then exit 0; fi
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo"; else
-		echo "kcat is missing and installing it needs root: run 'sudo apt-get install -y kcat', then 'make test' again" >&2
+		echo "missing:$$missing; installing needs root: run 'sudo apt-get install -y$$missing', then 'make test' again" >&2
 		exit 1
 	fi
-	echo "installing kcat"
+	echo "installing$$missing"
 	$$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq kcat >/dev/null
-	command -v kcat >/dev/null
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null
+	command -v kcat >/dev/null && command -v chromium >/dev/null
 
 vet:
 	$(GO) vet ./...

@@ -80,7 +80,7 @@ func (a *Agent) newHTTPServer() *http.Server {
 		g = prometheus.NewRegistry()
 	}
 	mux.Handle("/metrics", a.RequireHTTPAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
-	a.mountConsole(mux) // "/": console/, behind the same authentication as /metrics
+	a.mountConsole(mux) // "/": console/, behind the same authentication
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 

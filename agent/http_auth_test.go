@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// The HTTP port with basic and certificate authentication: probes stay open, /metrics needs a
-// SCRAM user's password or a client certificate, and with ACLs on a principal allowed to describe
+// The HTTP port with basic and certificate authentication: probes stay open, /metrics and the console
+// need a SCRAM user's password or a client certificate, and with ACLs on a principal allowed to describe
 // the cluster (a super user here); others get 401 or 403.
 func TestHTTPAuth(t *testing.T) {
 	t.Parallel()
@@ -48,6 +48,12 @@ func TestHTTPAuth(t *testing.T) {
 		{"/metrics", "nobody", "admin-secret", 401},
 		{"/metrics", "bob", "bob-secret", 403},
 		{"/metrics", "admin", "admin-secret", 200},
+		// The console, behind the same check.
+		{"/", "", "", 401},
+		{"/topics", "bob", "bob-secret", 403},
+		{"/api/rates", "nobody", "admin-secret", 401},
+		{"/", "admin", "admin-secret", 200},
+		{"/groups", "admin", "admin-secret", 200},
 	} {
 		if got := get(plain, c.path, c.user, c.pass); got != c.want {
 			t.Errorf("%s as %q/%q: %d, want %d", c.path, c.user, c.pass, got, c.want)

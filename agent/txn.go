@@ -23,9 +23,11 @@ import (
 // txnAPIs are the transaction APIs served with the flag, and their versions: those before KIP-890's
 // transactions v2 (no transaction.version feature is advertised, so clients do not use those).
 var txnAPIs = map[int16]apiRange{
-	int16(kmsg.AddPartitionsToTxn): {0, 3}, // v4 is KIP-890's verification by partition leaders
-	int16(kmsg.AddOffsetsToTxn):    {0, 3},
-	int16(kmsg.EndTxn):             {0, 3}, // v4 adds TRANSACTION_ABORTABLE, v5 transactions v2
+	int16(kmsg.AddPartitionsToTxn):   {0, 3}, // v4 is KIP-890's verification by partition leaders
+	int16(kmsg.AddOffsetsToTxn):      {0, 3},
+	int16(kmsg.EndTxn):               {0, 3}, // v4 adds TRANSACTION_ABORTABLE, v5 transactions v2
+	int16(kmsg.DescribeTransactions): {0, 0},
+	int16(kmsg.ListTransactions):     {0, 1}, // v2 is KIP-1152's id pattern
 }
 
 // errMarkersNotBuilt: a transaction with partitions or groups cannot complete until markers are
@@ -45,6 +47,17 @@ func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
 				return pl.epoch, true
 			}
 			return 0, false
+		},
+		Shards: func() []coord.TP {
+			t, ok := a.cache.Topic(a.groups.Topic())
+			if !ok {
+				return nil
+			}
+			tps := make([]coord.TP, t.Partitions)
+			for p := range tps {
+				tps[p] = t.TP(int32(p))
+			}
+			return tps
 		},
 		Store:   a.etcd,
 		Markers: txnMarkers{},
@@ -102,6 +115,10 @@ func (a *Agent) handleTxn(ctx context.Context, req kmsg.Request) kmsg.Response {
 		return a.handleAddOffsetsToTxn(ctx, req)
 	case *kmsg.EndTxnRequest:
 		return a.handleEndTxn(ctx, req)
+	case *kmsg.DescribeTransactionsRequest:
+		return a.handleDescribeTransactions(ctx, req)
+	case *kmsg.ListTransactionsRequest:
+		return a.handleListTransactions(ctx, req)
 	}
 	return nil
 }

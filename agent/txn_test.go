@@ -64,7 +64,7 @@ func TestExperimentalTransactionCoordinator(t *testing.T) {
 	cl := kgoClient(t, nil, a)
 	ctx := testCtx(t)
 	createTopic(t, cl, "data", 2, nil)
-	if got := advertised(t, cl, kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn); len(got) != 3 {
+	if got := advertised(t, cl, kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.DescribeTransactions, kmsg.ListTransactions); len(got) != 5 {
 		t.Fatalf("advertised with the flag: %v", got)
 	}
 	id := "tx"
@@ -141,6 +141,30 @@ func TestExperimentalTransactionCoordinator(t *testing.T) {
 	}
 	if resp, err = end.RequestWith(ctx, cl); err != nil || resp.ErrorCode != kerr.ConcurrentTransactions.Code {
 		t.Fatalf("EndTxn retried while its markers are pending: %+v, %v", resp, err)
+	}
+
+	self := cl.Broker(int(a.nodeID(a.cfg.ID)))
+	desc := kmsg.NewPtrDescribeTransactionsRequest()
+	desc.TransactionalIDs = []string{id, "never"}
+	dresp, err := desc.RequestWith(ctx, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := dresp.TransactionStates[0]; st.ErrorCode != 0 || st.State != coord.TxnPrepareCommit || st.ProducerEpoch != second.ProducerEpoch ||
+		len(st.Topics) != 1 || st.Topics[0].Topic != "data" || len(st.Topics[0].Partitions) != 2 {
+		t.Fatalf("DescribeTransactions: %+v", st)
+	}
+	if st := dresp.TransactionStates[1]; st.ErrorCode != kerr.TransactionalIDNotFound.Code {
+		t.Fatalf("DescribeTransactions of an unknown id: %s", errName(st.ErrorCode))
+	}
+	list := kmsg.NewPtrListTransactionsRequest()
+	lresp, err := list.RequestWith(ctx, self)
+	if err != nil || lresp.ErrorCode != 0 || len(lresp.TransactionStates) != 1 || lresp.TransactionStates[0].TransactionalID != id {
+		t.Fatalf("ListTransactions: %+v, %v", lresp, err)
+	}
+	list.StateFilters = []string{coord.TxnOngoing, "Bogus"}
+	if lresp, err = list.RequestWith(ctx, self); err != nil || len(lresp.TransactionStates) != 0 || len(lresp.UnknownStateFilters) != 1 {
+		t.Fatalf("ListTransactions of Ongoing and Bogus: %+v, %v", lresp, err)
 	}
 }
 

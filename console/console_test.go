@@ -208,7 +208,8 @@ func TestPages(t *testing.T) {
 
 	_, body = tc.get(t, "/topics/orders")
 	contains(t, "/topics/orders", body, `<tr data-partition="0">`, `<td class="leader">a1</td>`, `<td class="num">3</td>`,
-		`<td class="num">5</td>`, `<td class="num">120</td>`, "4.0 KiB", `<td class="leader">a2</td>`)
+		`<td class="num">5</td>`, `<td class="num">120</td>`, "4.0 KiB", `<td class="leader">a2</td>`,
+		"<td class=\"leader\">a1</td>\n  <td>az1</td>", "<td class=\"leader\">a2</td>\n  <td>az2</td>")
 	if code, _ := tc.get(t, "/topics/nope"); code != http.StatusNotFound {
 		t.Errorf("/topics/nope: %d", code)
 	}

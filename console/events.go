@@ -13,10 +13,10 @@ import (
 
 // Kinds of events.
 const (
-	eventFailover   = "failover"     // a partition's leader moved to another agent
-	eventLeaderless = "no leader"    // a partition lost its leader and has none yet
-	eventAgentLeft  = "agent left"   // an agent's registration went (lease expired, or it stopped)
-	eventAgentJoin  = "agent joined" // an agent registered
+	eventFailover  = "failover"     // a partition's leader left the cluster and another agent leads it now
+	eventMoved     = "moved"        // a partition's leadership was handed to another agent (rebalance)
+	eventAgentLeft = "agent left"   // an agent's registration went (lease expired, or it stopped)
+	eventAgentJoin = "agent joined" // an agent registered
 )
 
 // event is one change the console saw in the view.
@@ -25,6 +25,8 @@ type event struct {
 	Kind    string
 	Subject string // topic/partition, or agent id
 	Detail  string
+	// Internal marks a partition of an offsets topic (a consumer group coordinator shard).
+	Internal bool
 }
 
 // events is a ring of the latest events, and the agents that left lately.
@@ -106,7 +108,7 @@ func takeSnapshot(v View) snapshot {
 }
 
 // diff records what changed from prev to cur. lastLeader keeps, across a spell without a leader, who
-// led a partition last, so that A → none → B shows as one failover from A to B.
+// led a partition last, so that A → none → B shows as one change from A to B.
 func (e *events) diff(prev, cur snapshot, lastLeader map[string]leaderAt, now time.Time) {
 	var evs []event
 	for id, a := range prev.agents {
@@ -120,13 +122,14 @@ func (e *events) diff(prev, cur snapshot, lastLeader map[string]leaderAt, now ti
 		}
 	}
 	for tp, l := range cur.leaders {
-		was, seen := prev.leaders[tp]
-		last, led := lastLeader[tp]
-		switch {
-		case l.agent == "" && seen && was.agent != "":
-			evs = append(evs, event{At: now, Kind: eventLeaderless, Subject: tp, Detail: "was led by " + was.agent})
-		case l.agent != "" && led && last.agent != l.agent:
-			evs = append(evs, event{At: now, Kind: eventFailover, Subject: tp,
+		// A spell without a leader between two leaders is one change, from the last to the new one:
+		// a failover when the last leader's agent is gone, a move (rebalance, handover) when it is not.
+		if last, led := lastLeader[tp]; l.agent != "" && led && last.agent != l.agent {
+			kind := eventMoved
+			if _, alive := cur.agents[last.agent]; !alive {
+				kind = eventFailover
+			}
+			evs = append(evs, event{At: now, Kind: kind, Subject: tp, Internal: strings.HasPrefix(tp, offsetsTopic),
 				Detail: fmt.Sprintf("%s → %s, epoch %d → %d", last.agent, l.agent, last.epoch, l.epoch)})
 		}
 		if l.agent != "" {

@@ -22,7 +22,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // Run records an agent leaving and its partition moving to another agent, across a spell without a
-// leader, as one failover; the agents page lists the agent as down; the failovers page shows both.
+// leader, as one failover, and a handover between live agents as a move; the agents page lists the
+// agent that left as down; the failovers page shows it all.
 func TestRunRecordsFailovers(t *testing.T) {
 	t.Parallel()
 	tc := newTestConsole(t)
@@ -45,18 +46,25 @@ func TestRunRecordsFailovers(t *testing.T) {
 		v.st.Agents = []coord.AgentStatus{v.st.Agents[0], v.st.Agents[2]}
 		v.st.Partitions[2].Leader = nil
 	})
-	waitFor(t, "the departure", func() bool { return len(tc.events.recent()) == 2 })
+	waitFor(t, "the departure", func() bool { return len(tc.events.recent()) == 1 })
 	tc.view.update(func(v *fakeView) { // a1 takes it over at a new epoch
 		v.st.Partitions[2].Leader, v.st.Partitions[2].Epoch = new("a1"), 5
 	})
-	waitFor(t, "the failover", func() bool { return len(tc.events.recent()) == 3 })
+	waitFor(t, "the failover", func() bool { return len(tc.events.recent()) == 2 })
+	tc.view.update(func(v *fakeView) { // a rebalance hands orders/0 from a1, alive, to b1
+		v.st.Partitions[1].Leader = nil
+	})
+	tc.view.update(func(v *fakeView) {
+		v.st.Partitions[1].Leader, v.st.Partitions[1].Epoch = new("b1"), 4
+	})
+	waitFor(t, "the move", func() bool { return len(tc.events.recent()) == 3 })
 
 	evs := tc.events.recent()
 	got := []string{}
 	for _, e := range evs {
 		got = append(got, e.Kind+" "+e.Subject+" "+e.Detail)
 	}
-	want := []string{"failover orders/1 a2 → a1, epoch 4 → 5", "no leader orders/1 was led by a2", "agent left a2 zone az2, group default"}
+	want := []string{"moved orders/0 a1 → b1, epoch 3 → 4", "failover orders/1 a2 → a1, epoch 4 → 5", "agent left a2 zone az2, group default"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

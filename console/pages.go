@@ -23,6 +23,7 @@ var funcs = template.FuncMap{
 	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05") },
 	"dash":  orDash,
 	"path":  url.PathEscape,
+	"deref": func(s *string) string { return *s },
 }
 
 func parsePages() (map[string]*template.Template, error) {
@@ -143,10 +144,10 @@ func byZone(rows []agentRow) []zoneRows {
 
 // topicRow is one topic in the topics table.
 type topicRow struct {
-	Name                            string
-	Partitions, Leaderless, Objects int
-	Bytes, Records                  int64
-	Internal                        bool
+	Name                   string
+	Partitions, Leaderless int
+	Bytes, Records         int64
+	Internal               bool
 }
 
 func (c *Console) serveTopics(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +160,6 @@ func (c *Console) serveTopics(w http.ResponseWriter, r *http.Request) {
 		t := &rows[len(rows)-1]
 		t.Partitions++
 		t.Bytes += p.Bytes
-		t.Objects += p.Objects
 		t.Records += p.NextOffset - p.LogStart
 		if p.Leader == nil {
 			t.Leaderless++
@@ -171,12 +171,17 @@ func (c *Console) serveTopics(w http.ResponseWriter, r *http.Request) {
 type topicData struct {
 	Name       string
 	Partitions []coord.PartitionStatus
+	Zones      map[string]string // agent id → zone, for the leaders' zones
 }
 
 func (c *Console) serveTopic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
-	d := topicData{Name: name}
-	for _, p := range c.cfg.View.Status().Partitions {
+	st := c.cfg.View.Status()
+	d := topicData{Name: name, Zones: map[string]string{}}
+	for _, a := range st.Agents {
+		d.Zones[a.ID] = a.AZ
+	}
+	for _, p := range st.Partitions {
 		if p.Topic == name {
 			d.Partitions = append(d.Partitions, p)
 		}

@@ -9,6 +9,6 @@
 // The package owns no product code: it has only this file and tests, and product code must never
 // import it. It reaches the product only through the binary's command line, its stdout and stderr, its
 // HTTP endpoints and the Kafka protocol. The tests skip under -short; the kcat tests fail when kcat is
-// not installed ("make deps" installs it). "make e2e" runs just this package; "make test" runs it with
+// not installed, the console's browser test when chromium is not ("make deps" installs both). "make e2e" runs just this package; "make test" runs it with
 // everything else.
 package e2e

@@ -27,17 +27,19 @@ var devExcludedAgentFlags = map[string]string{
 	"id":                 "dev names its agents dev-1, dev-2, ... (and evicts a killed run's by that prefix)",
 }
 
-// listenerSecurity is why dev leaves out the Kafka listeners and their security: dev's in-process agents
-// serve PLAINTEXT on --kafka-addr (+ i - 1); listeners, certificates, SASL and ACLs are set per agent
-// process, so try them with 'streamhouse dev --agents 0' and 'streamhouse agent' processes.
-const listenerSecurity = "Kafka listeners and their security are per agent process: run them beside 'dev --agents 0'"
+// listenerSecurity is why dev leaves out the listeners and their security: dev's in-process agents serve
+// PLAINTEXT on --kafka-addr (+ i - 1) and plain HTTP; listeners, certificates, SASL, HTTP authentication
+// and ACLs are set per agent process, so try them with 'streamhouse dev --agents 0' and 'streamhouse
+// agent' processes.
+const listenerSecurity = "listeners and their security (Kafka and HTTP) are per agent process: run them beside 'dev --agents 0'"
 
 func init() {
 	for _, name := range []string{"listeners", "advertised-listeners", "listener-security-protocol-map", "ssl-cert-file",
 		"ssl-key-file", "ssl-client-ca-file", "ssl-client-auth", "ssl-principal-mapping-rules", "sasl-enabled-mechanisms",
 		"sasl-oauthbearer-key-files", "sasl-oauthbearer-jwks-file", "sasl-oauthbearer-expected-issuer",
 		"sasl-oauthbearer-expected-audience", "sasl-oauthbearer-sub-claim-name", "sasl-oauthbearer-unsecured", "super-users",
-		"allow-everyone-if-no-acl-found", "authorization", "connections-max-reauth", "quota-window-num", "quota-window-size"} {
+		"allow-everyone-if-no-acl-found", "authorization", "connections-max-reauth", "quota-window-num", "quota-window-size",
+		"http-auth", "http-tls"} {
 		devExcludedAgentFlags[name] = listenerSecurity
 	}
 	for _, name := range []string{"http-auth", "http-tls"} {

@@ -1,18 +1,45 @@
-// Live rate charts of the console: polls the JSON endpoint named by .charts[data-src] and draws each
-// series as a line in its figure's canvas. The tables are server-rendered and need none of this.
+// The console's little JavaScript. Every page is whole without it; with it, the page's tables follow
+// the cluster (the elements marked data-live are fetched again every data-refresh milliseconds and
+// swapped in place), and the agents page draws live rate charts from the JSON endpoint named by
+// .charts[data-src].
 (function () {
   "use strict";
+
+  // Live tables: fetch this page again and swap each [data-live] element for its new self.
+  var every = parseInt(document.body.getAttribute("data-refresh"), 10);
+  function refresh() {
+    fetch(location.href, { cache: "no-store" }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status); }
+      return r.text();
+    }).then(function (html) {
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      document.querySelectorAll("[data-live]").forEach(function (el) {
+        var fresh = doc.getElementById(el.id);
+        if (fresh) { el.replaceWith(document.importNode(fresh, true)); }
+      });
+    }).catch(function () { /* the agent may be away: the next refresh tries again */ });
+  }
+  if (every > 0) { setInterval(refresh, every); }
+
+  // Rate charts.
   var box = document.querySelector(".charts[data-src]");
   if (!box) { return; }
   var src = box.getAttribute("data-src");
+
+  function format(v) {
+    if (v >= 100) { return v.toFixed(0); }
+    if (v >= 10) { return v.toFixed(1); }
+    return v.toFixed(2);
+  }
 
   function draw(fig, points) {
     var canvas = fig.querySelector("canvas");
     var ctx = canvas.getContext("2d");
     var w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
-    var top = Math.max.apply(null, points.concat([0]));
     fig.querySelector(".value").textContent = points.length ? format(points[points.length - 1]) : "–";
+    var top = Math.max.apply(null, points.concat([0]));
+    fig.setAttribute("data-max", String(top));
     if (points.length < 2) { return; }
     if (top <= 0) { top = 1; }
     ctx.strokeStyle = "#1f6feb";
@@ -26,12 +53,6 @@
     ctx.stroke();
   }
 
-  function format(v) {
-    if (v >= 100) { return v.toFixed(0); }
-    if (v >= 10) { return v.toFixed(1); }
-    return v.toFixed(2);
-  }
-
   function poll() {
     fetch(src, { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (data) {
       (data.series || []).forEach(function (s) {
@@ -40,7 +61,6 @@
       });
     }).catch(function () { /* the next poll tries again */ });
   }
-
   poll();
   setInterval(poll, 2000);
 })();

@@ -50,6 +50,8 @@ type Config struct {
 	ShardOf func(id string) (coord.TP, bool)
 	// Leading is the epoch at which this agent leads a shard (false: it does not).
 	Leading func(shard coord.TP) (epoch int64, ok bool)
+	// Shards lists every shard (for ListTransactions); nil: none.
+	Shards  func() []coord.TP
 	Store   Store
 	Markers Markers
 	Log     hclog.Logger
@@ -167,6 +169,11 @@ func (c *Coordinator) shardFor(ctx context.Context, id string) (*shard, error) {
 	if !ok {
 		return nil, kerr.CoordinatorNotAvailable
 	}
+	return c.shardAt(ctx, tp)
+}
+
+// shardAt finds, or starts loading, shard tp at the epoch this agent leads it, and waits for its load.
+func (c *Coordinator) shardAt(ctx context.Context, tp coord.TP) (*shard, error) {
 	epoch, ok := c.cfg.Leading(tp)
 	if !ok {
 		return nil, kerr.NotCoordinator

@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -131,6 +132,7 @@ func newHarness(t *testing.T, store *fakeStore) *harness {
 	c, err := New(Config{NS: "default", Store: store, Markers: h.markers,
 		ShardOf:    func(string) (coord.TP, bool) { return shard0, true },
 		Leading:    func(tp coord.TP) (int64, bool) { e := h.leading.Load(); return e, tp == shard0 && e != 0 },
+		Shards:     func() []coord.TP { return []coord.TP{shard0} },
 		Now:        func() time.Time { return time.UnixMilli(h.now.Load()) },
 		CheckEvery: time.Hour, MarkerBackoff: time.Millisecond})
 	if err != nil {
@@ -372,7 +374,8 @@ func TestTakeoverCompletesAndFencing(t *testing.T) {
 	wantErr(t, "init on a shard not led", err, kerr.NotCoordinator)
 }
 
-// An id idle past its expiry is deleted; one with an ongoing transaction is not.
+// An id idle past its expiry is deleted; one with an ongoing transaction is not (the same check
+// aborts it, past its timeout).
 func TestIdleIDExpires(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, newFakeStore())
@@ -381,9 +384,6 @@ func TestIdleIDExpires(t *testing.T) {
 	busy := h.init(t, "busy", NoProducer)
 	if err := h.c.AddPartitions(ctx, "busy", busy, []coord.TP{{Topic: topicA}}); err != nil {
 		t.Fatal(err)
-	}
-	if _, err := h.c.InitProducerID(ctx, "busy", int32(DefaultMaxTimeout.Milliseconds()), busy); err == nil {
-		t.Fatal("re-init over an ongoing transaction answered at once")
 	}
 	h.now.Add((DefaultIDExpiration + time.Hour).Milliseconds())
 	h.c.check(ctx)
@@ -395,5 +395,33 @@ func TestIdleIDExpires(t *testing.T) {
 	}
 	if p := h.init(t, "idle", NoProducer); p.Epoch != 0 {
 		t.Fatalf("an expired id starts again: %+v", p)
+	}
+}
+
+// List reports every id of the shards this agent leads, loading them, with its producer and state;
+// nothing once the agent leads none.
+func TestListTransactions(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	store.txns["loaded"] = coord.TxnSnapshot{ID: "loaded", Version: 5, Meta: coord.TxnMeta{ProducerID: 5, State: coord.TxnCompleteAbort, StartMs: 3}}
+	h := newHarness(t, store)
+	ctx := context.Background()
+	p := h.init(t, "b", NoProducer)
+	if err := h.c.AddPartitions(ctx, "b", p, []coord.TP{{Topic: topicA}}); err != nil {
+		t.Fatal(err)
+	}
+	h.init(t, "a", NoProducer)
+	got, err := h.c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Listed{{ID: "a", ProducerID: p.ID + 1, State: coord.TxnEmpty}, {ID: "b", ProducerID: p.ID, State: coord.TxnOngoing, StartMs: h.now.Load()},
+		{ID: "loaded", ProducerID: 5, State: coord.TxnCompleteAbort, StartMs: 3}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("listed %+v, want %+v", got, want)
+	}
+	h.leading.Store(0)
+	if got, err := h.c.List(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("listed without leading: %+v, %v", got, err)
 	}
 }
