@@ -146,7 +146,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	a.flusher = newFlusher(a)
 	a.forwarder = newForwarder(a)
 	a.reader = extcache.New(extcache.Config{MaxBytes: cfg.CacheBytes, MaxInFlight: cfg.MaxReadBytesInFlight, Store: store, Log: a.log,
-		Go: func(fn func(context.Context)) { a.goRun(func() { fn(a.runCtx) }) }, Metrics: a.metrics.cacheMetrics()})
+		Go: func(fn func(context.Context)) { a.wg.Go(func() { fn(a.runCtx) }) }, Metrics: a.metrics.cacheMetrics()})
 	a.footers = newFooterCache(footerCacheBlocks)
 	a.groups = newGroupCoordinator(a)
 	txns, err := newTxnCoordinator(a)
@@ -192,7 +192,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			a.Close()
 		}
 	}()
-	a.goRun(func() {
+	a.wg.Go(func() {
 		if err := a.cache.Run(runCtx); err != nil {
 			a.fail(fmt.Errorf("agent: etcd watch: %w", err))
 		}
@@ -219,23 +219,23 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.awaitSelf(ctx); err != nil {
 		return err
 	}
-	a.goRun(func() { a.flusher.run(runCtx, &a.wg) })
-	a.goRun(func() { a.runSequencer(runCtx) })
-	a.goRun(func() { a.runLeadership(runCtx) })
-	a.goRun(func() { a.groups.Run(runCtx) })
+	a.wg.Go(func() { a.flusher.run(runCtx, &a.wg) })
+	a.wg.Go(func() { a.runSequencer(runCtx) })
+	a.wg.Go(func() { a.runLeadership(runCtx) })
+	a.wg.Go(func() { a.groups.Run(runCtx) })
 	if a.txns != nil {
-		a.goRun(func() { a.txns.Run(runCtx) })
+		a.wg.Go(func() { a.txns.Run(runCtx) })
 	}
-	a.goRun(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
-	a.goRun(func() { a.runGC(runCtx) })
-	a.goRun(func() { a.runEtcdHealth(runCtx) })
-	a.goRun(func() { a.serveListeners(runCtx) })
+	a.wg.Go(func() { a.maintainer.Run(runCtx, a.cfg.MaintenanceInterval, maintenanceConcurrency, a.leads) })
+	a.wg.Go(func() { a.runGC(runCtx) })
+	a.wg.Go(func() { a.runEtcdHealth(runCtx) })
+	a.wg.Go(func() { a.serveListeners(runCtx) })
 	if a.internalLn != nil {
-		a.goRun(func() { a.serveInternal(runCtx, a.internalLn) })
+		a.wg.Go(func() { a.serveInternal(runCtx, a.internalLn) })
 	}
 	if a.httpLn != nil {
 		a.httpSrv = a.newHTTPServer()
-		a.goRun(func() {
+		a.wg.Go(func() {
 			if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("http server failed", "error", err)
 			}
@@ -285,14 +285,6 @@ func (a *Agent) register(ctx context.Context) error {
 	a.metrics.agentUp.Set(1)
 	a.kickLeadership()
 	return nil
-}
-
-func (a *Agent) goRun(fn func()) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		fn()
-	}()
 }
 
 // KafkaAddr is the bound Kafka listener address (valid after Start).

@@ -17,7 +17,7 @@ func (a *Agent) mountConsole(mux *http.ServeMux) {
 		return
 	}
 	mux.Handle("/", con.Handler())
-	a.goRun(func() { con.Run(a.runCtx) })
+	a.wg.Go(func() { con.Run(a.runCtx) })
 }
 
 // consoleMiddleware puts the console behind the HTTP port's authentication (RequireHTTPAuth, as

@@ -50,7 +50,7 @@ func (f *forwarder) send(ctx context.Context, leader string, appends []*pendingA
 	if !ok {
 		q = make(chan *forwardReq, 64)
 		f.peers[leader] = q
-		f.a.goRun(func() { f.runPeer(ctx, leader, q) })
+		f.a.wg.Go(func() { f.runPeer(ctx, leader, q) })
 	}
 	f.mu.Unlock()
 	select {
@@ -115,7 +115,7 @@ func (f *forwarder) connect(ctx context.Context, leader, addr string, ok bool) (
 	l := &peerLink{f: f, leader: leader, c: c, inflight: make(chan *forwardReq, maxForwardsInFlight), broken: make(chan struct{})}
 	// Shutting down ends a read or a write under way at once, rather than at its deadline.
 	l.stop = context.AfterFunc(ctx, func() { l.fail(ctx.Err()) })
-	f.a.goRun(l.receive)
+	f.a.wg.Go(l.receive)
 	return l, nil
 }
 

@@ -131,7 +131,7 @@ func (a *Agent) prefetchSegment(plan *extcache.Plan, e coord.IndexEntry, offset,
 	blocks, ok := a.footers.get(e.Segment.Object)
 	if !ok {
 		seg := e.Segment
-		a.goRun(func() { _, _ = a.segmentBlocks(a.runCtx, seg) })
+		a.wg.Go(func() { _, _ = a.segmentBlocks(a.runCtx, seg) })
 		return n, true
 	}
 	for _, b := range blocksFrom(blocks, offset) {

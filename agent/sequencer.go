@@ -166,7 +166,7 @@ func (a *Agent) sequenceFlush(ctx context.Context, fl *flush) {
 	for leader, appends := range forwards {
 		a.forwarder.send(ctx, leader, appends, left.Done)
 	}
-	a.goRun(func() {
+	a.wg.Go(func() {
 		left.Wait()
 		a.metrics.writeLatency.Observe(time.Since(fl.sealedAt).Seconds())
 		a.flusher.release(fl.bytes)
