@@ -93,10 +93,15 @@ func runHistory(ctx context.Context, spec historySpec, log hclog.Logger) (histor
 	}
 	progress("history: merging the uncompacted entries (maintenance every second), until merges stop")
 	c.cfg.flushInterval, c.cfg.maintenance = 0, 0
+	// Maintenance starts with the restarted agents, and on a loaded machine it may finish before the
+	// restart returns: time and CPU are measured from before the restart, and the new agents' counters,
+	// which start at zero, are taken whole.
+	cpu, t0 := startCPU(), time.Now()
 	if err := c.restartAgents(ctx, log); err != nil {
+		cpu.stop()
 		return r, err
 	}
-	if err := r.settle(ctx, c); err != nil {
+	if err := r.settle(ctx, c, cpu, t0); err != nil {
 		return r, err
 	}
 	for _, t := range []struct {
@@ -156,11 +161,12 @@ func sumAgents(before, after []series, keys ...string) float64 {
 	return n
 }
 
-// settle waits until the agent's merges stop (no merge committed for settleQuiet) and measures the
-// time it took, the process's CPU, the bytes merged and the S3 requests.
-func (r *historyResult) settle(ctx context.Context, c *shCluster) error {
+// settle waits until the agents' merges stop (no merge committed for settleQuiet) and measures, from
+// t0 (the agents' start) and with cpu started then, the time it took, the process's CPU, the bytes
+// merged and the S3 requests. The agents' counters count from their start.
+func (r *historyResult) settle(ctx context.Context, c *shCluster, cpu *cpuMeter, t0 time.Time) error {
 	const settleQuiet, settleMax = 5 * time.Second, 10 * time.Minute
-	before, cpu, t0 := snapAgents(c), startCPU(), time.Now()
+	before := make([]series, len(c.Agents()))
 	last, lastChange := -1.0, time.Now()
 	for time.Since(lastChange) < settleQuiet {
 		if time.Since(t0) > settleMax {
