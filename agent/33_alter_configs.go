@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"maps"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,78 +31,22 @@ func (a *Agent) handleAlterConfigs(ctx context.Context, c client, req *kmsg.Alte
 
 func (ta *topicAdmin) legacyAlterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
-	keyOf := func(i int) resourceKey {
-		return resourceKey{req.Resources[i].ResourceType, req.Resources[i].ResourceName}
-	}
-	dups := duplicated(len(req.Resources), keyOf)
-	answered := make(map[resourceKey]bool, len(req.Resources))
-	var altered []coord.Topic
-	for i := range req.Resources {
-		rr := &req.Resources[i]
-		k := keyOf(i)
-		if answered[k] {
-			continue
-		}
-		answered[k] = true
-		st := kmsg.NewAlterConfigsResponseResource()
-		st.ResourceType, st.ResourceName = rr.ResourceType, rr.ResourceName
-		var err error
-		switch {
-		case dups[k]:
-			err = adminErrorf(kerr.InvalidRequest, "resource appears more than once in the request")
-		case rr.ResourceType == kmsg.ConfigResourceTypeTopic:
-			var t coord.Topic
-			if t, err = ta.replaceTopicConfigs(ctx, rr, req.ValidateOnly); err == nil && !req.ValidateOnly {
-				altered = append(altered, t)
-			}
-		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
-			err = adminErrorf(kerr.InvalidRequest, "broker configs cannot be altered: an agent's settings are its flags")
-		default:
-			err = adminErrorf(kerr.InvalidRequest, "config resource type %s is not supported", rr.ResourceType)
-		}
-		st.ErrorCode, st.ErrorMessage = ta.answer(err)
-		resp.Resources = append(resp.Resources, st)
-	}
-	ta.await(ctx, ta.maxWait, func() bool {
-		for _, t := range altered {
-			v, ok := ta.view.Topic(t.Name)
-			if ok && v.ID == t.ID && !maps.Equal(v.Configs, t.Configs) {
-				return false
-			}
-		}
-		return true
-	})
+	ta.alterResources(ctx, len(req.Resources), req.ValidateOnly,
+		func(i int) resourceKey {
+			return resourceKey{req.Resources[i].ResourceType, req.Resources[i].ResourceName}
+		},
+		func(i int) (coord.Topic, error) {
+			rr := &req.Resources[i]
+			return ta.updateTopicConfigs(ctx, rr.ResourceName, req.ValidateOnly, "replaced",
+				func(cur map[string]string) (map[string]string, error) { return replacedConfigs(cur, rr.Configs) })
+		},
+		func(k resourceKey, err error) {
+			st := kmsg.NewAlterConfigsResponseResource()
+			st.ResourceType, st.ResourceName = k.typ, k.name
+			st.ErrorCode, st.ErrorMessage = ta.answer(err)
+			resp.Resources = append(resp.Resources, st)
+		})
 	return resp
-}
-
-// replaceTopicConfigs replaces one TOPIC resource's configs and returns the topic as updated.
-func (ta *topicAdmin) replaceTopicConfigs(ctx context.Context, rr *kmsg.AlterConfigsRequestResource, validateOnly bool) (coord.Topic, error) {
-	if err := validateTopicName(rr.ResourceName); err != nil {
-		return coord.Topic{}, err
-	}
-	t, err := ta.store.UpdateTopic(ctx, rr.ResourceName, func(t *coord.Topic) error {
-		if !ta.serves(*t) {
-			return errUnknownTopic(rr.ResourceName)
-		}
-		next, err := replacedConfigs(t.Configs, rr.Configs)
-		if err != nil {
-			return err
-		}
-		if validateOnly {
-			return errDryRun
-		}
-		t.Configs = next
-		return nil
-	})
-	switch {
-	case errors.Is(err, errDryRun):
-		return coord.Topic{}, nil
-	case errors.Is(err, coord.ErrUnknownTopic):
-		return coord.Topic{}, errUnknownTopic(rr.ResourceName)
-	case err == nil:
-		ta.log.Info("topic configs replaced", "topic", t.Name, "configs", t.Configs)
-	}
-	return t, err
 }
 
 // replacedConfigs is the configs a legacy AlterConfigs leaves: those given, validated, and the current

@@ -41,40 +41,56 @@ type resourceKey struct {
 
 func (ta *topicAdmin) alterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
-	keyOf := func(i int) resourceKey {
-		return resourceKey{req.Resources[i].ResourceType, req.Resources[i].ResourceName}
-	}
-	dups := duplicated(len(req.Resources), keyOf)
-	answered := make(map[resourceKey]bool, len(req.Resources))
+	ta.alterResources(ctx, len(req.Resources), req.ValidateOnly,
+		func(i int) resourceKey {
+			return resourceKey{req.Resources[i].ResourceType, req.Resources[i].ResourceName}
+		},
+		func(i int) (coord.Topic, error) {
+			rr := &req.Resources[i]
+			return ta.updateTopicConfigs(ctx, rr.ResourceName, req.ValidateOnly, "altered",
+				func(cur map[string]string) (map[string]string, error) { return alterConfigs(cur, rr.Configs) })
+		},
+		func(k resourceKey, err error) {
+			st := kmsg.NewIncrementalAlterConfigsResponseResource()
+			st.ResourceType, st.ResourceName = k.typ, k.name
+			st.ErrorCode, st.ErrorMessage = ta.answer(err)
+			resp.Resources = append(resp.Resources, st)
+		})
+	return resp
+}
+
+// alterResources answers once each of the n config resources of an IncrementalAlterConfigs or a
+// legacy AlterConfigs request (key names them): a resource named twice is refused, a topic is altered
+// by alterTopic, a broker or another type refused; answer takes each outcome. The request has no
+// timeout and the changes are committed: it then waits a little for this agent's view of the topics
+// altered (produce reads max.message.bytes from it) but answers success regardless.
+func (ta *topicAdmin) alterResources(ctx context.Context, n int, validateOnly bool, key func(int) resourceKey,
+	alterTopic func(int) (coord.Topic, error), answer func(resourceKey, error)) {
+	dups := duplicated(n, key)
+	answered := make(map[resourceKey]bool, n)
 	var altered []coord.Topic
-	for i := range req.Resources {
-		rr := &req.Resources[i]
-		k := keyOf(i)
+	for i := range n {
+		k := key(i)
 		if answered[k] {
 			continue
 		}
 		answered[k] = true
-		st := kmsg.NewIncrementalAlterConfigsResponseResource()
-		st.ResourceType, st.ResourceName = rr.ResourceType, rr.ResourceName
 		var err error
 		switch {
 		case dups[k]:
 			err = adminErrorf(kerr.InvalidRequest, "resource appears more than once in the request")
-		case rr.ResourceType == kmsg.ConfigResourceTypeTopic:
+		case k.typ == kmsg.ConfigResourceTypeTopic:
 			var t coord.Topic
-			if t, err = ta.alterTopicConfigs(ctx, rr, req.ValidateOnly); err == nil && !req.ValidateOnly {
+			if t, err = alterTopic(i); err == nil && !validateOnly {
 				altered = append(altered, t)
 			}
-		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
+		case k.typ == kmsg.ConfigResourceTypeBroker:
 			err = adminErrorf(kerr.InvalidRequest, "broker configs cannot be altered: an agent's settings are its flags")
 		default:
-			err = adminErrorf(kerr.InvalidRequest, "config resource type %s is not supported", rr.ResourceType)
+			err = adminErrorf(kerr.InvalidRequest, "config resource type %s is not supported", k.typ)
 		}
-		st.ErrorCode, st.ErrorMessage = ta.answer(err)
-		resp.Resources = append(resp.Resources, st)
+		answer(k, err)
 	}
-	// The request has no timeout and the change is committed: wait a little for this agent's view
-	// (produce reads max.message.bytes from it) but answer success regardless.
 	ta.await(ctx, ta.maxWait, func() bool {
 		for _, t := range altered {
 			v, ok := ta.view.Topic(t.Name)
@@ -84,35 +100,37 @@ func (ta *topicAdmin) alterConfigs(ctx context.Context, req *kmsg.IncrementalAlt
 		}
 		return true
 	})
-	return resp
 }
 
-// alterTopicConfigs applies one TOPIC resource's operations and returns the topic as updated.
-func (ta *topicAdmin) alterTopicConfigs(ctx context.Context, rr *kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) (coord.Topic, error) {
-	if err := validateTopicName(rr.ResourceName); err != nil {
+// updateTopicConfigs sets topic name's configs to what next makes of them, as one compare-and-swap
+// (with validateOnly: checked, nothing written), logs the change as verb, and returns the topic as
+// updated.
+func (ta *topicAdmin) updateTopicConfigs(ctx context.Context, name string, validateOnly bool, verb string,
+	next func(map[string]string) (map[string]string, error)) (coord.Topic, error) {
+	if err := validateTopicName(name); err != nil {
 		return coord.Topic{}, err
 	}
-	t, err := ta.store.UpdateTopic(ctx, rr.ResourceName, func(t *coord.Topic) error {
+	t, err := ta.store.UpdateTopic(ctx, name, func(t *coord.Topic) error {
 		if !ta.serves(*t) {
-			return errUnknownTopic(rr.ResourceName)
+			return errUnknownTopic(name)
 		}
-		next, err := alterConfigs(t.Configs, rr.Configs)
+		cfgs, err := next(t.Configs)
 		if err != nil {
 			return err
 		}
 		if validateOnly {
 			return errDryRun
 		}
-		t.Configs = next
+		t.Configs = cfgs
 		return nil
 	})
 	switch {
 	case errors.Is(err, errDryRun):
 		return coord.Topic{}, nil
 	case errors.Is(err, coord.ErrUnknownTopic):
-		return coord.Topic{}, errUnknownTopic(rr.ResourceName)
+		return coord.Topic{}, errUnknownTopic(name)
 	case err == nil:
-		ta.log.Info("topic configs altered", "topic", t.Name, "configs", t.Configs)
+		ta.log.Info("topic configs "+verb, "topic", t.Name, "configs", t.Configs)
 	}
 	return t, err
 }

@@ -429,79 +429,69 @@ func configResource(typ kmsg.ConfigResourceType, name string) (auth.ResourceType
 }
 
 func (a *Agent) authorizeDescribeConfigs(c client, r *kmsg.DescribeConfigsRequest) func(kmsg.Response) {
-	var denied []kmsg.DescribeConfigsRequestResource
-	keep := r.Resources[:0]
-	for _, res := range r.Resources {
-		rt, name, _ := configResource(res.ResourceType, res.ResourceName)
-		if a.allowed(c, auth.OpDescribeConfigs, rt, name) {
-			keep = append(keep, res)
-		} else {
-			denied = append(denied, res)
-		}
-	}
-	r.Resources = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
-		dr := resp.(*kmsg.DescribeConfigsResponse)
-		for _, res := range denied {
-			_, _, code := configResource(res.ResourceType, res.ResourceName)
+	return authorizeConfigResources(a, c, auth.OpDescribeConfigs, &r.Resources,
+		func(res kmsg.DescribeConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return res.ResourceType, res.ResourceName
+		},
+		func(resp kmsg.Response, typ kmsg.ConfigResourceType, name string, code int16) {
+			dr := resp.(*kmsg.DescribeConfigsResponse)
 			rr := kmsg.NewDescribeConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = typ, name, code
 			dr.Resources = append(dr.Resources, rr)
-		}
-	}
+		})
 }
 
 func (a *Agent) authorizeAlterConfigs(c client, r *kmsg.IncrementalAlterConfigsRequest) func(kmsg.Response) {
-	var denied []kmsg.IncrementalAlterConfigsRequestResource
-	keep := r.Resources[:0]
-	for _, res := range r.Resources {
-		rt, name, _ := configResource(res.ResourceType, res.ResourceName)
-		if a.allowed(c, auth.OpAlterConfigs, rt, name) {
-			keep = append(keep, res)
-		} else {
-			denied = append(denied, res)
-		}
-	}
-	r.Resources = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
-		ar := resp.(*kmsg.IncrementalAlterConfigsResponse)
-		for _, res := range denied {
-			_, _, code := configResource(res.ResourceType, res.ResourceName)
+	return authorizeConfigResources(a, c, auth.OpAlterConfigs, &r.Resources,
+		func(res kmsg.IncrementalAlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return res.ResourceType, res.ResourceName
+		},
+		func(resp kmsg.Response, typ kmsg.ConfigResourceType, name string, code int16) {
+			ar := resp.(*kmsg.IncrementalAlterConfigsResponse)
 			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = typ, name, code
 			ar.Resources = append(ar.Resources, rr)
-		}
-	}
+		})
 }
 
 func (a *Agent) authorizeLegacyAlterConfigs(c client, r *kmsg.AlterConfigsRequest) func(kmsg.Response) {
-	var denied []kmsg.AlterConfigsRequestResource
-	keep := r.Resources[:0]
-	for _, res := range r.Resources {
-		rt, name, _ := configResource(res.ResourceType, res.ResourceName)
-		if a.allowed(c, auth.OpAlterConfigs, rt, name) {
+	return authorizeConfigResources(a, c, auth.OpAlterConfigs, &r.Resources,
+		func(res kmsg.AlterConfigsRequestResource) (kmsg.ConfigResourceType, string) {
+			return res.ResourceType, res.ResourceName
+		},
+		func(resp kmsg.Response, typ kmsg.ConfigResourceType, name string, code int16) {
+			ar := resp.(*kmsg.AlterConfigsResponse)
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = typ, name, code
+			ar.Resources = append(ar.Resources, rr)
+		})
+}
+
+// authorizeConfigResources keeps in *resources the config resources (named by id) c may op on, and
+// returns what answers each of the others with its refusal (through refuse) once the request is
+// handled; nil when none was refused. The three config APIs differ only in their types.
+func authorizeConfigResources[R any](a *Agent, c client, op auth.Operation, resources *[]R,
+	id func(R) (kmsg.ConfigResourceType, string),
+	refuse func(resp kmsg.Response, typ kmsg.ConfigResourceType, name string, code int16)) func(kmsg.Response) {
+	var denied []R
+	keep := (*resources)[:0]
+	for _, res := range *resources {
+		rt, name, _ := configResource(id(res))
+		if a.allowed(c, op, rt, name) {
 			keep = append(keep, res)
 		} else {
 			denied = append(denied, res)
 		}
 	}
-	r.Resources = keep
+	*resources = keep
 	if len(denied) == 0 {
 		return nil
 	}
 	return func(resp kmsg.Response) {
-		ar := resp.(*kmsg.AlterConfigsResponse)
 		for _, res := range denied {
-			_, _, code := configResource(res.ResourceType, res.ResourceName)
-			rr := kmsg.NewAlterConfigsResponseResource()
-			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
-			ar.Resources = append(ar.Resources, rr)
+			typ, name := id(res)
+			_, _, code := configResource(typ, name)
+			refuse(resp, typ, name, code)
 		}
 	}
 }
