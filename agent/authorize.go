@@ -134,22 +134,9 @@ func (a *Agent) authorizeRequest(c client, req kmsg.Request) (kmsg.Response, fun
 }
 
 func (a *Agent) authorizeProduce(c client, r *kmsg.ProduceRequest) func(kmsg.Response) {
-	var denied []kmsg.ProduceRequestTopic
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpWrite, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
-		pr := resp.(*kmsg.ProduceResponse)
-		for _, t := range denied {
+	return refuseDenied(&r.Topics, func(t kmsg.ProduceRequestTopic) bool { return a.allowedTopic(c, auth.OpWrite, t.Topic) },
+		func(resp kmsg.Response, t kmsg.ProduceRequestTopic) {
+			pr := resp.(*kmsg.ProduceResponse)
 			rt := kmsg.NewProduceResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
@@ -158,57 +145,30 @@ func (a *Agent) authorizeProduce(c client, r *kmsg.ProduceRequest) func(kmsg.Res
 				rt.Partitions = append(rt.Partitions, sp)
 			}
 			pr.Topics = append(pr.Topics, rt)
-		}
-	}
+		})
 }
 
 func (a *Agent) authorizeFetch(c client, r *kmsg.FetchRequest) func(kmsg.Response) {
-	var denied []kmsg.FetchRequestTopic
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
+	return refuseDenied(&r.Topics, func(t kmsg.FetchRequestTopic) bool {
 		name := a.topicName(t.Topic, t.TopicID)
-		if name == "" || a.allowedTopic(c, auth.OpRead, name) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
+		return name == "" || a.allowedTopic(c, auth.OpRead, name)
+	}, func(resp kmsg.Response, t kmsg.FetchRequestTopic) {
 		fr := resp.(*kmsg.FetchResponse)
-		for _, t := range denied {
-			rt := kmsg.NewFetchResponseTopic()
-			rt.Topic, rt.TopicID = t.Topic, t.TopicID
-			for _, p := range t.Partitions {
-				sp := kmsg.NewFetchResponseTopicPartition()
-				sp.Partition, sp.ErrorCode, sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = p.Partition, topicDenied, -1, -1, -1
-				rt.Partitions = append(rt.Partitions, sp)
-			}
-			fr.Topics = append(fr.Topics, rt)
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic, rt.TopicID = t.Topic, t.TopicID
+		for _, p := range t.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition, sp.ErrorCode, sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = p.Partition, topicDenied, -1, -1, -1
+			rt.Partitions = append(rt.Partitions, sp)
 		}
-	}
+		fr.Topics = append(fr.Topics, rt)
+	})
 }
 
 func (a *Agent) authorizeListOffsets(c client, r *kmsg.ListOffsetsRequest) func(kmsg.Response) {
-	var denied []kmsg.ListOffsetsRequestTopic
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpDescribe, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
-		lr := resp.(*kmsg.ListOffsetsResponse)
-		for _, t := range denied {
+	return refuseDenied(&r.Topics, func(t kmsg.ListOffsetsRequestTopic) bool { return a.allowedTopic(c, auth.OpDescribe, t.Topic) },
+		func(resp kmsg.Response, t kmsg.ListOffsetsRequestTopic) {
+			lr := resp.(*kmsg.ListOffsetsResponse)
 			rt := kmsg.NewListOffsetsResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
@@ -217,27 +177,13 @@ func (a *Agent) authorizeListOffsets(c client, r *kmsg.ListOffsetsRequest) func(
 				rt.Partitions = append(rt.Partitions, sp)
 			}
 			lr.Topics = append(lr.Topics, rt)
-		}
-	}
+		})
 }
 
 func (a *Agent) authorizeOffsetForLeaderEpoch(c client, r *kmsg.OffsetForLeaderEpochRequest) func(kmsg.Response) {
-	var denied []kmsg.OffsetForLeaderEpochRequestTopic
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpDescribe, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
-		or := resp.(*kmsg.OffsetForLeaderEpochResponse)
-		for _, t := range denied {
+	return refuseDenied(&r.Topics, func(t kmsg.OffsetForLeaderEpochRequestTopic) bool { return a.allowedTopic(c, auth.OpDescribe, t.Topic) },
+		func(resp kmsg.Response, t kmsg.OffsetForLeaderEpochRequestTopic) {
+			or := resp.(*kmsg.OffsetForLeaderEpochResponse)
 			rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
@@ -246,8 +192,7 @@ func (a *Agent) authorizeOffsetForLeaderEpoch(c client, r *kmsg.OffsetForLeaderE
 				rt.Partitions = append(rt.Partitions, sp)
 			}
 			or.Topics = append(or.Topics, rt)
-		}
-	}
+		})
 }
 
 // authorizeMetadata hides topics the client may not Describe, as Kafka does: left out of an answer
@@ -299,27 +244,14 @@ func (a *Agent) authorizeCreateTopics(c client, r *kmsg.CreateTopicsRequest) fun
 	if a.allowedCluster(c, auth.OpCreate) {
 		return nil
 	}
-	var denied []string
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpCreate, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t.Topic)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
+	return refuseDenied(&r.Topics, func(t kmsg.CreateTopicsRequestTopic) bool {
+		return a.allowedTopic(c, auth.OpCreate, t.Topic)
+	}, func(resp kmsg.Response, t kmsg.CreateTopicsRequestTopic) {
 		cr := resp.(*kmsg.CreateTopicsResponse)
-		for _, name := range denied {
-			rt := kmsg.NewCreateTopicsResponseTopic()
-			rt.Topic, rt.ErrorCode, rt.NumPartitions, rt.ReplicationFactor = name, topicDenied, -1, -1
-			cr.Topics = append(cr.Topics, rt)
-		}
-	}
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic, rt.ErrorCode, rt.NumPartitions, rt.ReplicationFactor = t.Topic, topicDenied, -1, -1
+		cr.Topics = append(cr.Topics, rt)
+	})
 }
 
 func (a *Agent) authorizeDeleteTopics(c client, r *kmsg.DeleteTopicsRequest) func(kmsg.Response) {
@@ -367,22 +299,9 @@ func (a *Agent) authorizeDeleteTopics(c client, r *kmsg.DeleteTopicsRequest) fun
 }
 
 func (a *Agent) authorizeDeleteRecords(c client, r *kmsg.DeleteRecordsRequest) func(kmsg.Response) {
-	var denied []kmsg.DeleteRecordsRequestTopic
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpDelete, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
-		dr := resp.(*kmsg.DeleteRecordsResponse)
-		for _, t := range denied {
+	return refuseDenied(&r.Topics, func(t kmsg.DeleteRecordsRequestTopic) bool { return a.allowedTopic(c, auth.OpDelete, t.Topic) },
+		func(resp kmsg.Response, t kmsg.DeleteRecordsRequestTopic) {
+			dr := resp.(*kmsg.DeleteRecordsResponse)
 			rt := kmsg.NewDeleteRecordsResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
@@ -391,32 +310,18 @@ func (a *Agent) authorizeDeleteRecords(c client, r *kmsg.DeleteRecordsRequest) f
 				rt.Partitions = append(rt.Partitions, sp)
 			}
 			dr.Topics = append(dr.Topics, rt)
-		}
-	}
+		})
 }
 
 func (a *Agent) authorizeCreatePartitions(c client, r *kmsg.CreatePartitionsRequest) func(kmsg.Response) {
-	var denied []string
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpAlter, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t.Topic)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
+	return refuseDenied(&r.Topics, func(t kmsg.CreatePartitionsRequestTopic) bool {
+		return a.allowedTopic(c, auth.OpAlter, t.Topic)
+	}, func(resp kmsg.Response, t kmsg.CreatePartitionsRequestTopic) {
 		cr := resp.(*kmsg.CreatePartitionsResponse)
-		for _, name := range denied {
-			rt := kmsg.NewCreatePartitionsResponseTopic()
-			rt.Topic, rt.ErrorCode = name, topicDenied
-			cr.Topics = append(cr.Topics, rt)
-		}
-	}
+		rt := kmsg.NewCreatePartitionsResponseTopic()
+		rt.Topic, rt.ErrorCode = t.Topic, topicDenied
+		cr.Topics = append(cr.Topics, rt)
+	})
 }
 
 // configResource is the ACL resource of a config resource: a topic, or the cluster for a broker or
@@ -473,27 +378,14 @@ func (a *Agent) authorizeLegacyAlterConfigs(c client, r *kmsg.AlterConfigsReques
 func authorizeConfigResources[R any](a *Agent, c client, op auth.Operation, resources *[]R,
 	id func(R) (kmsg.ConfigResourceType, string),
 	refuse func(resp kmsg.Response, typ kmsg.ConfigResourceType, name string, code int16)) func(kmsg.Response) {
-	var denied []R
-	keep := (*resources)[:0]
-	for _, res := range *resources {
+	return refuseDenied(resources, func(res R) bool {
 		rt, name, _ := configResource(id(res))
-		if a.allowed(c, op, rt, name) {
-			keep = append(keep, res)
-		} else {
-			denied = append(denied, res)
-		}
-	}
-	*resources = keep
-	if len(denied) == 0 {
-		return nil
-	}
-	return func(resp kmsg.Response) {
-		for _, res := range denied {
-			typ, name := id(res)
-			_, _, code := configResource(typ, name)
-			refuse(resp, typ, name, code)
-		}
-	}
+		return a.allowed(c, op, rt, name)
+	}, func(resp kmsg.Response, res R) {
+		typ, name := id(res)
+		_, _, code := configResource(typ, name)
+		refuse(resp, typ, name, code)
+	})
 }
 
 // guarded lists the APIs guard knows: every API the agent serves must be here (a test checks), so
@@ -509,5 +401,29 @@ func init() {
 		kmsg.CreateACLs, kmsg.DescribeACLs, kmsg.DeleteACLs, kmsg.DescribeUserSCRAMCredentials, kmsg.AlterUserSCRAMCredentials,
 		kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas} {
 		guarded[int16(k)] = true
+	}
+}
+
+// refuseDenied keeps in *items those allowed passes and returns what answers each of the others with
+// its refusal (through refuse) once the request is handled; nil when none was refused. Kafka answers a
+// refused topic, group or resource in place; the handler never sees it.
+func refuseDenied[T any](items *[]T, allowed func(T) bool, refuse func(kmsg.Response, T)) func(kmsg.Response) {
+	var denied []T
+	keep := (*items)[:0]
+	for _, it := range *items {
+		if allowed(it) {
+			keep = append(keep, it)
+		} else {
+			denied = append(denied, it)
+		}
+	}
+	*items = keep
+	if len(denied) == 0 {
+		return nil
+	}
+	return func(resp kmsg.Response) {
+		for _, it := range denied {
+			refuse(resp, it)
+		}
 	}
 }
