@@ -70,27 +70,13 @@ func (a *Agent) authorizeGroupRequest(c client, req kmsg.Request) (kmsg.Response
 			lr.Groups = keep
 		}
 	case *kmsg.DeleteGroupsRequest:
-		var denied []string
-		keep := r.Groups[:0]
-		for _, g := range r.Groups {
-			if a.allowedGroup(c, auth.OpDelete, g) {
-				keep = append(keep, g)
-			} else {
-				denied = append(denied, g)
-			}
-		}
-		r.Groups = keep
-		if len(denied) == 0 {
-			return nil, nil
-		}
-		return nil, func(resp kmsg.Response) {
-			dr := resp.(*kmsg.DeleteGroupsResponse)
-			for _, g := range denied {
+		return nil, refuseDenied(&r.Groups, func(g string) bool { return a.allowedGroup(c, auth.OpDelete, g) },
+			func(resp kmsg.Response, g string) {
+				dr := resp.(*kmsg.DeleteGroupsResponse)
 				rg := kmsg.NewDeleteGroupsResponseGroup()
 				rg.Group, rg.ErrorCode = g, groupDenied
 				dr.Groups = append(dr.Groups, rg)
-			}
-		}
+			})
 	}
 	return nil, nil
 }
@@ -113,20 +99,10 @@ func (a *Agent) authorizeOffsetCommit(c client, r *kmsg.OffsetCommitRequest) (km
 		answer(r.Topics, groupDenied, resp)
 		return resp, nil
 	}
-	var denied []kmsg.OffsetCommitRequestTopic
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpRead, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil, nil
-	}
-	return nil, func(resp kmsg.Response) { answer(denied, topicDenied, resp.(*kmsg.OffsetCommitResponse)) }
+	return nil, refuseDenied(&r.Topics, func(t kmsg.OffsetCommitRequestTopic) bool { return a.allowedTopic(c, auth.OpRead, t.Topic) },
+		func(resp kmsg.Response, t kmsg.OffsetCommitRequestTopic) {
+			answer([]kmsg.OffsetCommitRequestTopic{t}, topicDenied, resp.(*kmsg.OffsetCommitResponse))
+		})
 }
 
 // authorizeOffsetFetch: Describe on the group, or GROUP_AUTHORIZATION_FAILED; the offsets of topics
@@ -211,22 +187,9 @@ func (a *Agent) authorizeOffsetDelete(c client, r *kmsg.OffsetDeleteRequest) (km
 		resp.ErrorCode = groupDenied
 		return resp, nil
 	}
-	var denied []kmsg.OffsetDeleteRequestTopic
-	keep := r.Topics[:0]
-	for _, t := range r.Topics {
-		if a.allowedTopic(c, auth.OpRead, t.Topic) {
-			keep = append(keep, t)
-		} else {
-			denied = append(denied, t)
-		}
-	}
-	r.Topics = keep
-	if len(denied) == 0 {
-		return nil, nil
-	}
-	return nil, func(resp kmsg.Response) {
-		dr := resp.(*kmsg.OffsetDeleteResponse)
-		for _, t := range denied {
+	return nil, refuseDenied(&r.Topics, func(t kmsg.OffsetDeleteRequestTopic) bool { return a.allowedTopic(c, auth.OpRead, t.Topic) },
+		func(resp kmsg.Response, t kmsg.OffsetDeleteRequestTopic) {
+			dr := resp.(*kmsg.OffsetDeleteResponse)
 			rt := kmsg.NewOffsetDeleteResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
@@ -235,8 +198,7 @@ func (a *Agent) authorizeOffsetDelete(c client, r *kmsg.OffsetDeleteRequest) (km
 				rt.Partitions = append(rt.Partitions, sp)
 			}
 			dr.Topics = append(dr.Topics, rt)
-		}
-	}
+		})
 }
 
 // authorizeFindCoordinator: Describe on the group (or transactional id) whose coordinator is asked.
