@@ -152,9 +152,26 @@ func decodeAssignment(protocolType string, b []byte) map[string][]int32 {
 	}
 	out := map[string][]int32{}
 	for _, t := range a.Topics {
+		if !kafkaTopicName(t.Topic) { // no such topic can exist: the member sent made-up bytes
+			continue
+		}
 		out[t.Topic] = append(out[t.Topic], t.Partitions...)
 	}
 	return out
+}
+
+// kafkaTopicName reports whether name is a topic name Kafka (and StreamHouse) can hold: 1 to 249 of
+// ASCII letters, digits, '.', '_' and '-'.
+func kafkaTopicName(name string) bool {
+	if len(name) == 0 || len(name) > 249 {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // formatAssigned writes an assignment as topic[p,p] topic[p], sorted.
