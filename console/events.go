@@ -159,11 +159,13 @@ func zoneGroup(a coord.AgentInfo) string {
 	return fmt.Sprintf("zone %s, group %s", orDash(a.AZ), orDash(a.Group))
 }
 
-// Run follows the view, recording failovers and agents leaving and joining, and samples the rates
-// while someone looks at the console, until ctx ends. Call it once.
+// Run follows the view, recording failovers and agents leaving and joining, and samples the rates every
+// second, until ctx ends. Call it once. The two run apart: a view that changes with every commit must
+// not starve the charts of samples.
 func (c *Console) Run(ctx context.Context) {
-	tick := time.NewTicker(sampleEvery)
-	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { c.sampleRates(ctx) })
 	changed := c.cfg.View.Changed()
 	prev := takeSnapshot(c.cfg.View)
 	c.started.Store(true)
@@ -182,6 +184,18 @@ func (c *Console) Run(ctx context.Context) {
 			cur := takeSnapshot(c.cfg.View)
 			c.events.diff(prev, cur, last, c.cfg.Now())
 			prev = cur
+		}
+	}
+}
+
+// sampleRates samples the rates every sampleEvery until ctx ends.
+func (c *Console) sampleRates(ctx context.Context) {
+	tick := time.NewTicker(sampleEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case <-tick.C:
 			c.rates.sample()
 		}

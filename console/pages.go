@@ -50,7 +50,6 @@ type page struct {
 
 // render writes a page whole or an error: a template that fails half-way must not leave half a page.
 func (c *Console) render(w http.ResponseWriter, name, nav, title string, data any) {
-	c.rates.touch()
 	p := page{Title: title, Nav: nav, Self: c.cfg.Self, Revision: c.cfg.View.Revision(), Now: c.cfg.Now(), Data: data}
 	var b bytes.Buffer
 	if err := c.pages[name].Execute(&b, p); err != nil {
