@@ -236,6 +236,8 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 		var err error
 		if e.Segment != nil {
 			records, first, stop, err = a.fetchSegment(ctx, e, offset, limit, first, records)
+		} else if e.Marker != nil {
+			records, first, stop = fetchMarker(e, offset, limit, first, records)
 		} else {
 			records, first, stop, err = a.fetchExtents(ctx, e, offset, limit, first, records)
 		}

@@ -139,8 +139,9 @@ func TestForwardedTransactionalBatch(t *testing.T) {
 	}
 }
 
-// A transactional producer writing through an agent that leads none of the partitions: the
-// sequencing is forwarded with the verification, and every batch is taken.
+// A transactional producer writing through an agent that leads half of the partitions: the
+// sequencing is forwarded with the verification, every batch is taken, and the commit's markers are
+// written by each partition's leader.
 func TestTransactionalProduceForwarded(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
@@ -158,7 +159,131 @@ func TestTransactionalProduceForwarded(t *testing.T) {
 	for p := range int32(4) {
 		recs = append(recs, &kgo.Record{Topic: "txfwd", Partition: p, Value: []byte("v")})
 	}
-	if err := cl.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+	ctx := testCtx(t)
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("transactional produce through a non-leader: %v", err)
+	}
+	// The commit's markers reach both leaders (one through the marker API), and every agent's view
+	// serves them.
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the transaction complete", func() bool {
+		s, _, err := tc.client().LoadTxn(ctx, DefaultGroup, "tx-fwd")
+		return err == nil && s.Meta.State == coord.TxnCompleteCommit
+	})
+	for _, a := range []*Agent{a1, a2} {
+		raw := dialRaw(t, a)
+		for p := range int32(4) {
+			waitFor(t, "the marker in the view", func() bool { return raw.highWatermark("txfwd", p) == 2 })
+			if got := controlBatches(t, raw.fetchOne("txfwd", p, 0, 1<<20).RecordBatches); len(got) != 1 || !got[1] {
+				t.Fatalf("agent %s, partition %d: control batches %v, want a commit at 1", a.cfg.ID, p, got)
+			}
+		}
+	}
+}
+
+// controlBatches lists the (offset, commit) of the control batches in a fetch answer's records.
+func controlBatches(t *testing.T, records []byte) map[int64]bool {
+	t.Helper()
+	out := map[int64]bool{}
+	for len(records) > 0 {
+		var b kmsg.RecordBatch
+		if err := b.ReadFrom(records); err != nil {
+			t.Fatal(err)
+		}
+		if b.Attributes&0x20 != 0 {
+			var r kmsg.Record
+			if err := r.ReadFrom(b.Records); err != nil {
+				t.Fatal(err)
+			}
+			var key kmsg.ControlRecordKey
+			if err := key.ReadFrom(r.Key); err != nil {
+				t.Fatal(err)
+			}
+			out[b.FirstOffset] = key.Type == kmsg.ControlRecordKeyTypeCommit
+		}
+		records = records[12+int(b.Length):]
+	}
+	return out
+}
+
+// EndTxn's decision reaches the partitions: each partition of the transaction gets its commit or
+// abort marker (a control batch at the partition's next offset), the transaction completes, and the
+// producer goes on with its next transaction. A consumer reads the records around the markers.
+func TestTransactionMarkers(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	ctx := testCtx(t)
+	createTopic(t, kgoClient(t, nil, a), "data", 2, nil)
+	id := "tx-markers"
+	waitTxnCoordinator(t, a, id)
+	cl := kgoClient(t, []kgo.Opt{kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner())}, a)
+	state := func() string {
+		s, _, err := tc.client().LoadTxn(ctx, DefaultGroup, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Meta.State
+	}
+	run := func(commit kgo.TransactionEndTry, values ...string) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range values {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "data", Partition: int32(i % 2), Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+		want := coord.TxnCompleteCommit
+		if commit == kgo.TryAbort {
+			want = coord.TxnCompleteAbort
+		}
+		waitFor(t, "the transaction "+want, func() bool { return state() == want })
+	}
+	run(kgo.TryCommit, "c0", "c1", "c2") // partition 0: c0 c2 marker; partition 1: c1 marker
+	run(kgo.TryAbort, "a0", "a1")        // partition 0: a0 marker; partition 1: a1 marker
+	run(kgo.TryCommit, "d0")             // partition 0: d0 marker (only partition 0 was added)
+
+	raw := dialRaw(t, a)
+	for p, want := range map[int32]map[int64]bool{0: {2: true, 4: false, 6: true}, 1: {1: true, 3: false}} {
+		if hwm := raw.highWatermark("data", p); hwm != int64(len(want))+map[int32]int64{0: 4, 1: 2}[p] {
+			t.Fatalf("partition %d: high watermark %d", p, hwm)
+		}
+		got := controlBatches(t, raw.fetchOne("data", p, 0, 1<<20).RecordBatches)
+		if len(got) != len(want) {
+			t.Fatalf("partition %d: control batches %v, want %v", p, got, want)
+		}
+		for off, commit := range want {
+			if c, ok := got[off]; !ok || c != commit {
+				t.Fatalf("partition %d: control batches %v, want %v", p, got, want)
+			}
+		}
+	}
+	// read_uncommitted: every data record, no control record.
+	recs := consumeAll(t, []*Agent{a}, "data", 6)
+	if len(recs) != 6 {
+		t.Fatalf("consumed %d records, want 6", len(recs))
+	}
+
+	// A batch verified before the last transaction's end (its verification's revision older than
+	// the decision the marker carried out) reaches the leader late: refused, nothing written.
+	s, _, err := tc.client().LoadTxn(ctx, DefaultGroup, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctp := topicTP(t, a, "data", 0)
+	late := putObject(t, tc, "a2", ctp, txnBatch(s.Meta.ProducerID, s.Meta.Epoch, 0, "late"))[0]
+	late.TxnRev = 1 // long before the last Prepare write
+	if got := dialInternal(t, a, "a2").sequence(t, late)[0]; got.Code != kerr.InvalidTxnState.Code {
+		t.Fatalf("a late transactional batch: %s, want INVALID_TXN_STATE", errName(got.Code))
+	}
+	if hwm := raw.highWatermark("data", 0); hwm != 7 {
+		t.Fatalf("high watermark %d after a late batch, want 7", hwm)
 	}
 }

@@ -304,6 +304,9 @@ func (p *partition) producerStates() []ProducerState {
 			}
 			states[b.ID] = appendBatch(s, b, te.time)
 		}
+		if m := te.Marker; m != nil {
+			states[m.ProducerID] = applyMarker(states[m.ProducerID], m)
+		}
 	}
 	out := make([]ProducerState, 0, len(states))
 	for _, s := range states {
@@ -312,6 +315,17 @@ func (p *partition) producerStates() []ProducerState {
 	}
 	slices.SortFunc(out, func(a, b ProducerState) int { return cmpInt64(a.ID, b.ID) })
 	return out
+}
+
+// applyMarker returns s after a transaction marker of its producer: a newer epoch (an abort after an
+// epoch bump) starts afresh, and the marker's Prepare revision is remembered (markers sent again find
+// it; a batch verified before it is refused).
+func applyMarker(s ProducerState, m *TxnMarker) ProducerState {
+	if s.ID != m.ProducerID || m.Epoch > s.Epoch {
+		s = ProducerState{ID: m.ProducerID, Epoch: max(m.Epoch, s.Epoch), LastTime: s.LastTime, MarkerRev: s.MarkerRev}
+	}
+	s.MarkerRev = max(s.MarkerRev, m.TxnVersion)
+	return s
 }
 
 // MaxProducerBatches is how many recent batches of each producer a partition remembers, to answer
@@ -325,7 +339,7 @@ func appendBatch(s ProducerState, b ProducerBatch, t int64) ProducerState {
 	case b.Epoch < s.Epoch:
 		return s
 	case b.Epoch > s.Epoch:
-		s = ProducerState{ID: b.ID, Epoch: b.Epoch, LastTime: s.LastTime}
+		s = ProducerState{ID: b.ID, Epoch: b.Epoch, LastTime: s.LastTime, MarkerRev: s.MarkerRev}
 	}
 	if n := len(s.Batches); n > 0 && s.Batches[n-1].FirstOffset >= b.FirstOffset {
 		return s

@@ -81,6 +81,20 @@ func TestCommitMarkers(t *testing.T) {
 	if b := indexBases(t, c, tp0); len(b) != 2 || b[1].BaseOffset != 10 || b[1].LastOffset != 10 {
 		t.Fatalf("index of %s: %+v", tp0, b)
 	}
+	// A view (a new leader's too) knows the marker: its entry, and its revision in the producer's
+	// state, so that the marker sent again is found written.
+	k := runCache(t, c, nil)
+	if err := k.WaitRevision(ctx, prepare); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the marker in the view", func() bool {
+		es := k.Entries(tp1, 0, 1<<20)
+		return len(es) == 1 && es[0].Marker != nil && es[0].Marker.TxnVersion == prepare
+	})
+	st, _ := k.PartitionState(tp1)
+	if len(st.Producers) != 1 || st.Producers[0].ID != 1000 || st.Producers[0].Epoch != 3 || st.Producers[0].MarkerRev != prepare {
+		t.Fatalf("producers of %s after a marker: %+v", tp1, st.Producers)
+	}
 
 	// A partition fenced: ErrFenced; the other of its Txn is committed.
 	errs = s.CommitMarkers(ctx, guard, []MarkerCommit{

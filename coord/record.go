@@ -332,6 +332,7 @@ func (d *recordDecoder) marker(re *RecordEntry) {
 		return
 	}
 	re.Marker = m
+	re.Entry.Marker = m // what the view serves
 }
 
 func (d *recordDecoder) batch(b *ProducerBatch, e *IndexEntry) {

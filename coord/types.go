@@ -114,6 +114,9 @@ type IndexEntry struct {
 	Bytes        int64    `json:"bytes"`             // sum of extent lengths, or the segment's batch bytes
 	Extents      []Extent `json:"extents,omitempty"` // concatenated, they are the batches of [BaseOffset, LastOffset]
 	Segment      *Segment `json:"segment,omitempty"` // set for a partition segment
+	// Marker is set, in the view, for a transaction marker's entry (one offset, no extents): its
+	// control batch is made when served or merged (docs/INTERNALS.md, "Markers").
+	Marker *TxnMarker `json:"marker,omitempty"`
 }
 
 // Segment locates a partition segment: one object holding one partition's batches, offsets and
@@ -166,6 +169,9 @@ type ProducerState struct {
 	// LastTime is when its last batch was committed (unix ms; 0 in snapshots of the legacy layout):
 	// what producer id expiration counts from.
 	LastTime int64 `json:"lastTime,omitempty"`
+	// MarkerRev is the Prepare revision of the last transaction marker written for the producer on
+	// the partition (0: none): a marker sent again for it is answered as written.
+	MarkerRev int64 `json:"markerRev,omitempty"`
 }
 
 // ProducerBatch is one idempotent batch as a commit record carries it: what a new leader needs to
