@@ -173,7 +173,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 		return nil, errShuttingDown
 	}
 	tp := coord.TP{Topic: t.ID, Partition: rp.Partition}
-	if _, forward := a.forwardTo(tp); !forward && a.leading(tp) == nil {
+	if _, forward := a.forwardTo(tp); !forward && a.lead.leading(tp) == nil {
 		return nil, errNotLeader
 	}
 	if len(rp.Records) > int(topicMaxMessageBytes(t)) {

@@ -103,7 +103,7 @@ func TestForwardingSurvivesLeaderLoss(t *testing.T) {
 // leadsOf counts the partitions of topic that a leads.
 func leadsOf(a *Agent, topic string) int {
 	n := 0
-	for _, pl := range a.leaders.snapshot() {
+	for _, pl := range a.lead.leaders.snapshot() {
 		if pl.topic == topic {
 			n++
 		}

@@ -273,7 +273,7 @@ func testGroupFailover(t *testing.T, crash, midRebalance bool) {
 	var coordinator *Agent
 	groupWait(t, "the coordinator", func() bool {
 		for _, a := range agents {
-			if a.leaders.get(shard) != nil {
+			if a.lead.leaders.get(shard) != nil {
 				coordinator = a
 				return true
 			}
@@ -306,7 +306,7 @@ func testGroupFailover(t *testing.T, crash, midRebalance bool) {
 	}
 	groupWait(t, "a new coordinator", func() bool {
 		for _, a := range survivors {
-			if a.leaders.get(shard) != nil {
+			if a.lead.leaders.get(shard) != nil {
 				return true
 			}
 		}
@@ -383,10 +383,10 @@ func TestGroupZombieCoordinatorIsFenced(t *testing.T) {
 	if _, err := tc.client().Etcd().Revoke(testCtx(t), h.session(t, 0).coord().LeaseID()); err != nil {
 		t.Fatal(err)
 	}
-	groupWait(t, "the zombie to lose its leaderships", func() bool { return za.leaders.get(shard) == nil })
+	groupWait(t, "the zombie to lose its leaderships", func() bool { return za.lead.leaders.get(shard) == nil })
 
 	sb := tc.agent("successor")
-	groupWait(t, "the successor to lead the shard", func() bool { return sb.leaders.get(shard) != nil })
+	groupWait(t, "the successor to lead the shard", func() bool { return sb.lead.leaders.get(shard) != nil })
 	bcl := kgoClient(t, nil, sb)
 	groupWait(t, "a commit through the successor", func() bool { return commit(bcl, 20) == nil })
 
@@ -616,9 +616,9 @@ func TestGroupRawProtocol(t *testing.T) {
 	var coordinator, other *Agent
 	waitFor(t, "the group's coordinator", func() bool {
 		switch {
-		case a1.leaders.get(shard) != nil:
+		case a1.lead.leaders.get(shard) != nil:
 			coordinator, other = a1, a2
-		case a2.leaders.get(shard) != nil:
+		case a2.lead.leaders.get(shard) != nil:
 			coordinator, other = a2, a1
 		}
 		return coordinator != nil

@@ -30,7 +30,7 @@ func (a *Agent) awaitSuccessors(ctx context.Context, tps []coord.TP, deadline ti
 		}
 	}()
 	for {
-		changed, added := a.cache.Changed(), a.leaders.addedChan()
+		changed, added := a.cache.Changed(), a.lead.leaders.addedChan()
 		if !a.handoverPending(tps) {
 			return true
 		}
@@ -62,7 +62,7 @@ func (a *Agent) handoverPending(tps []coord.TP) bool {
 	stopping := a.stopping.Load()
 	for _, tp := range tps {
 		l, ok := a.cache.Leader(tp)
-		if !ok || (l.Agent == a.cfg.ID && (stopping || a.leading(tp) == nil)) {
+		if !ok || (l.Agent == a.cfg.ID && (stopping || a.lead.leading(tp) == nil)) {
 			return true
 		}
 	}

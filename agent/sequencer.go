@@ -172,7 +172,7 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 // forwardTo names the agent to forward tp's sequencing to: its leader, when that is another live agent
 // with an internal listener and this agent does not lead tp itself.
 func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
-	if a.leading(tp) != nil {
+	if a.lead.leading(tp) != nil {
 		return "", false
 	}
 	l, ok := a.cache.Leader(tp)
@@ -195,7 +195,7 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 // retry of what did apply is a duplicate), never an error that says "not written", after which a
 // client may report as failed a record that consumers then read.
 func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
-	s := a.session()
+	s := a.lead.session()
 	if s == nil {
 		errs := make([]error, len(commits))
 		for i := range errs {
@@ -229,21 +229,21 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 // is renewed (renewals) and the partition is led again under a new one, its state read afresh.
 func (a *Agent) commitFailed(pc *partitionCommit, err error) {
 	if errors.Is(err, errCommitUnknown) {
-		a.renew.add(pc.pl.tp, pc.pl.epoch)
+		a.lead.renew.add(pc.pl.tp, pc.pl.epoch)
 	}
 	for k := range pc.appends {
 		if pc.errs[k] == nil {
 			pc.bases[k], pc.errs[k] = -1, err
 		}
 	}
-	a.dropUntilReestablished(pc.pl.tp, pc.pl.epoch, "commit failed; partition leadership dropped until re-established", "error", err)
+	a.lead.dropUntilReestablished(pc.pl.tp, pc.pl.epoch, "commit failed; partition leadership dropped until re-established", "error", err)
 }
 
 // sequencePartition checks producer sequences and assigns offsets to one partition's appends, without
 // changing the leader's state: that happens only once the commit succeeds.
 func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 	pc := &partitionCommit{appends: appends, bases: make([]int64, len(appends)), errs: make([]error, len(appends))}
-	pl := a.leading(appends[0].tp)
+	pl := a.lead.leading(appends[0].tp)
 	if pl == nil {
 		for k := range appends {
 			pc.bases[k], pc.errs[k] = -1, errNotLeader
