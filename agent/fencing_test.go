@@ -16,6 +16,7 @@ import (
 // refuses it: A's client gets NOT_LEADER_OR_FOLLOWER, nothing A wrote becomes visible, and the log
 // is B's records at dense offsets (invariants 2 and 3).
 func TestZombieLeaderIsFenced(t *testing.T) {
+	t.Parallel()
 	tc := newTestCluster(t)
 	// Placement gives a leaderless partition to the smallest id: "successor" < "zombie".
 	za, h := hookedAgent(t, tc, "zombie")

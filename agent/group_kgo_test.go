@@ -225,11 +225,12 @@ func committed(t *testing.T, adm *kadm.Client, group string) map[int32]int64 {
 // group's shard moves, members carry on with the new coordinator, and no committed offset is lost
 // or goes back.
 func TestGroupCoordinatorFailover(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name                string
 		crash, midRebalance bool
 	}{{"crash", true, false}, {"shutdown", false, false}, {"crash mid-rebalance", true, true}} {
-		t.Run(tt.name, func(t *testing.T) { testGroupFailover(t, tt.crash, tt.midRebalance) })
+		t.Run(tt.name, func(t *testing.T) { t.Parallel(); testGroupFailover(t, tt.crash, tt.midRebalance) })
 	}
 }
 
