@@ -161,7 +161,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return nil, kerr.InvalidRequiredAcks
-	case req.TransactionID != nil:
+	case req.TransactionID != nil && a.txns == nil:
 		return nil, kerr.TransactionalIDAuthorizationFailed
 	case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
 		return nil, kerr.UnknownTopicOrPartition
@@ -196,8 +196,14 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {
 		return nil, err
 	}
+	var txnRev int64
+	if meta.Transactional {
+		if txnRev, err = a.verifyTxnBatch(ctx, req.TransactionID, tp, meta); err != nil {
+			return nil, err
+		}
+	}
 	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta,
-		logAppendTime: appendTime, done: make(chan struct{})}
+		logAppendTime: appendTime, txnRev: txnRev, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}
@@ -233,11 +239,14 @@ func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendin
 }
 
 // parseBatch is kwire.ParseProduceBatch with this agent's decompression limit; it counts the batches
-// refused at the limit.
+// refused at the limit, and refuses transactional batches unless transactions are served.
 func (a *Agent) parseBatch(b []byte) (kwire.BatchMeta, error) {
 	m, err := kwire.ParseProduceBatch(b, a.cfg.MaxDecompressedBatchBytes)
 	if errors.Is(err, kwire.ErrBatchTooLarge) {
 		a.metrics.trust.decompressLimit.Inc()
+	}
+	if err == nil && m.Transactional && a.txns == nil {
+		return kwire.BatchMeta{}, kwire.ErrBatchTransactional // transactions are not served
 	}
 	return m, err
 }

@@ -47,7 +47,8 @@ func kafkaCode(err error) int16 {
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, kwire.ErrBatchCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, kwire.ErrBatchCount), errors.Is(err, kwire.ErrBatchTransactional), errors.Is(err, kwire.ErrBatchInvalid):
+	case errors.Is(err, kwire.ErrBatchCount), errors.Is(err, kwire.ErrBatchTransactional), errors.Is(err, kwire.ErrBatchControl),
+		errors.Is(err, kwire.ErrBatchInvalid):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, kwire.ErrBatchTimestamp):
 		return kerr.InvalidTimestamp.Code

@@ -288,7 +288,8 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			}
 			pc.states[m.ProducerID] = recordSequence(prev, m, next, now)
 			pc.batches = append(pc.batches, coord.ProducerBatch{ID: m.ProducerID, Epoch: m.ProducerEpoch,
-				FirstSeq: m.BaseSequence, LastSeq: m.LastSequence(), FirstOffset: next, LastOffset: next + int64(m.Records) - 1})
+				FirstSeq: m.BaseSequence, LastSeq: m.LastSequence(), FirstOffset: next, LastOffset: next + int64(m.Records) - 1,
+				Transactional: m.Transactional})
 		}
 		pc.bases[k] = next
 		next += int64(m.Records)
