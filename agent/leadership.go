@@ -129,9 +129,7 @@ func (a *Agent) sessionLost(s session) {
 	}
 	a.sessMu.Unlock()
 	for _, pl := range a.leaders.snapshot() {
-		if a.leaders.remove(pl.tp, pl.epoch) != nil {
-			a.dropLeaderMetrics(pl)
-		}
+		a.dropLeader(pl.tp, pl.epoch)
 	}
 	a.log.Error("etcd session lost: every partition leadership dropped; registering again")
 }
@@ -169,10 +167,9 @@ func (a *Agent) reconcile(ctx context.Context, s session) bool {
 			delete(want, pl.tp)
 			continue
 		}
-		if a.leaders.remove(pl.tp, pl.epoch) == nil {
+		if a.dropLeader(pl.tp, pl.epoch) == nil {
 			continue
 		}
-		a.dropLeaderMetrics(pl)
 		// A failed resignation leaves the key in this agent's name: resignOrphans tries again.
 		if err := s.Resign(ctx, pl.tp, pl.epoch); err != nil && ctx.Err() == nil {
 			a.log.Warn("resign failed; retrying", "topic", pl.topic, "partition", pl.tp.Partition, "error", err)
@@ -369,10 +366,34 @@ func (a *Agent) desiredPartitions() map[coord.TP]string {
 func (a *Agent) releaseAll() []coord.TP {
 	var led []coord.TP
 	for _, pl := range a.leaders.snapshot() {
-		if a.leaders.remove(pl.tp, pl.epoch) != nil {
-			a.dropLeaderMetrics(pl)
+		if a.dropLeader(pl.tp, pl.epoch) != nil {
 			led = append(led, pl.tp)
 		}
 	}
 	return led
+}
+
+// dropLeader stops leading tp if this agent leads it at epoch, and forgets what it kept and reported for
+// it (maintenance state, the partition's leader and epoch gauges). It returns the dropped leader, or nil
+// when tp was not led at that epoch (dropped already, or led again since).
+func (a *Agent) dropLeader(tp coord.TP, epoch int64) *partitionLeader {
+	pl := a.leaders.remove(tp, epoch)
+	if pl == nil {
+		return nil
+	}
+	a.maintainer.Forget(pl.tp)
+	a.metrics.partitionEpoch.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
+	a.metrics.partitionLeader.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
+	a.metrics.leasesHeld.Set(float64(len(a.leaders.snapshot())))
+	return pl
+}
+
+// dropUntilReestablished drops tp's leadership at epoch after a failed or fenced write, logs why, and
+// wakes the leadership loop, which leads it again under a new epoch (its state read afresh) or leaves
+// it to the agent placement names.
+func (a *Agent) dropUntilReestablished(tp coord.TP, epoch int64, why string, args ...any) {
+	if pl := a.dropLeader(tp, epoch); pl != nil {
+		a.log.Warn(why, append([]any{"topic", pl.topic, "partition", pl.tp.Partition, "epoch", pl.epoch}, args...)...)
+		a.kickLeadership()
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -309,12 +308,7 @@ func (a *Agent) commitFailed(pc *partitionCommit, err error) {
 			pc.bases[k], pc.errs[k] = -1, err
 		}
 	}
-	if a.leaders.remove(pc.pl.tp, pc.pl.epoch) != nil {
-		a.dropLeaderMetrics(pc.pl)
-		a.log.Warn("commit failed; partition leadership dropped until re-established",
-			"topic", pc.pl.topic, "partition", pc.pl.tp.Partition, "epoch", pc.pl.epoch, "error", err)
-		a.kickLeadership()
-	}
+	a.dropUntilReestablished(pc.pl.tp, pc.pl.epoch, "commit failed; partition leadership dropped until re-established", "error", err)
 }
 
 // sequencePartition checks producer sequences and assigns offsets to one partition's appends, without
@@ -437,11 +431,4 @@ func recordSequence(prev *coord.ProducerState, m kwire.BatchMeta, base int64, no
 		st.Batches = append([]coord.SeqBatch(nil), st.Batches[n-coord.MaxProducerBatches:]...)
 	}
 	return st
-}
-
-func (a *Agent) dropLeaderMetrics(pl *partitionLeader) {
-	a.maintainer.Forget(pl.tp)
-	a.metrics.partitionEpoch.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
-	a.metrics.partitionLeader.DeleteLabelValues(pl.topic, strconv.Itoa(int(pl.tp.Partition)))
-	a.metrics.leasesHeld.Set(float64(len(a.leaders.snapshot())))
 }
