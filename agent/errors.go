@@ -69,3 +69,13 @@ func errName(code int16) string {
 	}
 	return "UNKNOWN_SERVER_ERROR"
 }
+
+// errUnknownTopic and errUnknownTopicID answer a topic this agent does not know (or whose group it does
+// not serve), by name or by id.
+func errUnknownTopic(name string) error {
+	return adminErrorf(kerr.UnknownTopicOrPartition, "unknown topic %s", quoteShort(name))
+}
+
+func errUnknownTopicID(id [16]byte) error {
+	return adminErrorf(kerr.UnknownTopicID, "unknown topic id %s", coord.TopicID(id))
+}
