@@ -86,7 +86,7 @@ func (t txnMarkers) WriteMarkers(ctx context.Context, m txn.Marker) error {
 
 // markerLeader names the agent that leads tp: this one when it does.
 func (a *Agent) markerLeader(tp coord.TP) (string, bool) {
-	if a.leading(tp) != nil {
+	if a.lead.leading(tp) != nil {
 		return a.cfg.ID, true
 	}
 	l, ok := a.cache.Leader(tp)
@@ -119,7 +119,7 @@ func (a *Agent) sequenceMarkers(ctx context.Context, w *markerWork) {
 	var at []int
 	var pls []*partitionLeader
 	for i, tp := range w.tps {
-		pl := a.leading(tp)
+		pl := a.lead.leading(tp)
 		if pl == nil {
 			w.errs[i] = errNotLeader
 			continue
@@ -165,7 +165,7 @@ func (a *Agent) sequenceMarkers(ctx context.Context, w *markerWork) {
 // commitMarkers is commit's counterpart for markers: through the current session, abandoned when it
 // is lost; an error other than a fence or a changed transaction leaves the outcome unknown.
 func (a *Agent) commitMarkers(ctx context.Context, guard coord.TxnGuard, ms []coord.MarkerCommit) []error {
-	s := a.session()
+	s := a.lead.session()
 	if s == nil {
 		errs := make([]error, len(ms))
 		for i := range errs {
