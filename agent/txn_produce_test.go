@@ -287,3 +287,53 @@ func TestTransactionMarkers(t *testing.T) {
 		t.Fatalf("high watermark %d after a late batch, want 7", hwm)
 	}
 }
+
+// A marker sent again for the same decision (a new coordinator re-sends every marker of a Prepare*
+// transaction) is answered as written and writes nothing; a marker for a decision that is no longer
+// the transaction's state writes nothing either.
+func TestMarkerSentAgain(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	ctx := testCtx(t)
+	raw := ledTopicConn(t, a, "again")
+	tp := topicTP(t, a, "again", 0)
+	// A decision the coordinator does not know of: a transactional id's key written here.
+	key := tc.client().Prefix() + "txns/" + DefaultGroup + "/elsewhere"
+	put, err := tc.client().Etcd().Put(ctx, key, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := dialInternal(t, a, "a2")
+	send := func(version int64) markerResult {
+		t.Helper()
+		req := &markerRequest{NS: DefaultGroup, ID: "elsewhere", Version: version, ProducerID: 77, Epoch: 0, Commit: false,
+			Partitions: []markerTP{{Topic: tp.Topic, Partition: tp.Partition}}}
+		_, body, err := peer.roundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp markerResponse
+		if err := resp.ReadFrom(body); err != nil || len(resp.Results) != 1 {
+			t.Fatalf("marker answer %+v, %v", resp, err)
+		}
+		return resp.Results[0]
+	}
+	for i := range 2 {
+		if r := send(put.Header.Revision); r.Code != 0 || r.Changed {
+			t.Fatalf("marker, attempt %d: %+v", i+1, r)
+		}
+		if hwm := raw.highWatermark("again", 0); hwm != 1 {
+			t.Fatalf("high watermark %d after attempt %d, want 1", hwm, i+1)
+		}
+	}
+	if got := controlBatches(t, raw.fetchOne("again", 0, 0, 1<<20).RecordBatches); len(got) != 1 || got[0] {
+		t.Fatalf("control batches %v, want an abort at 0", got)
+	}
+	if r := send(put.Header.Revision - 1); !r.Changed {
+		t.Fatalf("a marker for a stale decision: %+v, want changed", r)
+	}
+	if hwm := raw.highWatermark("again", 0); hwm != 1 {
+		t.Fatalf("high watermark %d after a stale marker, want 1", hwm)
+	}
+}
