@@ -360,7 +360,10 @@ func checkSequence(prev *coord.ProducerState, m kwire.BatchMeta) (dup int64, err
 func recordSequence(prev *coord.ProducerState, m kwire.BatchMeta, base int64, now time.Time) coord.ProducerState {
 	st := coord.ProducerState{ID: m.ProducerID, Epoch: m.ProducerEpoch, LastTime: now.UnixMilli()}
 	if prev != nil {
-		st.MarkerRev = prev.MarkerRev
+		st.MarkerRev, st.TxnOpen, st.TxnFirst = prev.MarkerRev, prev.TxnOpen, prev.TxnFirst
+	}
+	if m.Transactional && !st.TxnOpen {
+		st.TxnOpen, st.TxnFirst = true, base
 	}
 	if prev != nil && prev.Epoch == m.ProducerEpoch {
 		st.Batches = append(st.Batches, prev.Batches...)

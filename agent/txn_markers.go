@@ -127,8 +127,13 @@ func (a *Agent) sequenceMarkers(ctx context.Context, w *markerWork) {
 		if st, ok := pl.producers[w.marker.ProducerID]; ok && st.MarkerRev == w.guard.Version {
 			continue // written before
 		}
+		mk := w.marker
+		mk.FirstOffset = -1
+		if st, ok := pl.producers[w.marker.ProducerID]; ok && st.TxnOpen {
+			mk.FirstOffset = st.TxnFirst
+		}
 		ms = append(ms, coord.MarkerCommit{TP: tp, Epoch: pl.epoch, Offset: pl.next, LeaderEpoch: int64(pl.clientEpoch),
-			Time: now.UnixMilli(), Marker: w.marker})
+			Time: now.UnixMilli(), Marker: mk})
 		at, pls = append(at, i), append(pls, pl)
 	}
 	if len(ms) == 0 {
@@ -156,6 +161,7 @@ func (a *Agent) sequenceMarkers(ctx context.Context, w *markerWork) {
 			st = coord.ProducerState{ID: mk.ProducerID, Epoch: mk.Epoch}
 		}
 		st.MarkerRev, st.LastTime = w.guard.Version, now.UnixMilli()
+		st.TxnOpen, st.TxnFirst = false, 0
 		pl.producers[mk.ProducerID] = st
 		a.cache.Apply(pl.tp, coord.IndexEntry{BaseOffset: mc.Offset, LastOffset: mc.Offset, Epoch: mc.LeaderEpoch,
 			MaxTimestamp: mc.Time, Marker: &mk})

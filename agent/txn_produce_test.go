@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -90,6 +91,11 @@ func TestTransactionalProduce(t *testing.T) {
 		}
 		return transactional == 2
 	})
+	// The view knows the producer's transaction open on the partition, from its first batch.
+	st, _ := a.cache.PartitionState(t0.TP(0))
+	if len(st.Producers) != 1 || !st.Producers[0].TxnOpen || st.Producers[0].TxnFirst != 0 {
+		t.Fatalf("producers of partition 0: %+v", st.Producers)
+	}
 }
 
 // Without the flag a transactional batch is refused as before, with or without a transactional id.
@@ -262,6 +268,25 @@ func TestTransactionMarkers(t *testing.T) {
 		for off, commit := range want {
 			if c, ok := got[off]; !ok || c != commit {
 				t.Fatalf("partition %d: control batches %v, want %v", p, got, want)
+			}
+		}
+	}
+	// Each marker names its transaction's first offset on the partition; no transaction is open.
+	for p, want := range map[int32]map[int64]int64{0: {2: 0, 4: 3, 6: 5}, 1: {1: 0, 3: 2}} {
+		ptp := topicTP(t, a, "data", p)
+		waitFor(t, "the markers in the view", func() bool {
+			got := map[int64]int64{}
+			for _, e := range a.cache.Entries(ptp, 0, 1<<20) {
+				if e.Marker != nil {
+					got[e.BaseOffset] = e.Marker.FirstOffset
+				}
+			}
+			return maps.Equal(got, want)
+		})
+		st, _ := a.cache.PartitionState(ptp)
+		for _, ps := range st.Producers {
+			if ps.TxnOpen {
+				t.Fatalf("partition %d: producer %d has a transaction open at %d after its markers", p, ps.ID, ps.TxnFirst)
 			}
 		}
 	}

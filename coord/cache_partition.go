@@ -323,8 +323,10 @@ func (p *partition) producerStates() []ProducerState {
 func applyMarker(s ProducerState, m *TxnMarker) ProducerState {
 	if s.ID != m.ProducerID || m.Epoch > s.Epoch {
 		s = ProducerState{ID: m.ProducerID, Epoch: max(m.Epoch, s.Epoch), LastTime: s.LastTime, MarkerRev: s.MarkerRev}
+		// (an open transaction of the older epoch is the one this marker ends)
 	}
 	s.MarkerRev = max(s.MarkerRev, m.TxnVersion)
+	s.TxnOpen, s.TxnFirst = false, 0
 	return s
 }
 
@@ -339,7 +341,10 @@ func appendBatch(s ProducerState, b ProducerBatch, t int64) ProducerState {
 	case b.Epoch < s.Epoch:
 		return s
 	case b.Epoch > s.Epoch:
-		s = ProducerState{ID: b.ID, Epoch: b.Epoch, LastTime: s.LastTime, MarkerRev: s.MarkerRev}
+		s = ProducerState{ID: b.ID, Epoch: b.Epoch, LastTime: s.LastTime, MarkerRev: s.MarkerRev, TxnOpen: s.TxnOpen, TxnFirst: s.TxnFirst}
+	}
+	if b.Transactional && !s.TxnOpen {
+		s.TxnOpen, s.TxnFirst = true, b.FirstOffset
 	}
 	if n := len(s.Batches); n > 0 && s.Batches[n-1].FirstOffset >= b.FirstOffset {
 		return s

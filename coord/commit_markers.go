@@ -82,9 +82,10 @@ func (s *Session) CommitMarkers(ctx context.Context, guard TxnGuard, ms []Marker
 }
 
 func validateMarker(m MarkerCommit) error {
-	if m.Epoch <= 0 || m.Offset < 0 || m.TP.Partition < 0 || m.Marker.ProducerID < 0 || m.Marker.Epoch < 0 {
-		return fmt.Errorf("coord: marker of %s: invalid epoch %d, offset %d or producer %d/%d", m.TP, m.Epoch, m.Offset,
-			m.Marker.ProducerID, m.Marker.Epoch)
+	if m.Epoch <= 0 || m.Offset < 0 || m.TP.Partition < 0 || m.Marker.ProducerID < 0 || m.Marker.Epoch < 0 ||
+		m.Marker.FirstOffset < -1 || m.Marker.FirstOffset >= m.Offset {
+		return fmt.Errorf("coord: marker of %s: invalid epoch %d, offset %d, producer %d/%d or first offset %d", m.TP, m.Epoch,
+			m.Offset, m.Marker.ProducerID, m.Marker.Epoch, m.Marker.FirstOffset)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func TestCommitMarkers(t *testing.T) {
 	if err := s.Commit(ctx, []Commit{{TP: tp0, Epoch: l0.Rev, Entry: withEpoch(entry(0, 10, 100), l0)}})[0]; err != nil {
 		t.Fatal(err)
 	}
-	mk := TxnMarker{ProducerID: 1000, Epoch: 3, Commit: true, CoordinatorEpoch: 7}
+	mk := TxnMarker{ProducerID: 1000, Epoch: 3, Commit: true, CoordinatorEpoch: 7, FirstOffset: -1}
 	guard := TxnGuard{NS: "default", ID: "tx", Version: prepare}
 	attempts := loseFirstAnswers(lc)
 	errs := s.CommitMarkers(ctx, guard, []MarkerCommit{
@@ -73,7 +73,7 @@ func TestCommitMarkers(t *testing.T) {
 		t.Fatalf("%d marker entries, want 2: %+v", len(got), got)
 	}
 	for _, e := range got {
-		if *e.Marker != (TxnMarker{ProducerID: 1000, Epoch: 3, Commit: true, CoordinatorEpoch: 7, TxnVersion: prepare}) ||
+		if *e.Marker != (TxnMarker{ProducerID: 1000, Epoch: 3, Commit: true, CoordinatorEpoch: 7, TxnVersion: prepare, FirstOffset: -1}) ||
 			e.Entry.BaseOffset != e.Entry.LastOffset || e.Entry.MaxTimestamp != 5 {
 			t.Fatalf("marker entry %+v: %+v", e, *e.Marker)
 		}

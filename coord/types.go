@@ -172,6 +172,10 @@ type ProducerState struct {
 	// MarkerRev is the Prepare revision of the last transaction marker written for the producer on
 	// the partition (0: none): a marker sent again for it is answered as written.
 	MarkerRev int64 `json:"markerRev,omitempty"`
+	// TxnOpen: the producer's transaction has batches on the partition and no marker yet; TxnFirst is
+	// the first one's offset (what holds the last stable offset back).
+	TxnOpen  bool  `json:"txnOpen,omitempty"`
+	TxnFirst int64 `json:"txnFirst,omitempty"`
 }
 
 // ProducerBatch is one idempotent batch as a commit record carries it: what a new leader needs to
