@@ -192,6 +192,10 @@ func (a *Agent) serveSequences(ctx context.Context, nc net.Conn, peer string, lo
 			log.Warn("internal listener: closing connection: malformed request", "error", err)
 			return
 		}
+		if mreq != nil && a.txns == nil {
+			log.Warn("internal listener: closing connection: marker request while transactions are not served")
+			return
+		}
 		c := &seqCall{corr: corr, checked: make(chan struct{})}
 		if mreq != nil {
 			c.markers = mreq.work()

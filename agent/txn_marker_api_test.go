@@ -50,3 +50,21 @@ func TestParseInternalRequest(t *testing.T) {
 		t.Fatalf("sequence request: %d, %+v, %v, %v", corr, seq, got, err)
 	}
 }
+
+// Without --experimental-transactions the marker API is not served: the connection is closed, as for
+// any request the internal listener does not serve, and nothing is written.
+func TestMarkerAPIOffByDefault(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1")
+	raw := ledTopicConn(t, a, "nomarkers")
+	tp := topicTP(t, a, "nomarkers", 0)
+	peer := dialInternal(t, a, "a2")
+	req := &markerRequest{NS: DefaultGroup, ID: "tx", Version: 1, ProducerID: 1, Partitions: []markerTP{{Topic: tp.Topic, Partition: 0}}}
+	if _, _, err := peer.roundTrip(req); err == nil {
+		t.Fatal("a marker request was answered without transactions served")
+	}
+	if hwm := raw.highWatermark("nomarkers", 0); hwm != 0 {
+		t.Fatalf("high watermark %d, want 0", hwm)
+	}
+}
