@@ -305,7 +305,7 @@ func (p *partition) producerStates() []ProducerState {
 			states[b.ID] = appendBatch(s, b, te.time)
 		}
 		if m := te.Marker; m != nil {
-			states[m.ProducerID] = applyMarker(states[m.ProducerID], m)
+			states[m.ProducerID] = applyMarker(states[m.ProducerID], m, te.BaseOffset)
 		}
 	}
 	out := make([]ProducerState, 0, len(states))
@@ -317,16 +317,18 @@ func (p *partition) producerStates() []ProducerState {
 	return out
 }
 
-// applyMarker returns s after a transaction marker of its producer: a newer epoch (an abort after an
-// epoch bump) starts afresh, and the marker's Prepare revision is remembered (markers sent again find
-// it; a batch verified before it is refused).
-func applyMarker(s ProducerState, m *TxnMarker) ProducerState {
+// applyMarker returns s after a transaction marker of its producer at offset: a newer epoch (an abort
+// after an epoch bump) starts afresh, the marker's Prepare revision is remembered (markers sent again
+// find it; a batch verified before it is refused), and the transaction open before it is closed.
+func applyMarker(s ProducerState, m *TxnMarker, offset int64) ProducerState {
 	if s.ID != m.ProducerID || m.Epoch > s.Epoch {
 		s = ProducerState{ID: m.ProducerID, Epoch: max(m.Epoch, s.Epoch), LastTime: s.LastTime, MarkerRev: s.MarkerRev}
 		// (an open transaction of the older epoch is the one this marker ends)
 	}
 	s.MarkerRev = max(s.MarkerRev, m.TxnVersion)
-	s.TxnOpen, s.TxnFirst = false, 0
+	if s.TxnFirst < offset { // a snapshot's newer transaction is not this marker's
+		s.TxnOpen, s.TxnFirst = false, 0
+	}
 	return s
 }
 

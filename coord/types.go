@@ -130,7 +130,9 @@ type Segment struct {
 	FooterLen    int32        `json:"fl"`
 	FooterCRC    uint32       `json:"fc"`
 	Epochs       []EpochStart `json:"epochs,omitempty"` // the leader epochs that begin in the segment, in order
-	Time         int64        `json:"t"`                // unix ms when the segment was committed
+	// Aborted are the aborted transactions whose abort markers the segment holds, in marker order.
+	Aborted []AbortedTxn `json:"aborted,omitempty"`
+	Time    int64        `json:"t"` // unix ms when the segment was committed
 	// CleanTo and Cleaned are a compacted topic's cleaner state (docs/INTERNALS.md, "Compacted topics"):
 	// the offset below which the segment's records are deduplicated against every later record (absent:
 	// its base offset, all dirty), and the unix ms at which it became wholly clean (0 while any of it is

@@ -307,6 +307,11 @@ func (m *Maintainer) mergeTail(ctx context.Context, lead Lead, w Writer, tail []
 		return 0, err
 	}
 	entry := segmentEntry(key, 1, seg, epochs, minTs, tail[len(tail)-1].Epoch, m.cfg.Now())
+	entries := make([]coord.IndexEntry, len(tail))
+	for i, e := range tail {
+		entries[i] = e.IndexEntry
+	}
+	entry.Segment.Aborted = coord.AbortedIn(entries)
 	rev, err := m.commit(ctx, lead, w, key, entry, nil)
 	if err == nil {
 		m.cfg.Metrics.merges.WithLabelValues(kindTail).Inc()
@@ -497,6 +502,7 @@ func (m *Maintainer) mergeSegments(ctx context.Context, lead Lead, w Writer, seg
 	}
 	entry := segmentEntry(key, level, &plan.Segment, epochs, minTs, segs[len(segs)-1].Epoch, m.cfg.Now())
 	entry.Segment.CleanTo, entry.Segment.Cleaned = mergedCleanState(segs)
+	entry.Segment.Aborted = coord.AbortedIn(segs)
 	for _, s := range segs {
 		entry.Segment.Tombstones += s.Segment.Tombstones
 	}

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // A tail holding a transaction marker (an entry with no extents) merges into a segment that holds
-// the marker's control batch at its offset, every record around it staying at its own.
+// the marker's control batch at its offset, every record around it staying at its own, and, for an
+// abort, the aborted transaction in the segment's key.
 func TestMergeWritesMarkers(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
@@ -35,7 +37,7 @@ func TestMergeWritesMarkers(t *testing.T) {
 	}
 	errs := c.sess.CommitMarkers(ctx, coord.TxnGuard{NS: "default", ID: "tx", Version: put.Header.Revision}, []coord.MarkerCommit{{
 		TP: c.lead.TP, Epoch: c.lead.Epoch, Offset: next, LeaderEpoch: int64(c.epoch), Time: now.UnixMilli() - 30_000,
-		Marker: coord.TxnMarker{ProducerID: 9, Epoch: 1, Commit: true}}})
+		Marker: coord.TxnMarker{ProducerID: 9, Epoch: 1, Commit: false, FirstOffset: 5}}})
 	if errs[0] != nil {
 		t.Fatal(errs[0])
 	}
@@ -49,6 +51,17 @@ func TestMergeWritesMarkers(t *testing.T) {
 	pi, _ := c.cache.PartitionIndex(c.lead.TP)
 	if len(pi.Tail) != 0 || len(pi.Segments) == 0 || pi.HighWatermark != next {
 		t.Fatalf("after merging: tail %d, segments %d, hwm %d (want %d)", len(pi.Tail), len(pi.Segments), pi.HighWatermark, next)
+	}
+	// The abort marker's transaction is in the segment's aborted list, whatever is merged later.
+	var aborted []coord.AbortedTxn
+	for _, s := range pi.Segments {
+		aborted = append(aborted, s.Segment.Aborted...)
+	}
+	if want := []coord.AbortedTxn{{ProducerID: 9, FirstOffset: 5, Marker: 10}}; !slices.Equal(aborted, want) {
+		t.Fatalf("segments' aborted transactions %+v, want %+v", aborted, want)
+	}
+	if _, ab := c.cache.TxnState(c.lead.TP, 0); !slices.Equal(ab, aborted) {
+		t.Fatalf("the view's aborted transactions %+v, want %+v", ab, aborted)
 	}
 	got := c.readAll(t)
 	for o := range next {
