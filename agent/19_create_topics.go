@@ -88,27 +88,12 @@ func (ta *topicAdmin) createTopics(ctx context.Context, req *kmsg.CreateTopicsRe
 // answers REQUEST_TIMED_OUT for those it does not show so in time. A zero wait answers at once, as Kafka
 // does for a zero timeout.
 func (ta *topicAdmin) awaitCreated(ctx context.Context, d time.Duration, resp *kmsg.CreateTopicsResponse, made map[int]coord.Topic) {
-	if d <= 0 || len(made) == 0 {
-		return
-	}
 	visible := func(t coord.Topic) bool { _, ok := ta.sameTopic(t); return ok }
-	ta.await(ctx, d, func() bool {
-		for _, t := range made {
-			if !visible(t) || !ta.allLed(t) {
-				return false
-			}
-		}
-		return true
-	})
-	for i, t := range made {
-		var err error
-		switch {
-		case !visible(t):
-			err = errNotVisible("topic " + quoteShort(t.Name) + " was created")
-		case !ta.allLed(t):
+	for _, i := range ta.awaitEach(ctx, d, made, func(t coord.Topic) bool { return visible(t) && ta.allLed(t) }) {
+		t := made[i]
+		err := errNotVisible("topic " + quoteShort(t.Name) + " was created")
+		if visible(t) {
 			err = adminErrorf(kerr.RequestTimedOut, "topic %s was created, but not every partition had a leader within the timeout", quoteShort(t.Name))
-		default:
-			continue
 		}
 		st := &resp.Topics[i]
 		st.ErrorCode, st.ErrorMessage = ta.answer(err)

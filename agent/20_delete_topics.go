@@ -132,20 +132,9 @@ func (ta *topicAdmin) deleteTopic(ctx context.Context, rt *kmsg.DeleteTopicsRequ
 	return t, nil
 }
 
-func errUnknownTopic(name string) error {
-	return adminErrorf(kerr.UnknownTopicOrPartition, "unknown topic %s", quoteShort(name))
-}
-
-func errUnknownTopicID(id [16]byte) error {
-	return adminErrorf(kerr.UnknownTopicID, "unknown topic id %s", coord.TopicID(id))
-}
-
 // awaitDeleted waits for the view to drop the deleted topics and answers REQUEST_TIMED_OUT for those it
 // still shows in time.
 func (ta *topicAdmin) awaitDeleted(ctx context.Context, d time.Duration, resp *kmsg.DeleteTopicsResponse, deleted map[int]coord.Topic) {
-	if d <= 0 || len(deleted) == 0 {
-		return
-	}
 	gone := func(t coord.Topic) bool {
 		if !t.ID.IsZero() {
 			_, still := ta.view.TopicByID(t.ID) // a successor of the same name is another topic
@@ -154,18 +143,8 @@ func (ta *topicAdmin) awaitDeleted(ctx context.Context, d time.Duration, resp *k
 		_, still := ta.view.Topic(t.Name)
 		return !still
 	}
-	ta.await(ctx, d, func() bool {
-		for _, t := range deleted {
-			if !gone(t) {
-				return false
-			}
-		}
-		return true
-	})
-	for i, t := range deleted {
-		if !gone(t) {
-			st := &resp.Topics[i]
-			st.ErrorCode, st.ErrorMessage = ta.answer(errNotVisible("topic " + quoteShort(t.Name) + " was deleted"))
-		}
+	for _, i := range ta.awaitEach(ctx, d, deleted, gone) {
+		st := &resp.Topics[i]
+		st.ErrorCode, st.ErrorMessage = ta.answer(errNotVisible("topic " + quoteShort(deleted[i].Name) + " was deleted"))
 	}
 }

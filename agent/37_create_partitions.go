@@ -109,26 +109,13 @@ func (ta *topicAdmin) growTopic(ctx context.Context, rt *kmsg.CreatePartitionsRe
 // awaitGrown waits for the view to show the new partition counts and answers REQUEST_TIMED_OUT for
 // topics it does not show in time.
 func (ta *topicAdmin) awaitGrown(ctx context.Context, d time.Duration, resp *kmsg.CreatePartitionsResponse, grown map[int]coord.Topic) {
-	if d <= 0 || len(grown) == 0 {
-		return
-	}
 	shown := func(t coord.Topic) bool {
 		v, ok := ta.view.Topic(t.Name)
 		// Deleted or re-created meanwhile: nothing left to wait for.
 		return !ok || v.ID != t.ID || v.Partitions >= t.Partitions
 	}
-	ta.await(ctx, d, func() bool {
-		for _, t := range grown {
-			if !shown(t) {
-				return false
-			}
-		}
-		return true
-	})
-	for i, t := range grown {
-		if !shown(t) {
-			st := &resp.Topics[i]
-			st.ErrorCode, st.ErrorMessage = ta.answer(errNotVisible("partitions of " + quoteShort(t.Name) + " were created"))
-		}
+	for _, i := range ta.awaitEach(ctx, d, grown, shown) {
+		st := &resp.Topics[i]
+		st.ErrorCode, st.ErrorMessage = ta.answer(errNotVisible("partitions of " + quoteShort(grown[i].Name) + " were created"))
 	}
 }

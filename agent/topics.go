@@ -535,27 +535,35 @@ func (ta *topicAdmin) answer(err error) (int16, *string) {
 // reports whether it did. Kafka clients use a topic right after CreateTopics answers, and the view
 // follows etcd through a watch: without the wait this agent could deny a topic it just created.
 func (ta *topicAdmin) await(ctx context.Context, d time.Duration, done func() bool) bool {
-	if done() {
-		return true
-	}
 	if d <= 0 {
-		return false
+		return done()
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		changed := ta.view.Changed() // taken before done() reads the view, so no change slips by
-		if done() {
-			return true
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return coord.WaitFor(ctx, ta.view, done)
+}
+
+// awaitEach waits up to d for ok to hold of every topic of items (a response's index to the topic it
+// changed), and returns the indexes of those it does not hold of by then.
+func (ta *topicAdmin) awaitEach(ctx context.Context, d time.Duration, items map[int]coord.Topic, ok func(coord.Topic) bool) []int {
+	if d <= 0 || len(items) == 0 {
+		return nil
+	}
+	ta.await(ctx, d, func() bool {
+		for _, t := range items {
+			if !ok(t) {
+				return false
+			}
 		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return done()
-		case <-ctx.Done():
-			return done()
+		return true
+	})
+	var late []int
+	for i, t := range items {
+		if !ok(t) {
+			late = append(late, i)
 		}
 	}
+	return late
 }
 
 // waitFor is how long a request with this timeout waits for the view: 0 (no wait, as Kafka with a
@@ -648,4 +656,11 @@ func duplicated[K comparable](n int, key func(int) K) map[K]bool {
 		seen[k] = true
 	}
 	return dup
+}
+
+// servesTopic reports whether this agent's group may serve t (topics bound to another agent group are
+// invisible to it).
+func (a *Agent) servesTopic(t coord.Topic) bool {
+	g := t.Configs[configAgentGroup]
+	return g == "" || g == a.cfg.Group
 }

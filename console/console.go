@@ -57,8 +57,11 @@ type Console struct {
 	mux   *http.ServeMux
 
 	events  *events
+	created time.Time // the failovers page's "since"
 	rates   *rates
 	started atomic.Bool // Run took its first snapshot
+	// sampleTick, when set (by tests), paces the rate samples instead of a ticker of sampleEvery.
+	sampleTick <-chan time.Time
 
 	groupsMu   sync.Mutex
 	groupsAt   time.Time
@@ -88,7 +91,7 @@ func New(cfg Config) (*Console, error) {
 		return nil, err
 	}
 	c := &Console{cfg: cfg, log: cfg.Logger.Named("console"), pages: pages,
-		events: newEvents(cfg.MaxEvents), rates: newRates(cfg.Metrics, cfg.Now)}
+		events: newEvents(cfg.MaxEvents, cfg.GoneFor), rates: newRates(cfg.Metrics, cfg.Now), created: cfg.Now()}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newClusterCollector(cfg.View)); err != nil {
 			return nil, err

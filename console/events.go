@@ -29,12 +29,15 @@ type event struct {
 	Internal bool
 }
 
-// events is a ring of the latest events, and the agents that left lately.
+// events is a ring of the latest events, and the agents that left lately. Both are bounded: the ring
+// by max, the departed agents by goneFor (pruned at every change and every page view), so an agent
+// that runs for months holds no more than that.
 type events struct {
-	mu   sync.Mutex
-	max  int
-	list []event // oldest first
-	gone map[string]goneAgent
+	mu      sync.Mutex
+	max     int
+	goneFor time.Duration
+	list    []event // oldest first
+	gone    map[string]goneAgent
 }
 
 // goneAgent is an agent that left, as last registered.
@@ -43,7 +46,9 @@ type goneAgent struct {
 	at   time.Time
 }
 
-func newEvents(max int) *events { return &events{max: max, gone: map[string]goneAgent{}} }
+func newEvents(max int, goneFor time.Duration) *events {
+	return &events{max: max, goneFor: goneFor, gone: map[string]goneAgent{}}
+}
 
 func (e *events) add(evs ...event) {
 	e.mu.Lock()
@@ -66,18 +71,24 @@ func (e *events) recent() []event {
 }
 
 // departed lists the agents that left within goneFor and have not come back, forgetting older ones.
-func (e *events) departed(now time.Time, goneFor time.Duration) []goneAgent {
+func (e *events) departed(now time.Time) []goneAgent {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []goneAgent
-	for id, g := range e.gone {
-		if now.Sub(g.at) > goneFor {
-			delete(e.gone, id)
-			continue
-		}
+	e.prune(now)
+	out := make([]goneAgent, 0, len(e.gone))
+	for _, g := range e.gone {
 		out = append(out, g)
 	}
 	return out
+}
+
+// prune forgets the agents that left more than goneFor ago. e.mu is held.
+func (e *events) prune(now time.Time) {
+	for id, g := range e.gone {
+		if now.Sub(g.at) > e.goneFor {
+			delete(e.gone, id)
+		}
+	}
 }
 
 // snapshot is what the console compares between two states of the view.
@@ -151,6 +162,7 @@ func (e *events) diff(prev, cur snapshot, lastLeader map[string]leaderAt, now ti
 	for id := range cur.agents {
 		delete(e.gone, id)
 	}
+	e.prune(now)
 	e.mu.Unlock()
 	e.add(evs...)
 }
@@ -188,16 +200,22 @@ func (c *Console) Run(ctx context.Context) {
 	}
 }
 
-// sampleRates samples the rates every sampleEvery until ctx ends.
+// sampleRates samples the rates at once, then every sampleEvery until ctx ends. The first sample is the
+// base of the first rate: taken a tick late, it would hide whatever the agent did in its first second
+// (a burst of traffic right after start-up then never shows in the charts).
 func (c *Console) sampleRates(ctx context.Context) {
-	tick := time.NewTicker(sampleEvery)
-	defer tick.Stop()
+	tick := c.sampleTick
+	if tick == nil {
+		t := time.NewTicker(sampleEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
+		c.rates.sample()
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
-			c.rates.sample()
+		case <-tick:
 		}
 	}
 }

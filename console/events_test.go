@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,8 @@ func TestRunRecordsFailovers(t *testing.T) {
 	_, body := tc.get(t, "/")
 	contains(t, "/", body, `<tr data-agent="a2" class="down">`, "down since 01:17:40", `<b id="agents-up">2</b>`, `<b id="agents-down">1</b>`)
 	_, body = tc.get(t, "/failovers")
-	contains(t, "/failovers", body, "a2 → a1, epoch 4 → 5", "agent left")
+	contains(t, "/failovers", body, "a2 → a1, epoch 4 → 5", "agent left",
+		"This agent's view since it started at 01:16:40 UTC", "the latest 3 of at most 200 events")
 
 	tc.clock.add(DefaultGoneFor + time.Second)
 	_, body = tc.get(t, "/")
@@ -83,7 +85,7 @@ func TestRunRecordsFailovers(t *testing.T) {
 // The ring keeps the latest events only.
 func TestEventsRing(t *testing.T) {
 	t.Parallel()
-	e := newEvents(3)
+	e := newEvents(3, time.Minute)
 	for i := range 5 {
 		e.add(event{Subject: string(rune('a' + i))})
 	}
@@ -93,5 +95,29 @@ func TestEventsRing(t *testing.T) {
 	}
 	if got != "edc" {
 		t.Errorf("recent = %q, want edc", got)
+	}
+}
+
+// The agents that left are forgotten goneFor after they left at the next change, whether or not a page
+// asks: an agent watching a fleet that churns through agent ids for months holds no more than goneFor's.
+func TestEventsForgetDeparted(t *testing.T) {
+	t.Parallel()
+	e := newEvents(3, time.Minute)
+	last := map[string]leaderAt{}
+	at := time.Unix(0, 0)
+	for i := range 10 {
+		id := fmt.Sprintf("a%d", i)
+		prev := snapshot{agents: map[string]coord.AgentInfo{id: {ID: id}}}
+		e.diff(prev, snapshot{agents: map[string]coord.AgentInfo{}}, last, at)
+		at = at.Add(45 * time.Second)
+	}
+	e.mu.Lock()
+	n := len(e.gone)
+	e.mu.Unlock()
+	if n != 2 { // left 45 s and 0 s before the last change
+		t.Errorf("%d departed agents kept, want 2", n)
+	}
+	if got := len(e.recent()); got != 3 {
+		t.Errorf("%d events kept, want the ring's 3", got)
 	}
 }

@@ -97,7 +97,7 @@ func (c *Console) serveAgents(w http.ResponseWriter, r *http.Request) {
 		rows = append(rows, agentRow{ID: a.ID, Addr: a.Addr, Zone: a.AZ, Group: a.Group, Version: info.Version,
 			Started: info.Started, Led: a.PartitionsLed, Up: true})
 	}
-	for _, g := range c.events.departed(c.cfg.Now(), c.cfg.GoneFor) {
+	for _, g := range c.events.departed(c.cfg.Now()) {
 		if _, back := infos[g.info.ID]; back {
 			continue
 		}
@@ -226,8 +226,16 @@ func (c *Console) serveGroup(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "console: no consumer group "+name+" in agent group "+ns, http.StatusNotFound)
 }
 
+// failoversData is the failovers page: the ring of this agent's events, and its bounds.
+type failoversData struct {
+	Events []event
+	Max    int       // the ring's size
+	Since  time.Time // when this console started watching
+}
+
 func (c *Console) serveFailovers(w http.ResponseWriter, r *http.Request) {
-	c.render(w, "failovers", "failovers", "Failovers and agents", c.events.recent())
+	c.render(w, "failovers", "failovers", "Failovers and agents",
+		failoversData{Events: c.events.recent(), Max: c.events.max, Since: c.created})
 }
 
 func formatBytes(n int64) string {

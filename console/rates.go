@@ -41,6 +41,7 @@ type rates struct {
 	times   []time.Time
 	totals  [][]float64 // per sample, per series
 	lastErr error
+	sampled chan<- struct{} // tests: told of each sample, when set
 }
 
 func newRates(g prometheus.Gatherer, now func() time.Time) *rates { return &rates{g: g, now: now} }
@@ -61,6 +62,9 @@ func (r *rates) sample() {
 	r.totals = append(r.totals, tot)
 	if over := len(r.times) - keepSamples - 1; over > 0 {
 		r.times, r.totals = r.times[over:], r.totals[over:]
+	}
+	if r.sampled != nil {
+		r.sampled <- struct{}{}
 	}
 }
 

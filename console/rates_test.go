@@ -1,9 +1,11 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,4 +76,77 @@ func FuzzDecodeAssignment(f *testing.F) {
 			t.Error("decoded an assignment of another protocol type")
 		}
 	})
+}
+
+// Run samples the rates as it starts, not a tick later: traffic in an agent's first second (a client
+// that was waiting for it) shows in the charts. Before, the first sample came one tick after Run
+// started, and a burst before it was the base of every rate: the charts stayed at zero.
+func TestRatesSampleAtStart(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	produced := prometheus.NewCounter(prometheus.CounterOpts{Name: "streamhouse_produce_bytes_total"})
+	reg.MustRegister(produced)
+	tc := newTestConsole(t, func(c *Config) { c.Metrics = reg })
+	tick, sampled := make(chan time.Time), make(chan struct{}, 1)
+	tc.sampleTick, tc.rates.sampled = tick, sampled
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tc.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for { // a sample may wait for the test to take its news
+			select {
+			case <-sampled:
+			case <-done:
+				return
+			}
+		}
+	})
+
+	next := func(what string) {
+		t.Helper()
+		select {
+		case <-sampled:
+		case <-time.After(10 * time.Second): // a bound on a failure, not a wait for the sample
+			t.Fatalf("no %s sample", what)
+		}
+	}
+	next("base") // taken as Run starts, before any tick
+	tc.clock.add(time.Second)
+	produced.Add(1 << 20)
+	tick <- time.Time{}
+	next("second")
+	got := tc.rates.json()
+	if len(got.Series) == 0 || len(got.Series[0].Points) != 1 || got.Series[0].Points[0] != 1 {
+		t.Fatalf("produce after one tick: %+v, want one point of 1 MiB/s", got.Series)
+	}
+}
+
+// BenchmarkRatesSample is one rate sample of a registry the size of a busy agent's: 1,024 partitions,
+// each with a few labelled series (about 6,000 series in all), besides the counters the charts sum.
+// It answers whether a sample can take long enough to space the charts' points.
+func BenchmarkRatesSample(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	perPartition := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "streamhouse_partition_bench"}, []string{"topic", "partition", "kind"})
+	produced := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamhouse_produce_bytes_total"}, []string{"topic"})
+	s3 := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamhouse_s3_requests_total"}, []string{"op", "result"})
+	reg.MustRegister(perPartition, produced, s3)
+	for p := range 1024 {
+		for _, k := range []string{"hwm", "log_start", "bytes", "objects", "lag", "epoch"} {
+			perPartition.WithLabelValues("t", strconv.Itoa(p), k).Set(float64(p))
+		}
+	}
+	for _, op := range []string{"put", "put_stream", "get", "get_range", "list", "delete"} {
+		s3.WithLabelValues(op, "ok").Inc()
+	}
+	produced.WithLabelValues("t").Add(1)
+	r := newRates(reg, time.Now)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.sample()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/sample")
 }

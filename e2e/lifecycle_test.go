@@ -2,14 +2,17 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -191,9 +194,11 @@ func (ex *expiring) stop() {
 }
 
 // check waits until retention has moved every partition's log start, then reads the topic from the
-// beginning: every record at its acknowledged offset, once, none that was not sent, and every record
-// younger than the retention (by its timestamp, as retention ages it, less a margin for the read)
-// among them.
+// beginning: every record at its acknowledged offset, once, and none that was not sent; every record
+// at or above the log start found after the read among them; and every record below it (retention
+// took it) older than the retention by then, by its timestamp, which is what retention ages it by.
+// Retention goes on during the read, so a partition whose log start passes its end while it is read
+// has nothing left to read.
 func (ex *expiring) check(t *testing.T, c *cluster) {
 	t.Helper()
 	ex.mu.Lock()
@@ -215,9 +220,15 @@ func (ex *expiring) check(t *testing.T, c *cluster) {
 		}
 		return ""
 	})
-	readAt := time.Now()
 	read := consumeFrom(t, c, expiringTopic, ends)
-	var moved, unknown, doubled, missing []string
+	kept := map[int32]int64{} // each partition's log start after the read
+	for _, p := range c.status(t).Partitions {
+		if p.Topic == expiringTopic {
+			kept[p.Partition] = p.LogStart
+		}
+	}
+	after := time.Now() // no later than any retention step that moved the log starts in kept
+	var moved, unknown, doubled, missing, early []string
 	seen := map[string]bool{}
 	for _, r := range read {
 		a, ok := acked[r.value]
@@ -231,49 +242,73 @@ func (ex *expiring) check(t *testing.T, c *cluster) {
 		}
 		seen[r.value] = true
 	}
-	cutoff := readAt.Add(-expiringRetention).Add(2 * time.Second) // younger than retention when read
+	cutoff := after.Add(-expiringRetention) // retention took nothing younger than this
 	gone := 0
 	for v, a := range acked {
 		switch {
 		case seen[v]:
-		case a.at.After(cutoff):
-			missing = append(missing, fmt.Sprintf("%s (%d@%d, %v old when read)", v, a.partition, a.offset, readAt.Sub(a.at).Round(time.Millisecond)))
+		case a.offset >= kept[a.partition]:
+			missing = append(missing, fmt.Sprintf("%s (%d@%d, log start %d)", v, a.partition, a.offset, kept[a.partition]))
+		case !a.at.Before(cutoff):
+			early = append(early, fmt.Sprintf("%s (%d@%d, %v old after the read)", v, a.partition, a.offset, after.Sub(a.at).Round(time.Millisecond)))
 		default:
 			gone++
 		}
 	}
-	t.Logf("%s: %d acknowledged, %d read from log starts %v, %d gone past retention", expiringTopic, len(acked), len(read), starts, gone)
-	if len(moved)+len(unknown)+len(doubled)+len(missing) > 0 || gone == 0 {
-		t.Errorf("%s: %d read where not acknowledged %s; %d never sent %s; %d read twice %s; %d inside retention missing %s; %d gone",
-			expiringTopic, len(moved), sample(moved), len(unknown), sample(unknown), len(doubled), sample(doubled), len(missing), sample(missing), gone)
+	t.Logf("%s: %d acknowledged, %d read from log starts %v, %d gone past retention; log starts after the read %v", expiringTopic, len(acked), len(read), starts, gone, kept)
+	if len(moved)+len(unknown)+len(doubled)+len(missing)+len(early) > 0 || gone == 0 {
+		t.Errorf("%s: %d read where not acknowledged %s; %d never sent %s; %d read twice %s; %d above the log start not read %s; %d taken by retention too young %s; %d gone",
+			expiringTopic, len(moved), sample(moved), len(unknown), sample(unknown), len(doubled), sample(doubled), len(missing), sample(missing), len(early), sample(early), gone)
 	}
 }
 
-// consumeFrom reads topic from each partition's log start up to ends.
+// consumeFrom reads topic from each partition's log start up to ends, or until retention moves the
+// log start to its end (nothing is left to read there).
 func consumeFrom(t *testing.T, c *cluster, topic string, ends map[int32]int64) []record {
 	t.Helper()
 	cl := c.client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	adm := kadm.NewClient(cl)
 	next := map[int32]int64{}
+	errs := map[int32]error{} // the last fetch error of each partition, for a failure's message
 	var out []record
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	for {
-		done := true
-		for p, end := range ends {
-			if next[p] < end {
-				done = false
-			}
-		}
-		if done {
+		if !slices.ContainsFunc(slices.Collect(maps.Keys(ends)), func(p int32) bool { return next[p] < ends[p] }) {
 			return out
 		}
-		fs := cl.PollFetches(ctx)
+		poll, stop := context.WithTimeout(ctx, time.Second) // bounded, to look at the log starts between polls
+		fs := cl.PollFetches(poll)
+		stop()
 		if ctx.Err() != nil {
-			t.Fatalf("reading %s: not at the end offsets %v within %v: at %v", topic, ends, readTimeout, next)
+			var where []string
+			for _, p := range c.status(t).Partitions {
+				if p.Topic == topic && next[p.Partition] < ends[p.Partition] {
+					where = append(where, fmt.Sprintf("%v: log start %d, next offset %d, %d segments, %d tail entries; last fetch error: %v",
+						p, p.LogStart, p.NextOffset, p.Segments, p.Tail, errs[p.Partition]))
+				}
+			}
+			t.Fatalf("reading %s: not at the end offsets %v within %v: at %v; now %s", topic, ends, readTimeout, next, strings.Join(where, "; "))
 		}
+		fs.EachError(func(_ string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				errs[p] = err
+			}
+		})
 		fs.EachRecord(func(r *kgo.Record) {
 			out = append(out, record{partition: r.Partition, offset: r.Offset, key: topic, value: string(r.Value)})
 			next[r.Partition] = max(next[r.Partition], r.Offset+1)
+		})
+		starts, err := adm.ListStartOffsets(ctx, topic)
+		if err != nil {
+			continue // asked again after the next poll
+		}
+		starts.Each(func(o kadm.ListedOffset) {
+			if o.Err == nil && o.Offset >= ends[o.Partition] && next[o.Partition] < ends[o.Partition] {
+				t.Logf("%s/%d: retention moved the log start to %d, its end, while it was read from %d (last fetch error: %v)",
+					topic, o.Partition, o.Offset, next[o.Partition], errs[o.Partition])
+				next[o.Partition] = o.Offset
+			}
 		})
 	}
 }

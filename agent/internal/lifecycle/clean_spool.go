@@ -26,6 +26,12 @@ func newSpool() (*spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: clean: %w", err)
 	}
+	// Unlinked at once: the open file keeps its bytes until close, and a process killed mid-clean
+	// leaves nothing behind in the temporary directory.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lifecycle: clean: %w", err)
+	}
 	return &spool{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
@@ -68,8 +74,7 @@ func (s *spool) object(plan *segstore.PartSegment) (io.Reader, *segstore.PartSeg
 	return io.MultiReader(bytes.NewReader(head), io.NewSectionReader(s.f, 0, s.n), bytes.NewReader(tail)), seg, nil
 }
 
-// close removes the file.
+// close releases the file (unlinked since newSpool, so its bytes go with it).
 func (s *spool) close() {
 	s.f.Close()
-	os.Remove(s.f.Name())
 }
