@@ -134,124 +134,6 @@ func notLeader(resp *kmsg.ProduceResponse, cache *coord.Cache) []coord.TP {
 	return out
 }
 
-// awaitSuccessors waits until each of tps has a leader this agent can name to a client: one that is not
-// this agent, or this agent leading it again. It gives up at the deadline, after handoverWait, or when no
-// other agent is there to take over. It is false only when ctx ends.
-//
-// A client hinted with the leader it already knows (the same epoch) retries the same agent; franz-go does
-// not even refresh its metadata then. Naming the successor at its new, higher epoch moves the client at
-// once (KIP-951).
-func (a *Agent) awaitSuccessors(ctx context.Context, tps []coord.TP, deadline time.Time) bool {
-	if len(tps) == 0 {
-		return true
-	}
-	if limit := time.Now().Add(handoverWait); limit.Before(deadline) {
-		deadline = limit
-	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		changed, added := a.cache.Changed(), a.leaders.addedChan()
-		if !a.handoverPending(tps) {
-			return true
-		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return true
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		}
-		select {
-		case <-changed:
-		case <-added: // this agent became the leader: the partition was still loading
-		case <-timer.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-// handoverPending reports whether one of tps is between leaders, as far as this agent can tell: without a
-// leader, or still under this agent's name while it does not lead it or is shutting down, and another
-// agent of the group is there to take it.
-func (a *Agent) handoverPending(tps []coord.TP) bool {
-	if _, ok := a.otherAgent(); !ok {
-		return false
-	}
-	stopping := a.stopping.Load()
-	for _, tp := range tps {
-		l, ok := a.cache.Leader(tp)
-		if !ok || (l.Agent == a.cfg.ID && (stopping || a.leading(tp) == nil)) {
-			return true
-		}
-	}
-	return false
-}
-
-// leaderHints names, in each NOT_LEADER_OR_FOLLOWER answer, the agent the client should produce to now
-// (KIP-951, v10+), with its address, so that the client moves at once instead of waiting for its next
-// metadata refresh — a handover then costs a client a retry, not its metadata refresh interval.
-func (a *Agent) leaderHints(resp *kmsg.ProduceResponse, cz string) {
-	var live map[string]bool
-	added := map[string]bool{}
-	for i := range resp.Topics {
-		rt := &resp.Topics[i]
-		t, ok := a.cache.Topic(rt.Topic)
-		for j := range rt.Partitions {
-			sp := &rt.Partitions[j]
-			if !ok || sp.ErrorCode != kerr.NotLeaderForPartition.Code {
-				continue
-			}
-			if live == nil {
-				live = map[string]bool{}
-				for _, ag := range a.brokers() {
-					live[ag.ID] = true
-				}
-			}
-			tp := coord.TP{Topic: t.ID, Partition: sp.Partition}
-			l, ok := a.cache.Leader(tp)
-			if !ok {
-				continue
-			}
-			target, ok := a.produceTarget(cz, tp, l.Agent, live)
-			if ok && target == a.cfg.ID && a.stopping.Load() {
-				target, ok = a.otherAgent() // going away: any other agent takes the produce and forwards it
-			}
-			if !ok || !live[target] {
-				continue
-			}
-			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = a.nodeID(target), l.Epoch
-			if !added[target] {
-				added[target] = true
-				if b, ok := a.produceBroker(target); ok {
-					resp.Brokers = append(resp.Brokers, b)
-				}
-			}
-		}
-	}
-}
-
-// otherAgent is another live agent of this agent's group, of its zone if there is one.
-func (a *Agent) otherAgent() (string, bool) {
-	other := ""
-	for _, ag := range a.brokers() {
-		switch {
-		case ag.ID == a.cfg.ID:
-		case ag.AZ == a.cfg.AZ:
-			return ag.ID, true
-		case other == "":
-			other = ag.ID
-		}
-	}
-	return other, other != ""
-}
-
 // produceBroker is agent id as a produce response's broker entry.
 func (a *Agent) produceBroker(id string) (kmsg.ProduceResponseBroker, bool) {
 	for _, ag := range a.brokers() {
@@ -279,7 +161,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return nil, kerr.InvalidRequiredAcks
-	case req.TransactionID != nil:
+	case req.TransactionID != nil && a.txns == nil:
 		return nil, kerr.TransactionalIDAuthorizationFailed
 	case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
 		return nil, kerr.UnknownTopicOrPartition
@@ -291,7 +173,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 		return nil, errShuttingDown
 	}
 	tp := coord.TP{Topic: t.ID, Partition: rp.Partition}
-	if _, forward := a.forwardTo(tp); !forward && a.leading(tp) == nil {
+	if _, forward := a.forwardTo(tp); !forward && a.lead.leading(tp) == nil {
 		return nil, errNotLeader
 	}
 	if len(rp.Records) > int(topicMaxMessageBytes(t)) {
@@ -314,8 +196,14 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {
 		return nil, err
 	}
+	var txnRev int64
+	if meta.Transactional {
+		if txnRev, err = a.verifyTxnBatch(ctx, req.TransactionID, tp, meta); err != nil {
+			return nil, err
+		}
+	}
 	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta,
-		logAppendTime: appendTime, done: make(chan struct{})}
+		logAppendTime: appendTime, txnRev: txnRev, done: make(chan struct{})}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}
@@ -350,19 +238,15 @@ func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendin
 	a.metrics.produceLatency.Observe(time.Since(pa.start).Seconds())
 }
 
-// servesTopic reports whether this agent's group may serve t (topics bound to another agent group are
-// invisible to it).
-func (a *Agent) servesTopic(t coord.Topic) bool {
-	g := t.Configs[configAgentGroup]
-	return g == "" || g == a.cfg.Group
-}
-
 // parseBatch is kwire.ParseProduceBatch with this agent's decompression limit; it counts the batches
-// refused at the limit.
+// refused at the limit, and refuses transactional batches unless transactions are served.
 func (a *Agent) parseBatch(b []byte) (kwire.BatchMeta, error) {
 	m, err := kwire.ParseProduceBatch(b, a.cfg.MaxDecompressedBatchBytes)
 	if errors.Is(err, kwire.ErrBatchTooLarge) {
 		a.metrics.trust.decompressLimit.Inc()
+	}
+	if err == nil && m.Transactional && a.txns == nil {
+		return kwire.BatchMeta{}, kwire.ErrBatchTransactional // transactions are not served
 	}
 	return m, err
 }

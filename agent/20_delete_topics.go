@@ -132,14 +132,6 @@ func (ta *topicAdmin) deleteTopic(ctx context.Context, rt *kmsg.DeleteTopicsRequ
 	return t, nil
 }
 
-func errUnknownTopic(name string) error {
-	return adminErrorf(kerr.UnknownTopicOrPartition, "unknown topic %s", quoteShort(name))
-}
-
-func errUnknownTopicID(id [16]byte) error {
-	return adminErrorf(kerr.UnknownTopicID, "unknown topic id %s", coord.TopicID(id))
-}
-
 // awaitDeleted waits for the view to drop the deleted topics and answers REQUEST_TIMED_OUT for those it
 // still shows in time.
 func (ta *topicAdmin) awaitDeleted(ctx context.Context, d time.Duration, resp *kmsg.DeleteTopicsResponse, deleted map[int]coord.Topic) {

@@ -54,7 +54,7 @@ func (a *Agent) handleDeleteRecords(ctx context.Context, c client, req *kmsg.Del
 // deleteRecords moves the log start of t's partition p to offset, if this agent leads it.
 func (a *Agent) deleteRecords(ctx context.Context, t coord.Topic, p int32, offset int64) (int64, int16) {
 	tp := t.TP(p)
-	pl, s := a.leading(tp), a.session()
+	pl, s := a.lead.leading(tp), a.lead.session()
 	if pl == nil || s == nil {
 		return -1, kerr.NotLeaderForPartition.Code
 	}

@@ -59,15 +59,10 @@ type Agent struct {
 	gc               *lifecycle.GC
 	lifecycleMetrics *lifecycle.Metrics
 	etcdHealth       etcdHealth // etcd's alarms and this agent's last commit, for /readyz
-	leaders          leaderSet
-	renew            renewals // partitions to lead again only under a new epoch
+	lead             *leadership
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
 	groups           *group.Coordinator
 	txns             *txn.Coordinator // nil unless Config.ExperimentalTransactions
-
-	sessMu   sync.Mutex
-	sess     session
-	leadKick chan struct{}
 
 	// wrapSession lets in-package tests put a fault layer around the etcd session.
 	wrapSession func(session) session
@@ -126,8 +121,6 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 		etcd:     etcd,
 		store:    store,
 		metrics:  newMetrics(cfg.Registerer),
-		leaders:  leaderSet{m: make(map[coord.TP]*partitionLeader)},
-		leadKick: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		draining: make(chan struct{}),
 		remote:   make(chan *remoteWork, 64),
@@ -155,6 +148,7 @@ func New(cfg Config, etcd *coord.Client, store objectStore) (*Agent, error) {
 	}
 	a.txns = txns
 	a.newLifecycle()
+	a.lead = newLeadership(a)
 	a.etcdHealth.metrics, a.etcdHealth.kick = newEtcdHealthMetrics(cfg.Registerer), make(chan struct{}, 1)
 	return a, nil
 }
@@ -221,7 +215,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.wg.Go(func() { a.flusher.run(runCtx, &a.wg) })
 	a.wg.Go(func() { a.runSequencer(runCtx) })
-	a.wg.Go(func() { a.runLeadership(runCtx) })
+	a.wg.Go(func() { a.lead.run(runCtx) })
 	a.wg.Go(func() { a.groups.Run(runCtx) })
 	if a.txns != nil {
 		a.wg.Go(func() { a.txns.Run(runCtx) })
@@ -279,11 +273,7 @@ func (a *Agent) register(ctx context.Context) error {
 	if a.wrapSession != nil {
 		s = a.wrapSession(s)
 	}
-	a.sessMu.Lock()
-	a.sess = s
-	a.sessMu.Unlock()
-	a.metrics.agentUp.Set(1)
-	a.kickLeadership()
+	a.lead.setSession(s)
 	return nil
 }
 
@@ -335,8 +325,8 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.drainOnce.Do(func() { close(a.draining) })
 	a.log.Info("shutting down: flushing buffered produce and handing over leadership")
 	err := a.flusher.drain(ctx)
-	led := a.releaseAll()
-	if s := a.session(); s != nil {
+	led := a.lead.releaseAll()
+	if s := a.lead.session(); s != nil {
 		if cerr := s.Close(ctx); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -400,7 +390,7 @@ func (a *Agent) Close() error {
 	a.closeOnce.Do(func() {
 		a.ready.Store(false)
 		a.metrics.agentUp.Set(0)
-		if s := a.session(); s != nil {
+		if s := a.lead.session(); s != nil {
 			s.Abandon()
 		}
 		if a.cancel != nil {

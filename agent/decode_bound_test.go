@@ -124,29 +124,6 @@ func TestProduceShape(t *testing.T) {
 	}
 }
 
-// FuzzProduceShape: kwire.ProduceShape never panics, and never refuses as malformed a frame the decoder takes.
-func FuzzProduceShape(f *testing.F) {
-	batch := valueBatch(-1, -1, -1, nil, "v")
-	for _, v := range []int16{3, 8, 9, 11} {
-		f.Add(frameOf(produceReq("t", -1, map[int32][]byte{0: batch}), v, 1)[4:], v)
-	}
-	f.Fuzz(func(t *testing.T, body []byte, version int16) {
-		if version < 0 || version > 11 || len(body) < 8 {
-			return
-		}
-		_, err := kwire.ProduceShape(body, version)
-		h, req, perr := kwire.ParseRequest(append(binary16(int16(kmsg.Produce), version), body[4:]...), servedVersions{})
-		if perr == nil && req != nil && h.Version == version && err != nil {
-			t.Fatalf("v%d: decoder took it, kwire.ProduceShape: %v", version, err)
-		}
-	})
-}
-
-// binary16 is the first four bytes of a request header: key and version.
-func binary16(key, version int16) []byte {
-	return []byte{byte(key >> 8), byte(key), byte(version >> 8), byte(version)}
-}
-
 // Frames that would take more to decode than they may are refused before they are decoded, and the
 // connection closed: a request other than Produce larger than the budget over kwire.DecodeExpansion (it is
 // not even read), and a produce of thousands of empty partitions.

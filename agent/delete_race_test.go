@@ -63,7 +63,7 @@ func TestLeaderKeyNotTakenForDeletedTopic(t *testing.T) {
 			}
 		}
 	}
-	if a.leaders.get(tp) != nil {
+	if a.lead.leaders.get(tp) != nil {
 		t.Error("the agent leads a partition of a deleted topic")
 	}
 }

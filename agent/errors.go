@@ -47,7 +47,8 @@ func kafkaCode(err error) int16 {
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, kwire.ErrBatchCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, kwire.ErrBatchCount), errors.Is(err, kwire.ErrBatchTransactional), errors.Is(err, kwire.ErrBatchInvalid):
+	case errors.Is(err, kwire.ErrBatchCount), errors.Is(err, kwire.ErrBatchTransactional), errors.Is(err, kwire.ErrBatchControl),
+		errors.Is(err, kwire.ErrBatchInvalid):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, kwire.ErrBatchTimestamp):
 		return kerr.InvalidTimestamp.Code
@@ -67,4 +68,14 @@ func errName(code int16) string {
 		return ke.Message
 	}
 	return "UNKNOWN_SERVER_ERROR"
+}
+
+// errUnknownTopic and errUnknownTopicID answer a topic this agent does not know (or whose group it does
+// not serve), by name or by id.
+func errUnknownTopic(name string) error {
+	return adminErrorf(kerr.UnknownTopicOrPartition, "unknown topic %s", quoteShort(name))
+}
+
+func errUnknownTopicID(id [16]byte) error {
+	return adminErrorf(kerr.UnknownTopicID, "unknown topic id %s", coord.TopicID(id))
 }

@@ -96,7 +96,7 @@ func TestFanInProducersOneFlush(t *testing.T) {
 	}
 	a2 := fanInAgent(t, tc, "a2")
 	tp := topicTP(t, a2, "fanin", 0)
-	waitFor(t, "a2 to lead the partition", func() bool { return a2.leaders.get(tp) != nil })
+	waitFor(t, "a2 to lead the partition", func() bool { return a2.lead.leaders.get(tp) != nil })
 	conns := fanInConns(t, a2)
 	for i, p := range fanInRound(t, conns, "fanin", pids, epochs, 0) {
 		wantOK(t, fmt.Sprintf("retry of producer %d's batch", i), p.ErrorCode)
@@ -124,7 +124,7 @@ func TestUnknownCommitRenewsEpoch(t *testing.T) {
 	a, h := hookedAgent(t, tc, "a1")
 	c := ledTopicConn(t, a, "renew")
 	tp := topicTP(t, a, "renew", 0)
-	before := a.leaders.get(tp)
+	before := a.lead.leaders.get(tp)
 
 	var fired atomic.Bool
 	h.setCommit(func(ctx context.Context, commits []coord.Commit, next func() []error) []error {
@@ -136,10 +136,10 @@ func TestUnknownCommitRenewsEpoch(t *testing.T) {
 	p := c.produceOne("renew", 0, valueBatch(-1, -1, -1, nil, "lost"))
 	wantCode(t, "produce whose commit's outcome is unknown", p.ErrorCode, kerr.RequestTimedOut)
 	waitFor(t, "the partition to be led again", func() bool {
-		pl := a.leaders.get(tp)
+		pl := a.lead.leaders.get(tp)
 		return pl != nil && pl != before
 	})
-	if pl := a.leaders.get(tp); pl.epoch == before.epoch {
+	if pl := a.lead.leaders.get(tp); pl.epoch == before.epoch {
 		t.Fatalf("led again at epoch %d, the epoch of the commit of unknown outcome", pl.epoch)
 	}
 	wantOK(t, "produce under the new epoch", c.produceOne("renew", 0, valueBatch(-1, -1, -1, nil, "after")).ErrorCode)

@@ -62,7 +62,7 @@ func TestCommitFailureIsRetriableAndInvisible(t *testing.T) {
 	c := ledTopicConn(t, a, "commitfail")
 	tp := topicTP(t, a, "commitfail", 0)
 	wantOK(t, "produce", c.produceOne("commitfail", 0, valueBatch(-1, -1, -1, nil, "before")).ErrorCode)
-	before := a.leaders.get(tp)
+	before := a.lead.leaders.get(tp)
 
 	var failing atomic.Bool
 	failing.Store(true)
@@ -79,7 +79,7 @@ func TestCommitFailureIsRetriableAndInvisible(t *testing.T) {
 		t.Fatalf("high watermark %d after a failed commit, want 1", hwm)
 	}
 	waitFor(t, "the partition's leadership to be reloaded", func() bool {
-		pl := a.leaders.get(tp)
+		pl := a.lead.leaders.get(tp)
 		return pl != nil && pl != before
 	})
 
@@ -117,7 +117,7 @@ func TestCommitOutcomeUnknownRetryIsDuplicate(t *testing.T) {
 	tp := topicTP(t, a, "unknown", 0)
 	pid, epoch := c.initProducerID()
 	wantOK(t, "produce", c.produceOne("unknown", 0, valueBatch(-1, -1, -1, nil, "plain")).ErrorCode)
-	before := a.leaders.get(tp)
+	before := a.lead.leaders.get(tp)
 
 	var fired atomic.Bool
 	h.setCommit(applyThenFail(&fired))
@@ -127,7 +127,7 @@ func TestCommitOutcomeUnknownRetryIsDuplicate(t *testing.T) {
 		t.Fatal("the commit fault never fired")
 	}
 	waitFor(t, "the partition's leadership to be reloaded", func() bool {
-		pl := a.leaders.get(tp)
+		pl := a.lead.leaders.get(tp)
 		return pl != nil && pl != before
 	})
 	p := c.produceOne("unknown", 0, batch)

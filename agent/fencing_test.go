@@ -16,6 +16,7 @@ import (
 // refuses it: A's client gets NOT_LEADER_OR_FOLLOWER, nothing A wrote becomes visible, and the log
 // is B's records at dense offsets (invariants 2 and 3).
 func TestZombieLeaderIsFenced(t *testing.T) {
+	t.Parallel()
 	tc := newTestCluster(t)
 	// Placement gives a leaderless partition to the smallest id: "successor" < "zombie".
 	za, h := hookedAgent(t, tc, "zombie")
@@ -50,12 +51,12 @@ func TestZombieLeaderIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitChan(t, "A's session to end", first.Done())
-	waitFor(t, "A to drop its leaderships", func() bool { return za.leaders.get(tp) == nil })
+	waitFor(t, "A to drop its leaderships", func() bool { return za.lead.leaders.get(tp) == nil })
 	late := dialRaw(t, za).produceOne("fenced", 0, valueBatch(-1, -1, -1, nil, "zombie-late"))
 	wantCode(t, "produce to A after its session ended", late.ErrorCode, kerr.NotLeaderForPartition)
 
 	sb := tc.agent("successor")
-	waitFor(t, "B to lead the partition", func() bool { return sb.leaders.get(tp) != nil })
+	waitFor(t, "B to lead the partition", func() bool { return sb.lead.leaders.get(tp) != nil })
 	bc := dialRaw(t, sb)
 	p := bc.produceOne("fenced", 0, valueBatch(-1, -1, -1, nil, "b-0", "b-1", "b-2"))
 	wantOK(t, "produce to B", p.ErrorCode)
@@ -122,7 +123,7 @@ func TestSessionLossStopsProduceAtOnce(t *testing.T) {
 	// Let the loop go: the agent registers again, leads again, and produce resumes at offset 1.
 	h.setAcquire(nil)
 	unstick.open()
-	waitFor(t, "the agent to lead again", func() bool { return a.leaders.get(tp) != nil && h.count() > 1 })
+	waitFor(t, "the agent to lead again", func() bool { return a.lead.leaders.get(tp) != nil && h.count() > 1 })
 	p := c.produceOne("live", 0, valueBatch(-1, -1, -1, nil, "after"))
 	wantOK(t, "produce after re-registering", p.ErrorCode)
 	if p.BaseOffset != 1 {

@@ -20,6 +20,7 @@ import (
 // what it had consumed. An offset past a view that may lag is not known to be out of range: the
 // agent checks with etcd first, and answers OFFSET_NOT_AVAILABLE (retriable) when it cannot tell.
 func TestFetchPastStaleViewIsNotOutOfRange(t *testing.T) {
+	t.Parallel()
 	tc := newTestCluster(t)
 	a1 := tc.agent("a1")
 	cl := kgoClient(t, nil, a1)

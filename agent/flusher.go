@@ -28,6 +28,9 @@ type pendingAppend struct {
 	start time.Time
 	// logAppendTime is the time a LogAppendTime topic's batch was stamped with; -1 for CreateTime.
 	logAppendTime int64
+	// txnRev is, for a transactional batch, the revision of its transactional id's key it was
+	// verified against (txn_produce.go).
+	txnRev int64
 
 	object string // set when the flush is sealed
 	extent segstore.Extent

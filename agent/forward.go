@@ -144,7 +144,7 @@ func (l *peerLink) send(r *forwardReq) {
 	req := &sequenceRequest{Appends: make([]seqAppend, len(r.appends))}
 	for i, p := range r.appends {
 		req.Appends[i] = seqAppend{Topic: p.tp.Topic, Partition: p.tp.Partition, Object: p.object,
-			Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC}
+			Pos: p.extent.Pos, Len: p.extent.Len, CRC: p.extent.CRC, TxnRev: p.txnRev}
 	}
 	var err error
 	if !l.failed() {

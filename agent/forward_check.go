@@ -35,7 +35,7 @@ func (a *Agent) checkForwarded(ctx context.Context, caller string, xs []seqAppen
 		default:
 			p := &pendingAppend{tp: coord.TP{Topic: x.Topic, Partition: x.Partition}, topic: t.Name, object: x.Object,
 				extent: segstore.Extent{TopicID: x.Topic, Partition: x.Partition, Pos: x.Pos, Len: x.Len, CRC: x.CRC},
-				done:   make(chan struct{})}
+				txnRev: x.TxnRev, done: make(chan struct{})}
 			if byObject[x.Object] == nil {
 				objects = append(objects, x.Object)
 			}
@@ -62,6 +62,9 @@ func (a *Agent) checkExtents(ctx context.Context, caller string, ps []*pendingAp
 		if err == nil {
 			p.meta, err = a.parseBatch(data[i])
 			logAppendTimeOf(data[i], &p.meta)
+		}
+		if err == nil {
+			err = checkForwardedTxn(p)
 		}
 		if err == nil {
 			continue

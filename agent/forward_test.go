@@ -64,6 +64,7 @@ func TestProduceInZoneForwardsSequencing(t *testing.T) {
 // The leader of forwarded partitions dies while a z2 producer writes through the z2 agent: nothing
 // acknowledged is lost or duplicated, offsets stay dense.
 func TestForwardingSurvivesLeaderLoss(t *testing.T) {
+	t.Parallel()
 	tc := newTestCluster(t)
 	a1 := tc.agent("a1", func(c *Config) { c.AZ = "z1" })
 	a2 := tc.agent("a2", func(c *Config) { c.AZ = "z2" })
@@ -103,7 +104,7 @@ func TestForwardingSurvivesLeaderLoss(t *testing.T) {
 // leadsOf counts the partitions of topic that a leads.
 func leadsOf(a *Agent, topic string) int {
 	n := 0
-	for _, pl := range a.leaders.snapshot() {
+	for _, pl := range a.lead.leaders.snapshot() {
 		if pl.topic == topic {
 			n++
 		}

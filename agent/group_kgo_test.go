@@ -225,11 +225,12 @@ func committed(t *testing.T, adm *kadm.Client, group string) map[int32]int64 {
 // group's shard moves, members carry on with the new coordinator, and no committed offset is lost
 // or goes back.
 func TestGroupCoordinatorFailover(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name                string
 		crash, midRebalance bool
 	}{{"crash", true, false}, {"shutdown", false, false}, {"crash mid-rebalance", true, true}} {
-		t.Run(tt.name, func(t *testing.T) { testGroupFailover(t, tt.crash, tt.midRebalance) })
+		t.Run(tt.name, func(t *testing.T) { t.Parallel(); testGroupFailover(t, tt.crash, tt.midRebalance) })
 	}
 }
 
@@ -273,7 +274,7 @@ func testGroupFailover(t *testing.T, crash, midRebalance bool) {
 	var coordinator *Agent
 	groupWait(t, "the coordinator", func() bool {
 		for _, a := range agents {
-			if a.leaders.get(shard) != nil {
+			if a.lead.leaders.get(shard) != nil {
 				coordinator = a
 				return true
 			}
@@ -306,7 +307,7 @@ func testGroupFailover(t *testing.T, crash, midRebalance bool) {
 	}
 	groupWait(t, "a new coordinator", func() bool {
 		for _, a := range survivors {
-			if a.leaders.get(shard) != nil {
+			if a.lead.leaders.get(shard) != nil {
 				return true
 			}
 		}
@@ -383,10 +384,10 @@ func TestGroupZombieCoordinatorIsFenced(t *testing.T) {
 	if _, err := tc.client().Etcd().Revoke(testCtx(t), h.session(t, 0).coord().LeaseID()); err != nil {
 		t.Fatal(err)
 	}
-	groupWait(t, "the zombie to lose its leaderships", func() bool { return za.leaders.get(shard) == nil })
+	groupWait(t, "the zombie to lose its leaderships", func() bool { return za.lead.leaders.get(shard) == nil })
 
 	sb := tc.agent("successor")
-	groupWait(t, "the successor to lead the shard", func() bool { return sb.leaders.get(shard) != nil })
+	groupWait(t, "the successor to lead the shard", func() bool { return sb.lead.leaders.get(shard) != nil })
 	bcl := kgoClient(t, nil, sb)
 	groupWait(t, "a commit through the successor", func() bool { return commit(bcl, 20) == nil })
 
@@ -616,9 +617,9 @@ func TestGroupRawProtocol(t *testing.T) {
 	var coordinator, other *Agent
 	waitFor(t, "the group's coordinator", func() bool {
 		switch {
-		case a1.leaders.get(shard) != nil:
+		case a1.lead.leaders.get(shard) != nil:
 			coordinator, other = a1, a2
-		case a2.leaders.get(shard) != nil:
+		case a2.lead.leaders.get(shard) != nil:
 			coordinator, other = a2, a1
 		}
 		return coordinator != nil

@@ -48,7 +48,7 @@ func newGroupCoordinator(a *Agent) *group.Coordinator {
 
 // shardLeadership is a's leadership of a coordinator shard, if it leads it.
 func (a *Agent) shardLeadership(tp coord.TP) (group.Leadership, bool) {
-	pl := a.leading(tp)
+	pl := a.lead.leading(tp)
 	if pl == nil {
 		return group.Leadership{}, false
 	}
@@ -58,5 +58,5 @@ func (a *Agent) shardLeadership(tp coord.TP) (group.Leadership, bool) {
 // dropShardLeadership gives up a coordinator shard whose group write was fenced, as a partition
 // whose commit was fenced: leadership is re-established (or not) by the leadership loop.
 func (a *Agent) dropShardLeadership(l group.Leadership) {
-	a.dropUntilReestablished(l.TP, l.Epoch, "group write fenced; coordinator shard dropped until leadership is re-established")
+	a.lead.dropUntilReestablished(l.TP, l.Epoch, "group write fenced; coordinator shard dropped until leadership is re-established")
 }

@@ -19,7 +19,7 @@ func TestProduceNotLeaderHintsWhereToGo(t *testing.T) {
 	createTopic(t, kgoClient(t, nil, a1, a2), "hints", 2, nil)
 	waitFor(t, "each agent leads a partition", func() bool { return leadsOf(a1, "hints") == 1 && leadsOf(a2, "hints") == 1 })
 	var p int32
-	for _, pl := range a1.leaders.snapshot() {
+	for _, pl := range a1.lead.leaders.snapshot() {
 		if pl.topic == "hints" {
 			p = pl.tp.Partition
 		}
@@ -55,7 +55,7 @@ func TestShutdownProducerMovesToSuccessor(t *testing.T) {
 	createTopic(t, kgoClient(t, nil, a1, a2), "moves", 2, nil)
 	waitFor(t, "each agent leads a partition", func() bool { return leadsOf(a1, "moves") == 1 && leadsOf(a2, "moves") == 1 })
 	var p int32
-	for _, pl := range a1.leaders.snapshot() {
+	for _, pl := range a1.lead.leaders.snapshot() {
 		if pl.topic == "moves" {
 			p = pl.tp.Partition
 		}

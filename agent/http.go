@@ -93,7 +93,7 @@ func (a *Agent) serveReady(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
 		return
 	}
-	if a.session() == nil {
+	if a.lead.session() == nil {
 		http.Error(w, "not ready: not registered in etcd (session lost)", http.StatusServiceUnavailable)
 		return
 	}

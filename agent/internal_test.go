@@ -282,7 +282,7 @@ func TestNoForwardingToAgentWithoutInternalListener(t *testing.T) {
 	waitFor(t, "leadership balanced", func() bool { return leadsOf(old, "upgrade") == 2 && leadsOf(a2, "upgrade") == 2 })
 	var oldP int32 = -1
 	for p := range int32(4) {
-		if old.leading(topicTP(t, old, "upgrade", p)) != nil {
+		if old.lead.leading(topicTP(t, old, "upgrade", p)) != nil {
 			oldP = p
 		}
 	}

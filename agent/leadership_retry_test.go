@@ -20,7 +20,7 @@ func TestFailedAcquireIsRetried(t *testing.T) {
 	c := ledTopicConn(t, a, "reacquire")
 	tp := topicTP(t, a, "reacquire", 0)
 	wantOK(t, "produce", c.produceOne("reacquire", 0, valueBatch(-1, -1, -1, nil, "before")).ErrorCode)
-	before := a.leaders.get(tp)
+	before := a.lead.leaders.get(tp)
 
 	var commitFailed, acquireFailed atomic.Bool
 	h.setAcquire(func(ctx context.Context, got coord.TP) error {
@@ -39,7 +39,7 @@ func TestFailedAcquireIsRetried(t *testing.T) {
 	wantCode(t, "produce whose commit failed", p.ErrorCode, kerr.RequestTimedOut)
 	waitFor(t, "the injected acquisition failure", acquireFailed.Load)
 	waitFor(t, "the partition to be led again", func() bool {
-		pl := a.leaders.get(tp)
+		pl := a.lead.leaders.get(tp)
 		return pl != nil && pl != before
 	})
 	p = c.produceOne("reacquire", 0, valueBatch(-1, -1, -1, nil, "after"))
@@ -107,12 +107,12 @@ func TestFailedResignIsRetried(t *testing.T) {
 	waitFor(t, "a resignation to fail", func() bool { return failed.Load() >= 1 })
 	failing.Store(false)
 	waitFor(t, "every partition to be led, a share of them by a2", func() bool {
-		if len(a2.leaders.snapshot()) == 0 {
+		if len(a2.lead.leaders.snapshot()) == 0 {
 			return false
 		}
 		for _, topic := range a1.cache.Topics() {
 			for p := range topic.Partitions {
-				if tp := topic.TP(p); a1.leaders.get(tp) == nil && a2.leaders.get(tp) == nil {
+				if tp := topic.TP(p); a1.lead.leaders.get(tp) == nil && a2.lead.leaders.get(tp) == nil {
 					return false
 				}
 			}

@@ -39,12 +39,12 @@ func (a *Agent) newLifecycle() {
 // leads lists the partitions this agent leads, for their maintenance, and the session they are led
 // under (nil without one).
 func (a *Agent) leads() ([]lifecycle.Lead, lifecycle.Writer) {
-	s := a.session()
+	s := a.lead.session()
 	if s == nil {
 		return nil, nil
 	}
 	var out []lifecycle.Lead
-	for _, pl := range a.leaders.snapshot() {
+	for _, pl := range a.lead.leaders.snapshot() {
 		if t, ok := a.cache.TopicByID(pl.tp.Topic); ok {
 			out = append(out, lifecycle.Lead{TP: pl.tp, Topic: t, Epoch: pl.epoch})
 		}
@@ -62,7 +62,7 @@ func (a *Agent) runGC(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s := a.session()
+		s := a.lead.session()
 		if s == nil {
 			continue
 		}

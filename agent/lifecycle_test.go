@@ -196,7 +196,7 @@ func TestTailMergesReadEachObjectOnce(t *testing.T) {
 	a2 := tc.agent("a2", noMaintenance) // an empty read cache
 	for p := range int32(partitions) {
 		tp := topicTP(t, a2, "tails", p)
-		waitFor(t, fmt.Sprintf("a2 to lead tails/%d", p), func() bool { return a2.leaders.get(tp) != nil })
+		waitFor(t, fmt.Sprintf("a2 to lead tails/%d", p), func() bool { return a2.lead.leaders.get(tp) != nil })
 	}
 	before := counters["a2"].gets.Load()
 	a2.maintainer.Pass(testCtx(t), maintenanceConcurrency, a2.leads)

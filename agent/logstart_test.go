@@ -35,7 +35,7 @@ func TestFreshAgentServesLogNotStartingAtZero(t *testing.T) {
 	}
 
 	a2 := tc.agent("a2")
-	waitFor(t, "a2 to lead the partition", func() bool { return a2.leaders.get(tp) != nil })
+	waitFor(t, "a2 to lead the partition", func() bool { return a2.lead.leaders.get(tp) != nil })
 	c2 := dialRaw(t, a2)
 	earliest := c2.listOffset("trimmed", 0, listEarliest)
 	wantOK(t, "list earliest", earliest.ErrorCode)

@@ -19,7 +19,7 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	createTopic(t, kgoClient(t, nil, a1, a2), "epochs", 2, nil)
 	waitFor(t, "each agent leads a partition", func() bool { return leadsOf(a1, "epochs") == 1 && leadsOf(a2, "epochs") == 1 })
 	var p int32
-	for _, pl := range a1.leaders.snapshot() {
+	for _, pl := range a1.lead.leaders.snapshot() {
 		if pl.topic == "epochs" {
 			p = pl.tp.Partition
 		}
@@ -33,7 +33,7 @@ func TestOffsetForLeaderEpoch(t *testing.T) {
 	if err := a1.Shutdown(testCtx(t)); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	waitFor(t, "a2 to lead the partition", func() bool { return a2.leaders.get(tp) != nil })
+	waitFor(t, "a2 to lead the partition", func() bool { return a2.lead.leaders.get(tp) != nil })
 	for _, v := range []string{"d", "e"} {
 		wantOK(t, "produce to the successor", dialRaw(t, a2).produceOne("epochs", p, valueBatch(-1, -1, -1, nil, v)).ErrorCode)
 	}

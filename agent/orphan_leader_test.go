@@ -56,7 +56,7 @@ func TestFailedCommitDoesNotOrphanMovedPartition(t *testing.T) {
 		tps = append(tps, tp)
 		pr := c.produceOne("orphan", p, valueBatch(-1, -1, -1, nil, fmt.Sprint("v", p)))
 		wantCode(t, "produce with commits failing", pr.ErrorCode, kerr.RequestTimedOut)
-		if a1.leaders.get(tp) != nil {
+		if a1.lead.leaders.get(tp) != nil {
 			t.Fatalf("a1 still leads %v after its commit failed", tp)
 		}
 	}
@@ -69,7 +69,7 @@ func TestFailedCommitDoesNotOrphanMovedPartition(t *testing.T) {
 
 	waitFor(t, "every partition of orphan to be led again", func() bool {
 		for _, tp := range tps {
-			if a1.leaders.get(tp) == nil && a2.leaders.get(tp) == nil {
+			if a1.lead.leaders.get(tp) == nil && a2.lead.leaders.get(tp) == nil {
 				return false
 			}
 		}

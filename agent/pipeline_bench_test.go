@@ -166,7 +166,7 @@ func awaitLeading(b testing.TB, a *Agent, topic string, partitions int32) {
 		t, ok := a.cache.Topic(topic)
 		led := int32(0)
 		for p := range partitions {
-			if ok && a.leading(coord.TP{Topic: t.ID, Partition: p}) != nil {
+			if ok && a.lead.leading(coord.TP{Topic: t.ID, Partition: p}) != nil {
 				led++
 			}
 		}

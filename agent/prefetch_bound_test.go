@@ -12,6 +12,7 @@ import (
 // grew to 6 GB, opened 2,000 S3 connections, lost its etcd session over and over, and the drain never
 // finished. A fetch starts at most prefetchMaxReads reads ahead.
 func TestPrefetchIsBounded(t *testing.T) {
+	t.Parallel()
 	tc := newTestCluster(t)
 	a1 := tc.agent("a1", noMaintenance) // the extents stay uncompacted, each its own read
 	cl := kgoClient(t, nil, a1)
@@ -36,6 +37,7 @@ func TestPrefetchIsBounded(t *testing.T) {
 // What one fetch reads ahead stays within a quarter of the cache, whatever the fetch's limits allow:
 // more would evict the fetch's own reads before they are served.
 func TestPrefetchStaysWithinTheCache(t *testing.T) {
+	t.Parallel()
 	tc := newTestCluster(t)
 	a1 := tc.agent("a1", noMaintenance)
 	createLedTopic(t, kgoClient(t, nil, a1), a1, "cold", 1, nil)

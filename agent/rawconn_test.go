@@ -464,7 +464,7 @@ func createLedTopic(t *testing.T, cl *kgo.Client, a *Agent, name string, partiti
 	createTopic(t, cl, name, partitions, configs)
 	for p := range partitions {
 		tp := topicTP(t, a, name, p)
-		waitFor(t, fmt.Sprintf("%s to lead %s/%d", a.cfg.ID, name, p), func() bool { return a.leaders.get(tp) != nil })
+		waitFor(t, fmt.Sprintf("%s to lead %s/%d", a.cfg.ID, name, p), func() bool { return a.lead.leaders.get(tp) != nil })
 	}
 }
 

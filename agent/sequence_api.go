@@ -35,6 +35,8 @@ type seqAppend struct {
 	Pos       int64         `json:"pos"`
 	Len       int32         `json:"len"`
 	CRC       uint32        `json:"crc"`
+	// TxnRev: a transactional batch's verification (txn_produce.go); absent otherwise.
+	TxnRev int64 `json:"txnRev,omitempty"`
 }
 
 type seqResult struct {

@@ -14,18 +14,6 @@ import (
 	"github.com/streamhouse/streamhouse/segstore"
 )
 
-// partitionLeader is this agent's sequencing state for one partition it leads. Only the sequencer
-// goroutine touches next and producers once the leader is installed.
-type partitionLeader struct {
-	tp          coord.TP
-	topic       string
-	epoch       int64 // fencing: the leader key's create revision
-	clientEpoch int32 // the leader epoch clients are told, recorded in entries
-	next        int64
-	producers   map[int64]coord.ProducerState
-	expired     time.Time // when producers was last swept of idle producers
-}
-
 // errObjectTooOld: an append's object was written longer ago than half GC's grace period (a forward
 // that waited very long), so GC might delete it once committed; the producer retries with a new one.
 var errObjectTooOld = errors.New("agent: the flush object is too old to commit; retry")
@@ -56,66 +44,6 @@ func (a *Agent) expireProducers(pl *partitionLeader, now time.Time) {
 			delete(pl.producers, id)
 		}
 	}
-}
-
-// leaderSet is the partitions this agent leads, read by produce handlers and the sequencer.
-type leaderSet struct {
-	mu    sync.RWMutex
-	m     map[coord.TP]*partitionLeader
-	added chan struct{} // closed and replaced when a partition is added; nil until someone waits
-}
-
-// add makes pl tp's leader unless tp has one, and returns how many partitions are led.
-func (s *leaderSet) add(tp coord.TP, pl *partitionLeader) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m[tp] == nil {
-		s.m[tp] = pl
-		if s.added != nil {
-			close(s.added)
-			s.added = nil
-		}
-	}
-	return len(s.m)
-}
-
-// addedChan is closed when a partition is next added.
-func (s *leaderSet) addedChan() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.added == nil {
-		s.added = make(chan struct{})
-	}
-	return s.added
-}
-
-func (s *leaderSet) get(tp coord.TP) *partitionLeader {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.m[tp]
-}
-
-// remove drops tp's leader if it is still the one of epoch (each acquisition of a partition's
-// leader key has its own create revision) and returns it.
-func (s *leaderSet) remove(tp coord.TP, epoch int64) *partitionLeader {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.m[tp]
-	if cur == nil || cur.epoch != epoch {
-		return nil
-	}
-	delete(s.m, tp)
-	return cur
-}
-
-func (s *leaderSet) snapshot() []*partitionLeader {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]*partitionLeader, 0, len(s.m))
-	for _, pl := range s.m {
-		out = append(out, pl)
-	}
-	return out
 }
 
 // runSequencer takes sealed flushes in order, waits for each object write, then sequences and commits
@@ -244,7 +172,7 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 // forwardTo names the agent to forward tp's sequencing to: its leader, when that is another live agent
 // with an internal listener and this agent does not lead tp itself.
 func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
-	if a.leading(tp) != nil {
+	if a.lead.leading(tp) != nil {
 		return "", false
 	}
 	l, ok := a.cache.Leader(tp)
@@ -267,7 +195,7 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 // retry of what did apply is a duplicate), never an error that says "not written", after which a
 // client may report as failed a record that consumers then read.
 func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
-	s := a.session()
+	s := a.lead.session()
 	if s == nil {
 		errs := make([]error, len(commits))
 		for i := range errs {
@@ -301,21 +229,21 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 // is renewed (renewals) and the partition is led again under a new one, its state read afresh.
 func (a *Agent) commitFailed(pc *partitionCommit, err error) {
 	if errors.Is(err, errCommitUnknown) {
-		a.renew.add(pc.pl.tp, pc.pl.epoch)
+		a.lead.renew.add(pc.pl.tp, pc.pl.epoch)
 	}
 	for k := range pc.appends {
 		if pc.errs[k] == nil {
 			pc.bases[k], pc.errs[k] = -1, err
 		}
 	}
-	a.dropUntilReestablished(pc.pl.tp, pc.pl.epoch, "commit failed; partition leadership dropped until re-established", "error", err)
+	a.lead.dropUntilReestablished(pc.pl.tp, pc.pl.epoch, "commit failed; partition leadership dropped until re-established", "error", err)
 }
 
 // sequencePartition checks producer sequences and assigns offsets to one partition's appends, without
 // changing the leader's state: that happens only once the commit succeeds.
 func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 	pc := &partitionCommit{appends: appends, bases: make([]int64, len(appends)), errs: make([]error, len(appends))}
-	pl := a.leading(appends[0].tp)
+	pl := a.lead.leading(appends[0].tp)
 	if pl == nil {
 		for k := range appends {
 			pc.bases[k], pc.errs[k] = -1, errNotLeader
@@ -360,7 +288,8 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			}
 			pc.states[m.ProducerID] = recordSequence(prev, m, next, now)
 			pc.batches = append(pc.batches, coord.ProducerBatch{ID: m.ProducerID, Epoch: m.ProducerEpoch,
-				FirstSeq: m.BaseSequence, LastSeq: m.LastSequence(), FirstOffset: next, LastOffset: next + int64(m.Records) - 1})
+				FirstSeq: m.BaseSequence, LastSeq: m.LastSequence(), FirstOffset: next, LastOffset: next + int64(m.Records) - 1,
+				Transactional: m.Transactional})
 		}
 		pc.bases[k] = next
 		next += int64(m.Records)

@@ -53,7 +53,7 @@ func TestSessionLossFailsCommitInFlight(t *testing.T) {
 	// The agent registers again and leads again; the producer's retry is the duplicate it is.
 	h.setCommit(nil)
 	release.open()
-	waitFor(t, "the agent to lead again", func() bool { return a.leaders.get(tp) != nil && h.count() > 1 })
+	waitFor(t, "the agent to lead again", func() bool { return a.lead.leaders.get(tp) != nil && h.count() > 1 })
 	p := c.produceOne("inflight", 0, batch)
 	wantOK(t, "the retried produce", p.ErrorCode)
 	if p.BaseOffset != 1 {

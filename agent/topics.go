@@ -657,3 +657,10 @@ func duplicated[K comparable](n int, key func(int) K) map[K]bool {
 	}
 	return dup
 }
+
+// servesTopic reports whether this agent's group may serve t (topics bound to another agent group are
+// invisible to it).
+func (a *Agent) servesTopic(t coord.Topic) bool {
+	g := t.Configs[configAgentGroup]
+	return g == "" || g == a.cfg.Group
+}

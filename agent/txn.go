@@ -43,7 +43,7 @@ func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
 		NS:      a.cfg.Group,
 		ShardOf: a.txnShard,
 		Leading: func(tp coord.TP) (int64, bool) {
-			if pl := a.leading(tp); pl != nil {
+			if pl := a.lead.leading(tp); pl != nil {
 				return pl.epoch, true
 			}
 			return 0, false

@@ -28,6 +28,7 @@ func crossZoneRecordBytes(agents []*Agent) (records, metadata float64) {
 // crosses a zone — also while the leader of a partition is killed mid-run — and every acknowledged
 // record is read exactly once by every zone's consumer.
 func TestThreeZonesNoCrossZoneRecords(t *testing.T) {
+	t.Parallel()
 	tc := newTestCluster(t)
 	var agents []*Agent
 	for z := 1; z <= 3; z++ {

@@ -104,6 +104,7 @@ func (f *s3Front) lastPutHash() string {
 }
 
 func TestS3Contract(t *testing.T) {
+	t.Parallel()
 	testStoreContract(t, func(t *testing.T) Store {
 		return newS3Store(t, newS3Server(t, t.TempDir()).Endpoint(), testBucket)
 	})

@@ -480,6 +480,7 @@ func TestDirBackendList(t *testing.T) {
 // TestS3ServerListsManyPages lists more objects than fit in one page through the S3 client, whose
 // paginator follows the continuation tokens, with and without a delimiter.
 func TestS3ServerListsManyPages(t *testing.T) {
+	t.Parallel()
 	srv := newS3Server(t, t.TempDir())
 	var want []string
 	for i := range 1234 {

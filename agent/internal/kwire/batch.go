@@ -51,6 +51,7 @@ var (
 	ErrBatchMagic         = errors.New("record batch magic is not 2")
 	ErrBatchCount         = errors.New("exactly one record batch per partition is allowed")
 	ErrBatchTransactional = errors.New("transactional and control batches are not supported")
+	ErrBatchControl       = errors.New("clients cannot append control batches") // INVALID_RECORD
 )
 
 // BatchMeta is what the sequencer needs of a batch, as its records bear it out (ParseProduceBatch).
@@ -60,6 +61,9 @@ type BatchMeta struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	BaseSequence  int32
+	// Transactional: the batch is part of its producer's transaction (attributes bit 4). Whether the
+	// agent takes such batches is the caller's to decide.
+	Transactional bool
 }
 
 // LastSequence is the sequence of the batch's last record; sequences wrap at MaxInt32 as in Kafka.
@@ -77,10 +81,11 @@ func ParseProduceBatch(b []byte, maxDecompressed int64) (BatchMeta, error) {
 		return BatchMeta{}, err
 	}
 	attrs := binary.BigEndian.Uint16(b[offAttributes:])
-	if attrs&(attrTransactional|attrControl) != 0 {
-		return BatchMeta{}, ErrBatchTransactional
+	if attrs&attrControl != 0 {
+		return BatchMeta{}, ErrBatchControl
 	}
 	m := BatchMeta{
+		Transactional: attrs&attrTransactional != 0,
 		Records:       int32(binary.BigEndian.Uint32(b[offNumRecords:])),
 		ProducerID:    int64(binary.BigEndian.Uint64(b[offProducerID:])),
 		ProducerEpoch: int16(binary.BigEndian.Uint16(b[offProducerEpoch:])),
@@ -88,6 +93,9 @@ func ParseProduceBatch(b []byte, maxDecompressed int64) (BatchMeta, error) {
 	}
 	if delta := int32(binary.BigEndian.Uint32(b[offLastDelta:])); m.Records <= 0 || delta != m.Records-1 {
 		return BatchMeta{}, fmt.Errorf("%w: %d records but last offset delta %d", ErrBatchInvalid, m.Records, delta)
+	}
+	if m.Transactional && m.ProducerID < 0 {
+		return BatchMeta{}, fmt.Errorf("%w: a transactional batch without a producer id", ErrBatchInvalid)
 	}
 	if m.ProducerID >= 0 && m.BaseSequence < 0 {
 		return BatchMeta{}, fmt.Errorf("%w: producer %d with base sequence %d", ErrBatchInvalid, m.ProducerID, m.BaseSequence)

@@ -237,7 +237,7 @@ func fuzzValidate(t *testing.T, data []byte) {
 
 // isBatchError reports whether err is one of the refusals the agent maps to a Kafka code.
 func isBatchError(err error) bool {
-	for _, want := range []error{ErrBatchCorrupt, ErrBatchInvalid, ErrBatchTimestamp, ErrBatchTooLarge, ErrBatchMagic, ErrBatchCount, ErrBatchTransactional} {
+	for _, want := range []error{ErrBatchCorrupt, ErrBatchInvalid, ErrBatchTimestamp, ErrBatchTooLarge, ErrBatchMagic, ErrBatchCount, ErrBatchTransactional, ErrBatchControl} {
 		if errors.Is(err, want) {
 			return true
 		}
