@@ -146,7 +146,7 @@ func (a *Agent) writeRemoteMarkers(ctx context.Context, leader string, w *marker
 	if !ok {
 		return fmt.Errorf("%w: agent %s has no internal listener", errMarkerNotLed, leader)
 	}
-	c, err := dialPeer(ctx, addr, a.secret, a.cfg.ID)
+	c, err := dialPeer(ctx, addr, a.secret, a.cfg.ID, a.sec.internalClient)
 	if err != nil {
 		return fmt.Errorf("agent: markers to %s: %w", leader, err)
 	}
