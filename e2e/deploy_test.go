@@ -198,6 +198,7 @@ func deployAgentEnv(t *testing.T, p *deployPKI, n, etcd string, d *dev, kafkaAdd
 		"STREAMHOUSE_ADVERTISED_LISTENERS": "SASL_SSL://" + kafkaAddr,
 		"STREAMHOUSE_SSL_CERT_FILE":        p.file("kafka-" + n + ".pem"), "STREAMHOUSE_SSL_KEY_FILE": p.file("kafka-" + n + "-key.pem"),
 		"STREAMHOUSE_INTERNAL_ADDR": "127.0.0.1:0", "STREAMHOUSE_HTTP_ADDR": "127.0.0.1:0",
+		"STREAMHOUSE_INTERNAL_SSL_CA_FILE": p.file("ca.pem"),
 	}
 	seen := map[string]bool{}
 	var env []string
