@@ -15,8 +15,8 @@ import (
 
 // Transactions (docs/INTERNALS.md, "Transactions") are served only with
 // Config.ExperimentalTransactions: their coordinator (agent/internal/txn) runs on the shards of the
-// group coordinators, but markers, the last stable offset and read_committed fetch are still to come,
-// so a transaction with partitions cannot complete yet. Without the flag the agent answers exactly as
+// group coordinators; markers (txn_markers.go), the last stable offset (txn_fetch.go) and
+// transactional offsets (txn_offsets.go) complete it. Without the flag the agent answers exactly as
 // before: InitProducerID with a transactional id is refused, FindCoordinator for transactions too,
 // and the other transaction APIs are neither advertised nor served.
 
@@ -25,6 +25,7 @@ import (
 var txnAPIs = map[int16]apiRange{
 	int16(kmsg.AddPartitionsToTxn):   {0, 3}, // v4 is KIP-890's verification by partition leaders
 	int16(kmsg.AddOffsetsToTxn):      {0, 3},
+	int16(kmsg.TxnOffsetCommit):      {0, 3}, // v4 is KIP-890's verification
 	int16(kmsg.EndTxn):               {0, 3}, // v4 adds TRANSACTION_ABORTABLE, v5 transactions v2
 	int16(kmsg.DescribeTransactions): {0, 0},
 	int16(kmsg.ListTransactions):     {0, 1}, // v2 is KIP-1152's id pattern
@@ -100,6 +101,8 @@ func (a *Agent) handleTxn(ctx context.Context, req kmsg.Request) kmsg.Response {
 		return a.handleAddOffsetsToTxn(ctx, req)
 	case *kmsg.EndTxnRequest:
 		return a.handleEndTxn(ctx, req)
+	case *kmsg.TxnOffsetCommitRequest:
+		return a.handleTxnOffsetCommit(ctx, req)
 	case *kmsg.DescribeTransactionsRequest:
 		return a.handleDescribeTransactions(ctx, req)
 	case *kmsg.ListTransactionsRequest:

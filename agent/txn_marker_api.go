@@ -29,7 +29,9 @@ type markerTP struct {
 	Partition int32         `json:"partition"`
 }
 
-// markerRequest is one transaction's markers for partitions the receiver leads.
+// markerRequest is one transaction's markers for partitions the receiver leads, or (Group set, no
+// partitions) the transaction's end for a group the receiver coordinates: its pending offsets
+// resolved (txn_offsets.go).
 type markerRequest struct {
 	NS         string     `json:"ns"`
 	ID         string     `json:"id"`
@@ -38,6 +40,7 @@ type markerRequest struct {
 	Epoch      int16      `json:"epoch"`
 	Commit     bool       `json:"commit"`
 	Partitions []markerTP `json:"partitions"`
+	Group      string     `json:"group,omitempty"`
 }
 
 func (*markerRequest) Key() int16                   { return apiKeyMarkers }
@@ -54,7 +57,9 @@ func (r *markerRequest) ReadFrom(b []byte) error {
 		return err
 	}
 	switch {
-	case len(r.Partitions) == 0 || len(r.Partitions) > maxMarkerRequests:
+	case r.Group != "" && len(r.Partitions) > 0:
+		return fmt.Errorf("a group and %d partitions in one marker request", len(r.Partitions))
+	case r.Group == "" && (len(r.Partitions) == 0 || len(r.Partitions) > maxMarkerRequests):
 		return fmt.Errorf("%d partitions, want 1..%d", len(r.Partitions), maxMarkerRequests)
 	case r.NS == "" || r.Version <= 0 || r.ProducerID < 0 || r.Epoch < 0:
 		return fmt.Errorf("invalid marker request for %q", r.ID)
@@ -70,11 +75,11 @@ func (r *markerRequest) ReadFrom(b []byte) error {
 // work is the request as the sequencer takes it.
 func (r *markerRequest) work() *markerWork {
 	w := &markerWork{guard: coord.TxnGuard{NS: r.NS, ID: r.ID, Version: r.Version},
-		marker: coord.TxnMarker{ProducerID: r.ProducerID, Epoch: r.Epoch, Commit: r.Commit}}
+		marker: coord.TxnMarker{ProducerID: r.ProducerID, Epoch: r.Epoch, Commit: r.Commit}, group: r.Group}
 	for _, p := range r.Partitions {
 		w.tps = append(w.tps, coord.TP{Topic: p.Topic, Partition: p.Partition})
 	}
-	w.errs = make([]error, len(w.tps))
+	w.errs = make([]error, max(len(w.tps), 1))
 	return w
 }
 
@@ -117,8 +122,17 @@ func parseInternalRequest(body []byte) (corr int32, seq *sequenceRequest, mk *ma
 }
 
 // queueMarkers queues w for the sequencer; the returned work's done is closed once it is written.
+// A group's work is not sequenced: it is resolved at once, on a goroutine of its own that ends with
+// ctx.
 func (a *Agent) queueMarkers(ctx context.Context, w *markerWork) (*remoteWork, error) {
 	rw := &remoteWork{markers: w, done: make(chan struct{})}
+	if w.group != "" {
+		go func() {
+			defer close(rw.done)
+			w.errs[0] = a.resolveGroup(ctx, w)
+		}()
+		return rw, nil
+	}
 	select {
 	case a.remote <- rw:
 		return rw, nil
@@ -152,7 +166,13 @@ func (a *Agent) writeRemoteMarkers(ctx context.Context, leader string, w *marker
 	}
 	defer c.close()
 	req := &markerRequest{NS: w.guard.NS, ID: w.guard.ID, Version: w.guard.Version, ProducerID: w.marker.ProducerID,
-		Epoch: w.marker.Epoch, Commit: w.marker.Commit}
+		Epoch: w.marker.Epoch, Commit: w.marker.Commit, Group: w.group}
+	what := func(i int) string {
+		if w.group != "" {
+			return "group " + w.group
+		}
+		return w.tps[i].String()
+	}
 	for _, tp := range w.tps {
 		req.Partitions = append(req.Partitions, markerTP{Topic: tp.Topic, Partition: tp.Partition})
 	}
@@ -161,16 +181,16 @@ func (a *Agent) writeRemoteMarkers(ctx context.Context, leader string, w *marker
 		return fmt.Errorf("agent: markers to %s: %w", leader, err)
 	}
 	var resp markerResponse
-	if err := resp.ReadFrom(body); err != nil || len(resp.Results) != len(w.tps) {
+	if err := resp.ReadFrom(body); err != nil || len(resp.Results) != len(req.Partitions) && !(w.group != "" && len(resp.Results) == 1) {
 		return fmt.Errorf("agent: markers to %s: a malformed answer (%v)", leader, err)
 	}
 	var errs []error
 	for i, r := range resp.Results {
 		switch {
 		case r.Changed:
-			errs = append(errs, fmt.Errorf("%w: marker of %s at %s", coord.ErrTxnChanged, w.tps[i], leader))
+			errs = append(errs, fmt.Errorf("%w: marker of %s at %s", coord.ErrTxnChanged, what(i), leader))
 		case r.Code != 0:
-			errs = append(errs, fmt.Errorf("agent: marker of %s at %s: %w", w.tps[i], leader, kerr.ErrorForCode(r.Code)))
+			errs = append(errs, fmt.Errorf("agent: marker of %s at %s: %w", what(i), leader, kerr.ErrorForCode(r.Code)))
 		}
 	}
 	return errors.Join(errs...)

@@ -11,16 +11,18 @@ func FuzzMarkerRequest(f *testing.F) {
 	f.Add([]byte(`{"ns":"default","id":"tx","version":12,"pid":3,"epoch":1,"commit":true,"partitions":[{"topic":"00112233445566778899aabbccddeeff","partition":1}]}`))
 	f.Add([]byte(`{"ns":"default","id":"tx","version":12,"pid":3,"epoch":1,"partitions":[]}`))
 	f.Add([]byte(`{"ns":"","version":0,"pid":-1,"epoch":-1,"partitions":[{"partition":-1}]}`))
+	f.Add([]byte(`{"ns":"default","id":"tx","version":12,"pid":3,"epoch":1,"commit":true,"group":"g"}`))
+	f.Add([]byte(`{"ns":"default","id":"tx","version":12,"pid":3,"epoch":1,"group":"g","partitions":[{"partition":1}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r markerRequest
 		if r.ReadFrom(data) != nil {
 			return
 		}
-		if r.NS == "" || r.Version <= 0 || r.ProducerID < 0 || r.Epoch < 0 || len(r.Partitions) == 0 {
+		if r.NS == "" || r.Version <= 0 || r.ProducerID < 0 || r.Epoch < 0 || (len(r.Partitions) == 0) == (r.Group == "") {
 			t.Fatalf("accepted an invalid request %+v", r)
 		}
 		w := r.work()
-		if len(w.tps) != len(r.Partitions) || len(w.errs) != len(w.tps) {
+		if len(w.tps) != len(r.Partitions) || len(w.errs) != max(len(w.tps), 1) || w.group != r.Group {
 			t.Fatalf("work of %d partitions for %d", len(w.tps), len(r.Partitions))
 		}
 		for _, tp := range w.tps {

@@ -18,19 +18,17 @@ import (
 // and by the transactional id's key at the Prepare write's revision. A marker whose producer's last
 // marker on the partition carried the same revision is answered as written without writing.
 
-// errMarkersNotBuilt: the part of a transaction's end that is not built yet (groups' pending offsets);
-// the coordinator keeps trying and the transaction stays decided (Prepare*).
-var errMarkersNotBuilt = errors.New("agent: resolving a transaction's offsets in groups is not built yet")
-
 // errMarkerNotLed: a marker for a partition no live agent leads now; the coordinator tries again.
 var errMarkerNotLed = errors.New("agent: a transaction marker's partition has no leader now")
 
-// markerWork is one transaction's markers for partitions this agent leads, for the sequencer.
+// markerWork is one transaction's markers for partitions this agent leads, for the sequencer; or,
+// with group set, its end for a group this agent coordinates (txn_offsets.go), not sequenced.
 type markerWork struct {
 	guard  coord.TxnGuard
 	marker coord.TxnMarker
 	tps    []coord.TP
-	errs   []error // one per tp, set by the sequencer
+	group  string
+	errs   []error // one per tp (one for a group), set by the sequencer
 }
 
 // txnMarkers is the agent's txn.Markers.
@@ -78,10 +76,7 @@ func (t txnMarkers) WriteMarkers(ctx context.Context, m txn.Marker) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if len(m.Groups) > 0 {
-		return errMarkersNotBuilt
-	}
-	return nil
+	return a.resolveGroups(ctx, local.guard, local.marker, m.Groups)
 }
 
 // markerLeader names the agent that leads tp: this one when it does.

@@ -170,6 +170,8 @@ type group struct {
 	stored  bool  // the group has metadata in etcd
 	version int64 // the group's version in etcd as this object knows it (coord.GroupWrite.Version)
 	deleted bool  // by DeleteGroups: the shard forgets this object
+
+	txn map[int64]coord.PendingOffsets // offsets of open transactions, by producer id (txn_offsets.go)
 }
 
 func newGroup(env *groupEnv, name string) *group {
@@ -180,6 +182,7 @@ func newGroup(env *groupEnv, name string) *group {
 		pending: map[string]*member{},
 		static:  map[string]string{},
 		offsets: map[coord.TP]coord.GroupOffset{},
+		txn:     map[int64]coord.PendingOffsets{},
 
 		emptySince: env.cfg.Now(),
 	}
@@ -304,6 +307,12 @@ func (g *group) persist(w coord.GroupWrite) error {
 		}
 		return nil
 	}
+	g.failed(err)
+	return err
+}
+
+// failed kills the group after a write that failed with err (see persist).
+func (g *group) failed(err error) {
 	if errors.Is(err, coord.ErrFenced) {
 		g.kill(kerr.NotCoordinator.Code, kerr.NotCoordinator.Code)
 		g.env.lost(err)
@@ -311,7 +320,6 @@ func (g *group) persist(w coord.GroupWrite) error {
 		g.env.log.Warn("persisting group failed; it will be reloaded", "group", g.name, "error", err)
 		g.kill(kerr.CoordinatorNotAvailable.Code, 0)
 	}
-	return err
 }
 
 // failCode is what a request whose write failed answers.
@@ -325,7 +333,7 @@ func (g *group) failCode() int16 {
 // vacant reports whether the group holds nothing worth keeping in memory: a group that only a
 // failed request created.
 func (g *group) vacant() bool {
-	return g.state == groupEmpty && !g.stored && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0
+	return g.state == groupEmpty && !g.stored && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && len(g.txn) == 0
 }
 
 // sortedMembers lists the members by id, so that what the group writes and answers is deterministic.
@@ -370,6 +378,9 @@ func restoreGroup(env *groupEnv, snap coord.GroupSnapshot) *group {
 	g.version = snap.Version
 	for _, o := range snap.Offsets {
 		g.offsets[o.TP()] = o
+	}
+	for _, p := range snap.Pending {
+		g.txn[p.ProducerID] = p
 	}
 	gm := snap.Meta
 	if gm == nil {

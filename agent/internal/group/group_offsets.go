@@ -166,7 +166,7 @@ func (g *group) expire(now time.Time, retention time.Duration) (int, error) {
 			del = append(del, tp)
 		}
 	}
-	if len(del) == len(g.offsets) && len(g.pending) == 0 && (g.stored || len(del) > 0) {
+	if len(del) == len(g.offsets) && len(g.pending) == 0 && len(g.txn) == 0 && (g.stored || len(del) > 0) {
 		if err := g.persist(coord.GroupWrite{Delete: true}); err != nil {
 			return 0, err
 		}

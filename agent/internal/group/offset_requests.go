@@ -93,7 +93,7 @@ func (gc *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchReq
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
-			resp.Groups = append(resp.Groups, gc.fetchOffsets(ctx, rg))
+			resp.Groups = append(resp.Groups, gc.fetchOffsets(ctx, rg, req.RequireStable))
 		}
 		return resp
 	}
@@ -107,7 +107,7 @@ func (gc *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchReq
 		rt.Topic, rt.Partitions = t.Topic, t.Partitions
 		rg.Topics = append(rg.Topics, rt)
 	}
-	sg := gc.fetchOffsets(ctx, rg)
+	sg := gc.fetchOffsets(ctx, rg, req.Version >= 7 && req.RequireStable)
 	resp.ErrorCode = sg.ErrorCode
 	for _, t := range sg.Topics {
 		st := kmsg.NewOffsetFetchResponseTopic()
@@ -126,20 +126,27 @@ func (gc *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchReq
 }
 
 // fetchOffsets answers one group's part.
-func (gc *Coordinator) fetchOffsets(ctx context.Context, rg kmsg.OffsetFetchRequestGroup) kmsg.OffsetFetchResponseGroup {
+// With stable (KIP-447's RequireStable), a partition with offsets of an open transaction pending
+// answers UNSTABLE_OFFSET_COMMIT.
+func (gc *Coordinator) fetchOffsets(ctx context.Context, rg kmsg.OffsetFetchRequestGroup, stable bool) kmsg.OffsetFetchResponseGroup {
 	sg := kmsg.NewOffsetFetchResponseGroup()
 	sg.Group = rg.Group
 	var offs map[coord.TP]coord.GroupOffset
+	var unstable map[coord.TP]bool
 	sg.ErrorCode = gc.withGroup(ctx, rg.Group, false, func(g *group) {
 		if g != nil {
 			offs = make(map[coord.TP]coord.GroupOffset, len(g.offsets))
 			for tp, o := range g.offsets {
 				offs[tp] = o
 			}
+			if stable {
+				unstable = g.unstable()
+			}
 		}
 	})
 	if rg.Topics == nil {
 		sg.Topics = gc.allOffsets(offs)
+		gc.markUnstable(sg.Topics, unstable)
 		return sg
 	}
 	for _, rt := range rg.Topics {
@@ -152,6 +159,7 @@ func (gc *Coordinator) fetchOffsets(ctx context.Context, rg kmsg.OffsetFetchRequ
 		}
 		sg.Topics = append(sg.Topics, st)
 	}
+	gc.markUnstable(sg.Topics, unstable)
 	return sg
 }
 
