@@ -147,7 +147,7 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 	if len(commits) > 0 {
 		errs = a.commit(ctx, commits)
 	}
-	applied := commits[:0] // the committed ones, applied to the view under one lock
+	applied := make([]coord.Commit, 0, len(commits)) // the committed ones, applied to the view under one lock
 	for i, pc := range committing {
 		if err := errs[i]; err != nil {
 			a.commitFailed(pc, err)
