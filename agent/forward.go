@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func (f *forwarder) connect(ctx context.Context, leader, addr string, ok bool) (
 	if !ok {
 		return nil, fmt.Errorf("leader %s is not registered with an internal address", leader)
 	}
-	c, err := dialPeer(ctx, addr, f.a.secret, f.a.cfg.ID)
+	c, err := dialPeer(ctx, addr, f.a.secret, f.a.cfg.ID, f.a.sec.internalClient)
 	if err != nil {
 		return nil, err
 	}
@@ -251,14 +252,20 @@ type peerConn struct {
 	timeout time.Duration // bounds each write and each read
 }
 
-// dialPeer connects to the internal listener at addr and proves, as agent id, the cluster secret.
-func dialPeer(ctx context.Context, addr string, secret []byte, id string) (*peerConn, error) {
+// dialPeer connects to the internal listener at addr, over mTLS with tc (nil: plain TCP), and
+// proves, as agent id, the cluster secret.
+func dialPeer(ctx context.Context, addr string, secret []byte, id string, tc *tls.Config) (*peerConn, error) {
 	d := net.Dialer{Timeout: forwardDialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if tc != nil {
+		if nc, err = internalTLSClient(ctx, nc, addr, tc); err != nil {
+			return nil, err
+		}
+	}
 	if err := dialHandshake(nc, secret, id); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%s: %w", addr, err)

@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,12 +27,18 @@ func (a *Agent) listenInternal() error {
 	if a.cfg.InternalAddr == "" {
 		return nil
 	}
+	if err := a.internalTLS(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", a.cfg.InternalAddr)
 	if err != nil {
 		return fmt.Errorf("agent: internal listener: %w", err)
 	}
-	a.internalLn = ln
 	a.internalAdvertised = advertisedInternal(ln.Addr().String(), a.cfg.AdvertisedAddr)
+	if a.sec.internalServer != nil {
+		ln = tls.NewListener(ln, a.sec.internalServer)
+	}
+	a.internalLn = ln
 	return nil
 }
 

@@ -59,7 +59,7 @@ func TestSequenceAPIRefusedOnClientListener(t *testing.T) {
 // dialInternal connects to a's internal listener as agent id, proving the cluster secret.
 func dialInternal(t *testing.T, a *Agent, id string) *peerConn {
 	t.Helper()
-	c, err := dialPeer(testCtx(t), a.InternalAddr(), a.secret, id)
+	c, err := dialPeer(testCtx(t), a.InternalAddr(), a.secret, id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestInternalListenerRefusesWithoutSecret(t *testing.T) {
 	waitFor(t, "the anonymous request counted", func() bool { return failures() == 1 })
 
 	other := bytes.Repeat([]byte{7}, coord.SecretLen)
-	if _, err := dialPeer(testCtx(t), a.InternalAddr(), other, "a2"); !errors.Is(err, errHandshake) {
+	if _, err := dialPeer(testCtx(t), a.InternalAddr(), other, "a2", nil); !errors.Is(err, errHandshake) {
 		t.Fatalf("dialing with another secret: %v, want %v", err, errHandshake)
 	}
 	waitFor(t, "the wrong secret counted", func() bool { return failures() == 2 })

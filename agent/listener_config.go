@@ -46,6 +46,10 @@ type SecurityConfig struct {
 	TLSCertFile, TLSKeyFile string
 	TLSClientCAFile         string
 	TLSClientAuth           string
+	// InternalTLS turns mTLS on for the internal listener and the agent's connections to other
+	// agents' (internal_tls.go): the certificate and key shown both ways (re-read when they
+	// change), and the CA that must have signed the other agent's. Empty CAFile: no TLS.
+	InternalTLSCertFile, InternalTLSKeyFile, InternalTLSCAFile string
 	// PrincipalRules is Kafka's ssl.principal.mapping.rules for client certificates; empty: DEFAULT.
 	PrincipalRules string
 

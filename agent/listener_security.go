@@ -36,6 +36,9 @@ type agentSecurity struct {
 	sasl      *auth.SASL
 	authz     *auth.Authorizer
 	quotas    *auth.Quotas
+	// internalServer and internalClient are the internal listener's mTLS (internal_tls.go); nil
+	// without it.
+	internalServer, internalClient *tls.Config
 }
 
 // bindListeners binds every Kafka listener; a.kafkaLn is the first's (KafkaAddr). TLS

@@ -31,9 +31,17 @@ func (a *Agent) throttle(c client, req kmsg.Request) func(kmsg.Response) {
 				n += int64(len(p.Records))
 			}
 		}
-		return func(resp kmsg.Response) {
-			c.sec.throttled(resp, q.Record(auth.QuotaProduce, user, c.id, n, time.Now()))
-		}
+		// Recorded, and the connection muted, as the request is admitted, before the next frame
+		// is read: a client pipelining produce requests (the agent reads the next while the first
+		// waits for its flush) would otherwise have several read before the first answer mutes
+		// it, and go over its quota by as many. Kafka reads none while one is processed.
+		// The answer tells what is left of the mute when it goes out: a client waits that long
+		// after it (KIP-219), so its wait and the mute overlap as they do in Kafka, where both
+		// start at the answer.
+		now := time.Now()
+		d := q.Record(auth.QuotaProduce, user, c.id, n, now)
+		c.sec.mute(d)
+		return func(resp kmsg.Response) { setThrottle(resp, time.Until(now.Add(d))) }
 	case *kmsg.FetchRequest:
 		return func(resp kmsg.Response) {
 			var n int64
@@ -50,6 +58,12 @@ func (a *Agent) throttle(c client, req kmsg.Request) func(kmsg.Response) {
 
 // throttled puts d into resp's ThrottleMillis and mutes the connection that long.
 func (cs *connSec) throttled(resp kmsg.Response, d time.Duration) {
+	setThrottle(resp, d)
+	cs.mute(d)
+}
+
+// setThrottle puts d into resp's ThrottleMillis unless it holds more.
+func setThrottle(resp kmsg.Response, d time.Duration) {
 	if d <= 0 {
 		return
 	}
@@ -60,7 +74,11 @@ func (cs *connSec) throttled(resp kmsg.Response, d time.Duration) {
 		ms, _ := tr.Throttle()
 		tr.SetThrottle(max(ms, int32(d.Milliseconds())))
 	}
-	if cs == nil {
+}
+
+// mute keeps the connection from reading its next frame for d.
+func (cs *connSec) mute(d time.Duration) {
+	if cs == nil || d <= 0 {
 		return
 	}
 	cs.mu.Lock()

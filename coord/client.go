@@ -213,8 +213,13 @@ func (c *Client) ping(ctx context.Context) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case pctx.Err() != nil:
-		// gRPC wraps the deadline in a status; say it plainly.
+		// gRPC wraps the deadline in a status; say it plainly, with the TLS error if TLS is why.
 		err = pctx.Err()
+		if c.cfg.TLS != nil {
+			if terr := tlsProblem(ctx, c.cfg.Endpoints[0], c.cfg.TLS); terr != nil {
+				err = fmt.Errorf("%w (TLS to %s: %v)", err, c.cfg.Endpoints[0], terr)
+			}
+		}
 	}
 	return fmt.Errorf("etcd: cannot reach %s within %s: %w",
 		strings.Join(c.cfg.Endpoints, ","), c.cfg.DialTimeout, err)

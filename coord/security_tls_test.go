@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,11 +48,25 @@ func TestConnectTLSAndEtcdAuth(t *testing.T) {
 		t.Fatalf("a client with a good certificate: %v", err)
 	}
 	defer root.Close()
-	for name, tc := range map[string]*tls.Config{"no certificate": tlsFor(nil), "another CA's certificate": tlsFor(&bad), "plaintext": nil} {
-		if c, err := connect(tc, "", ""); err == nil {
+	// The error names the TLS problem, not only gRPC's deadline.
+	for name, tc := range map[string]struct {
+		tls  *tls.Config
+		want string
+	}{
+		"no certificate":           {tlsFor(nil), "certificate required"},
+		"another CA's certificate": {tlsFor(&bad), "tls: "},
+		"plaintext":                {nil, ""},
+	} {
+		c, err := connect(tc.tls, "", "")
+		if err == nil {
 			c.Close()
 			t.Errorf("%s: connected", name)
+			continue
 		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want it to say %q", name, err, tc.want)
+		}
+		t.Logf("%s: %v", name, err)
 	}
 	// Turn etcd's RBAC on: a root user that may do everything.
 	ec := root.Etcd()

@@ -39,7 +39,7 @@ func init() {
 		"sasl-oauthbearer-key-files", "sasl-oauthbearer-jwks-file", "sasl-oauthbearer-expected-issuer",
 		"sasl-oauthbearer-expected-audience", "sasl-oauthbearer-sub-claim-name", "sasl-oauthbearer-unsecured", "super-users",
 		"allow-everyone-if-no-acl-found", "authorization", "connections-max-reauth", "quota-window-num", "quota-window-size",
-		"http-auth", "http-tls"} {
+		"http-auth", "http-tls", "internal-ssl-ca-file", "internal-ssl-cert-file", "internal-ssl-key-file"} {
 		devExcludedAgentFlags[name] = listenerSecurity
 	}
 	for _, name := range []string{"http-auth", "http-tls"} {

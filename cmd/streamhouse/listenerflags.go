@@ -27,6 +27,11 @@ func (f *agentFlags) listenerFlags(fs *flagSet) *listenerFlags {
 	fs.StringVar(&s.TLSClientCAFile, "ssl-client-ca-file", "", "PEM `file` of the CA certificates of client certificates (mTLS; re-read when it changes)")
 	fs.StringVar(&s.TLSClientAuth, "ssl-client-auth", "", "ssl.client.auth: none, requested or required (default: required with "+
 		"--ssl-client-ca-file, none without)")
+	fs.StringVar(&s.InternalTLSCAFile, "internal-ssl-ca-file", "", "PEM `file` of the CA of the agents' certificates: turns mTLS on "+
+		"for the internal listener and the connections to other agents' (re-read when it changes)")
+	fs.StringVar(&s.InternalTLSCertFile, "internal-ssl-cert-file", "", "PEM `file` of the certificate this agent shows other agents, "+
+		"as server and as client (default: --ssl-cert-file; re-read when it changes)")
+	fs.StringVar(&s.InternalTLSKeyFile, "internal-ssl-key-file", "", "PEM `file` of the key of --internal-ssl-cert-file (default: --ssl-key-file)")
 	fs.StringVar(&s.PrincipalRules, "ssl-principal-mapping-rules", "", "ssl.principal.mapping.rules for client certificates "+
 		"(default: DEFAULT, the certificate's subject)")
 	fs.StringVar(&l.mechanisms, "sasl-enabled-mechanisms", "", "SASL `mechanisms` of SASL listeners, comma-separated: PLAIN, "+
@@ -63,6 +68,9 @@ func (l *listenerFlags) apply(cfg *agent.Config) error {
 		return usagef("--advertised-listeners and --listener-security-protocol-map need --listeners")
 	}
 	s := &cfg.Security
+	if s.InternalTLSCAFile != "" && s.InternalTLSCertFile == "" && s.InternalTLSKeyFile == "" {
+		s.InternalTLSCertFile, s.InternalTLSKeyFile = s.TLSCertFile, s.TLSKeyFile
+	}
 	s.SASLMechanisms = splitList(l.mechanisms)
 	s.OAuth.KeyFiles = splitList(l.oauthKeyFiles)
 	s.OAuth.Audience = splitList(l.audience)
