@@ -264,7 +264,7 @@ func (a *Agent) awaitSelf(ctx context.Context) error {
 // register creates a new etcd session and registers the agent on it.
 func (a *Agent) register(ctx context.Context) error {
 	info := coord.AgentInfo{ID: a.cfg.ID, Addr: a.cfg.AdvertisedAddr, AZ: a.cfg.AZ, Group: a.cfg.Group,
-		Version: a.cfg.Version, Started: time.Now().UTC(), Internal: a.internalAdvertised, Listeners: a.listenerAddrs()}
+		Version: a.cfg.Version, Started: time.Now().UTC(), Internal: a.internalAdvertised, Listeners: a.listenerAddrs(), HTTP: a.httpAdvertised()}
 	cs, err := a.etcd.Register(ctx, info, a.cfg.LeaseTTL)
 	if err != nil {
 		return err

@@ -42,7 +42,14 @@ type Config struct {
 	Self string
 	// Middleware wraps every console handler: the hook for the HTTP port's authentication. nil: none.
 	Middleware func(http.Handler) http.Handler
-	Logger     hclog.Logger
+	// Peer prepares a request this console sends another agent for its rates (the cluster charts): it
+	// adds what the other agent's HTTP port asks of a peer. nil: sent as is.
+	Peer func(*http.Request)
+	// PeerClient sends those requests (TLS settings for https peers); nil: http.DefaultClient's transport.
+	PeerClient *http.Client
+	// PeerTimeout bounds each agent's answer; 0: DefaultPeerTimeout.
+	PeerTimeout time.Duration
+	Logger      hclog.Logger
 	// Now is the clock; nil: time.Now.
 	Now       func() time.Time
 	MaxEvents int           // 0: DefaultMaxEvents
@@ -82,6 +89,12 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.GoneFor <= 0 {
 		cfg.GoneFor = DefaultGoneFor
+	}
+	if cfg.PeerClient == nil {
+		cfg.PeerClient = &http.Client{}
+	}
+	if cfg.PeerTimeout <= 0 {
+		cfg.PeerTimeout = DefaultPeerTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()

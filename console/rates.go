@@ -107,6 +107,8 @@ func matches(m *dto.Metric, want map[string][]string) bool {
 type ratesJSON struct {
 	Times  []int64      `json:"times"` // Unix ms of each point
 	Series []seriesJSON `json:"series"`
+	// Agents, in a cluster answer (?scope=cluster), are the agents summed and those missing, and why.
+	Agents []agentRates `json:"agents,omitempty"`
 }
 
 type seriesJSON struct {
@@ -141,8 +143,13 @@ func (r *rates) json() ratesJSON {
 	return out
 }
 
+// serveRates is /api/rates: this agent's rates, or with ?scope=cluster every registered agent's summed.
 func (c *Console) serveRates(w http.ResponseWriter, r *http.Request) {
+	out := c.rates.json()
+	if r.URL.Query().Get("scope") == "cluster" {
+		out = c.clusterRates(r.Context())
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(c.rates.json())
+	_ = json.NewEncoder(w).Encode(out)
 }

@@ -25,7 +25,7 @@ func TestRates(t *testing.T) {
 	tc := newTestConsole(t, func(c *Config) { c.Metrics = reg })
 
 	_, body := tc.get(t, "/")
-	contains(t, "/", body, `class="charts" data-src="/api/rates"`, `<figure class="chart" data-key="produce">`,
+	contains(t, "/", body, `class="charts" data-src="/api/rates?scope=cluster"`, `<figure class="chart" data-key="produce">`,
 		`data-key="s3_puts"`, `data-key="cross_zone"`, "<noscript>")
 	tc.rates.sample()
 	tc.clock.add(2 * time.Second)

@@ -89,6 +89,10 @@ type AgentInfo struct {
 	// addresses of the listener it connected to, as Kafka does; an agent without the name is given
 	// by Addr.
 	Listeners map[string]string `json:"listeners,omitempty"`
+	// HTTP is the base URL of the agent's HTTP port as other agents reach it ("http://host:port", or
+	// https with TLS), where the console asks peers for their rates; empty: none, or an agent of an
+	// earlier version.
+	HTTP string `json:"http,omitempty"`
 }
 
 // Extent is one contiguous byte range of a segment object: the verbatim batches one produce

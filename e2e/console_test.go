@@ -86,7 +86,7 @@ func open(t *testing.T, ctx context.Context, url string) {
 }
 
 // The console in a real browser, against three agent processes in three zones beside dev's etcd and
-// S3: the agents page shows the three agents, a topic's page its leaders, the groups page a group's
+// S3: the agents page shows the three agents and the cluster's rates summed over them, a topic's page its leaders, the groups page a group's
 // lag; once an agent is killed, the agents page shows it down, the topic's partitions move to the
 // others and the failovers page tells it, each seen by polling the DOM of a page left open. Every page
 // is saved as a screenshot (docs/img/ holds copies).
@@ -124,8 +124,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	kgoProduce(t, brokers, "orders", values("late", 30), roundRobin)
 
-	poll(t, ctx, "the produce, fetch and etcd charts above zero", `['produce', 'fetch', 'etcd_txns'].every(k =>
-		parseFloat(document.querySelector('figure[data-key="' + k + '"]').getAttribute('data-max') || '0') > 0)`)
+	// The charts are the cluster's: agent-1 sums its own rates and those agent-2 and agent-3 serve it.
+	poll(t, ctx, "the produce, fetch and etcd charts above zero, summed over the three agents", `['produce', 'fetch', 'etcd_txns'].every(k =>
+		parseFloat(document.querySelector('figure[data-key="' + k + '"]').getAttribute('data-max') || '0') > 0) &&
+		document.getElementById('rate-agents').getAttribute('data-summed') === '3'`)
 	shoot(t, ctx, "console-agents")
 
 	open(t, ctx, console+"/topics")

@@ -53,12 +53,31 @@
     ctx.stroke();
   }
 
+  // agents lists the agents whose rates are summed and, by name, those missing and why.
+  function agents(list) {
+    var el = document.getElementById("rate-agents");
+    if (!el || !list) { return; }
+    var ok = list.filter(function (a) { return a.state === "ok"; });
+    el.textContent = "";
+    el.setAttribute("data-summed", String(ok.length));
+    el.appendChild(document.createTextNode("Summed: " + ok.length + " of " + list.length + " agents."));
+    list.forEach(function (a) {
+      if (a.state === "ok") { return; }
+      var span = document.createElement("span");
+      span.className = "bad rate-missing";
+      span.setAttribute("data-agent", a.id);
+      span.textContent = " " + a.id + ": " + a.state + ".";
+      el.appendChild(span);
+    });
+  }
+
   function poll() {
     fetch(src, { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (data) {
       (data.series || []).forEach(function (s) {
         var fig = box.querySelector('figure[data-key="' + s.key + '"]');
         if (fig) { draw(fig, s.points || []); }
       });
+      agents(data.agents);
     }).catch(function () { /* the next poll tries again */ });
   }
   poll();
