@@ -28,7 +28,8 @@ import (
 //
 // Version notes:
 // * v3: MaxBytes (response-level limit); the first batch is returned even when larger (KIP-74)
-// * v4: IsolationLevel, LastStableOffset (no transactions here: LSO is the high watermark)
+// * v4: IsolationLevel, LastStableOffset, AbortedTransactions (read_committed with --experimental-transactions;
+//   without, the LSO is the high watermark)
 // * v5: LogStartOffset
 // * v7: fetch sessions (KIP-227)
 // * v11: RackID (KIP-392), PreferredReadReplica
@@ -142,6 +143,9 @@ func (a *Agent) fillFetch(ctx context.Context, req *kmsg.FetchRequest, cz string
 			default:
 				limit := min(int64(max(rp.PartitionMaxBytes, 0)), budget-total)
 				n, err := a.fetchPartition(ctx, &sp, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset, limit, total == 0, view)
+				if req.IsolationLevel == 1 && err == nil {
+					n = a.readCommitted(&sp, coord.TP{Topic: t.ID, Partition: rp.Partition}, rp.FetchOffset) // txn_fetch.go
+				}
 				total += n
 				sp.ErrorCode = kafkaFetchCode(err)
 			}
@@ -236,6 +240,8 @@ func (a *Agent) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicP
 		var err error
 		if e.Segment != nil {
 			records, first, stop, err = a.fetchSegment(ctx, e, offset, limit, first, records)
+		} else if e.Marker != nil {
+			records, first, stop = fetchMarker(e, offset, limit, first, records)
 		} else {
 			records, first, stop, err = a.fetchExtents(ctx, e, offset, limit, first, records)
 		}

@@ -55,6 +55,9 @@ func (a *Agent) handleListOffsets(ctx context.Context, c client, req *kmsg.ListO
 				sp.LeaderEpoch = l.Epoch
 			}
 			offset, ts, err := a.listOffset(ctx, tp, rp.Timestamp)
+			if rp.Timestamp == listLatest && req.IsolationLevel == 1 {
+				offset = a.lastStable(tp, offset) // read_committed: the last stable offset
+			}
 			sp.ErrorCode = kafkaFetchCode(err)
 			sp.Offset, sp.Timestamp = offset, ts
 			if req.Version == 0 {

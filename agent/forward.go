@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
@@ -276,7 +277,7 @@ func dialPeer(ctx context.Context, addr string, secret []byte, id string, tc *tl
 func (c *peerConn) close() { c.nc.Close() }
 
 // roundTrip writes req and reads its answer; it reports the bytes sent.
-func (c *peerConn) roundTrip(req *sequenceRequest) (int, []byte, error) {
+func (c *peerConn) roundTrip(req kmsg.Request) (int, []byte, error) {
 	corr, n, err := c.write(req)
 	if err != nil {
 		return n, nil, err
@@ -286,7 +287,7 @@ func (c *peerConn) roundTrip(req *sequenceRequest) (int, []byte, error) {
 }
 
 // write writes req with a Kafka request header and returns its correlation id and the bytes sent.
-func (c *peerConn) write(req *sequenceRequest) (int32, int, error) {
+func (c *peerConn) write(req kmsg.Request) (int32, int, error) {
 	c.corr++
 	frame := []byte{0, 0, 0, 0}
 	frame = binary.BigEndian.AppendUint16(frame, uint16(req.Key()))

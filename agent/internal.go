@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 )
@@ -126,6 +127,7 @@ const maxSequencesInFlight = 8
 type seqCall struct {
 	corr    int32
 	appends []*pendingAppend // set once checked
+	markers *markerWork      // instead of appends: a marker request (txn_marker_api.go)
 	checked chan struct{}
 	work    *remoteWork // set once queued
 }
@@ -148,7 +150,11 @@ func (a *Agent) serveSequences(ctx context.Context, nc net.Conn, peer string, lo
 			if !waitClosed(ctx, c.checked) {
 				continue
 			}
-			w, err := a.queueSequence(ctx, c.appends)
+			queue := func() (*remoteWork, error) { return a.queueSequence(ctx, c.appends) }
+			if c.markers != nil {
+				queue = func() (*remoteWork, error) { return a.queueMarkers(ctx, c.markers) }
+			}
+			w, err := queue()
 			if err != nil {
 				continue
 			}
@@ -162,7 +168,14 @@ func (a *Agent) serveSequences(ctx context.Context, nc net.Conn, peer string, lo
 	wg.Go(func() {
 		defer cancel() // a failed answer ends the connection
 		for c := range answering {
-			resp := answerSequence(ctx, c.appends, c.work)
+			var resp kmsg.Response
+			if c.markers != nil {
+				if r := answerMarkers(ctx, c.work); r != nil {
+					resp = r
+				}
+			} else if r := answerSequence(ctx, c.appends, c.work); r != nil {
+				resp = r
+			}
 			if resp == nil {
 				return
 			}
@@ -181,16 +194,27 @@ func (a *Agent) serveSequences(ctx context.Context, nc net.Conn, peer string, lo
 			}
 			return
 		}
-		corr, req, err := parseSequenceRequest(body)
+		corr, req, mreq, err := parseInternalRequest(body)
 		if err != nil {
 			log.Warn("internal listener: closing connection: malformed request", "error", err)
 			return
 		}
+		if mreq != nil && a.txns == nil {
+			log.Warn("internal listener: closing connection: marker request while transactions are not served")
+			return
+		}
 		c := &seqCall{corr: corr, checked: make(chan struct{})}
+		if mreq != nil {
+			c.markers = mreq.work()
+			close(c.checked)
+		}
 		select {
 		case checking <- c:
 		case <-ctx.Done():
 			return
+		}
+		if mreq != nil {
+			continue
 		}
 		wg.Go(func() {
 			c.appends = a.checkForwarded(ctx, peer, req.Appends)

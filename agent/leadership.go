@@ -23,6 +23,7 @@ type session interface {
 	AcquireTopic(ctx context.Context, t coord.Topic, partition int32, hint coord.EpochHint) (coord.Leadership, error)
 	Resign(ctx context.Context, tp coord.TP, epoch int64) error
 	Commit(ctx context.Context, commits []coord.Commit) []error
+	CommitMarkers(ctx context.Context, guard coord.TxnGuard, ms []coord.MarkerCommit) []error
 	lifecycle.Writer // a led partition's maintenance writes
 	CampaignGC(ctx context.Context) (bool, error)
 	Close(ctx context.Context) error

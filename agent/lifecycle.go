@@ -26,6 +26,7 @@ func (a *Agent) newLifecycle() {
 		AgentID: a.cfg.ID, Grace: a.cfg.GCGrace, Policy: a.topicPolicy, ProducerExpiration: a.cfg.ProducerIDExpiration,
 		MaxProducers: a.cfg.MaxProducerIDsPerPartition, PrefetchBytes: a.cfg.CacheBytes / 4,
 		CleanerMemory: a.cfg.CleanerMemory, MaxBatchBytes: a.cfg.MaxDecompressedBatchBytes,
+		Marker: markerBatch,
 		Patch: func(dst, src []byte, base int64, epoch int32) ([]byte, int64, error) {
 			return kwire.PatchBatches(dst, src, base, epoch, 0)
 		},

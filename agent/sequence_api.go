@@ -114,6 +114,7 @@ func appendJSON(dst []byte, v any) []byte {
 // remoteWork is one forwarded request, queued for the sequencer in arrival order.
 type remoteWork struct {
 	appends []*pendingAppend
+	markers *markerWork // instead of appends: a transaction's markers (txn_markers.go)
 	done    chan struct{}
 }
 

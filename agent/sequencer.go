@@ -62,7 +62,11 @@ func (a *Agent) runSequencer(ctx context.Context) {
 			}
 			a.sequenceFlush(ctx, fl)
 		case w := <-a.remote:
-			a.sequence(ctx, w.appends, false)
+			if w.markers != nil {
+				a.sequenceMarkers(ctx, w.markers)
+			} else {
+				a.sequence(ctx, w.appends, false)
+			}
 			close(w.done)
 		}
 	}
@@ -271,6 +275,12 @@ func (a *Agent) sequencePartition(appends []*pendingAppend) *partitionCommit {
 			if known {
 				prev = &st
 			}
+			if m.Transactional && known && p.txnRev <= st.MarkerRev {
+				// Verified before the decision its producer's last marker here carried out: the
+				// transaction it was verified in has ended (txn_produce.go).
+				pc.errs[k] = kerr.InvalidTxnState
+				continue
+			}
 			dup, err := checkSequence(prev, m)
 			if err != nil {
 				pc.errs[k] = err
@@ -349,6 +359,12 @@ func checkSequence(prev *coord.ProducerState, m kwire.BatchMeta) (dup int64, err
 // recordSequence returns the producer's state after appending the batch at offset base at time now.
 func recordSequence(prev *coord.ProducerState, m kwire.BatchMeta, base int64, now time.Time) coord.ProducerState {
 	st := coord.ProducerState{ID: m.ProducerID, Epoch: m.ProducerEpoch, LastTime: now.UnixMilli()}
+	if prev != nil {
+		st.MarkerRev, st.TxnOpen, st.TxnFirst = prev.MarkerRev, prev.TxnOpen, prev.TxnFirst
+	}
+	if m.Transactional && !st.TxnOpen {
+		st.TxnOpen, st.TxnFirst = true, base
+	}
 	if prev != nil && prev.Epoch == m.ProducerEpoch {
 		st.Batches = append(st.Batches, prev.Batches...)
 	}

@@ -30,10 +30,6 @@ var txnAPIs = map[int16]apiRange{
 	int16(kmsg.ListTransactions):     {0, 1}, // v2 is KIP-1152's id pattern
 }
 
-// errMarkersNotBuilt: a transaction with partitions or groups cannot complete until markers are
-// written into partitions; it stays decided (Prepare*) and its coordinator keeps trying.
-var errMarkersNotBuilt = errors.New("agent: transaction markers are not written yet")
-
 // newTxnCoordinator wires the transaction coordinator, or returns nil without the flag.
 func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
 	if !a.cfg.ExperimentalTransactions {
@@ -60,7 +56,7 @@ func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
 			return tps
 		},
 		Store:   a.etcd,
-		Markers: txnMarkers{},
+		Markers: txnMarkers{a},
 		Log:     a.log.Named("txn"),
 	})
 }
@@ -73,17 +69,6 @@ func (a *Agent) txnShard(id string) (coord.TP, bool) {
 		return coord.TP{}, false
 	}
 	return t.TP(group.Shard(id, t.Partitions)), true
-}
-
-// txnMarkers writes markers. Until partitions take markers, only a transaction without partitions or
-// groups completes.
-type txnMarkers struct{}
-
-func (txnMarkers) WriteMarkers(_ context.Context, m txn.Marker) error {
-	if len(m.Partitions) == 0 && len(m.Groups) == 0 {
-		return nil
-	}
-	return errMarkersNotBuilt
 }
 
 // servesTxnAPI reports whether the agent serves key at version as a transaction API.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -90,6 +91,11 @@ func TestTransactionalProduce(t *testing.T) {
 		}
 		return transactional == 2
 	})
+	// The view knows the producer's transaction open on the partition, from its first batch.
+	st, _ := a.cache.PartitionState(t0.TP(0))
+	if len(st.Producers) != 1 || !st.Producers[0].TxnOpen || st.Producers[0].TxnFirst != 0 {
+		t.Fatalf("producers of partition 0: %+v", st.Producers)
+	}
 }
 
 // Without the flag a transactional batch is refused as before, with or without a transactional id.
@@ -139,8 +145,9 @@ func TestForwardedTransactionalBatch(t *testing.T) {
 	}
 }
 
-// A transactional producer writing through an agent that leads none of the partitions: the
-// sequencing is forwarded with the verification, and every batch is taken.
+// A transactional producer writing through an agent that leads half of the partitions: the
+// sequencing is forwarded with the verification, every batch is taken, and the commit's markers are
+// written by each partition's leader.
 func TestTransactionalProduceForwarded(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
@@ -158,7 +165,200 @@ func TestTransactionalProduceForwarded(t *testing.T) {
 	for p := range int32(4) {
 		recs = append(recs, &kgo.Record{Topic: "txfwd", Partition: p, Value: []byte("v")})
 	}
-	if err := cl.ProduceSync(testCtx(t), recs...).FirstErr(); err != nil {
+	ctx := testCtx(t)
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("transactional produce through a non-leader: %v", err)
+	}
+	// The commit's markers reach both leaders (one through the marker API), and every agent's view
+	// serves them.
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the transaction complete", func() bool {
+		s, _, err := tc.client().LoadTxn(ctx, DefaultGroup, "tx-fwd")
+		return err == nil && s.Meta.State == coord.TxnCompleteCommit
+	})
+	for _, a := range []*Agent{a1, a2} {
+		raw := dialRaw(t, a)
+		for p := range int32(4) {
+			waitFor(t, "the marker in the view", func() bool { return raw.highWatermark("txfwd", p) == 2 })
+			if got := controlBatches(t, raw.fetchOne("txfwd", p, 0, 1<<20).RecordBatches); len(got) != 1 || !got[1] {
+				t.Fatalf("agent %s, partition %d: control batches %v, want a commit at 1", a.cfg.ID, p, got)
+			}
+		}
+	}
+}
+
+// controlBatches lists the (offset, commit) of the control batches in a fetch answer's records.
+func controlBatches(t *testing.T, records []byte) map[int64]bool {
+	t.Helper()
+	out := map[int64]bool{}
+	for len(records) > 0 {
+		var b kmsg.RecordBatch
+		if err := b.ReadFrom(records); err != nil {
+			t.Fatal(err)
+		}
+		if b.Attributes&0x20 != 0 {
+			var r kmsg.Record
+			if err := r.ReadFrom(b.Records); err != nil {
+				t.Fatal(err)
+			}
+			var key kmsg.ControlRecordKey
+			if err := key.ReadFrom(r.Key); err != nil {
+				t.Fatal(err)
+			}
+			out[b.FirstOffset] = key.Type == kmsg.ControlRecordKeyTypeCommit
+		}
+		records = records[12+int(b.Length):]
+	}
+	return out
+}
+
+// EndTxn's decision reaches the partitions: each partition of the transaction gets its commit or
+// abort marker (a control batch at the partition's next offset), the transaction completes, and the
+// producer goes on with its next transaction. A consumer reads the records around the markers.
+func TestTransactionMarkers(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	ctx := testCtx(t)
+	createTopic(t, kgoClient(t, nil, a), "data", 2, nil)
+	id := "tx-markers"
+	waitTxnCoordinator(t, a, id)
+	cl := kgoClient(t, []kgo.Opt{kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner())}, a)
+	state := func() string {
+		s, _, err := tc.client().LoadTxn(ctx, DefaultGroup, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Meta.State
+	}
+	run := func(commit kgo.TransactionEndTry, values ...string) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range values {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "data", Partition: int32(i % 2), Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+		want := coord.TxnCompleteCommit
+		if commit == kgo.TryAbort {
+			want = coord.TxnCompleteAbort
+		}
+		waitFor(t, "the transaction "+want, func() bool { return state() == want })
+	}
+	run(kgo.TryCommit, "c0", "c1", "c2") // partition 0: c0 c2 marker; partition 1: c1 marker
+	run(kgo.TryAbort, "a0", "a1")        // partition 0: a0 marker; partition 1: a1 marker
+	run(kgo.TryCommit, "d0")             // partition 0: d0 marker (only partition 0 was added)
+
+	raw := dialRaw(t, a)
+	for p, want := range map[int32]map[int64]bool{0: {2: true, 4: false, 6: true}, 1: {1: true, 3: false}} {
+		if hwm := raw.highWatermark("data", p); hwm != int64(len(want))+map[int32]int64{0: 4, 1: 2}[p] {
+			t.Fatalf("partition %d: high watermark %d", p, hwm)
+		}
+		got := controlBatches(t, raw.fetchOne("data", p, 0, 1<<20).RecordBatches)
+		if len(got) != len(want) {
+			t.Fatalf("partition %d: control batches %v, want %v", p, got, want)
+		}
+		for off, commit := range want {
+			if c, ok := got[off]; !ok || c != commit {
+				t.Fatalf("partition %d: control batches %v, want %v", p, got, want)
+			}
+		}
+	}
+	// Each marker names its transaction's first offset on the partition; no transaction is open.
+	for p, want := range map[int32]map[int64]int64{0: {2: 0, 4: 3, 6: 5}, 1: {1: 0, 3: 2}} {
+		ptp := topicTP(t, a, "data", p)
+		waitFor(t, "the markers in the view", func() bool {
+			got := map[int64]int64{}
+			for _, e := range a.cache.Entries(ptp, 0, 1<<20) {
+				if e.Marker != nil {
+					got[e.BaseOffset] = e.Marker.FirstOffset
+				}
+			}
+			return maps.Equal(got, want)
+		})
+		st, _ := a.cache.PartitionState(ptp)
+		for _, ps := range st.Producers {
+			if ps.TxnOpen {
+				t.Fatalf("partition %d: producer %d has a transaction open at %d after its markers", p, ps.ID, ps.TxnFirst)
+			}
+		}
+	}
+	// read_uncommitted: every data record, no control record.
+	recs := consumeAll(t, []*Agent{a}, "data", 6)
+	if len(recs) != 6 {
+		t.Fatalf("consumed %d records, want 6", len(recs))
+	}
+
+	// A batch verified before the last transaction's end (its verification's revision older than
+	// the decision the marker carried out) reaches the leader late: refused, nothing written.
+	s, _, err := tc.client().LoadTxn(ctx, DefaultGroup, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctp := topicTP(t, a, "data", 0)
+	late := putObject(t, tc, "a2", ctp, txnBatch(s.Meta.ProducerID, s.Meta.Epoch, 0, "late"))[0]
+	late.TxnRev = 1 // long before the last Prepare write
+	if got := dialInternal(t, a, "a2").sequence(t, late)[0]; got.Code != kerr.InvalidTxnState.Code {
+		t.Fatalf("a late transactional batch: %s, want INVALID_TXN_STATE", errName(got.Code))
+	}
+	if hwm := raw.highWatermark("data", 0); hwm != 7 {
+		t.Fatalf("high watermark %d after a late batch, want 7", hwm)
+	}
+}
+
+// A marker sent again for the same decision (a new coordinator re-sends every marker of a Prepare*
+// transaction) is answered as written and writes nothing; a marker for a decision that is no longer
+// the transaction's state writes nothing either.
+func TestMarkerSentAgain(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	ctx := testCtx(t)
+	raw := ledTopicConn(t, a, "again")
+	tp := topicTP(t, a, "again", 0)
+	// A decision the coordinator does not know of: a transactional id's key written here.
+	key := tc.client().Prefix() + "txns/" + DefaultGroup + "/elsewhere"
+	put, err := tc.client().Etcd().Put(ctx, key, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := dialInternal(t, a, "a2")
+	send := func(version int64) markerResult {
+		t.Helper()
+		req := &markerRequest{NS: DefaultGroup, ID: "elsewhere", Version: version, ProducerID: 77, Epoch: 0, Commit: false,
+			Partitions: []markerTP{{Topic: tp.Topic, Partition: tp.Partition}}}
+		_, body, err := peer.roundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp markerResponse
+		if err := resp.ReadFrom(body); err != nil || len(resp.Results) != 1 {
+			t.Fatalf("marker answer %+v, %v", resp, err)
+		}
+		return resp.Results[0]
+	}
+	for i := range 2 {
+		if r := send(put.Header.Revision); r.Code != 0 || r.Changed {
+			t.Fatalf("marker, attempt %d: %+v", i+1, r)
+		}
+		if hwm := raw.highWatermark("again", 0); hwm != 1 {
+			t.Fatalf("high watermark %d after attempt %d, want 1", hwm, i+1)
+		}
+	}
+	if got := controlBatches(t, raw.fetchOne("again", 0, 0, 1<<20).RecordBatches); len(got) != 1 || got[0] {
+		t.Fatalf("control batches %v, want an abort at 0", got)
+	}
+	if r := send(put.Header.Revision - 1); !r.Changed {
+		t.Fatalf("a marker for a stale decision: %+v, want changed", r)
+	}
+	if hwm := raw.highWatermark("again", 0); hwm != 1 {
+		t.Fatalf("high watermark %d after a stale marker, want 1", hwm)
 	}
 }

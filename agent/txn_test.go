@@ -56,7 +56,7 @@ func TestTransactionsOffByDefault(t *testing.T) {
 // With --experimental-transactions: the APIs are advertised, FindCoordinator names the shard's
 // leader, InitProducerID bumps the epoch and fences the older producer, AddPartitionsToTxn writes the
 // transaction to etcd before answering (unknown partitions refused as Kafka refuses them), and EndTxn
-// answers once the decision is in etcd. Markers are not built: the decision stays Prepare.
+// answers once the decision is in etcd; the markers then complete it.
 func TestExperimentalTransactionCoordinator(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
@@ -136,11 +136,13 @@ func TestExperimentalTransactionCoordinator(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOK(t, "EndTxn", resp.ErrorCode)
-	if m := stored(); m.State != coord.TxnPrepareCommit {
-		t.Fatalf("stored when EndTxn answered: %s, want PrepareCommit", m.State)
+	if m := stored(); m.State != coord.TxnPrepareCommit && m.State != coord.TxnCompleteCommit {
+		t.Fatalf("stored when EndTxn answered: %s, want the decision", m.State)
 	}
-	if resp, err = end.RequestWith(ctx, cl); err != nil || resp.ErrorCode != kerr.ConcurrentTransactions.Code {
-		t.Fatalf("EndTxn retried while its markers are pending: %+v, %v", resp, err)
+	// The markers land and the transaction completes; EndTxn retried then is answered as done.
+	waitFor(t, "the transaction complete", func() bool { return stored().State == coord.TxnCompleteCommit })
+	if resp, err = end.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("EndTxn retried once complete: %+v, %v", resp, err)
 	}
 
 	self := cl.Broker(int(a.nodeID(a.cfg.ID)))
@@ -150,7 +152,7 @@ func TestExperimentalTransactionCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := dresp.TransactionStates[0]; st.ErrorCode != 0 || st.State != coord.TxnPrepareCommit || st.ProducerEpoch != second.ProducerEpoch ||
+	if st := dresp.TransactionStates[0]; st.ErrorCode != 0 || st.State != coord.TxnCompleteCommit || st.ProducerEpoch != second.ProducerEpoch ||
 		len(st.Topics) != 1 || st.Topics[0].Topic != "data" || len(st.Topics[0].Partitions) != 2 {
 		t.Fatalf("DescribeTransactions: %+v", st)
 	}

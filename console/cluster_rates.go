@@ -33,8 +33,22 @@ type agentRates struct {
 }
 
 // clusterRates is /api/rates?scope=cluster: this agent's rates and those of every other registered
-// agent, asked at once, summed per second.
+// agent, asked at once, summed per second. One answer serves every browser for a second (the agents
+// sample once a second): however many pages are open, each agent is asked at most once a second by
+// this one, and a page that asks while a fan-in runs waits for it.
 func (c *Console) clusterRates(ctx context.Context) ratesJSON {
+	c.clusterMu.Lock()
+	defer c.clusterMu.Unlock()
+	if now := c.cfg.Now(); !c.clusterAt.IsZero() && now.Sub(c.clusterAt) < sampleEvery && !now.Before(c.clusterAt) {
+		return c.clusterLast
+	}
+	// The answer serves other pages too: one page closing must not cancel it (PeerTimeout bounds it).
+	c.clusterLast, c.clusterAt = c.fanIn(context.WithoutCancel(ctx)), c.cfg.Now()
+	return c.clusterLast
+}
+
+// fanIn asks every other registered agent for its rates and sums them with this agent's.
+func (c *Console) fanIn(ctx context.Context) ratesJSON {
 	var others []string
 	urls := map[string]string{}
 	for _, a := range c.cfg.View.Agents() {

@@ -84,6 +84,18 @@ func TestClusterRates(t *testing.T) {
 		t.Errorf("a2 was asked with %q, want Config.Peer's header on /api/rates", h)
 	}
 
+	// Within a second the same answer serves every browser: a2 is not asked again.
+	peerHeader.Store("")
+	_, again := a1.get(t, "/api/rates?scope=cluster")
+	if h := peerHeader.Load().(string); h != "" || again != body {
+		t.Errorf("asked a2 again within the second (%q), or answered otherwise:\n%s\n%s", h, again, body)
+	}
+	a1.clock.add(time.Second)
+	a1.get(t, "/api/rates?scope=cluster")
+	if h := peerHeader.Load().(string); h == "" {
+		t.Error("a2 not asked a second later")
+	}
+
 	// Without the scope, an agent serves its own rates only (what a peer asks for).
 	_, body = a1.get(t, "/api/rates")
 	got = ratesJSON{}

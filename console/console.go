@@ -70,6 +70,10 @@ type Console struct {
 	// sampleTick, when set (by tests), paces the rate samples instead of a ticker of sampleEvery.
 	sampleTick <-chan time.Time
 
+	clusterMu   sync.Mutex // one fan-in at a time; its answer serves for a second
+	clusterAt   time.Time
+	clusterLast ratesJSON
+
 	groupsMu   sync.Mutex
 	groupsAt   time.Time
 	groupsLast []groupView

@@ -533,8 +533,13 @@ type TailEntry struct {
 type PartitionIndex struct {
 	LogStart      int64
 	HighWatermark int64
-	Segments      []IndexEntry // sorted, contiguous
-	Tail          []TailEntry  // sorted, contiguous, after the segments
+	// Unstable is set when a transaction is open: Stable, the last stable offset, is below the high
+	// watermark, and merges and retention stay below it (an open transaction's records stay in the
+	// tail until its marker).
+	Unstable bool
+	Stable   int64
+	Segments []IndexEntry // sorted, contiguous
+	Tail     []TailEntry  // sorted, contiguous, after the segments
 }
 
 // PartitionIndex returns a copy of tp's index; ok is false when tp does not exist.
@@ -548,8 +553,9 @@ func (k *Cache) PartitionIndex(tp TP) (PartitionIndex, bool) {
 	if p == nil {
 		return PartitionIndex{}, true
 	}
-	pi := PartitionIndex{LogStart: p.logStart(), HighWatermark: p.hwm, Segments: slices.Clone(p.segs),
+	pi := PartitionIndex{LogStart: p.logStart(), HighWatermark: p.hwm, Stable: p.stable(), Segments: slices.Clone(p.segs),
 		Tail: make([]TailEntry, len(p.tail))}
+	pi.Unstable = pi.Stable < pi.HighWatermark
 	for i, te := range p.tail {
 		pi.Tail[i] = TailEntry{IndexEntry: te.IndexEntry, Time: te.time, Batches: te.batches}
 	}

@@ -304,6 +304,9 @@ func (p *partition) producerStates() []ProducerState {
 			}
 			states[b.ID] = appendBatch(s, b, te.time)
 		}
+		if m := te.Marker; m != nil {
+			states[m.ProducerID] = applyMarker(states[m.ProducerID], m, te.BaseOffset)
+		}
 	}
 	out := make([]ProducerState, 0, len(states))
 	for _, s := range states {
@@ -312,6 +315,21 @@ func (p *partition) producerStates() []ProducerState {
 	}
 	slices.SortFunc(out, func(a, b ProducerState) int { return cmpInt64(a.ID, b.ID) })
 	return out
+}
+
+// applyMarker returns s after a transaction marker of its producer at offset: a newer epoch (an abort
+// after an epoch bump) starts afresh, the marker's Prepare revision is remembered (markers sent again
+// find it; a batch verified before it is refused), and the transaction open before it is closed.
+func applyMarker(s ProducerState, m *TxnMarker, offset int64) ProducerState {
+	if s.ID != m.ProducerID || m.Epoch > s.Epoch {
+		s = ProducerState{ID: m.ProducerID, Epoch: max(m.Epoch, s.Epoch), LastTime: s.LastTime, MarkerRev: s.MarkerRev}
+		// (an open transaction of the older epoch is the one this marker ends)
+	}
+	s.MarkerRev = max(s.MarkerRev, m.TxnVersion)
+	if s.TxnFirst < offset { // a snapshot's newer transaction is not this marker's
+		s.TxnOpen, s.TxnFirst = false, 0
+	}
+	return s
 }
 
 // MaxProducerBatches is how many recent batches of each producer a partition remembers, to answer
@@ -325,7 +343,10 @@ func appendBatch(s ProducerState, b ProducerBatch, t int64) ProducerState {
 	case b.Epoch < s.Epoch:
 		return s
 	case b.Epoch > s.Epoch:
-		s = ProducerState{ID: b.ID, Epoch: b.Epoch, LastTime: s.LastTime}
+		s = ProducerState{ID: b.ID, Epoch: b.Epoch, LastTime: s.LastTime, MarkerRev: s.MarkerRev, TxnOpen: s.TxnOpen, TxnFirst: s.TxnFirst}
+	}
+	if b.Transactional && !s.TxnOpen {
+		s.TxnOpen, s.TxnFirst = true, b.FirstOffset
 	}
 	if n := len(s.Batches); n > 0 && s.Batches[n-1].FirstOffset >= b.FirstOffset {
 		return s

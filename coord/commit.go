@@ -196,10 +196,10 @@ func entrySize(re *RecordEntry) int {
 			uvarintLen(uint64(b.FirstOffset-e.BaseOffset)) + uvarintLen(uint64(b.LastOffset-b.FirstOffset))
 	}
 	if (&Record{Entries: []RecordEntry{*re}}).transactional() {
-		// Record version 2: a flags byte per batch, the marker's presence byte and at most 30 bytes of
+		// Record version 2: a flags byte per batch, the marker's presence byte and at most 40 bytes of
 		// marker. An entry without either in a version 2 record takes 1 + one per batch more than
 		// counted here, well within the third of a Txn's budget left for the estimate's error.
-		n += len(re.Batches) + 1 + 30
+		n += len(re.Batches) + 1 + 40
 	}
 	return n
 }

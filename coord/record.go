@@ -36,6 +36,10 @@ type TxnMarker struct {
 	// TxnVersion is the revision of the transaction's Prepare write: a marker sent again for it
 	// finds it written.
 	TxnVersion int64
+	// FirstOffset is the offset of the producer's first batch of the transaction on the partition,
+	// -1 when the transaction wrote nothing there: with the marker's offset it bounds an aborted
+	// transaction for read_committed consumers, however the partition was merged since.
+	FirstOffset int64
 }
 
 // Record versions, the first byte of an encoded record. Version 2 adds markers and the transactional
@@ -63,7 +67,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 //	           [version 2: | flags uvarint (1: transactional)]
 //	  [version 2: marker u8 (0: none, 1: one follows, and the entry has no extents nor batches and one
 //	   offset) | producer id uvarint | producer epoch uvarint | commit u8 | coordinator epoch varint |
-//	   transaction version uvarint]
+//	   transaction version uvarint | first offset varint (-1: none)]
 func encodeRecord(dst []byte, r *Record) []byte {
 	start := len(dst)
 	version := byte(recordVersion)
@@ -169,7 +173,8 @@ func appendMarker(dst []byte, m *TxnMarker) []byte {
 	}
 	dst = append(dst, commit)
 	dst = binary.AppendVarint(dst, int64(m.CoordinatorEpoch))
-	return binary.AppendUvarint(dst, uint64(m.TxnVersion))
+	dst = binary.AppendUvarint(dst, uint64(m.TxnVersion))
+	return binary.AppendVarint(dst, m.FirstOffset)
 }
 
 // decodeRecord decodes and checks a commit record: its CRC, every count against the bytes left (a
@@ -327,11 +332,17 @@ func (d *recordDecoder) marker(re *RecordEntry) {
 	}
 	m.CoordinatorEpoch = int32(coordEpoch)
 	m.TxnVersion = int64(d.uvarint(math.MaxInt64))
+	m.FirstOffset = d.varint()
+	if m.FirstOffset < -1 || m.FirstOffset >= re.Entry.BaseOffset && m.FirstOffset != -1 {
+		d.fail("marker of %s at %d: first offset %d", re.TP, re.Entry.BaseOffset, m.FirstOffset)
+		return
+	}
 	if len(re.Entry.Extents) > 0 || len(re.Batches) > 0 || re.Entry.LastOffset != re.Entry.BaseOffset {
 		d.fail("marker entry of %s at %d holds extents, batches or more than one offset", re.TP, re.Entry.BaseOffset)
 		return
 	}
 	re.Marker = m
+	re.Entry.Marker = m // what the view serves
 }
 
 func (d *recordDecoder) batch(b *ProducerBatch, e *IndexEntry) {

@@ -44,7 +44,7 @@ func sampleTxnRecord() Record {
 	r.Entries[0].Batches[0].Transactional = true
 	r.Entries = append(r.Entries, RecordEntry{TP: TP{Topic: TopicID{7}, Partition: 2},
 		Entry:  IndexEntry{BaseOffset: 55, LastOffset: 55, Epoch: 3, MaxTimestamp: 1_700_000_000_200},
-		Marker: &TxnMarker{ProducerID: 1000, Epoch: 3, Commit: true, CoordinatorEpoch: -1, TxnVersion: 98765}})
+		Marker: &TxnMarker{ProducerID: 1000, Epoch: 3, Commit: true, CoordinatorEpoch: -1, TxnVersion: 98765, FirstOffset: 40}})
 	return r
 }
 
@@ -74,6 +74,7 @@ func TestRecordVersion2RoundTrip(t *testing.T) {
 		if r.Entries[i].Entry.Extents == nil {
 			r.Entries[i].Entry.Extents = []Extent{}
 		}
+		r.Entries[i].Entry.Marker = r.Entries[i].Marker // the decoder gives the view's entry its marker
 	}
 	if !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
@@ -94,7 +95,9 @@ func TestRecordVersion2RefusesMixedEntries(t *testing.T) {
 		"marker of two offsets": func(r *Record) {
 			r.Entries[2].Entry.LastOffset++
 		},
-		"neither": func(r *Record) { r.Entries[2].Marker = nil },
+		"neither":                    func(r *Record) { r.Entries[2].Marker = nil },
+		"first offset at the marker": func(r *Record) { r.Entries[2].Marker.FirstOffset = 55 },
+		"first offset below -1":      func(r *Record) { r.Entries[2].Marker.FirstOffset = -2 },
 	} {
 		r := sampleTxnRecord()
 		edit(&r)

@@ -118,6 +118,9 @@ type IndexEntry struct {
 	Bytes        int64    `json:"bytes"`             // sum of extent lengths, or the segment's batch bytes
 	Extents      []Extent `json:"extents,omitempty"` // concatenated, they are the batches of [BaseOffset, LastOffset]
 	Segment      *Segment `json:"segment,omitempty"` // set for a partition segment
+	// Marker is set, in the view, for a transaction marker's entry (one offset, no extents): its
+	// control batch is made when served or merged (docs/INTERNALS.md, "Markers").
+	Marker *TxnMarker `json:"marker,omitempty"`
 }
 
 // Segment locates a partition segment: one object holding one partition's batches, offsets and
@@ -131,7 +134,9 @@ type Segment struct {
 	FooterLen    int32        `json:"fl"`
 	FooterCRC    uint32       `json:"fc"`
 	Epochs       []EpochStart `json:"epochs,omitempty"` // the leader epochs that begin in the segment, in order
-	Time         int64        `json:"t"`                // unix ms when the segment was committed
+	// Aborted are the aborted transactions whose abort markers the segment holds, in marker order.
+	Aborted []AbortedTxn `json:"aborted,omitempty"`
+	Time    int64        `json:"t"` // unix ms when the segment was committed
 	// CleanTo and Cleaned are a compacted topic's cleaner state (docs/INTERNALS.md, "Compacted topics"):
 	// the offset below which the segment's records are deduplicated against every later record (absent:
 	// its base offset, all dirty), and the unix ms at which it became wholly clean (0 while any of it is
@@ -170,6 +175,13 @@ type ProducerState struct {
 	// LastTime is when its last batch was committed (unix ms; 0 in snapshots of the legacy layout):
 	// what producer id expiration counts from.
 	LastTime int64 `json:"lastTime,omitempty"`
+	// MarkerRev is the Prepare revision of the last transaction marker written for the producer on
+	// the partition (0: none): a marker sent again for it is answered as written.
+	MarkerRev int64 `json:"markerRev,omitempty"`
+	// TxnOpen: the producer's transaction has batches on the partition and no marker yet; TxnFirst is
+	// the first one's offset (what holds the last stable offset back).
+	TxnOpen  bool  `json:"txnOpen,omitempty"`
+	TxnFirst int64 `json:"txnFirst,omitempty"`
 }
 
 // ProducerBatch is one idempotent batch as a commit record carries it: what a new leader needs to

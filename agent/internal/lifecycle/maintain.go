@@ -80,9 +80,12 @@ type MaintainConfig struct {
 	CleanerMemory int64
 	MaxBatchBytes int64
 	Patch         PatchFunc
-	Logger        hclog.Logger
-	Metrics       *Metrics
-	Now           func() time.Time // nil: time.Now
+	// Marker makes the control batch of a transaction marker's entry (it holds no extents); nil: a
+	// tail with a marker is not merged.
+	Marker  func(dst []byte, e coord.IndexEntry) []byte
+	Logger  hclog.Logger
+	Metrics *Metrics
+	Now     func() time.Time // nil: time.Now
 }
 
 // ErrStale is the error of a step abandoned because it could not be committed while its object was
@@ -255,6 +258,17 @@ func (m *Maintainer) mergeTail(ctx context.Context, lead Lead, w Writer, tail []
 	for _, e := range tail {
 		epochs = addEpoch(epochs, int32(e.Epoch), e.BaseOffset)
 		base := e.BaseOffset
+		if e.Marker != nil {
+			if m.cfg.Marker == nil {
+				return 0, fmt.Errorf("lifecycle: merge %s: a transaction marker at %d, and no way to write one", lead.TP, e.BaseOffset)
+			}
+			control := m.cfg.Marker(nil, e.IndexEntry)
+			span, err := extentSpan(control)
+			if err != nil {
+				return 0, err
+			}
+			data, spans, base = append(data, control), append(spans, span), e.BaseOffset+1
+		}
 		for _, x := range e.Extents {
 			raw := raws[0]
 			raws = raws[1:]
@@ -293,6 +307,11 @@ func (m *Maintainer) mergeTail(ctx context.Context, lead Lead, w Writer, tail []
 		return 0, err
 	}
 	entry := segmentEntry(key, 1, seg, epochs, minTs, tail[len(tail)-1].Epoch, m.cfg.Now())
+	entries := make([]coord.IndexEntry, len(tail))
+	for i, e := range tail {
+		entries[i] = e.IndexEntry
+	}
+	entry.Segment.Aborted = coord.AbortedIn(entries)
 	rev, err := m.commit(ctx, lead, w, key, entry, nil)
 	if err == nil {
 		m.cfg.Metrics.merges.WithLabelValues(kindTail).Inc()
@@ -366,6 +385,9 @@ func (m *Maintainer) snapshot(ctx context.Context, lead Lead, w Writer, tail []c
 	for _, e := range tail {
 		for _, b := range e.Batches {
 			ids[b.ID] = true
+		}
+		if e.Marker != nil {
+			ids[e.Marker.ProducerID] = true // its snapshot keeps the marker's revision
 		}
 	}
 	if len(ids) == 0 {
@@ -480,6 +502,7 @@ func (m *Maintainer) mergeSegments(ctx context.Context, lead Lead, w Writer, seg
 	}
 	entry := segmentEntry(key, level, &plan.Segment, epochs, minTs, segs[len(segs)-1].Epoch, m.cfg.Now())
 	entry.Segment.CleanTo, entry.Segment.Cleaned = mergedCleanState(segs)
+	entry.Segment.Aborted = coord.AbortedIn(segs)
 	for _, s := range segs {
 		entry.Segment.Tombstones += s.Segment.Tombstones
 	}

@@ -122,6 +122,9 @@ func retain(pi coord.PartitionIndex, p Policy, now time.Time) (Step, bool) {
 	cutoff := now.Add(-p.RetentionTime).UnixMilli()
 	step := Step{Kind: StepMoveLogStart}
 	for _, it := range items {
+		if pi.Unstable && it.e.LastOffset >= pi.Stable {
+			break // an open transaction's records are kept until it ends
+		}
 		expired := p.RetentionTime >= 0 && it.time > 0 && it.time < cutoff
 		oversize := p.RetentionBytes >= 0 && total-it.e.Bytes >= p.RetentionBytes
 		if !expired && !oversize {
@@ -158,10 +161,13 @@ func mergeTail(pi coord.PartitionIndex, p Policy, now time.Time) (Step, bool) {
 		if len(step.Tail) > 0 && n+t.Bytes > p.MergeInput {
 			break
 		}
+		if pi.Unstable && t.LastOffset >= pi.Stable {
+			break // segments hold only stable offsets: read_committed reads them whole
+		}
 		step.Tail = append(step.Tail, t)
 		n += t.Bytes
 	}
-	return step, true
+	return step, len(step.Tail) > 0
 }
 
 // mergeSegments merges the oldest run of FanIn adjacent segments of one level — or the longest prefix

@@ -233,3 +233,34 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("retention of 450 bytes over 10 entries of 100: %+v, want the log start at 50 (500 bytes kept)", s)
 	}
 }
+
+// An open transaction holds merges and retention below the last stable offset: segments hold only
+// stable offsets (read_committed reads them whole) and an open transaction's records are kept until
+// it ends.
+func TestPlanHeldAtLastStableOffset(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_700_000_000_000)
+	var m model
+	for range 3 {
+		m.append(10, 100, now.Add(-time.Hour))
+	}
+	m.pi.Unstable, m.pi.Stable = true, 15
+	p := DefaultPolicy()
+	p.TailEntries = 1
+	if s := Next(m.pi, p, now); s.Kind != StepMergeTail || len(s.Tail) != 1 || s.Tail[0].LastOffset != 9 {
+		t.Fatalf("merge with a transaction open at 15: %+v", s)
+	}
+	p.RetentionTime = time.Minute
+	if s := Next(m.pi, p, now); s.Kind != StepMoveLogStart || s.LogStart != 10 {
+		t.Fatalf("retention with a transaction open at 15: %+v", s)
+	}
+	m.pi.Stable = 0
+	p.RetentionTime = -1
+	if s := Next(m.pi, p, now); s.Kind == StepMergeTail {
+		t.Fatalf("merge with a transaction open at 0: %+v", s)
+	}
+	m.pi.Unstable, m.pi.Stable = false, 30
+	if s := Next(m.pi, p, now); s.Kind != StepMergeTail || len(s.Tail) != 3 {
+		t.Fatalf("merge with no transaction open: %+v", s)
+	}
+}
