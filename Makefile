@@ -45,7 +45,7 @@ SOAK_JSON  ?=
 SOAK_FLAGS ?=
 SOAK       := bin/streamhouse-soak --bin $(BIN) $(if $(SOAK_JSON),--json $(SOAK_JSON))
 
-.PHONY: build dev test deps vet unit e2e bench bench-short bench-bin bench-failover fuzz-short fuzz compat chaos chaos-long chaos-bins \
+.PHONY: build dev test deps vet unit e2e bench bench-short bench-bin bench-failover fuzz-short fuzz compat chaos chaos-long chaos-secure chaos-bins \
 	soak soak-short soak-bin clean
 
 ## build: the one binary, bin/streamhouse
@@ -109,6 +109,12 @@ bench-failover: build
 ## minutes. Fails on any anomaly or a fault that could not be injected. SEED=n replays a schedule.
 chaos: chaos-bins
 	./$(CHAOS) --mode ci
+
+## chaos-secure: the chaos suite with security on (one round): SASL_SSL listeners (TLS, SCRAM-SHA-512), ACLs
+## on, the internal listener over mTLS, every client authenticated; CHAOS_FLAGS='--security' does the same
+## for any other run
+chaos-secure: chaos-bins
+	./$(CHAOS) --mode ci --rounds 1 --security
 
 ## chaos-long: the chaos suite until DURATION (default 30m): every fault once, then random ones
 chaos-long: chaos-bins

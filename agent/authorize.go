@@ -197,9 +197,18 @@ func (a *Agent) authorizeOffsetForLeaderEpoch(c client, r *kmsg.OffsetForLeaderE
 
 // authorizeMetadata hides topics the client may not Describe, as Kafka does: left out of an answer
 // about all topics, TOPIC_AUTHORIZATION_FAILED (without partitions) for one asked by name, which is
-// then never auto-created.
+// then never auto-created. A topic that does not exist, asked for by a request that would auto-create
+// it, also needs Create on the cluster or on the topic (Kafka's KafkaApis does the same), else it is
+// TOPIC_AUTHORIZATION_FAILED and not created.
 func (a *Agent) authorizeMetadata(c client, r *kmsg.MetadataRequest) func(kmsg.Response) {
 	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
+	autoCreate := a.cfg.AutoCreateTopics && (r.Version < 4 || r.AllowAutoTopicCreation)
+	mayCreate := func(name string) bool {
+		if _, ok := a.cache.Topic(name); ok || !autoCreate {
+			return true // nothing to create
+		}
+		return a.allowedCluster(c, auth.OpCreate) || a.allowedTopic(c, auth.OpCreate, name)
+	}
 	var denied []kmsg.MetadataRequestTopic
 	if !all {
 		keep := r.Topics[:0]
@@ -208,7 +217,7 @@ func (a *Agent) authorizeMetadata(c client, r *kmsg.MetadataRequest) func(kmsg.R
 			if t.Topic != nil {
 				name = *t.Topic
 			}
-			if name = a.topicName(name, t.TopicID); name == "" || a.allowedTopic(c, auth.OpDescribe, name) {
+			if name = a.topicName(name, t.TopicID); name == "" || a.allowedTopic(c, auth.OpDescribe, name) && (t.Topic == nil || mayCreate(name)) {
 				keep = append(keep, t)
 			} else {
 				denied = append(denied, t)

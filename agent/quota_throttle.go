@@ -43,14 +43,31 @@ func (a *Agent) throttle(c client, req kmsg.Request) func(kmsg.Response) {
 		c.sec.mute(d)
 		return func(resp kmsg.Response) { setThrottle(resp, time.Until(now.Add(d))) }
 	case *kmsg.FetchRequest:
+		// As Kafka: a fetch takes at most a window's worth of the quota, and one that would go
+		// over the quota is answered without records (and without counting them) but with the
+		// throttle time, at once.
+		if max := q.WindowBytes(auth.QuotaFetch, user, c.id); max > 0 && int64(r.MaxBytes) > max {
+			r.MaxBytes = int32(max)
+		}
 		return func(resp kmsg.Response) {
+			fr := resp.(*kmsg.FetchResponse)
 			var n int64
-			for _, t := range resp.(*kmsg.FetchResponse).Topics {
+			for _, t := range fr.Topics {
 				for _, p := range t.Partitions {
 					n += int64(len(p.RecordBatches))
 				}
 			}
-			c.sec.throttled(resp, q.Record(auth.QuotaFetch, user, c.id, n, time.Now()))
+			now := time.Now()
+			d := q.Record(auth.QuotaFetch, user, c.id, n, now)
+			if d > 0 && n > 0 {
+				q.Unrecord(auth.QuotaFetch, user, c.id, n, now)
+				for i := range fr.Topics {
+					for j := range fr.Topics[i].Partitions {
+						fr.Topics[i].Partitions[j].RecordBatches = nil
+					}
+				}
+			}
+			c.sec.throttled(resp, d)
 		}
 	}
 	return nil

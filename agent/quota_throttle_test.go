@@ -58,4 +58,12 @@ func TestQuotaThrottlesProduceAndFetch(t *testing.T) {
 	if fr.ThrottleMillis <= 0 {
 		t.Errorf("fetch of 200 KiB against 100 KiB/s: no throttle")
 	}
+	// A throttled fetch is answered at once without its records, as Kafka answers it.
+	for _, ft := range fr.Topics {
+		for _, fp := range ft.Partitions {
+			if len(fp.RecordBatches) != 0 {
+				t.Errorf("a throttled fetch was answered with %d bytes of records", len(fp.RecordBatches))
+			}
+		}
+	}
 }

@@ -151,6 +151,7 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 	if len(commits) > 0 {
 		errs = a.commit(ctx, commits)
 	}
+	applied := make([]coord.Commit, 0, len(commits)) // the committed ones, applied to the view under one lock
 	for i, pc := range committing {
 		if err := errs[i]; err != nil {
 			a.commitFailed(pc, err)
@@ -163,8 +164,9 @@ func (a *Agent) sequence(ctx context.Context, appends []*pendingAppend, forward 
 		for id, st := range pc.states {
 			pc.pl.producers[id] = st
 		}
-		a.cache.Apply(pc.pl.tp, pc.entry)
+		applied = append(applied, commits[i])
 	}
+	a.cache.ApplyAll(applied)
 	for _, pc := range parts {
 		for k, p := range pc.appends {
 			p.finish(pc.bases[k], pc.errs[k])

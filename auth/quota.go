@@ -138,6 +138,35 @@ func (q *Quotas) Record(kind QuotaKind, user, clientID string, n int64, now time
 	return d
 }
 
+// Unrecord takes back n bytes of kind recorded at now for (user, client id): what a throttled fetch
+// recorded but was answered without (Kafka's unrecordQuotaSensor).
+func (q *Quotas) Unrecord(kind QuotaKind, user, clientID string, n int64, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.refresh()
+	_, key, ok := q.resolve(kind, user, clientID)
+	if !ok {
+		return
+	}
+	if r := q.rates[key]; r != nil {
+		r.record(-float64(n), now, q.num, q.size)
+	}
+}
+
+// WindowBytes is the most bytes of kind (user, client id) may take at once: its quota over the
+// shortest span a rate is measured over, (num - 1) windows; 0 when no quota applies. Kafka caps a
+// fetch's size to it, so that one answer can never be throttled for good.
+func (q *Quotas) WindowBytes(kind QuotaKind, user, clientID string) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.refresh()
+	limit, _, ok := q.resolve(kind, user, clientID)
+	if !ok {
+		return 0
+	}
+	return int64(math.Min(limit*(time.Duration(q.num-1)*q.size).Seconds(), math.MaxInt32))
+}
+
 // refresh copies the source's quotas when its generation moved.
 func (q *Quotas) refresh() {
 	gen := q.src.SecurityGeneration()

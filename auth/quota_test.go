@@ -178,3 +178,26 @@ func TestQuotaSweepAndConfig(t *testing.T) {
 		}
 	}
 }
+
+// A throttled fetch's bytes are taken back (Kafka's unrecordQuotaSensor), and a fetch is capped to
+// a window's worth of the quota.
+func TestQuotaUnrecordAndWindowBytes(t *testing.T) {
+	t.Parallel()
+	src := &fakeQuotas{}
+	src.set(coord.QuotaEntity{ClientID: dE}, 0, 1000)
+	q := newQuotas(t, src)
+	if got := q.WindowBytes(QuotaFetch, "", "c"); got != 10000 {
+		t.Errorf("window bytes %d, want 1000 B/s x 10 s", got)
+	}
+	if got := q.WindowBytes(QuotaProduce, "", "c"); got != 0 {
+		t.Errorf("window bytes without a produce quota: %d", got)
+	}
+	now := time.Unix(100, 0)
+	if d := q.Record(QuotaFetch, "", "c", 20000, now); d == 0 {
+		t.Fatal("20,000 bytes against 1,000 B/s over 10 s: not throttled")
+	}
+	q.Unrecord(QuotaFetch, "", "c", 20000, now)
+	if d := q.Record(QuotaFetch, "", "c", 5000, now.Add(time.Millisecond)); d != 0 {
+		t.Fatalf("after the throttled bytes were taken back: throttled %v", d)
+	}
+}

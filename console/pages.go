@@ -24,6 +24,8 @@ var funcs = template.FuncMap{
 	"dash":  orDash,
 	"path":  url.PathEscape,
 	"deref": func(s *string) string { return *s },
+	// chartSpanMs is how long the rate charts' time axis is: the samples an agent keeps.
+	"chartSpanMs": func() int64 { return (keepSamples * sampleEvery).Milliseconds() },
 }
 
 func parsePages() (map[string]*template.Template, error) {

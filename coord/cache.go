@@ -445,6 +445,24 @@ func (k *Cache) Apply(tp TP, e IndexEntry) {
 	}
 }
 
+// ApplyAll is Apply of each commit's entry, under one lock: a flush over many partitions applies them
+// all at once, rather than taking the view's lock once per partition while fetches wait on it.
+func (k *Cache) ApplyAll(commits []Commit) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, c := range commits {
+		e := c.Entry
+		if e.Bytes == 0 {
+			for _, x := range e.Extents {
+				e.Bytes += int64(x.Len)
+			}
+		}
+		if p := k.st.part(c.TP, true); p != nil {
+			p.addTail(tailEntry{IndexEntry: e}, c.TP, false, k.log)
+		}
+	}
+}
+
 // HighWatermark is tp's next offset (0 if empty or unknown).
 func (k *Cache) HighWatermark(tp TP) int64 {
 	k.mu.RLock()

@@ -280,3 +280,49 @@ func TestCacheReloadsAfterCompaction(t *testing.T) {
 	commitOK(t, s, tp, epoch, entry(10, 1, 1))
 	waitChan(t, w, "advance after reload")
 }
+
+// TestCacheApplyAll: a flush's commits applied together are each readable at once, with their bytes
+// counted, and ApplyAll ignores what Apply ignores (an entry already held, a gap, an unknown topic).
+func TestCacheApplyAll(t *testing.T) {
+	t.Parallel()
+	te := newTestEtcd(t)
+	c := te.client(t)
+	topic := newTopic(t, c, "all", 2)
+	s := newSession(t, c, "leader-all", "127.0.0.1:1")
+	var commits []Commit
+	for p := range int32(2) {
+		epoch, err := rev(s.Acquire(testCtx(t), topic.TP(p), EpochHint{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := entry(0, 5+int64(p), 100)
+		e.Epoch = epoch
+		commits = append(commits, Commit{TP: topic.TP(p), Epoch: epoch, Entry: e})
+	}
+	for _, err := range s.Commit(testCtx(t), commits) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := runCache(t, c, nil)
+	syncCache(t, k)
+	more := []Commit{
+		{TP: topic.TP(0), Epoch: commits[0].Epoch, Entry: entry(5, 3, 40)},
+		{TP: topic.TP(1), Epoch: commits[1].Epoch, Entry: entry(6, 2, 60)},
+		{TP: topic.TP(1), Entry: entry(9, 1, 1)},                            // a gap: ignored
+		{TP: TP{Topic: NewTopicID()}, Entry: entry(0, 1, 1)},                // unknown topic: ignored
+		{TP: topic.TP(0), Epoch: commits[0].Epoch, Entry: commits[0].Entry}, // already held: ignored
+	}
+	k.ApplyAll(more)
+	for i, want := range []struct{ hwm, bytes int64 }{{8, 140}, {8, 160}} {
+		tp := topic.TP(int32(i))
+		got := k.Entries(tp, 0, math.MaxInt64)
+		var bytes int64
+		for _, e := range got {
+			bytes += e.Bytes
+		}
+		if hwm := k.HighWatermark(tp); hwm != want.hwm || len(got) != 2 || bytes != want.bytes {
+			t.Fatalf("partition %d after ApplyAll: hwm %d (want %d), entries %+v, bytes %d (want %d)", i, hwm, want.hwm, got, bytes, want.bytes)
+		}
+	}
+}

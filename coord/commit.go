@@ -30,6 +30,7 @@ const commitRounds = 2
 // packed into Txns, each Txn writing one commit record, but never split across two.
 type unit struct {
 	tp      TP
+	leader  string  // tp's leader key
 	commits []int   // indexes into the caller's slice
 	epochs  []int64 // epochs[j] is the fencing epoch of commits[j]
 	entries []RecordEntry
@@ -158,25 +159,29 @@ func validateCommit(cm *Commit) error {
 // encodeUnit builds the unit's compares (one per distinct epoch) and estimates its size: its compares,
 // its leader key read by runTxn's Else branch, and its entries and the names of their objects in the
 // record (an object named by several units is counted by each).
+//
+// A flush commits every partition it carries, so this runs once per partition per flush: it allocates
+// no sets. A unit nearly always has one epoch and one object (a partition's batches of one flush), so
+// distinct ones are found by scanning those seen so far, the last one first.
 func (s *Session) encodeUnit(u *unit) {
-	leader := s.c.keys.leader(u.tp)
-	epochs := map[int64]bool{}
-	u.bytes = len(leader) + txnOpBytes
-	for _, e := range u.epochs {
-		if !epochs[e] {
-			epochs[e] = true
-			u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(leader), "=", e))
-			u.bytes += len(leader) + txnOpBytes
+	u.leader = s.c.keys.leader(u.tp)
+	u.bytes = len(u.leader) + txnOpBytes
+	for j, e := range u.epochs {
+		if !slices.Contains(u.epochs[:j], e) {
+			u.cmps = append(u.cmps, clientv3.Compare(clientv3.CreateRevision(u.leader), "=", e))
+			u.bytes += len(u.leader) + txnOpBytes
 		}
 	}
-	objects := map[string]bool{}
+	var seenBuf [4]string
+	seen := seenBuf[:0]
 	for i := range u.entries {
 		u.bytes += entrySize(&u.entries[i])
 		for _, x := range u.entries[i].Entry.Extents {
-			if !objects[x.Object] {
-				objects[x.Object] = true
-				u.bytes += uvarintLen(uint64(len(x.Object))) + len(x.Object)
+			if (len(seen) > 0 && seen[len(seen)-1] == x.Object) || slices.Contains(seen, x.Object) {
+				continue
 			}
+			seen = append(seen, x.Object)
+			u.bytes += uvarintLen(uint64(len(x.Object))) + len(x.Object)
 		}
 	}
 }
@@ -312,7 +317,7 @@ func (s *Session) buildTxn(units []*unit) recordTxn {
 	r := Record{Time: time.Now().UnixMilli()}
 	for _, u := range units {
 		t.cmps = append(t.cmps, u.cmps...)
-		t.gets = append(t.gets, clientv3.OpGet(s.c.keys.leader(u.tp)))
+		t.gets = append(t.gets, clientv3.OpGet(u.leader))
 		r.Entries = append(r.Entries, u.entries...)
 		t.size += u.bytes
 	}

@@ -125,10 +125,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	kgoProduce(t, brokers, "orders", values("late", 30), roundRobin)
 
 	// The charts are the cluster's: agent-1 sums its own rates and those agent-2 and agent-3 serve it.
+	// A steady trickle to another topic keeps them moving for the screenshot.
+	stopClicks := trickle(t, brokers, "clicks")
 	poll(t, ctx, "the produce, fetch and etcd charts above zero, summed over the three agents", `['produce', 'fetch', 'etcd_txns'].every(k =>
 		parseFloat(document.querySelector('figure[data-key="' + k + '"]').getAttribute('data-max') || '0') > 0) &&
 		document.getElementById('rate-agents').getAttribute('data-summed') === '3'`)
+	poll(t, ctx, "ten seconds of samples in the charts", `parseInt(document.querySelector('figure[data-key="produce"]').getAttribute('data-points') || '0', 10) >= 10`)
 	shoot(t, ctx, "console-agents")
+	stopClicks()
 
 	open(t, ctx, console+"/topics")
 	poll(t, ctx, "the topic orders", `document.querySelector('tr[data-topic="orders"]') !== null`)
@@ -173,4 +177,31 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(text, "zone az3") {
 		t.Errorf("the failovers page does not name agent-3's zone:\n%s", text)
 	}
+}
+
+// trickle produces a 1 KiB record to topic (created with 3 partitions) every 20 ms until the returned
+// function is called, which waits for it to stop.
+func trickle(t *testing.T, brokers, topic string) func() {
+	t.Helper()
+	createTopic(t, brokers, topic, 3)
+	cl := newKgo(t, brokers, kgo.DefaultProduceTopic(topic))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			v := fmt.Appendf(make([]byte, 0, 1024), "click-%06d", i)
+			cl.Produce(ctx, &kgo.Record{Value: v[:1024]}, nil)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }

@@ -32,21 +32,31 @@
     return v.toFixed(2);
   }
 
-  function draw(fig, points) {
+  // span is the time the charts cover, as the agent keeps its samples: five minutes, one a second.
+  var span = parseInt(box.getAttribute("data-span-ms"), 10) || 300000;
+
+  // draw plots points (taken at times, unix ms) on a time axis ending at the latest sample, so that
+  // a history younger than span sits at the right, as it happened.
+  function draw(fig, times, points) {
     var canvas = fig.querySelector("canvas");
     var ctx = canvas.getContext("2d");
     var w = canvas.width, h = canvas.height;
     ctx.clearRect(0, 0, w, h);
-    fig.querySelector(".value").textContent = points.length ? format(points[points.length - 1]) : "–";
+    // The headline is the mean of the last five seconds: a one-second sample swings with the flushes.
+    var recent = points.slice(-5);
+    fig.querySelector(".value").textContent = recent.length ?
+      format(recent.reduce(function (a, b) { return a + b; }, 0) / recent.length) : "–";
     var top = Math.max.apply(null, points.concat([0]));
     fig.setAttribute("data-max", String(top));
-    if (points.length < 2) { return; }
+    fig.setAttribute("data-points", String(points.length));
+    if (points.length < 2 || times.length !== points.length) { return; }
     if (top <= 0) { top = 1; }
+    var end = times[times.length - 1], start = end - span;
     ctx.strokeStyle = "#1f6feb";
     ctx.lineWidth = 1.5;
     ctx.beginPath();
     points.forEach(function (v, i) {
-      var x = i * (w - 2) / (points.length - 1) + 1;
+      var x = Math.max(0, (times[i] - start) / span) * (w - 2) + 1;
       var y = h - 2 - v / top * (h - 4);
       if (i === 0) { ctx.moveTo(x, y); } else { ctx.lineTo(x, y); }
     });
@@ -75,7 +85,7 @@
     fetch(src, { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (data) {
       (data.series || []).forEach(function (s) {
         var fig = box.querySelector('figure[data-key="' + s.key + '"]');
-        if (fig) { draw(fig, s.points || []); }
+        if (fig) { draw(fig, data.times || [], s.points || []); }
       });
       agents(data.agents);
     }).catch(function () { /* the next poll tries again */ });

@@ -37,6 +37,7 @@ type config struct {
 	churn         time.Duration
 	only          []string
 	quiet         time.Duration
+	security      bool
 }
 
 func main() {
@@ -59,6 +60,8 @@ func parseFlags(args []string) (config, error) {
 	var cfg config
 	var only string
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
+	fs.BoolVar(&cfg.security, "security", false, "run the agents with SASL_SSL listeners (TLS, SCRAM-SHA-512), ACLs on and "+
+		"the internal listener over mTLS; every client logs in as a super user (docs/DEPLOY.md)")
 	fs.StringVar(&cfg.bin, "bin", "bin/streamhouse", "the streamhouse `binary`")
 	fs.StringVar(&cfg.etcdBin, "etcd-bin", "bin/etcdmember", "the etcdmember `binary` (e2e/chaos/cmd/etcdmember)")
 	fs.Uint64Var(&cfg.seed, "seed", 0, "`seed` of the fault schedule (0: a new one, printed)")

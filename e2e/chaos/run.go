@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -100,8 +101,18 @@ func (r *runner) run() (res *results, err error) {
 	ctx := context.Background()
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	r.c, err = cluster.Start(sctx, cluster.Config{Dir: r.cfg.out, Bin: r.cfg.bin, EtcdBin: r.cfg.etcdBin,
-		Agents: r.cfg.agents, LeaseTTL: r.cfg.ttl, AgentFlags: agentLimits, Seed: r.cfg.seed, Logf: r.log.printf})
+	ccfg := cluster.Config{Dir: r.cfg.out, Bin: r.cfg.bin, EtcdBin: r.cfg.etcdBin,
+		Agents: r.cfg.agents, LeaseTTL: r.cfg.ttl, AgentFlags: agentLimits, Seed: r.cfg.seed, Logf: r.log.printf}
+	if r.cfg.security {
+		flags, err := securitySetup(filepath.Join(r.cfg.out, "pki"))
+		if err != nil {
+			return nil, fmt.Errorf("security: %w", err)
+		}
+		ccfg.AgentFlags = append(slices.Clone(agentLimits), flags...)
+		ccfg.Listener, ccfg.ScramUsers = "SASL_SSL", map[string]string{securityUser: securityPass}
+	}
+	r.log.printf("%s", securityNote(r.cfg.security))
+	r.c, err = cluster.Start(sctx, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("start the cluster: %w", err)
 	}

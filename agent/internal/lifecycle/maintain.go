@@ -103,9 +103,10 @@ type Maintainer struct {
 	extents Extents
 	store   mStore
 
-	mu    sync.Mutex
-	locks map[coord.TP]*sync.Mutex
-	dirty map[coord.TP]string // compacted partitions whose dirty ratio is exported, and their topics
+	mu      sync.Mutex
+	locks   map[coord.TP]*sync.Mutex
+	dirty   map[coord.TP]string    // compacted partitions whose dirty ratio is exported, and their topics
+	checked map[coord.TP]time.Time // when each partition's producers were last checked for expiry
 
 	cleaning chan struct{} // one clean at a time: the key map's memory bound is per agent
 }
@@ -125,7 +126,7 @@ func NewMaintainer(cfg MaintainConfig, view mView, extents Extents, store mStore
 		cfg.Policy = func(coord.Topic) Policy { return DefaultPolicy() }
 	}
 	return &Maintainer{cfg: cfg, view: view, extents: extents, store: store, locks: map[coord.TP]*sync.Mutex{},
-		dirty: map[coord.TP]string{}, cleaning: make(chan struct{}, 1)}
+		dirty: map[coord.TP]string{}, checked: map[coord.TP]time.Time{}, cleaning: make(chan struct{}, 1)}
 }
 
 // lock serializes the steps of one partition.
@@ -146,6 +147,7 @@ func (m *Maintainer) Forget(tp coord.TP) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.locks, tp)
+	delete(m.checked, tp)
 	if topic, ok := m.dirty[tp]; ok {
 		m.cfg.Metrics.forgetDirty(topic, tp)
 		delete(m.dirty, tp)
@@ -432,7 +434,7 @@ func RecentProducers(producers []coord.ProducerState, max int) (kept, dropped []
 // expireProducers deletes the snapshots of producers idle longer than ProducerExpiration with no batch
 // left in the tail (a new leader would rebuild those from the tail).
 func (m *Maintainer) expireProducers(ctx context.Context, lead Lead, w Writer) error {
-	if m.cfg.ProducerExpiration <= 0 {
+	if m.cfg.ProducerExpiration <= 0 || !m.producerCheckDue(lead.TP) {
 		return nil
 	}
 	pi, ok := m.view.PartitionIndex(lead.TP)
@@ -461,6 +463,23 @@ func (m *Maintainer) expireProducers(ctx context.Context, lead Lead, w Writer) e
 		return err
 	}
 	return m.view.WaitRevision(ctx, rev)
+}
+
+// producerCheckDue reports whether tp's producers are due for an expiry check, and if so counts it as
+// made: at most every tenth of ProducerExpiration, and at least every minute. A check rebuilds the
+// partition's producer states from the view, and a pass visits every led partition every second;
+// a producer then outlives its expiration by at most a tenth of it (Kafka checks every 10 minutes,
+// producer.id.expiration.check.interval.ms).
+func (m *Maintainer) producerCheckDue(tp coord.TP) bool {
+	now := m.cfg.Now()
+	every := min(m.cfg.ProducerExpiration/10, time.Minute)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if last, ok := m.checked[tp]; ok && now.Sub(last) < every && !now.Before(last) {
+		return false
+	}
+	m.checked[tp] = now
+	return true
 }
 
 // mergeSegments streams adjacent segments into one of the next level: their footers say everything

@@ -74,6 +74,9 @@ func (c *Cluster) agentArgs(a *agent) []string {
 	args := []string{"agent", "--etcd", strings.Join(eps, ","), "--s3-endpoint", "http://" + a.s3.Addr(),
 		"--s3-bucket", Bucket, "--s3-path-style", "--id", a.id, "--az", a.az,
 		"--kafka-addr", a.kafka, "--http-addr", a.http, "--internal-addr", a.internal, "--lease-ttl", c.cfg.LeaseTTL.String()}
+	if c.cfg.Listener != "" {
+		args = append(args, "--listeners", c.cfg.Listener+"://"+a.kafka)
+	}
 	return append(args, c.cfg.AgentFlags...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamhouse/streamhouse/auth"
 	"github.com/streamhouse/streamhouse/coord"
 	"github.com/streamhouse/streamhouse/e2e/chaos/s3fault"
 	"github.com/streamhouse/streamhouse/segstore"
@@ -41,7 +42,14 @@ type Config struct {
 	Members    int           // etcd members; default DefaultMembers
 	LeaseTTL   time.Duration // agents' --lease-ttl; default DefaultLeaseTTL
 	AgentFlags []string      // more flags for every agent
-	Seed       uint64        // of the S3 fault layer's choices
+	// Listener, when set, is the security protocol of every agent's one Kafka listener
+	// (--listeners <Listener>://<Kafka address>; its TLS and SASL settings go in AgentFlags);
+	// empty: PLAINTEXT on --kafka-addr.
+	Listener string
+	// ScramUsers are users and passwords whose SCRAM-SHA-512 credentials are stored before the
+	// first agent starts.
+	ScramUsers map[string]string
+	Seed       uint64 // of the S3 fault layer's choices
 	Logf       func(format string, args ...any)
 }
 
@@ -115,6 +123,15 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c.logf("etcd: %d members at %v", len(c.members), c.memberEndpoints())
+	for user, pass := range cfg.ScramUsers {
+		cred, err := auth.NewScramCredential(auth.MechanismScramSHA512, pass, auth.MinScramIterations)
+		if err == nil {
+			err = c.etcd.PutScramCredential(sctx, user, coord.ScramSHA512, cred)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("SCRAM user %s: %w", user, err)
+		}
+	}
 	if err := c.startS3(cfg.Seed); err != nil {
 		return nil, err
 	}

@@ -30,8 +30,8 @@ func StartHerd(ctx context.Context, seeds []string, n int) (*Herd, error) {
 	hctx, cancel := context.WithCancel(context.Background())
 	h := &Herd{cancel: cancel, lastOK: make([]time.Time, n)}
 	for i := range n {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID(fmt.Sprintf("chaos-herd-%d", i)),
-			kgo.RequestRetries(0))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID(fmt.Sprintf("chaos-herd-%d", i)),
+			kgo.RequestRetries(0)}, Security.opts()...)...)
 		if err != nil {
 			h.Close()
 			return nil, err

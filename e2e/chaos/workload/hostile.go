@@ -3,6 +3,7 @@ package workload
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,7 +61,7 @@ const (
 
 // StartHostile creates the quiet topic and starts the bad clients.
 func StartHostile(ctx context.Context, cfg HostileConfig) (*Hostile, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers()...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers()...)}, Security.opts()...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +137,11 @@ func dialFrom(ctx context.Context, addr, from string) (*hostileConn, error) {
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if Security.TLS != nil {
+		// Through TLS to the Kafka framing; without a SASL login a secured agent closes the
+		// connection at the first request that is not SASL, which no check of a bad client minds.
+		nc = tls.Client(nc, Security.TLS.Clone())
 	}
 	context.AfterFunc(ctx, func() { nc.Close() })
 	return &hostileConn{nc: nc, r: bufio.NewReader(nc)}, nil

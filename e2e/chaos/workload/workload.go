@@ -109,6 +109,7 @@ func (w *Workload) client(name string, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.MetadataMinAge(250 * time.Millisecond),
 		kgo.MetadataMaxAge(10 * time.Second),
 	}
+	base = append(base, Security.opts()...)
 	return kgo.NewClient(append(base, opts...)...)
 }
 
