@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -149,5 +150,83 @@ func TestTxnOffsetCommitOffByDefault(t *testing.T) {
 	cl := kgoClient(t, nil, a)
 	if advertised(t, cl, kmsg.TxnOffsetCommit)[kmsg.TxnOffsetCommit] {
 		t.Fatal("TxnOffsetCommit advertised without --experimental-transactions")
+	}
+}
+
+// franz-go's GroupTransactSession (consume, transform, produce exactly once) over two agents: the
+// input's records reach the output once each, read_committed, and the group's offsets on the input
+// move with the transactions.
+func TestGroupTransactSession(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	flag := func(c *Config) { c.ExperimentalTransactions = true }
+	a1 := tc.agent("a1", flag)
+	a2 := tc.agent("a2", flag)
+	admin := kgoClient(t, nil, a1, a2)
+	createTopic(t, admin, "etl-in", 2, nil)
+	createTopic(t, admin, "etl-out", 2, nil)
+	ctx := testCtx(t)
+	const n = 40
+	var in []*kgo.Record
+	for i := range n {
+		in = append(in, &kgo.Record{Topic: "etl-in", Partition: int32(i % 2), Value: fmt.Appendf(nil, "r%d", i)})
+	}
+	if err := kgoClient(t, []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner())}, a1, a2).ProduceSync(ctx, in...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(a1.KafkaAddr(), a2.KafkaAddr()), kgo.MetadataMinAge(50*time.Millisecond),
+		kgo.TransactionalID("etl"), kgo.ConsumerGroup("etl-group"), kgo.ConsumeTopics("etl-in"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(), kgo.DefaultProduceTopic("etl-out"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sess.Close)
+	for done := 0; done < n; {
+		fs := sess.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("transformed %d of %d records before timing out", done, n)
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			t.Fatalf("fetch errors: %v", errs)
+		}
+		if err := sess.Begin(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			sess.Produce(ctx, &kgo.Record{Value: append([]byte("out-"), r.Value...)}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("transactional produce: %v", err)
+				}
+			})
+		})
+		committed, err := sess.End(ctx, kgo.TryCommit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if committed {
+			done += len(fs.Records())
+		}
+	}
+	seen := map[string]int{}
+	for _, r := range consumeAll(t, []*Agent{a1, a2}, "etl-out", n, kgo.FetchIsolationLevel(kgo.ReadCommitted())) {
+		seen[string(r.Value)]++
+	}
+	for i := range n {
+		if v := fmt.Sprintf("out-r%d", i); seen[v] != 1 {
+			t.Fatalf("%s read %d times", v, seen[v])
+		}
+	}
+	var total int64
+	for p := range int32(2) {
+		waitFor(t, "the group's offsets stable", func() bool {
+			_, code := groupOffset(t, admin, "etl-group", "etl-in", p, true)
+			return code == 0
+		})
+		o, _ := groupOffset(t, admin, "etl-group", "etl-in", p, true)
+		total += o
+	}
+	if total != n {
+		t.Fatalf("the group's offsets on the input add up to %d, want %d", total, n)
 	}
 }
