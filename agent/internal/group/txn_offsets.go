@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -97,8 +98,12 @@ func (gc *Coordinator) txnOffsets(req *kmsg.TxnOffsetCommitRequest, resp *kmsg.T
 // txnCommitCheck is Kafka's check of a transactional commit: a commit naming a member (v3+: a
 // generation, a member id or an instance id) must come from a current member at the current
 // generation; one naming none (older clients, producers outside group management) is taken in any
-// state.
+// state. A producer epoch older than the one of the producer's pending offsets is
+// INVALID_PRODUCER_EPOCH: a fenced producer's offsets do not replace its successor's.
 func (g *group) txnCommitCheck(req *kmsg.TxnOffsetCommitRequest) *kerr.Error {
+	if p, ok := g.txn[req.ProducerID]; ok && req.ProducerEpoch < p.Epoch {
+		return kerr.InvalidProducerEpoch
+	}
 	if req.Generation < 0 && req.MemberID == "" && req.InstanceID == nil {
 		return nil
 	}
@@ -123,7 +128,7 @@ func (g *group) commitPending(pid int64, epoch int16, offs []coord.GroupOffset) 
 	}
 	p := coord.PendingOffsets{ProducerID: pid, Epoch: epoch}
 	byTP := map[coord.TP]int{}
-	for _, o := range append(g.txn[pid].Offsets, offs...) {
+	for _, o := range slices.Concat(g.txn[pid].Offsets, offs) {
 		if i, ok := byTP[o.TP()]; ok {
 			p.Offsets[i] = o
 			continue

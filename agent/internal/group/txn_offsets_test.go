@@ -33,8 +33,13 @@ func TestGroupTxnOffsets(t *testing.T) {
 	if err := h.g.commitPending(7, 0, []coord.GroupOffset{off(tpA, 1), off(tpB, 5)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.g.commitPending(7, 0, []coord.GroupOffset{off(tpA, 3)}); err != nil {
+	if err := h.g.commitPending(7, 1, []coord.GroupOffset{off(tpA, 3)}); err != nil {
 		t.Fatal(err)
+	}
+	old := kmsg.NewPtrTxnOffsetCommitRequest()
+	old.ProducerID, old.ProducerEpoch = 7, 0
+	if e := h.g.txnCommitCheck(old); e != kerr.InvalidProducerEpoch {
+		t.Fatalf("commit of an older producer epoch: %v", e)
 	}
 	if h.writes[0].Meta == nil {
 		t.Fatal("the group's first pending offsets were written without its metadata")
