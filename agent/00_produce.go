@@ -13,6 +13,7 @@ import (
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/internal/future"
 )
 
 // Produce: v0-11
@@ -89,7 +90,7 @@ func (a *Agent) handleProduce(ctx context.Context, c client, req *kmsg.ProduceRe
 		for _, s := range slots {
 			if !timedOut {
 				select {
-				case <-s.pa.done:
+				case <-s.pa.res.Done():
 				case <-timeout.C:
 					timedOut = true
 				case <-ctx.Done():
@@ -203,7 +204,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 		}
 	}
 	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta,
-		logAppendTime: appendTime, txnRev: txnRev, done: make(chan struct{})}
+		logAppendTime: appendTime, txnRev: txnRev, res: future.Make[int64]()}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err
 	}
@@ -212,22 +213,19 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 
 // answerProduce fills one partition's response from its append's outcome.
 func (a *Agent) answerProduce(sp *kmsg.ProduceResponseTopicPartition, pa *pendingAppend, timedOut bool) {
-	if timedOut {
-		select {
-		case <-pa.done:
-		default:
-			// Still in flight: it may yet be committed, as in Kafka; an idempotent retry is deduplicated.
-			sp.ErrorCode = kerr.RequestTimedOut.Code
-			a.metrics.produceErrors.WithLabelValues(errName(kerr.RequestTimedOut.Code)).Inc()
-			return
-		}
+	if timedOut && !pa.res.IsDone() {
+		// Still in flight: it may yet be committed, as in Kafka; an idempotent retry is deduplicated.
+		sp.ErrorCode = kerr.RequestTimedOut.Code
+		a.metrics.produceErrors.WithLabelValues(errName(kerr.RequestTimedOut.Code)).Inc()
+		return
 	}
-	if pa.err != nil {
-		sp.ErrorCode = kafkaCode(pa.err)
+	base, err := pa.res.Result()
+	if err != nil {
+		sp.ErrorCode = kafkaCode(err)
 		a.metrics.produceErrors.WithLabelValues(errName(sp.ErrorCode)).Inc()
 		return
 	}
-	sp.BaseOffset = pa.base
+	sp.BaseOffset = base
 	sp.LogAppendTime = -1
 	if pa.logAppendTime > 0 {
 		sp.LogAppendTime = pa.logAppendTime

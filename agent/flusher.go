@@ -9,6 +9,7 @@ import (
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/internal/future"
 	"github.com/streamhouse/streamhouse/segstore"
 )
 
@@ -35,23 +36,18 @@ type pendingAppend struct {
 	object string // set when the flush is sealed
 	extent segstore.Extent
 
-	base int64 // assigned offset of the batch's first record, valid when err == nil
-	err  error
-	done chan struct{}
+	// res is the offset assigned to the batch's first record, or why it was not appended.
+	res future.Future[int64]
 }
 
-func (p *pendingAppend) finish(base int64, err error) {
-	p.base, p.err = base, err
-	close(p.done)
-}
+func (p *pendingAppend) finish(base int64, err error) { p.res.Set(base, err) }
 
 // flush is one sealed buffer: the appends that go into one segment object.
 type flush struct {
 	appends  []*pendingAppend
 	bytes    int64
 	sealedAt time.Time
-	putDone  chan struct{}
-	putErr   error
+	put      future.Future[struct{}] // the object's write
 }
 
 // flusher buffers appends and writes one segment object per flush. It hands sealed flushes, in order,
@@ -222,7 +218,7 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 		return false
 	}
 	f.mu.Lock()
-	fl := &flush{appends: f.cur, bytes: f.curBytes, sealedAt: time.Now(), putDone: make(chan struct{})}
+	fl := &flush{appends: f.cur, bytes: f.curBytes, sealedAt: time.Now(), put: future.Make[struct{}]()}
 	f.cur, f.curBytes = nil, 0
 	f.mu.Unlock()
 
@@ -253,23 +249,23 @@ func (f *flusher) seal(ctx context.Context, wg *sync.WaitGroup) bool {
 	go func() {
 		defer wg.Done()
 		start := time.Now()
-		fl.putErr = f.a.store.Put(ctx, key, parts...)
+		err := f.a.store.Put(ctx, key, parts...)
 		f.a.metrics.flushDuration.WithLabelValues("put").Observe(time.Since(start).Seconds())
-		if fl.putErr != nil {
-			f.a.log.Warn("segment write failed; failing its produces", "object", key, "error", fl.putErr)
+		if err != nil {
+			f.a.log.Warn("segment write failed; failing its produces", "object", key, "error", err)
 		} else {
 			f.keep(key, fl.appends)
 		}
 		*buf = head[:0]
 		f.bufs.Put(buf)
-		close(fl.putDone)
+		fl.put.Set(struct{}{}, err)
 		<-f.puts
 	}()
 	select {
 	case f.sealed <- fl:
 		return true
 	case <-ctx.Done():
-		<-fl.putDone
+		<-fl.put.Done()
 		f.fail(fl, errShuttingDown)
 		return false
 	}

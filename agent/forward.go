@@ -235,9 +235,7 @@ func (l *peerLink) close() {
 
 func fail(appends []*pendingAppend, err error) {
 	for _, p := range appends {
-		select {
-		case <-p.done:
-		default:
+		if !p.res.IsDone() {
 			p.finish(-1, err)
 		}
 	}

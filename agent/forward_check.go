@@ -9,6 +9,7 @@ import (
 
 	"github.com/streamhouse/streamhouse/agent/internal/kwire"
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/internal/future"
 	"github.com/streamhouse/streamhouse/segstore"
 )
 
@@ -19,7 +20,7 @@ import (
 // this costs a forward.
 
 // checkForwarded makes caller's appends pending appends for the sequencer. One that fails a check is
-// answered at once: its done is closedChan and its err the refusal.
+// answered at once: its result is set to the refusal.
 func (a *Agent) checkForwarded(ctx context.Context, caller string, xs []seqAppend) []*pendingAppend {
 	out := make([]*pendingAppend, len(xs))
 	byObject := map[string][]*pendingAppend{}
@@ -28,14 +29,14 @@ func (a *Agent) checkForwarded(ctx context.Context, caller string, xs []seqAppen
 		t, ok := a.cache.TopicByID(x.Topic)
 		switch owner, _ := segstore.ObjectAgent(x.Object); {
 		case !ok || x.Partition >= t.Partitions:
-			out[i] = &pendingAppend{base: -1, err: kerr.UnknownTopicOrPartition, done: closedChan}
+			out[i] = &pendingAppend{res: future.Resolved[int64](-1, kerr.UnknownTopicOrPartition)}
 		case owner != caller:
 			a.metrics.trust.forwardRefused.WithLabelValues("not_own_object").Inc()
-			out[i] = &pendingAppend{base: -1, err: fmt.Errorf("%w: %s from %s", errNotOwnObject, x.Object, caller), done: closedChan}
+			out[i] = &pendingAppend{res: future.Resolved[int64](-1, fmt.Errorf("%w: %s from %s", errNotOwnObject, x.Object, caller))}
 		default:
 			p := &pendingAppend{tp: coord.TP{Topic: x.Topic, Partition: x.Partition}, topic: t.Name, object: x.Object,
 				extent: segstore.Extent{TopicID: x.Topic, Partition: x.Partition, Pos: x.Pos, Len: x.Len, CRC: x.CRC},
-				txnRev: x.TxnRev, done: make(chan struct{})}
+				txnRev: x.TxnRev, res: future.Make[int64]()}
 			if byObject[x.Object] == nil {
 				objects = append(objects, x.Object)
 			}
@@ -79,6 +80,6 @@ func (a *Agent) checkExtents(ctx context.Context, caller string, ps []*pendingAp
 		a.metrics.trust.forwardRefused.WithLabelValues(reason).Inc()
 		a.log.Warn("refused a forwarded batch", "agent", caller, "object", p.object, "pos", p.extent.Pos,
 			"len", p.extent.Len, "reason", reason, "error", err)
-		p.base, p.err, p.done = -1, err, closedChan
+		p.res = future.Resolved[int64](-1, err)
 	}
 }

@@ -124,7 +124,7 @@ type remoteWork struct {
 func (a *Agent) queueSequence(ctx context.Context, appends []*pendingAppend) (*remoteWork, error) {
 	var queued []*pendingAppend
 	for _, p := range appends {
-		if p.done != closedChan {
+		if !p.res.IsDone() { // refused by checkForwarded
 			queued = append(queued, p)
 		}
 	}
@@ -151,14 +151,11 @@ func answerSequence(ctx context.Context, appends []*pendingAppend, w *remoteWork
 	}
 	resp := &sequenceResponse{Results: make([]seqResult, len(appends))}
 	for i, p := range appends {
-		<-p.done
-		resp.Results[i] = seqResult{Base: p.base, Code: kafkaCode(p.err)}
+		base, err := p.res.Wait(context.Background()) // w is done: every queued append is answered
+		resp.Results[i] = seqResult{Base: base, Code: kafkaCode(err)}
 	}
 	return resp
 }
-
-// closedChan marks appends answered before they reach the sequencer.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Forwarding failures. errForwardFailed: the request never reached the leader (not registered, no
 // connection, the write failed): not written, the client looks for the leader and retries.

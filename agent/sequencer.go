@@ -75,12 +75,12 @@ func (a *Agent) runSequencer(ctx context.Context) {
 // sequenceFlush sequences one of this agent's flushes once its object is written.
 func (a *Agent) sequenceFlush(ctx context.Context, fl *flush) {
 	select {
-	case <-fl.putDone:
+	case <-fl.put.Done():
 	case <-ctx.Done():
 		a.flusher.fail(fl, errShuttingDown)
 		return
 	}
-	if fl.putErr != nil {
+	if _, err := fl.put.Result(); err != nil {
 		a.flusher.fail(fl, errStorage)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/internal/future"
 	"github.com/streamhouse/streamhouse/segstore"
 )
 
@@ -56,11 +57,8 @@ type Backing struct {
 // NewBacking is a buffer of size bytes whose slices the cache may keep.
 func NewBacking(size int64) *Backing { return &Backing{size: size} }
 
-type readCall struct {
-	done chan struct{}
-	data []byte
-	err  error
-}
+// readCall is the read of one extent under way: its verified bytes, or why there are none.
+type readCall = future.Future[[]byte]
 
 // New returns an empty cache of cfg; it starts nothing (reads start goroutines through cfg.Go).
 func New(cfg Config) *Cache {
@@ -78,16 +76,13 @@ func (r *Cache) Extent(ctx context.Context, e coord.Extent) ([]byte, error) {
 		return data, err
 	}
 	select {
-	case <-call.done:
-		return call.data, call.err
+	case <-call.Done():
 	case <-ctx.Done():
-		select {
-		case <-call.done: // read meanwhile: serve it
-			return call.data, call.err
-		default:
+		if !call.IsDone() { // not read meanwhile: nothing to serve
 			return nil, ctx.Err()
 		}
 	}
+	return call.Result()
 }
 
 // lookup returns e's cached bytes, or the read under way that will bring them, starting it if there
@@ -146,7 +141,8 @@ func (r *Cache) roomLocked(n int64) bool {
 func (r *Cache) startLocked(run []coord.Extent) []*readCall {
 	calls := make([]*readCall, len(run))
 	for i, e := range run {
-		calls[i] = &readCall{done: make(chan struct{})}
+		c := future.Make[[]byte]()
+		calls[i] = &c
 		r.inflight[e] = calls[i]
 	}
 	r.inBytes += spanBytes(run)
@@ -173,18 +169,18 @@ func (r *Cache) load(ctx context.Context, run []coord.Extent, calls []*readCall)
 	if len(run) > 1 {
 		buf = &Backing{size: int64(len(body))}
 	}
+	datas, errs := make([][]byte, len(run)), make([]error, len(run))
 	for i, e := range run {
-		c := calls[i]
-		if c.err = err; err != nil {
+		if errs[i] = err; err != nil {
 			continue
 		}
 		if e.Len < 0 { // an index entry etcd holds, not one an agent wrote: never sliced
-			c.err = fmt.Errorf("%w: object %s: extent at %d has length %d", segstore.ErrCorrupt, e.Object, e.Pos, e.Len)
+			errs[i] = fmt.Errorf("%w: object %s: extent at %d has length %d", segstore.ErrCorrupt, e.Object, e.Pos, e.Len)
 			continue
 		}
-		c.data = body[e.Pos-from : e.Pos-from+int64(e.Len) : e.Pos-from+int64(e.Len)]
-		if c.err = segstore.VerifyExtent(c.data, e.CRC); c.err != nil {
-			c.data = nil
+		datas[i] = body[e.Pos-from : e.Pos-from+int64(e.Len) : e.Pos-from+int64(e.Len)]
+		if errs[i] = segstore.VerifyExtent(datas[i], e.CRC); errs[i] != nil {
+			datas[i] = nil
 			r.m.Corrupt.Inc()
 			r.log.Error("stored extent failed its CRC; not served", "object", e.Object, "pos", e.Pos, "len", e.Len)
 		}
@@ -192,8 +188,8 @@ func (r *Cache) load(ctx context.Context, run []coord.Extent, calls []*readCall)
 	r.mu.Lock()
 	for i, e := range run {
 		delete(r.inflight, e)
-		if calls[i].err == nil {
-			r.add(e, calls[i].data, buf)
+		if errs[i] == nil {
+			r.add(e, datas[i], buf)
 		}
 	}
 	r.inBytes -= spanBytes(run)
@@ -201,8 +197,8 @@ func (r *Cache) load(ctx context.Context, run []coord.Extent, calls []*readCall)
 	close(r.freed)
 	r.freed = make(chan struct{})
 	r.mu.Unlock()
-	for _, c := range calls {
-		close(c.done)
+	for i, c := range calls {
+		c.Set(datas[i], errs[i])
 	}
 }
 
@@ -300,8 +296,8 @@ func (r *Cache) ReadObject(ctx context.Context, xs []coord.Extent) ([][]byte, []
 			continue
 		}
 		select {
-		case <-c.done:
-			data[i], errs[i] = c.data, c.err
+		case <-c.Done():
+			data[i], errs[i] = c.Result()
 		case <-ctx.Done():
 			errs[i] = ctx.Err()
 		}
