@@ -85,7 +85,7 @@ unit:
 e2e: deps
 	$(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./e2e/
 
-## bench: StreamHouse (dev mode in-process: embedded etcd and S3, 1 and 3 agents) side by side with
+## bench: StreamHouse (dev mode in-process: embedded etcd and S3, 1 and 3 agents, 1 agent over SASL_SSL) side by side with
 ## franz-go's kfake on the same workloads, one table with the ratios (docs/BENCHMARKS.md); JSON in BENCH_JSON
 bench: build bench-bin
 	bin/streamhouse-bench --suite full --bin $(BIN) --json $(BENCH_JSON) $(BENCH_FLAGS)
