@@ -89,6 +89,7 @@ type Agent struct {
 	rateLog    *rateLog
 	httpSrv    *http.Server
 	httpLn     net.Listener
+	scrape     scrapeHTTP  // --metrics-addr: /metrics on a listener of its own
 	stopping   atomic.Bool // refuse new produce: a graceful shutdown is under way
 	// lastRequest is when the last request arrived during a graceful shutdown (unix ns; see linger).
 	lastRequest atomic.Int64
@@ -172,10 +173,15 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if err = a.listenInternal(); err != nil {
+	if err = a.listenInternal(); err == nil {
+		err = a.listenMetrics()
+	}
+	if err != nil {
 		a.closeListeners()
-		if a.httpLn != nil {
-			a.httpLn.Close()
+		for _, ln := range []net.Listener{a.httpLn, a.internalLn} {
+			if ln != nil {
+				ln.Close()
+			}
 		}
 		return err
 	}
@@ -235,9 +241,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			}
 		})
 	}
+	a.serveMetrics()
 	a.ready.Store(true)
 	a.log.Info("agent started", "kafka", a.kafkaLn.Addr().String(), "advertised", a.cfg.AdvertisedAddr,
-		"http", a.HTTPAddr(), "internal", a.InternalAddr(), "az", a.cfg.AZ, "group", a.cfg.Group)
+		"http", a.HTTPAddr(), "metrics", a.MetricsAddr(), "internal", a.InternalAddr(), "az", a.cfg.AZ, "group", a.cfg.Group)
 	return nil
 }
 
@@ -405,6 +412,7 @@ func (a *Agent) Close() error {
 		} else if a.httpLn != nil {
 			a.httpLn.Close()
 		}
+		a.closeMetrics()
 		a.wg.Wait()
 		close(a.done)
 	})

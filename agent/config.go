@@ -115,6 +115,9 @@ type Config struct {
 	KafkaAddr      string // listen address for Kafka clients ("host:0" picks a free port)
 	AdvertisedAddr string // address given to clients; default: the bound Kafka address
 	HTTPAddr       string // listen address for /healthz, /readyz, /metrics; empty disables HTTP
+	// MetricsAddr, when set, serves /metrics (and /healthz, /readyz) on a listener of its own, plain
+	// and without authentication, instead of on HTTPAddr: for an interface only scrapers reach.
+	MetricsAddr string
 	// InternalAddr is where other agents have this agent sequence for them (the sequence API, over an
 	// authenticated connection). Empty: no internal listener, and no agent forwards to this one.
 	InternalAddr string
@@ -334,6 +337,11 @@ func (c *Config) Validate() error {
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			return fmt.Errorf("agent: http address %q: %w", c.HTTPAddr, err)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("agent: metrics address %q: %w", c.MetricsAddr, err)
 		}
 	}
 	if c.InternalAddr != "" {

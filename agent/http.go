@@ -79,7 +79,9 @@ func (a *Agent) newHTTPServer() *http.Server {
 	if g == nil {
 		g = prometheus.NewRegistry()
 	}
-	mux.Handle("/metrics", a.RequireHTTPAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	if a.cfg.MetricsAddr == "" { // otherwise on its own listener (metrics_http.go)
+		mux.Handle("/metrics", a.RequireHTTPAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
+	}
 	a.mountConsole(mux) // "/": console/, behind the same authentication
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }

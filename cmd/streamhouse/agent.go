@@ -64,6 +64,7 @@ func (c *cli) agentFlagSet() (*flagSet, *agentFlags) {
 	fs.StringVar(&f.cfg.KafkaAddr, "kafka-addr", f.cfg.KafkaAddr, "Kafka listen `address`")
 	fs.StringVar(&f.cfg.AdvertisedAddr, "advertised-addr", "", "`address` given to clients (default: the Kafka listen address)")
 	fs.StringVar(&f.cfg.HTTPAddr, "http-addr", f.cfg.HTTPAddr, "`address` of the console, /healthz, /readyz and /metrics (empty: no HTTP)")
+	fs.StringVar(&f.cfg.MetricsAddr, "metrics-addr", "", "`address` to serve /metrics on instead of --http-addr: plain HTTP, no authentication, for an interface only Prometheus reaches")
 	fs.StringVar(&f.cfg.InternalAddr, "internal-addr", f.cfg.InternalAddr, "listen `address` for other agents (forwarded sequencing, "+
 		"authenticated by the cluster secret in etcd); empty: none, and no agent forwards to this one")
 	f.flushFlags(fs)

@@ -25,6 +25,7 @@ var devExcludedAgentFlags = map[string]string{
 	"s3-path-style":      "dev's agents address its S3 endpoint in the path, as it requires",
 	"s3-cacert":          "dev's S3 endpoint serves plain HTTP",
 	"id":                 "dev names its agents dev-1, dev-2, ... (and evicts a killed run's by that prefix)",
+	"metrics-addr":       "dev's agents serve /metrics on their HTTP port, next to the console",
 }
 
 // listenerSecurity is why dev leaves out the listeners and their security: dev's in-process agents serve
