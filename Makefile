@@ -45,7 +45,7 @@ SOAK_JSON  ?=
 SOAK_FLAGS ?=
 SOAK       := bin/streamhouse-soak --bin $(BIN) $(if $(SOAK_JSON),--json $(SOAK_JSON))
 
-.PHONY: build dev test deps vet unit e2e bench bench-short bench-bin bench-failover fuzz-short fuzz compat chaos chaos-long chaos-secure chaos-bins \
+.PHONY: build dev test deps vet unit e2e bench bench-short bench-bin bench-failover fuzz-short fuzz compat compat-secure chaos chaos-long chaos-secure chaos-bins \
 	soak soak-short soak-bin clean
 
 ## build: the one binary, bin/streamhouse
@@ -85,7 +85,7 @@ unit:
 e2e: deps
 	$(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./e2e/
 
-## bench: StreamHouse (dev mode in-process: embedded etcd and S3, 1 and 3 agents) side by side with
+## bench: StreamHouse (dev mode in-process: embedded etcd and S3, 1 and 3 agents, 1 agent over SASL_SSL) side by side with
 ## franz-go's kfake on the same workloads, one table with the ratios (docs/BENCHMARKS.md); JSON in BENCH_JSON
 bench: build bench-bin
 	bin/streamhouse-bench --suite full --bin $(BIN) --json $(BENCH_JSON) $(BENCH_FLAGS)
@@ -200,6 +200,14 @@ compat: build
 	count() { grep -c "^--- $$1" "$$tmp/kgo.log" || true; }
 	echo "compat: $$(count PASS) passed, $$(count FAIL) failed, $$(count SKIP) skipped"
 	exit $$status
+
+## compat-secure: the same suite against agents with SASL listeners and ACLs on (no super users; each
+## principal the tests use is granted what it needs with `streamhouse acl add`), so that TestSCRAMAuth,
+## TestSCRAMAuthBadCredentials and TestOAuthAuth run (then again with SCRAM-SHA-512); e2e/compat-secure.sh
+## says what it starts. COMPAT_RUN='<regexp>' runs fewer tests, AGENTS=n (3) sets the agents
+compat-secure: build
+	GO='$(GO)' KGO_TEST_RECORDS=$(KGO_TEST_RECORDS) COMPAT_TIMEOUT=$(COMPAT_TIMEOUT) COMPAT_SKIP='$(COMPAT_SKIP)' \
+		e2e/compat-secure.sh $(BIN)
 
 clean:
 	rm -rf bin

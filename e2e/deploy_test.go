@@ -235,7 +235,7 @@ func deployAgentEnv(t *testing.T, p *deployPKI, n, etcd string, d *dev, kafkaAdd
 // deployAgent is a running agent of the guide.
 type deployAgent struct {
 	*proc
-	kafka string
+	kafka, internal string
 }
 
 // startDeployAgent starts "streamhouse agent" with env only, as the unit does, and waits until its
@@ -250,6 +250,7 @@ func startDeployAgent(t *testing.T, p *deployPKI, name string, env []string) *de
 		t.Fatalf("%s: no kafka or http address in its start-up log line %v", name, started)
 	}
 	a.kafka = kafka
+	a.internal, _ = started["internal"].(string)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: p.tls()}, Timeout: 5 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -277,7 +278,8 @@ func startDeployAgent(t *testing.T, p *deployPKI, name string, env []string) *de
 // TLS and client certificates, users and ACLs with the streamhouse CLI as step 3 gives them, three
 // agents from deploy/agent-secure.env (SASL_SSL only, ACLs on, HTTPS), then franz-go, kcat and
 // sarama as clients over SASL_SSL with SCRAM-SHA-512. It checks the refusals the guide promises: a
-// wrong password, a user without ACLs, a plaintext client on the TLS port, an agent without its etcd
+// wrong password, a user without ACLs, a plaintext client on the TLS port, a client not trusting the
+// agents' CA, a certificate of another CA on the agents' own listener, an agent without its etcd
 // client certificate; and that a produce quota holds a client to its rate.
 func TestDeployGuide(t *testing.T) {
 	t.Parallel()
@@ -306,10 +308,10 @@ func TestDeployGuide(t *testing.T) {
 	// Step 4: the agents. The quota windows are shorter than Kafka's 11 s so that a test sees the
 	// rate settle within seconds.
 	quotaWindows := []string{"STREAMHOUSE_QUOTA_WINDOW_NUM=" + fmt.Sprint(quotaWindowNum), "STREAMHOUSE_QUOTA_WINDOW_SIZE=" + quotaWindowSize.String()}
-	var brokers []string
+	var brokers, internals []string
 	for _, n := range deployNodes {
 		a := startDeployAgent(t, p, n, deployAgentEnv(t, p, n, etcd, d, closedAddr(t), quotaWindows...))
-		brokers = append(brokers, a.kafka)
+		brokers, internals = append(brokers, a.kafka), append(internals, a.internal)
 	}
 
 	// An agent without its etcd client certificate is refused by etcd and says so.
@@ -396,6 +398,49 @@ func TestDeployGuide(t *testing.T) {
 		topics, err := kadm.NewClient(cl).ListTopics(ctx)
 		if err == nil {
 			t.Fatalf("a plaintext client on the SASL_SSL port listed topics: %v", topics.Names())
+		}
+	})
+	t.Run("untrusted-certificates", func(t *testing.T) {
+		t.Parallel()
+		other := authtest.NewCA(t, "another-ca")
+		// A client that does not trust the agents' CA stops at the handshake: it learns nothing.
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(other.CertFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool.AppendCertsFromPEM(pem)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DialTLSConfig(&tls.Config{RootCAs: pool}),
+			kgo.SASL(scram.Auth{User: "orders-app", Pass: appPassword}.AsSha512Mechanism()),
+			kgo.RequestRetries(0), kgo.RetryTimeout(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if topics, err := kadm.NewClient(cl).ListTopics(ctx); err == nil {
+			t.Errorf("a client not trusting the agents' CA listed topics %v", topics.Names())
+		}
+		// The agents' own listener takes only certificates of the CA: one of another CA is refused.
+		files := other.Client(t, pkix.Name{CommonName: "node-1"})
+		pair, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, addr := range internals {
+			if addr == "" {
+				t.Fatal("an agent's start-up line names no internal address")
+			}
+			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: p.ca, Certificates: []tls.Certificate{pair}})
+			if err == nil {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				_, err = c.Read(make([]byte, 1)) // TLS 1.3: the server's refusal arrives after the client's handshake
+				c.Close()
+			}
+			if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("the internal listener %s with a certificate of another CA: %v, want a TLS refusal", addr, err)
+			}
 		}
 	})
 	t.Run("user-without-acls", func(t *testing.T) {

@@ -40,7 +40,7 @@ func main() {
 	flag.DurationVar(&o.window, "window", 0, "suite: measuring window of each run (default 5s full, 3s short)")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "suite: also keep each throughput run's CPU profile (pprof, samples labelled by component and target) in this `directory`")
 	flag.StringVar(&o.only, "only", "", "suite: run only the produce workloads matching this `regexp` (e.g. '8 prod'), for profiling")
-	flag.StringVar(&o.targets, "targets", "", "suite: the `targets` to run, comma-separated, of sh-1, sh-3, sh-1-mem (one agent, objects in memory) and kfake\n(the ratios need kfake; default: all for --suite full, all but sh-1-mem for --suite short)")
+	flag.StringVar(&o.targets, "targets", "", "suite: the `targets` to run, comma-separated, of sh-1, sh-3, sh-1-mem (one agent, objects in memory),\nsh-1-sec (one agent over SASL_SSL: TLS, SCRAM-SHA-512, ACLs on) and kfake (the ratios need kfake; default: all for --suite full,\nall but sh-1-mem and sh-1-sec for --suite short)")
 	flag.Float64Var(&o.latencyCap, "latency-rate-cap", defaultLatencyCap, "suite: the open-loop latency runs send at min(50% of the target's max, this many records/s)")
 	flag.DurationVar(&o.linger, "linger", 0, "suite: the producers' linger (franz-go ProducerLinger), the same against every target")
 	flag.StringVar(&o.phases, "phases", "produce,latency,consume,history,procs", "suite: the `phases` to run, comma-separated")

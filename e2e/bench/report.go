@@ -14,11 +14,16 @@ import (
 
 // The table's value columns, and the ratios printed for each row. sh-1-mem (make bench only) is one
 // agent whose objects stay in memory (the newest 768 MiB): the agent without the embedded S3
-// endpoint's CPU beside it.
+// endpoint's CPU beside it. sh-1-sec (make bench only) is sh-1 with a SASL_SSL listener (TLS,
+// SCRAM-SHA-512, ACLs on), its clients over TLS logged in with SCRAM; its ratio to sh-1 is the cost of
+// security.
 var (
-	columns = []string{"sh-1", "sh-3", "sh-1-mem", "kfake"}
-	ratios  = []string{"sh-1", "sh-3", "sh-1-mem"}
+	columns = []string{"sh-1", "sh-3", "sh-1-mem", "sh-1-sec", "kfake"}
+	ratios  = []string{"sh-1", "sh-3", "sh-1-mem", "sh-1-sec"}
 )
+
+// secRatio is the ratio column of the secured target to the plaintext one.
+const secRatio = "sh-1-sec/sh-1"
 
 // row is one figure of one workload across the targets.
 type row struct {
@@ -78,6 +83,9 @@ func (r *report) add(section, figure, workload, unit string, values map[string]f
 		}
 	}
 	row := row{Section: section, Figure: figure, Workload: workload, Unit: unit, Values: v}
+	if s, p := v["sh-1-sec"], v["sh-1"]; s != 0 && p != 0 {
+		row.Ratios = map[string]float64{secRatio: s / p}
+	}
 	if k, ok := v["kfake"]; ok && k != 0 {
 		for _, sh := range ratios {
 			if x, ok := v[sh]; ok {
@@ -352,7 +360,8 @@ func (r *report) verdict(target, measured string, met bool) {
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nStreamHouse vs kfake, suite %s: %d CPUs (%s), %s, load average %s before and %s after, %.0fs\n",
 		r.Suite, r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.LoadBefore, r.Machine.LoadAfter, r.Seconds)
-	fmt.Fprintf(w, "sh-1, sh-3: StreamHouse dev mode in this process (embedded etcd, embedded S3, 1 or 3 agents); kfake: franz-go's in-memory broker\n\n")
+	fmt.Fprintf(w, "sh-1, sh-3: StreamHouse dev mode in this process (embedded etcd, embedded S3, 1 or 3 agents); sh-1-sec: sh-1 over "+
+		"SASL_SSL (TLS, SCRAM-SHA-512, ACLs on); kfake: franz-go's in-memory broker\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.Debug)
 	header := []string{"figure", "workload", "unit"}
 	var cols, rcols []string
@@ -365,6 +374,9 @@ func (r *report) print(w io.Writer) {
 		if r.hasColumn(c) && r.hasColumn("kfake") {
 			rcols = append(rcols, c+"/kfake")
 		}
+	}
+	if r.hasColumn("sh-1-sec") && r.hasColumn("sh-1") {
+		rcols = append(rcols, secRatio)
 	}
 	header = append(header, cols...)
 	header = append(header, rcols...)

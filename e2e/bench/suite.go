@@ -79,7 +79,7 @@ func fullPlan() plan {
 	p := plan{latency: latencySpec, warm: time.Second, window: 4 * time.Second, latWindow: 10 * time.Second,
 		consumeMiB: 192, consumePasses: consumePasses, procsIdle: 15 * time.Second, procsParts: 1024, latencyCap: defaultLatencyCap,
 		history: historySpec{records: 600_000, rate: 20_000, size: 200, partitions: 64, passes: 3},
-		targets: "sh-1,sh-3,sh-1-mem,kfake", wideTargets: []string{"sh-1", "sh-3"},
+		targets: "sh-1,sh-3,sh-1-mem,sh-1-sec,kfake", wideTargets: []string{"sh-1", "sh-3"},
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, profile: "none", memory: true},
 			{name: "sh-1", agents: 1, profile: "none", memory: true, linger: 50 * time.Millisecond},
@@ -187,7 +187,8 @@ func runSuite(o suiteOptions) error {
 func startTargets(ctx context.Context, names []string, log hclog.Logger) ([]target, error) {
 	progress("starting %s", strings.Join(names, ", "))
 	var out []target
-	for _, cfg := range []shConfig{{name: "sh-1", agents: 1}, {name: "sh-3", agents: 3}, {name: "sh-1-mem", agents: 1, memory: true}} {
+	for _, cfg := range []shConfig{{name: "sh-1", agents: 1}, {name: "sh-3", agents: 3}, {name: "sh-1-mem", agents: 1, memory: true},
+		{name: "sh-1-sec", agents: 1, secure: true}} {
 		if !slices.Contains(names, cfg.name) {
 			continue
 		}

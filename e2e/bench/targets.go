@@ -82,6 +82,8 @@ type shConfig struct {
 	consume bool
 	// maintenance is the agents' --maintenance-interval (0: the default).
 	maintenance time.Duration
+	// secure serves a SASL_SSL listener (TLS, SCRAM-SHA-512, ACLs on) instead of PLAINTEXT (secure.go).
+	secure bool
 }
 
 // shCluster is StreamHouse's dev mode built as cmd/streamhouse's dev builds it: embedded etcd, the
@@ -94,6 +96,7 @@ type shCluster struct {
 	s3     *segstore.S3Server
 	store  segstore.Store // the bench's own handle on the bucket, to clear it between runs
 	agents []*benchAgent
+	pki    *securePKI // secure: the CA and the agents' certificate
 }
 
 // benchAgent is one in-process agent and the registry its metrics (agent, coord, segstore) go to.
@@ -192,6 +195,11 @@ func startSH(ctx context.Context, cfg shConfig, log hclog.Logger) (_ *shCluster,
 			return nil, err
 		}
 	}
+	if cfg.secure {
+		if err = c.secureSetup(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for i := 1; i <= cfg.agents; i++ {
 		withLabels(ctx, compBroker, cfg.name, func(ctx context.Context) { err = c.startAgent(ctx, i, log) })
 		if err != nil {
@@ -241,6 +249,11 @@ func (c *shCluster) startAgent(ctx context.Context, i int, log hclog.Logger) err
 		cfg.MaintenanceInterval = c.cfg.maintenance
 	}
 	cfg.Logger, cfg.Registerer, cfg.Gatherer = log.Named(cfg.ID), reg, reg
+	if c.cfg.secure {
+		if err := c.secureAgent(&cfg); err != nil {
+			return err
+		}
+	}
 	client, err := coord.Connect(ctx, coord.Config{Endpoints: c.etcd.Endpoints(), Logger: cfg.Logger, Registerer: reg,
 		MaxTxnOps: coord.DefaultEmbedMaxTxnOps, MaxRequestBytes: coord.DefaultEmbedMaxRequestBytes})
 	if err != nil {

@@ -54,6 +54,7 @@ var randomPool = func() []byte {
 func newClient(ctx context.Context, target string, opts ...kgo.Opt) (*kgo.Client, error) {
 	var cl *kgo.Client
 	var err error
+	opts = append(opts, targetClientOpts(target)...) // a secured target's TLS and SASL
 	withLabels(ctx, compClient, target, func(context.Context) { cl, err = kgo.NewClient(opts...) })
 	return cl, err
 }
