@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -201,9 +202,17 @@ func (a *Agent) forwardTo(tp coord.TP) (string, bool) {
 // retry of what did apply is a duplicate), never an error that says "not written", after which a
 // client may report as failed a record that consumers then read.
 func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
+	errs := a.onSession(ctx, len(commits), func(ctx context.Context, s session) []error { return s.Commit(ctx, commits) })
+	a.noteCommits(errs)
+	return unknownUnless(errs, coord.ErrFenced)
+}
+
+// onSession runs do, n writes, on the current session, cancelled should the session end under it;
+// without a session every write fails with coord.ErrSessionClosed.
+func (a *Agent) onSession(ctx context.Context, n int, do func(ctx context.Context, s session) []error) []error {
 	s := a.lead.session()
 	if s == nil {
-		errs := make([]error, len(commits))
+		errs := make([]error, n)
 		for i := range errs {
 			errs[i] = coord.ErrSessionClosed
 		}
@@ -220,10 +229,14 @@ func (a *Agent) commit(ctx context.Context, commits []coord.Commit) []error {
 		case <-committed:
 		}
 	}()
-	errs := s.Commit(cctx, commits)
-	a.noteCommits(errs)
+	return do(cctx, s)
+}
+
+// unknownUnless wraps in errCommitUnknown every error that is not one of known: those say the write
+// did not apply; any other may have.
+func unknownUnless(errs []error, known ...error) []error {
 	for i, err := range errs {
-		if err != nil && !errors.Is(err, coord.ErrFenced) {
+		if err != nil && !slices.ContainsFunc(known, func(k error) bool { return errors.Is(err, k) }) {
 			errs[i] = fmt.Errorf("%w: %w", errCommitUnknown, err)
 		}
 	}

@@ -166,30 +166,6 @@ func (a *Agent) sequenceMarkers(ctx context.Context, w *markerWork) {
 // commitMarkers is commit's counterpart for markers: through the current session, abandoned when it
 // is lost; an error other than a fence or a changed transaction leaves the outcome unknown.
 func (a *Agent) commitMarkers(ctx context.Context, guard coord.TxnGuard, ms []coord.MarkerCommit) []error {
-	s := a.lead.session()
-	if s == nil {
-		errs := make([]error, len(ms))
-		for i := range errs {
-			errs[i] = coord.ErrSessionClosed
-		}
-		return errs
-	}
-	cctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	committed := make(chan struct{})
-	defer close(committed)
-	go func() {
-		select {
-		case <-s.Done():
-			cancel(coord.ErrSessionClosed)
-		case <-committed:
-		}
-	}()
-	errs := s.CommitMarkers(cctx, guard, ms)
-	for i, err := range errs {
-		if err != nil && !errors.Is(err, coord.ErrFenced) && !errors.Is(err, coord.ErrTxnChanged) {
-			errs[i] = fmt.Errorf("%w: %w", errCommitUnknown, err)
-		}
-	}
-	return errs
+	errs := a.onSession(ctx, len(ms), func(ctx context.Context, s session) []error { return s.CommitMarkers(ctx, guard, ms) })
+	return unknownUnless(errs, coord.ErrFenced, coord.ErrTxnChanged)
 }

@@ -67,20 +67,12 @@ func (gc *Coordinator) commitOffsets(req *kmsg.OffsetCommitRequest, resp *kmsg.O
 		t, ok := gc.view.Topic(rt.Topic)
 		ok = ok && gc.serves(t)
 		for j, rp := range rt.Partitions {
-			sp := &resp.Topics[i].Partitions[j]
-			switch {
-			case !ok || rp.Partition < 0 || rp.Partition >= t.Partitions:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > gc.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				o := coord.GroupOffset{Topic: t.ID, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch, CommitMs: now}
-				if req.Version < 6 {
-					o.LeaderEpoch = -1
-				}
-				if rp.Metadata != nil {
-					o.Metadata = *rp.Metadata
-				}
+			epoch := rp.LeaderEpoch
+			if req.Version < 6 {
+				epoch = -1
+			}
+			o, code := gc.offsetFor(t, ok, rp.Partition, rp.Offset, epoch, rp.Metadata, now)
+			if resp.Topics[i].Partitions[j].ErrorCode = code; code == 0 {
 				offs = append(offs, o)
 			}
 		}
@@ -253,4 +245,21 @@ func (gc *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteR
 		}
 	}
 	return resp
+}
+
+// offsetFor checks one partition of an offset commit (OffsetCommit or TxnOffsetCommit) against its
+// topic t (known: found and served by this group's agents) and returns the offset to store, or the
+// error code that answers the partition instead.
+func (gc *Coordinator) offsetFor(t coord.Topic, known bool, partition int32, offset int64, epoch int32, metadata *string, now int64) (coord.GroupOffset, int16) {
+	switch {
+	case !known || partition < 0 || partition >= t.Partitions:
+		return coord.GroupOffset{}, kerr.UnknownTopicOrPartition.Code
+	case metadata != nil && len(*metadata) > gc.cfg.MaxMetadataBytes:
+		return coord.GroupOffset{}, kerr.OffsetMetadataTooLarge.Code
+	}
+	o := coord.GroupOffset{Topic: t.ID, Partition: partition, Offset: offset, LeaderEpoch: epoch, CommitMs: now}
+	if metadata != nil {
+		o.Metadata = *metadata
+	}
+	return o, 0
 }

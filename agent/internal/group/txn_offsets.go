@@ -74,20 +74,12 @@ func (gc *Coordinator) txnOffsets(req *kmsg.TxnOffsetCommitRequest, resp *kmsg.T
 		t, ok := gc.view.Topic(rt.Topic)
 		ok = ok && gc.serves(t)
 		for j, rp := range rt.Partitions {
-			sp := &resp.Topics[i].Partitions[j]
-			switch {
-			case !ok || rp.Partition < 0 || rp.Partition >= t.Partitions:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.Metadata != nil && len(*rp.Metadata) > gc.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				o := coord.GroupOffset{Topic: t.ID, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch, CommitMs: now}
-				if req.Version < 2 {
-					o.LeaderEpoch = -1
-				}
-				if rp.Metadata != nil {
-					o.Metadata = *rp.Metadata
-				}
+			epoch := rp.LeaderEpoch
+			if req.Version < 2 {
+				epoch = -1
+			}
+			o, code := gc.offsetFor(t, ok, rp.Partition, rp.Offset, epoch, rp.Metadata, now)
+			if resp.Topics[i].Partitions[j].ErrorCode = code; code == 0 {
 				offs = append(offs, o)
 			}
 		}
