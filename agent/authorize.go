@@ -106,6 +106,8 @@ func (a *Agent) authorizeRequest(c client, req kmsg.Request) (kmsg.Response, fun
 		return nil, a.authorizeDeleteTopics(c, r)
 	case *kmsg.DeleteRecordsRequest:
 		return nil, a.authorizeDeleteRecords(c, r)
+	case *kmsg.DescribeProducersRequest:
+		return nil, a.authorizeDescribeProducers(c, r)
 	case *kmsg.CreatePartitionsRequest:
 		return nil, a.authorizeCreatePartitions(c, r)
 	case *kmsg.DescribeConfigsRequest:
@@ -408,7 +410,7 @@ func init() {
 		kmsg.Heartbeat, kmsg.LeaveGroup, kmsg.SyncGroup, kmsg.DescribeGroups, kmsg.ListGroups, kmsg.DeleteGroups,
 		kmsg.OffsetDelete, kmsg.OffsetForLeaderEpoch, kmsg.DeleteRecords, kmsg.SASLHandshake, kmsg.SASLAuthenticate,
 		kmsg.CreateACLs, kmsg.DescribeACLs, kmsg.DeleteACLs, kmsg.DescribeUserSCRAMCredentials, kmsg.AlterUserSCRAMCredentials,
-		kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas} {
+		kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas, kmsg.DescribeProducers} {
 		guarded[int16(k)] = true
 	}
 }
