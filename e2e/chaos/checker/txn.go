@@ -280,6 +280,21 @@ func (st *state) checkTxnOffsets(ts *txnState, events []history.Event) {
 	if !st.res.Txn.Drained {
 		return
 	}
+	// Each input, by the transformed values of it the drain holds: more than one is an input
+	// processed by two transactions that both committed, its offsets not moved with the first.
+	outputs := map[string][]string{}
+	for _, v := range slices.Sorted(maps.Keys(ts.drained)) {
+		if in, ok := history.Untransformed(v); ok {
+			outputs[in] = append(outputs[in], v)
+		}
+	}
+	for _, in := range slices.Sorted(maps.Keys(outputs)) {
+		if outs := outputs[in]; len(outs) > 1 {
+			first := ts.written[outs[0]]
+			st.anomaly(Anomaly{Kind: Duplicate, Topic: first.Topic, Partition: first.Partition, Offset: first.Offset, Value: in,
+				Detail: fmt.Sprintf("input %s transformed by %d committed transactions: %s", in, len(outs), strings.Join(outs, " "))})
+		}
+	}
 	keys := slices.SortedFunc(maps.Keys(final), func(a, b groupTP) int {
 		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.tp.Topic, b.tp.Topic), cmp.Compare(a.tp.Partition, b.tp.Partition))
 	})
@@ -287,7 +302,7 @@ func (st *state) checkTxnOffsets(ts *txnState, events []history.Event) {
 		f := final[k]
 		var missing []history.Read
 		for _, in := range ts.inputs[k.tp] {
-			if in.Offset < f.Offset && !ts.drained[history.Transformed(in.Value)] {
+			if in.Offset < f.Offset && len(outputs[in.Value]) == 0 {
 				missing = append(missing, in)
 			}
 		}

@@ -40,7 +40,7 @@ func (h *hist) ctp(id string, outcome history.Outcome, p int32, first, out int64
 		Outcome: outcome, Group: "ctp", Detail: "commit",
 		TxnOffsets: []history.Read{{Topic: "x", Partition: p, Offset: first + int64(len(values))}}}
 	for i, v := range values {
-		ev.Writes = append(ev.Writes, history.Read{Topic: "y", Partition: p, Offset: out + int64(i), Value: history.Transformed(v)})
+		ev.Writes = append(ev.Writes, history.Read{Topic: "y", Partition: p, Offset: out + int64(i), Value: history.Transformed(v, id)})
 	}
 	h.events = append(h.events, ev)
 	return h
@@ -97,7 +97,7 @@ func TestTxnCleanHistory(t *testing.T) {
 		groupOffset("ctp", "x", 0, 2).
 		drain("x", 0, 0, "a", "b").
 		drain("x", 0, 6, "d", "e").
-		drain("y", 0, 0, history.Transformed("a"), history.Transformed("b")).
+		drain("y", 0, 0, history.Transformed("a", "c/1"), history.Transformed("b", "c/1")).
 		drained()
 	r := Check(h.events)
 	wantOnly(t, r)
@@ -190,6 +190,32 @@ func TestTxnUnprocessedInput(t *testing.T) {
 			drain("x", 0, 0, "a", "b")
 	}
 	// The offsets of the indeterminate transaction are visible: so must its writes be.
-	wantOnly(t, Check(base().drain("y", 0, 0, history.Transformed("a"), history.Transformed("b")).drained().events))
+	wantOnly(t, Check(base().drain("y", 0, 0, history.Transformed("a", "c/1"), history.Transformed("b", "c/1")).drained().events))
 	wantOnly(t, Check(base().drained().events), Unprocessed)
+}
+
+// An input processed by two transactions that both committed: the group's offsets did not move with
+// the first.
+func TestTxnInputProcessedTwice(t *testing.T) {
+	t.Parallel()
+	h := newHist().
+		txn("p/1", history.OK, 0, 0, "a").
+		ctp("c/1", history.OK, 0, 0, 0, "a").
+		ctp("c/2", history.OK, 0, 0, 2, "a").
+		groupOffset("ctp", "x", 0, 1).
+		drain("x", 0, 0, "a").
+		drain("y", 0, 0, history.Transformed("a", "c/1")).
+		drain("y", 0, 2, history.Transformed("a", "c/2")).
+		drained()
+	wantOnly(t, Check(h.events), Duplicate)
+	// The second one aborted, and was not read: fine.
+	h = newHist().
+		txn("p/1", history.OK, 0, 0, "a").
+		ctp("c/1", history.Failed, 0, 0, 0, "a").
+		ctp("c/2", history.OK, 0, 0, 2, "a").
+		groupOffset("ctp", "x", 0, 1).
+		drain("x", 0, 0, "a").
+		drain("y", 0, 2, history.Transformed("a", "c/2")).
+		drained()
+	wantOnly(t, Check(h.events))
 }

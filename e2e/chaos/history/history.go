@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -45,8 +46,27 @@ const (
 // TxnDrainProc is the Proc of the final read_committed drain's polls.
 const TxnDrainProc = "txn-drain"
 
-// Transformed is the value a consume-transform-produce transaction writes for the input value v.
-func Transformed(v string) string { return "ctp/" + v }
+// Transformed is the value the consume-transform-produce transaction txn writes for the input value
+// v: unique to the transaction, as every value of a history must be, since an input is transformed
+// again after an abort.
+func Transformed(v, txn string) string { return "ctp/" + txn + "/" + v }
+
+// Untransformed is the input value of a value Transformed wrote.
+func Untransformed(out string) (in string, ok bool) {
+	rest, ok := strings.CutPrefix(out, "ctp/")
+	if !ok {
+		return "", false
+	}
+	// txn is <proc>/<seq>: two slashes.
+	for range 2 {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return "", false
+		}
+		rest = rest[i+1:]
+	}
+	return rest, true
+}
 
 // Outcome is how an operation ended, as its client saw it.
 type Outcome string

@@ -361,7 +361,7 @@ func (m *ctpMember) one(sess *kgo.GroupTransactSession, name string, seq int, re
 	pctx, cancel := context.WithTimeout(context.Background(), txnProduceTimeout)
 	defer cancel()
 	for i, r := range recs {
-		v := history.Transformed(string(r.Value))
+		v := history.Transformed(string(r.Value), e.Txn)
 		e.Writes[i] = history.Read{Topic: m.t.cfg.Output, Partition: r.Partition, Offset: -1, Value: v}
 		wg.Add(1)
 		sess.Produce(pctx, &kgo.Record{Topic: m.t.cfg.Output, Partition: r.Partition, Value: []byte(v)}, func(r *kgo.Record, err error) {
