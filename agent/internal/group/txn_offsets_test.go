@@ -1,6 +1,7 @@
 package group
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,10 +31,10 @@ func TestGroupTxnOffsets(t *testing.T) {
 	if e := check(-1, ""); e != nil {
 		t.Fatalf("commit naming no member: %v", e)
 	}
-	if err := h.g.commitPending(7, 0, []coord.GroupOffset{off(tpA, 1), off(tpB, 5)}); err != nil {
+	if err := h.g.commitPending(7, 0, []coord.GroupOffset{off(tpA, 1), off(tpB, 5)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.g.commitPending(7, 1, []coord.GroupOffset{off(tpA, 3)}); err != nil {
+	if err := h.g.commitPending(7, 1, []coord.GroupOffset{off(tpA, 3)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := kmsg.NewPtrTxnOffsetCommitRequest()
@@ -104,9 +105,19 @@ func TestGroupTxnOffsets(t *testing.T) {
 	if err := h.g.resolveTxn(guard, 7, true); err != nil || len(h.writes) != n {
 		t.Fatalf("a resent resolution: %v, %d writes", err, len(h.writes)-n)
 	}
+	// A commit guarded by a transaction state that has moved on writes nothing and keeps the group.
+	h.fail = coord.ErrTxnChanged
+	if err := h.g.commitPending(8, 0, []coord.GroupOffset{off(tpA, 100)}, &guard); !errors.Is(err, coord.ErrTxnChanged) ||
+		h.g.gone.Load() || len(h.g.txn) != 0 {
+		t.Fatalf("commit with a stale guard: %v, gone %v, pending %v", err, h.g.gone.Load(), h.g.txn)
+	}
+	h.fail = nil
 	// Abort: dropped.
-	if err := h.g.commitPending(8, 0, []coord.GroupOffset{off(tpA, 100)}); err != nil {
+	if err := h.g.commitPending(8, 0, []coord.GroupOffset{off(tpA, 100)}, &guard); err != nil {
 		t.Fatal(err)
+	}
+	if rw := h.writes[len(h.writes)-1]; rw.Txn == nil || *rw.Txn != guard {
+		t.Fatalf("guarded pending write %+v", rw)
 	}
 	if err := h.g.resolveTxn(guard, 8, false); err != nil {
 		t.Fatal(err)
