@@ -126,3 +126,37 @@ func TestGroupTxnOffsets(t *testing.T) {
 		t.Fatalf("after abort: write %+v, offsets %v", rw, h.g.offsets)
 	}
 }
+
+// OffsetDelete of an Empty group drops the partitions' pending transactional offsets too, as Kafka's
+// tombstone does: a producer left with others keeps those, one left with none has its pending offsets
+// deleted; nothing else is touched.
+func TestOffsetDeleteDropsPending(t *testing.T) {
+	t.Parallel()
+	h := newGroupHarness(t)
+	tpA, tpB := coord.TP{Topic: coord.NewTopicID()}, coord.TP{Topic: coord.NewTopicID(), Partition: 1}
+	off := func(tp coord.TP, o int64) coord.GroupOffset {
+		return coord.GroupOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o}
+	}
+	h.g.mu.Lock()
+	defer h.g.mu.Unlock()
+	if h.g.state != groupEmpty {
+		t.Fatalf("a new group in state %v", h.g.state)
+	}
+	for pid, offs := range map[int64][]coord.GroupOffset{7: {off(tpA, 1), off(tpB, 2)}, 8: {off(tpA, 3)}} {
+		if err := h.g.commitPending(pid, 0, offs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes, code := h.g.deleteOffsets([]coord.TP{tpA}, map[coord.TopicID]string{tpA.Topic: "a"})
+	if code != 0 || len(codes) != 1 || codes[0] != 0 {
+		t.Fatalf("OffsetDelete: %v, %d", codes, code)
+	}
+	w := h.writes[len(h.writes)-1]
+	if len(w.Pending) != 1 || w.Pending[0].ProducerID != 7 || len(w.Pending[0].Offsets) != 1 || w.Pending[0].Offsets[0].TP() != tpB ||
+		len(w.DeletePending) != 1 || w.DeletePending[0] != 8 {
+		t.Fatalf("OffsetDelete's write %+v: want 7 left with tpB, 8's deleted", w)
+	}
+	if u := h.g.unstable(); u[tpA] || !u[tpB] || len(h.g.txn) != 1 {
+		t.Fatalf("after OffsetDelete: unstable %v, pending %v", u, h.g.txn)
+	}
+}
