@@ -91,6 +91,9 @@ var (
 func (a *Agent) authorizeRequest(c client, req kmsg.Request) (kmsg.Response, func(kmsg.Response)) {
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
+		if post, denied := a.authorizeTransactionalProduce(c, r); denied {
+			return nil, post
+		}
 		return nil, a.authorizeProduce(c, r)
 	case *kmsg.FetchRequest:
 		return nil, a.authorizeFetch(c, r)
@@ -106,6 +109,8 @@ func (a *Agent) authorizeRequest(c client, req kmsg.Request) (kmsg.Response, fun
 		return nil, a.authorizeDeleteTopics(c, r)
 	case *kmsg.DeleteRecordsRequest:
 		return nil, a.authorizeDeleteRecords(c, r)
+	case *kmsg.DescribeProducersRequest:
+		return nil, a.authorizeDescribeProducers(c, r)
 	case *kmsg.CreatePartitionsRequest:
 		return nil, a.authorizeCreatePartitions(c, r)
 	case *kmsg.DescribeConfigsRequest:
@@ -121,13 +126,13 @@ func (a *Agent) authorizeRequest(c client, req kmsg.Request) (kmsg.Response, fun
 			return resp, nil
 		}
 	case *kmsg.InitProducerIDRequest:
-		if r.TransactionalID == nil && !a.allowedCluster(c, auth.OpIdempotentWrite) &&
-			!a.sec.authz.AuthorizeByResourceType(c.sec.who(), c.sec.hostAddr(), auth.OpWrite, auth.ResourceTopic) {
-			resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
-			resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch = clusterDenied, -1, -1
-			return resp, nil
+		if deny := a.authorizeInitProducerID(c, r); deny != nil {
+			return deny, nil
 		}
 	default:
+		if deny, post, ok := a.authorizeTxnRequest(c, req); ok { // authorize_txn.go
+			return deny, post
+		}
 		return a.authorizeGroupRequest(c, req)
 	}
 	return nil, nil
@@ -408,7 +413,10 @@ func init() {
 		kmsg.Heartbeat, kmsg.LeaveGroup, kmsg.SyncGroup, kmsg.DescribeGroups, kmsg.ListGroups, kmsg.DeleteGroups,
 		kmsg.OffsetDelete, kmsg.OffsetForLeaderEpoch, kmsg.DeleteRecords, kmsg.SASLHandshake, kmsg.SASLAuthenticate,
 		kmsg.CreateACLs, kmsg.DescribeACLs, kmsg.DeleteACLs, kmsg.DescribeUserSCRAMCredentials, kmsg.AlterUserSCRAMCredentials,
-		kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas} {
+		kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas, kmsg.DescribeProducers,
+		// the transaction APIs (txnAPIs), served with Config.ExperimentalTransactions (authorize_txn.go)
+		kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit, kmsg.DescribeTransactions,
+		kmsg.ListTransactions} {
 		guarded[int16(k)] = true
 	}
 }

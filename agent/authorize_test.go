@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
+	"maps"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -303,7 +304,9 @@ func TestSSLPrincipalACLs(t *testing.T) {
 // Every API the agent serves is one guard authorizes: a new API must be added there.
 func TestEveryAPIGuarded(t *testing.T) {
 	t.Parallel()
-	for key := range apis {
+	all := maps.Clone(apis)
+	maps.Copy(all, txnAPIs)
+	for key := range all {
 		if !guarded[key] {
 			t.Errorf("%s is served but not authorized (authorize.go)", kmsg.NameForKey(key))
 		}

@@ -460,6 +460,8 @@ func (a *Agent) handle(ctx context.Context, c client, req kmsg.Request) kmsg.Res
 		return a.handleOffsetDelete(ctx, c, req)
 	case *kmsg.DeleteRecordsRequest:
 		return a.handleDeleteRecords(ctx, c, req)
+	case *kmsg.DescribeProducersRequest:
+		return a.handleDescribeProducers(req)
 	case *kmsg.AddPartitionsToTxnRequest, *kmsg.AddOffsetsToTxnRequest, *kmsg.EndTxnRequest, *kmsg.TxnOffsetCommitRequest,
 		*kmsg.DescribeTransactionsRequest, *kmsg.ListTransactionsRequest:
 		return a.handleTxn(ctx, req) // decoded only when served (txn.go)

@@ -38,6 +38,7 @@ var apis = map[int16]apiRange{
 	int16(kmsg.DeleteRecords):           {0, 2},
 	int16(kmsg.SASLHandshake):           {0, 1},
 	int16(kmsg.SASLAuthenticate):        {0, 2},
+	int16(kmsg.DescribeProducers):       {0, 0},
 	// Security administration (agent/security_admin.go).
 	int16(kmsg.DescribeACLs):                 {0, 3},
 	int16(kmsg.CreateACLs):                   {0, 3},
