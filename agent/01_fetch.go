@@ -192,6 +192,9 @@ func (a *Agent) redirectRead(req *kmsg.FetchRequest, cz string, sp *kmsg.FetchRe
 	}
 	hwm := a.cache.HighWatermark(tp)
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hwm, hwm, a.cache.LogStart(tp)
+	if req.IsolationLevel == 1 {
+		sp.LastStableOffset = a.lastStable(tp, hwm) // txn_fetch.go
+	}
 	sp.PreferredReadReplica = a.nodeID(to)
 	return true
 }

@@ -431,7 +431,7 @@ func (k *Cache) DeadRecords() []string {
 // Apply adds an entry the caller just committed, so that its own reads see it at once; give it
 // as committed, with its Epoch (Bytes is filled in if zero). The same entry arriving by watch,
 // before or after, is not added twice; an entry that does not start at the high watermark is
-// ignored.
+// ignored. The entry carries no producer batches (a marker's): a flush's commits go through ApplyAll.
 func (k *Cache) Apply(tp TP, e IndexEntry) {
 	if e.Bytes == 0 {
 		for _, x := range e.Extents {
@@ -446,8 +446,12 @@ func (k *Cache) Apply(tp TP, e IndexEntry) {
 }
 
 // ApplyAll is Apply of each commit's entry, under one lock: a flush over many partitions applies them
-// all at once, rather than taking the view's lock once per partition while fetches wait on it.
+// all at once, rather than taking the view's lock once per partition while fetches wait on it. Each
+// entry goes in with its commit's producer batches, as the watch would bring it: what the view derives
+// from them must hold from the moment the entry is readable (a transactional batch opens its
+// transaction, so the last stable offset stops there; producer states and merge plans see it).
 func (k *Cache) ApplyAll(commits []Commit) {
+	now := time.Now().UnixMilli()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, c := range commits {
@@ -458,7 +462,7 @@ func (k *Cache) ApplyAll(commits []Commit) {
 			}
 		}
 		if p := k.st.part(c.TP, true); p != nil {
-			p.addTail(tailEntry{IndexEntry: e}, c.TP, false, k.log)
+			p.addTail(tailEntry{IndexEntry: e, batches: c.Batches, time: now}, c.TP, false, k.log)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/coord"
@@ -56,6 +57,8 @@ type Config struct {
 	Markers Markers
 	Log     hclog.Logger
 	Now     func() time.Time
+	// Registerer takes the coordinator's metrics (metrics.go); nil: none.
+	Registerer prometheus.Registerer
 
 	MaxTimeout    time.Duration // transaction.max.timeout.ms
 	IDExpiration  time.Duration // transactional.id.expiration.ms
@@ -79,6 +82,7 @@ const (
 type Coordinator struct {
 	cfg Config
 	log hclog.Logger
+	m   metrics
 
 	mu     sync.Mutex
 	ctx    context.Context // Run's; nil before and after
@@ -104,9 +108,10 @@ type entry struct {
 	mu         sync.Mutex
 	id         string
 	meta       coord.TxnMeta
-	version    int64       // 0: never written
-	completing atomic.Bool // its markers are being written (Prepare*)
-	dead       atomic.Bool // dropped from its shard: a request that finds it so starts over
+	version    int64                  // 0: never written
+	completing atomic.Bool            // its markers are being written (Prepare*)
+	state      atomic.Pointer[string] // meta.State, for the metrics (read without mu)
+	dead       atomic.Bool            // dropped from its shard: a request that finds it so starts over
 }
 
 // New checks cfg and fills in its defaults; it starts nothing.
@@ -129,7 +134,9 @@ func New(cfg Config) (*Coordinator, error) {
 			*d.v = d.def
 		}
 	}
-	return &Coordinator{cfg: cfg, log: cfg.Log, shards: map[coord.TP]*shard{}, started: make(chan struct{})}, nil
+	c := &Coordinator{cfg: cfg, log: cfg.Log, shards: map[coord.TP]*shard{}, started: make(chan struct{})}
+	c.m = newMetrics(c, cfg.Registerer)
+	return c, nil
 }
 
 // Run serves until ctx ends: it checks timeouts, idle ids and lost shards every CheckEvery. Requests
@@ -234,10 +241,13 @@ func (c *Coordinator) load(ctx context.Context, sh *shard) {
 		close(sh.loaded)
 		return
 	}
+	c.m.loads.Inc()
 	for _, s := range snaps {
 		e := &entry{id: s.ID, meta: s.Meta, version: s.Version}
+		e.publish()
 		sh.ids[s.ID] = e
 		if isPrepare(e.meta.State) && !sh.lost {
+			c.m.resumed.Inc()
 			c.startCompletionLocked(ctx, sh, e)
 		}
 	}
@@ -324,6 +334,7 @@ func (c *Coordinator) write(ctx context.Context, sh *shard, e *entry, meta *coor
 			e.meta = *meta
 		}
 		e.version = v
+		e.publish()
 		return nil
 	case errors.Is(err, coord.ErrTxnTooLarge):
 		return fmt.Errorf("%w: %v", kerr.InvalidRequest, err)
@@ -336,6 +347,12 @@ func (c *Coordinator) write(ctx context.Context, sh *shard, e *entry, meta *coor
 		c.drop(sh)
 		return kerr.CoordinatorNotAvailable
 	}
+}
+
+// publish makes e's state readable without its mutex (e.mu held, or e not yet shared).
+func (e *entry) publish() {
+	s := e.meta.State
+	e.state.Store(&s)
 }
 
 func isPrepare(s string) bool  { return s == coord.TxnPrepareCommit || s == coord.TxnPrepareAbort }

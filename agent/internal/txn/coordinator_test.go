@@ -124,17 +124,21 @@ type harness struct {
 }
 
 // newHarness runs a coordinator over the fakes; the periodic check is left to the test (check).
-func newHarness(t *testing.T, store *fakeStore) *harness {
+func newHarness(t *testing.T, store *fakeStore, opts ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{store: store, markers: &fakeMarkers{calls: make(chan Marker, 1000)}}
 	h.now.Store(1_000_000)
 	h.leading.Store(store.epochs[shard0])
-	c, err := New(Config{NS: "default", Store: store, Markers: h.markers,
+	cfg := Config{NS: "default", Store: store, Markers: h.markers,
 		ShardOf:    func(string) (coord.TP, bool) { return shard0, true },
 		Leading:    func(tp coord.TP) (int64, bool) { e := h.leading.Load(); return e, tp == shard0 && e != 0 },
 		Shards:     func() []coord.TP { return []coord.TP{shard0} },
 		Now:        func() time.Time { return time.UnixMilli(h.now.Load()) },
-		CheckEvery: time.Hour, MarkerBackoff: time.Millisecond})
+		CheckEvery: time.Hour, MarkerBackoff: time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
