@@ -122,8 +122,8 @@ func (a *Agent) makeRoomForProducer(pc *partitionCommit) {
 	}
 	victim, oldest := int64(-1), int64(0)
 	for id, st := range pl.producers {
-		if _, writing := pc.states[id]; writing || pc.evicted(id) {
-			continue
+		if _, writing := pc.states[id]; writing || pc.evicted(id) || st.TxnOpen {
+			continue // (an open transaction's producer stays: its marker closes it, and the LSO waits on it)
 		}
 		last := int64(-1)
 		if k := len(st.Batches); k > 0 {

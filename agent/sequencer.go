@@ -32,7 +32,8 @@ func (a *Agent) tooOldToCommit(key string, now time.Time) bool {
 const producerSweepEvery = time.Minute
 
 // expireProducers forgets, at most every producerSweepEvery, the producers of pl idle longer than
-// ProducerIDExpiration (their snapshots leave etcd by the partition's maintenance), so that a leader's
+// ProducerIDExpiration and without an open transaction (their snapshots leave etcd by the partition's
+// maintenance), so that a leader's
 // memory follows the producers in use, not every one that ever wrote. Sequencer goroutine only.
 func (a *Agent) expireProducers(pl *partitionLeader, now time.Time) {
 	if now.Sub(pl.expired) < producerSweepEvery {
@@ -41,7 +42,7 @@ func (a *Agent) expireProducers(pl *partitionLeader, now time.Time) {
 	pl.expired = now
 	cutoff := now.Add(-a.cfg.ProducerIDExpiration).UnixMilli()
 	for id, st := range pl.producers {
-		if st.LastTime > 0 && st.LastTime < cutoff {
+		if producerExpired(st, cutoff) { // never one with an open transaction (61_describe_producers.go)
 			delete(pl.producers, id)
 		}
 	}

@@ -36,9 +36,13 @@ func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
 	if !a.cfg.ExperimentalTransactions {
 		return nil, nil
 	}
+	if a.cfg.Registerer != nil {
+		a.cfg.Registerer.MustRegister(newLSOCollector(a)) // txn_metrics.go
+	}
 	return txn.New(txn.Config{
-		NS:      a.cfg.Group,
-		ShardOf: a.txnShard,
+		Registerer: a.cfg.Registerer,
+		NS:         a.cfg.Group,
+		ShardOf:    a.txnShard,
 		Leading: func(tp coord.TP) (int64, bool) {
 			if pl := a.lead.leading(tp); pl != nil {
 				return pl.epoch, true

@@ -24,6 +24,9 @@ const (
 	txnGroupWrite = "group write"
 	txnAcquire    = "acquire"
 	txnMaintain   = "maintenance write"
+	// txnCommitRead reads, at a failed commit Txn's revision, what its compares looked at
+	// (readFailed). Read-only: sending it again changes nothing.
+	txnCommitRead = "commit failure read"
 )
 
 // txnAttempts runs do, one Txn, in attempts: each has a deadline (CommitAttemptTimeout, doubled
@@ -40,11 +43,12 @@ const (
 // again, and its caller must tell from a failed compare whether an earlier attempt applied:
 //   - a commit compares each index key's CreateRevision with 0, so once one attempt applied every
 //     other fails its compare, one still queued in etcd included; and a failed compare reads back
-//     what is there (see sortFenced);
+//     what it saw, at its revision (see readFailed, sortFenced);
 //   - a group write compares the group's version key with the version it was built on and writes
 //     its own token there (see WriteGroup);
 //   - a leader-key acquisition creates the key only if absent and recognises its own lease (Acquire);
-//   - a maintenance write puts and deletes the same keys again, to the same values (fencedWrite).
+//   - a maintenance write puts and deletes the same keys again, to the same values (fencedWrite);
+//   - a commit's failure read only reads (readFailed).
 //
 // An attempt abandoned here may still apply later, so the caller must treat a final error as an
 // unknown outcome, exactly like a single attempt's.
@@ -59,8 +63,8 @@ func (c *Client) txnAttempts(ctx context.Context, what string, do func(context.C
 			deadline = giveUp
 		}
 		actx, cancel := context.WithDeadline(ctx, deadline)
-		if c.txnHook != nil {
-			resp, err = c.txnHook(actx, attempts, do)
+		if hook := c.hook(what); hook != nil {
+			resp, err = hook(actx, attempts, do)
 		} else {
 			resp, err = do(actx)
 		}
@@ -112,4 +116,13 @@ func retryableTxnError(err error, expired bool) bool {
 		return true
 	}
 	return false
+}
+
+// hook is the test hook that runs the attempts of what: readHook for a commit's failure read,
+// txnHook for every write.
+func (c *Client) hook(what string) func(context.Context, int, func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+	if what == txnCommitRead {
+		return c.readHook
+	}
+	return c.txnHook
 }

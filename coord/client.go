@@ -152,8 +152,10 @@ type Client struct {
 	// rises again.
 	requestBytesCap atomic.Int64
 
-	// txnHook, set by tests, runs each attempt of a Txn sent by txnAttempts instead of do.
-	txnHook func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
+	// txnHook, set by tests, runs each attempt of a Txn sent by txnAttempts instead of do; readHook
+	// does so for the reads of failed commits (readFailed), which txnHook does not see.
+	txnHook  func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
+	readHook func(ctx context.Context, attempt int, do func(context.Context) (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error)
 
 	closeOnce sync.Once
 	closeErr  error

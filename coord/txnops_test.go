@@ -292,7 +292,7 @@ func (r *requestSizes) Txn(_ context.Context, in *pb.TxnRequest, _ ...grpc.CallO
 }
 
 // A commit Txn stays under txnBytes of etcd's --max-request-bytes (1 MiB of the default 1.5 MiB),
-// counting all of it: compares and the Else branch's reads too. At 4,096 operations, 1,024 partitions
+// counting all of it: compares and puts. At 4,096 operations, 1,024 partitions
 // of a flush are one Txn; 4,000 would be about 1.4 MiB in one, and are two, unless etcd allows 4 MiB.
 func TestCommitTxnBytes(t *testing.T) {
 	for _, tc := range []struct {

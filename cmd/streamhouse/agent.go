@@ -150,7 +150,7 @@ func (f *agentFlags) topicFlags(fs *flagSet, autoCreate bool) {
 	f.cfg.AutoCreateTopics = autoCreate
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", autoCreate, "create unknown topics on first use")
 	fs.BoolVar(&f.cfg.ExperimentalTransactions, "experimental-transactions", false,
-		"serve the transaction coordinator (incomplete: transactions with partitions cannot commit yet; for tests)")
+		"serve Kafka transactions (experimental, incomplete: see docs/INTERNALS.md, \"Not built yet\"; for tests)")
 	fs.Var(int32Value{&f.cfg.DefaultPartitions}, "default-partitions", "`partitions` of auto-created topics and of CreateTopics without a count")
 }
 

@@ -40,6 +40,7 @@ var commands = []command{
 	{"agent", "run a StreamHouse agent against an etcd cluster and an S3 bucket", (*cli).agent},
 	{"topic", "create, list, describe and delete topics", (*cli).topic},
 	{"group", "list and describe consumer groups, reset their offsets", (*cli).group},
+	{"txn", "list and describe transactions, and the producers of a topic's partitions", (*cli).txn},
 	{"cluster", "show agents, partition leaders, epochs and next offsets, from etcd", (*cli).cluster},
 	{"user", "add, delete and list SASL users (SCRAM credentials in etcd)", (*cli).user},
 	{"acl", "add, list and remove ACL bindings (in etcd)", (*cli).acl},

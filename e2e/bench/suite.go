@@ -55,6 +55,10 @@ type plan struct {
 	// clearBucket deletes each run's objects after it, so that a full suite does not fill the disk (a
 	// short one writes a few GiB, removed with the cluster).
 	clearBucket bool
+	// txns are the transactions phase's workloads, run on fresh clusters of txnTargets for txnWindow.
+	txns       []txnSpec
+	txnTargets []string
+	txnWindow  time.Duration
 }
 
 var latencySpec = produceSpec{size: 1024, partitions: 8, producers: 1, codec: "none"}
@@ -86,7 +90,9 @@ func fullPlan() plan {
 			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true},
 			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true, linger: 10 * time.Millisecond},
 			{name: "sh-1", agents: 1, profile: "standard", memory: true, linger: 50 * time.Millisecond, consume: true},
-		}, clearBucket: true}
+		}, clearBucket: true,
+		txns:       []txnSpec{txnHeadline, {size: 1024, partitions: 8, producers: 8, records: 16}},
+		txnTargets: []string{"sh-1", "sh-3", "kfake"}, txnWindow: 5 * time.Second}
 	for _, size := range []int{1024, 100} {
 		for _, parts := range []int32{1, 8, 64, 1024} {
 			for _, prods := range []int{1, 8} {
@@ -113,8 +119,13 @@ func shortPlan() plan {
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true, linger: 10 * time.Millisecond},
 		},
+		txns: []txnSpec{txnHeadline}, txnTargets: []string{"sh-1", "kfake"}, txnWindow: 4 * time.Second,
 	}
 }
+
+// txnHeadline is the transactions phase's workload of both suites: four transactional producers, each
+// transaction 256 records of 1 KiB round-robin over 8 partitions.
+var txnHeadline = txnSpec{size: 1024, partitions: 8, producers: 4, records: 256}
 
 func runSuite(o suiteOptions) error {
 	var p plan
@@ -275,6 +286,11 @@ func (s *suite) run() error {
 	if !latencyDone {
 		if err := s.consumePhase(); err != nil {
 			return err
+		}
+	}
+	if s.o.phase("txn") {
+		if err := s.txnPhase(); err != nil {
+			return fmt.Errorf("transactions: %w", err)
 		}
 	}
 	if s.o.phase("history") {

@@ -23,11 +23,14 @@ type produceSpec struct {
 }
 
 func (s produceSpec) String() string {
-	size := fmt.Sprintf("%d B", s.size)
-	if s.size%1024 == 0 {
-		size = fmt.Sprintf("%d KiB", s.size/1024)
+	return fmt.Sprintf("%s × %dp × %d prod × %s", sizeString(s.size), s.partitions, s.producers, s.codec)
+}
+
+func sizeString(size int) string {
+	if size%1024 == 0 {
+		return fmt.Sprintf("%d KiB", size/1024)
 	}
-	return fmt.Sprintf("%s × %dp × %d prod × %s", size, s.partitions, s.producers, s.codec)
+	return fmt.Sprintf("%d B", size)
 }
 
 var codecs = map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "zstd": kgo.ZstdCompression(),

@@ -38,6 +38,8 @@ type config struct {
 	only          []string
 	quiet         time.Duration
 	security      bool
+	txnProducers  int
+	txnParts      int
 }
 
 func main() {
@@ -82,6 +84,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.recordTimeout, "record-timeout", 5*time.Second, "delivery deadline of the last producer's records (0: none)")
 	fs.DurationVar(&cfg.churn, "churn", 15*time.Second, "a group member leaves and another joins this often (0: never)")
 	fs.StringVar(&only, "faults", "", "comma-separated `names` of the faults to inject (default: all of "+strings.Join(fault.Names, ", ")+")")
+	fs.IntVar(&cfg.txnProducers, "txn-producers", 3, "transactional producers (0: no transactional workload, and the agents run without --experimental-transactions)")
+	fs.IntVar(&cfg.txnParts, "txn-partitions", 4, "partitions of each of the transactional workload's two topics")
 	fs.DurationVar(&cfg.quiet, "quiet", time.Second, "pause between one fault's recovery and the next fault")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -94,6 +98,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if cfg.rounds < 1 {
 		return cfg, fmt.Errorf("--rounds %d: want at least 1", cfg.rounds)
+	}
+	if cfg.txnProducers < 0 || cfg.txnProducers > 0 && cfg.txnParts < 1 {
+		return cfg, fmt.Errorf("--txn-producers %d, --txn-partitions %d: want at least 0 producers and 1 partition", cfg.txnProducers, cfg.txnParts)
 	}
 	if cfg.agents < 2 || cfg.topics < 1 || cfg.partitions < 1 || cfg.producers < 1 || cfg.rate < cfg.producers {
 		return cfg, fmt.Errorf("need at least 2 agents, 1 topic, 1 partition, 1 producer and a rate of 1 record/s per producer")

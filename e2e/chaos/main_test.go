@@ -17,10 +17,10 @@ func TestParseFlags(t *testing.T) {
 		!slices.Equal(cfg.only, []string{"agent-kill", "s3-errors"}) {
 		t.Errorf("parsed %+v", cfg)
 	}
-	if cfg, err := parseFlags(nil); err != nil || cfg.seed == 0 || cfg.mode != modeCI || cfg.rounds != 2 {
+	if cfg, err := parseFlags(nil); err != nil || cfg.seed == 0 || cfg.mode != modeCI || cfg.rounds != 2 || cfg.txnProducers != 3 || cfg.txnParts != 4 {
 		t.Errorf("defaults: %+v, %v (a seed of 0 must be replaced by a new one)", cfg, err)
 	}
-	for _, bad := range [][]string{{"--mode", "forever"}, {"--agents", "1"}, {"--rounds", "0"}, {"extra"}} {
+	for _, bad := range [][]string{{"--mode", "forever"}, {"--agents", "1"}, {"--rounds", "0"}, {"extra"}, {"--txn-producers", "-1"}, {"--txn-partitions", "0"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}

@@ -29,6 +29,7 @@ type results struct {
 	outages    map[string]map[history.TP]checker.Outage
 	stats      workload.Stats
 	partitions []history.TP
+	txn        *workload.TxnStats // nil: no transactional workload
 }
 
 // report prints the summary, writes it with the anomalies and the unavailability table to the
@@ -57,6 +58,13 @@ func (r *runner) summary(w io.Writer, res *results) {
 			c.Sends, c.Acked, c.Failed, c.Indeterminate, c.Reads, c.Commits, c.Partitions)
 		if len(res.stats.ProduceErrors) > 0 {
 			fmt.Fprintf(w, "send errors seen by producers: %s\n", topCounts(res.stats.ProduceErrors, 6))
+		}
+		if t := res.txn; t != nil {
+			fmt.Fprintf(w, "transactions: %d committed, %d aborted (on purpose or after an error), %d indeterminate; %d records read read_committed; final drain complete: %v\n",
+				c.Txn.Committed, c.Txn.Aborted, c.Txn.Indeterminate, c.Txn.Reads, c.Txn.Drained)
+			if len(t.Errors) > 0 {
+				fmt.Fprintf(w, "transaction errors: %s\n", topCounts(t.Errors, 6))
+			}
 		}
 	}
 	r.faultTable(w)

@@ -43,6 +43,7 @@ type runner struct {
 	c     *cluster.Cluster
 	rec   *history.Recorder
 	w     *workload.Workload
+	tw    *workload.TxnWorkload // nil: no transactional workload
 	steps []stepResult
 	fails []string // what went wrong besides anomalies: faults not injected, no recovery, a bad shutdown
 }
@@ -102,13 +103,16 @@ func (r *runner) run() (res *results, err error) {
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	ccfg := cluster.Config{Dir: r.cfg.out, Bin: r.cfg.bin, EtcdBin: r.cfg.etcdBin,
-		Agents: r.cfg.agents, LeaseTTL: r.cfg.ttl, AgentFlags: agentLimits, Seed: r.cfg.seed, Logf: r.log.printf}
+		Agents: r.cfg.agents, LeaseTTL: r.cfg.ttl, AgentFlags: slices.Clone(agentLimits), Seed: r.cfg.seed, Logf: r.log.printf}
+	if r.cfg.txnProducers > 0 {
+		ccfg.AgentFlags = append(ccfg.AgentFlags, "--experimental-transactions")
+	}
 	if r.cfg.security {
 		flags, err := securitySetup(filepath.Join(r.cfg.out, "pki"))
 		if err != nil {
 			return nil, fmt.Errorf("security: %w", err)
 		}
-		ccfg.AgentFlags = append(slices.Clone(agentLimits), flags...)
+		ccfg.AgentFlags = append(ccfg.AgentFlags, flags...)
 		ccfg.Listener, ccfg.ScramUsers = "SASL_SSL", map[string]string{securityUser: securityPass}
 	}
 	r.log.printf("%s", securityNote(r.cfg.security))
@@ -162,8 +166,29 @@ func (r *runner) startWorkload(ctx context.Context) error {
 	}
 	r.log.printf("workload: %d topics × %d partitions, %d producers at %d records/s, an assigned consumer, groups %v",
 		r.cfg.topics, r.cfg.partitions, r.cfg.producers, r.cfg.rate, workload.Groups)
+	if r.cfg.txnProducers == 0 {
+		return nil
+	}
+	r.tw, err = workload.NewTxn(workload.TxnConfig{Seeds: r.c.Brokers, Input: txnInput, Output: txnOutput, Partitions: r.cfg.txnParts,
+		Producers: r.cfg.txnProducers, Seed: r.cfg.seed, Recorder: r.rec, Logf: r.log.printf})
+	if err != nil {
+		return err
+	}
+	if err := r.tw.CreateTopics(cctx); err != nil {
+		return err
+	}
+	r.tw.Start()
+	r.log.printf("transactional workload: %d producers (transactions of 1-4 records over %s's %d partitions, a quarter aborted), "+
+		"consume-transform-produce group %s (%s -> %s, a fifth aborted), a read_committed consumer",
+		r.cfg.txnProducers, txnInput, r.cfg.txnParts, workload.CTPGroup, txnInput, txnOutput)
 	return nil
 }
+
+// The transactional workload's topics.
+const (
+	txnInput  = "chaos-txn-in"
+	txnOutput = "chaos-txn-out"
+)
 
 // runSchedule injects the schedule's faults one at a time: rounds of every fault (CI mode), or one
 // round and then random faults until the duration is spent (long mode).
@@ -227,6 +252,11 @@ func (r *runner) runStep(ctx context.Context, n, of int, step fault.Step) {
 	if err := r.w.ReadCommitted(cctx); err != nil {
 		r.log.printf("read committed offsets: %v", err)
 	}
+	if r.tw != nil {
+		if err := r.tw.ReadCommitted(cctx); err != nil {
+			r.log.printf("read committed offsets of %s: %v", workload.CTPGroup, err)
+		}
+	}
 	cancel()
 	r.steps = append(r.steps, res)
 }
@@ -278,6 +308,9 @@ func (r *runner) finish(ctx context.Context) *results {
 	if err := r.w.Stop(); err != nil {
 		r.log.printf("workload: %v", err) // its sends are recorded as indeterminate: not a failure
 	}
+	if r.tw != nil {
+		r.tw.Stop(txnSettle)
+	}
 	drainStart := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, drainTimeout+time.Since(r.log.start)/4)
 	n, err := r.w.Drain(dctx)
@@ -291,12 +324,44 @@ func (r *runner) finish(ctx context.Context) *results {
 		r.fail("read committed offsets: %v", err)
 	}
 	cancel()
+	var txnStats *workload.TxnStats
+	if r.tw != nil {
+		r.finishTxn(ctx)
+		st := r.tw.Stats()
+		txnStats = &st
+	}
 	if err := r.rec.Close(); err != nil {
 		r.fail("history: %v", err)
 	}
 	events := r.rec.Events()
 	return &results{check: checker.Check(events), outages: checker.Unavailability(events), stats: r.w.Stats(),
-		partitions: r.w.Partitions()}
+		partitions: r.w.Partitions(), txn: txnStats}
+}
+
+// txnSettle is how long the consume-transform-produce stage goes on after the transactional
+// producers stop, to catch up with what they wrote.
+const txnSettle = 3 * time.Second
+
+// finishTxn reads the stopped transactional stage's committed offsets back, and drains both
+// transactional topics read_committed once no transaction is open on them.
+func (r *runner) finishTxn(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := r.tw.ReadCommitted(cctx); err != nil {
+		r.fail("read committed offsets of %s: %v", workload.CTPGroup, err)
+	}
+	cancel()
+	start := time.Now()
+	// The coordinator aborts what a client left open once its transaction timeout passes.
+	dctx, cancel := context.WithTimeout(ctx, drainTimeout+30*time.Second)
+	n, err := r.tw.Drain(dctx)
+	cancel()
+	if err != nil {
+		r.fail("final transactional drain: %v", err)
+	}
+	r.log.printf("drained %d transactional records read_committed in %v", n, time.Since(start).Round(time.Millisecond))
+	if st := r.tw.Stats(); st.Committed == 0 {
+		r.fail("the transactional workload committed no transaction (%d aborted, %d indeterminate)", st.Aborted, st.Indeterminate)
+	}
 }
 
 // stopCluster stops every process: agents must hand over and exit 0 on SIGTERM.

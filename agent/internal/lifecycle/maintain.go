@@ -415,9 +415,10 @@ func (m *Maintainer) snapshot(ctx context.Context, lead Lead, w Writer, tail []c
 }
 
 // RecentProducers splits producers into the max most recently written (by their last batch's offset)
-// and the rest; max 0 keeps all.
-func RecentProducers(producers []coord.ProducerState, max int) (kept, dropped []coord.ProducerState) {
-	if max <= 0 || len(producers) <= max {
+// and the rest; limit 0 keeps all. Producers with an open transaction are always kept (past limit if
+// need be): their transaction's marker must find them, and the last stable offset waits on them.
+func RecentProducers(producers []coord.ProducerState, limit int) (kept, dropped []coord.ProducerState) {
+	if limit <= 0 || len(producers) <= limit {
 		return producers, nil
 	}
 	sorted := slices.Clone(producers)
@@ -427,12 +428,28 @@ func RecentProducers(producers []coord.ProducerState, max int) (kept, dropped []
 		}
 		return -1
 	}
-	slices.SortFunc(sorted, func(a, b coord.ProducerState) int { return cmp.Compare(last(b), last(a)) })
-	return sorted[:max], sorted[max:]
+	open := 0
+	slices.SortFunc(sorted, func(a, b coord.ProducerState) int {
+		if a.TxnOpen != b.TxnOpen {
+			if a.TxnOpen {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(last(b), last(a))
+	})
+	for _, p := range sorted {
+		if p.TxnOpen {
+			open++
+		}
+	}
+	n := max(limit, open)
+	return sorted[:n], sorted[n:]
 }
 
 // expireProducers deletes the snapshots of producers idle longer than ProducerExpiration with no batch
-// left in the tail (a new leader would rebuild those from the tail).
+// left in the tail (a new leader would rebuild those from the tail) and no open transaction (its
+// snapshot holds the transaction's first offset, which the last stable offset waits on).
 func (m *Maintainer) expireProducers(ctx context.Context, lead Lead, w Writer) error {
 	if m.cfg.ProducerExpiration <= 0 || !m.producerCheckDue(lead.TP) {
 		return nil
@@ -451,7 +468,7 @@ func (m *Maintainer) expireProducers(ctx context.Context, lead Lead, w Writer) e
 	cutoff := m.cfg.Now().Add(-m.cfg.ProducerExpiration).UnixMilli()
 	var expired []int64
 	for _, p := range st.Producers {
-		if !inTail[p.ID] && p.LastTime > 0 && p.LastTime < cutoff {
+		if !inTail[p.ID] && !p.TxnOpen && p.LastTime > 0 && p.LastTime < cutoff {
 			expired = append(expired, p.ID)
 		}
 	}

@@ -105,3 +105,41 @@ func TestProducerExpiryCheckedAtIntervals(t *testing.T) {
 		t.Fatalf("after Forget: %d builds, want %d", view.builds, builds+1)
 	}
 }
+
+// A producer with an open transaction is neither expired however idle, nor dropped by the producer
+// limit: its snapshot holds the transaction's first offset, which the last stable offset waits on.
+func TestOpenTransactionProducersKept(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_700_000_000_000)
+	idle := now.Add(-time.Hour).UnixMilli()
+	view := &producerView{producers: []coord.ProducerState{
+		{ID: 1, LastTime: idle},
+		{ID: 2, LastTime: idle, TxnOpen: true, TxnFirst: 5},
+	}}
+	w := &expiryWriter{view: view}
+	m := NewMaintainer(MaintainConfig{ProducerExpiration: time.Minute, Now: func() time.Time { return now }}, view, nil, nil)
+	if err := m.expireProducers(context.Background(), Lead{TP: coord.TP{Partition: 1}, Epoch: 1}, w); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.expired, []int64{1}) {
+		t.Fatalf("expired %v, want [1] (2's transaction is open)", w.expired)
+	}
+
+	batch := func(off int64) []coord.SeqBatch { return []coord.SeqBatch{{LastOffset: off}} }
+	ps := []coord.ProducerState{{ID: 1, Batches: batch(30)}, {ID: 2, Batches: batch(5), TxnOpen: true}, {ID: 3, Batches: batch(20)},
+		{ID: 4, Batches: batch(3), TxnOpen: true}}
+	ids := func(l []coord.ProducerState) []int64 {
+		var out []int64
+		for _, p := range l {
+			out = append(out, p.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if kept, dropped := RecentProducers(ps, 3); !slices.Equal(ids(kept), []int64{1, 2, 4}) || !slices.Equal(ids(dropped), []int64{3}) {
+		t.Errorf("limit 3 kept %v, dropped %v; want the open ones and the most recent", ids(kept), ids(dropped))
+	}
+	if kept, dropped := RecentProducers(ps, 1); !slices.Equal(ids(kept), []int64{2, 4}) || !slices.Equal(ids(dropped), []int64{1, 3}) {
+		t.Errorf("limit 1 kept %v, dropped %v; want both open ones", ids(kept), ids(dropped))
+	}
+}

@@ -67,6 +67,7 @@ func (c *Coordinator) complete(ctx context.Context, sh *shard, e *entry, mk Mark
 	if e.dead.Load() || e.version != mk.Guard.Version {
 		return
 	}
+	decided := e.meta.UpdateMs
 	next := e.meta
 	next.State, next.UpdateMs = coord.TxnCompleteAbort, c.cfg.Now().UnixMilli()
 	if mk.Commit {
@@ -76,6 +77,7 @@ func (c *Coordinator) complete(ctx context.Context, sh *shard, e *entry, mk Mark
 		return // the shard is dropped: its next load resumes the completion
 	}
 	e.completing.Store(false)
+	c.m.completion.Observe(max(0, float64(next.UpdateMs-decided)/1000))
 }
 
 // abortTimedOut aborts e's transaction, past its timeout, at the next epoch (e.mu held): as Kafka
@@ -83,7 +85,7 @@ func (c *Coordinator) complete(ctx context.Context, sh *shard, e *entry, mk Mark
 func (c *Coordinator) abortTimedOut(ctx context.Context, sh *shard, e *entry) {
 	c.log.Info("transaction timed out; aborting it", "transactional_id", e.id, "producer_id", e.meta.ProducerID,
 		"epoch", e.meta.Epoch, "timeout_ms", e.meta.TimeoutMs)
-	if err := c.abortFenced(ctx, sh, e); err != nil {
+	if err := c.abortFenced(ctx, sh, e, OutcomeTimeout); err != nil {
 		c.log.Warn("aborting a timed out transaction failed", "transactional_id", e.id, "error", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streamhouse/streamhouse/coord"
@@ -56,6 +57,8 @@ type Config struct {
 	Markers Markers
 	Log     hclog.Logger
 	Now     func() time.Time
+	// Registerer takes the coordinator's metrics (metrics.go); nil: none.
+	Registerer prometheus.Registerer
 
 	MaxTimeout    time.Duration // transaction.max.timeout.ms
 	IDExpiration  time.Duration // transactional.id.expiration.ms
@@ -79,6 +82,7 @@ const (
 type Coordinator struct {
 	cfg Config
 	log hclog.Logger
+	m   metrics
 
 	mu     sync.Mutex
 	ctx    context.Context // Run's; nil before and after
@@ -104,9 +108,10 @@ type entry struct {
 	mu         sync.Mutex
 	id         string
 	meta       coord.TxnMeta
-	version    int64       // 0: never written
-	completing atomic.Bool // its markers are being written (Prepare*)
-	dead       atomic.Bool // dropped from its shard: a request that finds it so starts over
+	version    int64                  // 0: never written
+	completing atomic.Bool            // its markers are being written (Prepare*)
+	state      atomic.Pointer[string] // meta.State, for the metrics (read without mu)
+	dead       atomic.Bool            // dropped from its shard: a request that finds it so starts over
 }
 
 // New checks cfg and fills in its defaults; it starts nothing.
@@ -129,7 +134,9 @@ func New(cfg Config) (*Coordinator, error) {
 			*d.v = d.def
 		}
 	}
-	return &Coordinator{cfg: cfg, log: cfg.Log, shards: map[coord.TP]*shard{}, started: make(chan struct{})}, nil
+	c := &Coordinator{cfg: cfg, log: cfg.Log, shards: map[coord.TP]*shard{}, started: make(chan struct{})}
+	c.m = newMetrics(c, cfg.Registerer)
+	return c, nil
 }
 
 // Run serves until ctx ends: it checks timeouts, idle ids and lost shards every CheckEvery. Requests
@@ -184,20 +191,7 @@ func (c *Coordinator) shardAt(ctx context.Context, tp coord.TP) (*shard, error) 
 		c.mu.Unlock()
 		return nil, kerr.CoordinatorNotAvailable
 	}
-	sh := c.shards[tp]
-	if sh != nil && sh.epoch != epoch {
-		c.dropLocked(sh)
-		sh = nil
-	}
-	if sh == nil {
-		sh = &shard{tp: tp, epoch: epoch, loaded: make(chan struct{}), ids: map[string]*entry{}}
-		c.shards[tp] = sh
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.load(runCtx, sh)
-		}()
-	}
+	sh := c.shardLocked(runCtx, tp, epoch)
 	c.mu.Unlock()
 	wait := time.NewTimer(c.cfg.LoadWait)
 	defer wait.Stop()
@@ -212,6 +206,46 @@ func (c *Coordinator) shardAt(ctx context.Context, tp coord.TP) (*shard, error) 
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	return sh, nil
+}
+
+// shardLocked returns shard tp at epoch, starting its load if it is not held at that epoch (c.mu
+// held, Run running).
+func (c *Coordinator) shardLocked(runCtx context.Context, tp coord.TP, epoch int64) *shard {
+	sh := c.shards[tp]
+	if sh != nil && sh.epoch != epoch {
+		c.dropLocked(sh)
+		sh = nil
+	}
+	if sh == nil {
+		sh = &shard{tp: tp, epoch: epoch, loaded: make(chan struct{}), ids: map[string]*entry{}}
+		c.shards[tp] = sh
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.load(runCtx, sh)
+		}()
+	}
+	return sh
+}
+
+// adopt starts loading every shard this agent leads and does not hold: a coordinator that takes a
+// shard over resumes its decided transactions and times out its ongoing ones without waiting for a
+// client to ask about one of its ids (a producer that died after EndTxn never would).
+func (c *Coordinator) adopt() {
+	if c.cfg.Shards == nil {
+		return
+	}
+	for _, tp := range c.cfg.Shards() {
+		epoch, ok := c.cfg.Leading(tp)
+		if !ok {
+			continue
+		}
+		c.mu.Lock()
+		if runCtx := c.runCtxLocked(); runCtx != nil {
+			c.shardLocked(runCtx, tp, epoch)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // load reads the shard's ids from etcd (the read follows this agent's acquisition of the shard, so it
@@ -234,10 +268,13 @@ func (c *Coordinator) load(ctx context.Context, sh *shard) {
 		close(sh.loaded)
 		return
 	}
+	c.m.loads.Inc()
 	for _, s := range snaps {
 		e := &entry{id: s.ID, meta: s.Meta, version: s.Version}
+		e.publish()
 		sh.ids[s.ID] = e
 		if isPrepare(e.meta.State) && !sh.lost {
+			c.m.resumed.Inc()
 			c.startCompletionLocked(ctx, sh, e)
 		}
 	}
@@ -265,9 +302,10 @@ func (c *Coordinator) drop(sh *shard) {
 	c.dropLocked(sh)
 }
 
-// check drops shards this agent no longer leads, aborts transactions past their timeout and deletes
-// ids idle past their expiry.
+// check drops shards this agent no longer leads, loads those it newly leads, aborts transactions past
+// their timeout and deletes ids idle past their expiry.
 func (c *Coordinator) check(ctx context.Context) {
+	c.adopt()
 	now := c.cfg.Now()
 	type item struct {
 		sh *shard
@@ -324,6 +362,7 @@ func (c *Coordinator) write(ctx context.Context, sh *shard, e *entry, meta *coor
 			e.meta = *meta
 		}
 		e.version = v
+		e.publish()
 		return nil
 	case errors.Is(err, coord.ErrTxnTooLarge):
 		return fmt.Errorf("%w: %v", kerr.InvalidRequest, err)
@@ -336,6 +375,12 @@ func (c *Coordinator) write(ctx context.Context, sh *shard, e *entry, meta *coor
 		c.drop(sh)
 		return kerr.CoordinatorNotAvailable
 	}
+}
+
+// publish makes e's state readable without its mutex (e.mu held, or e not yet shared).
+func (e *entry) publish() {
+	s := e.meta.State
+	e.state.Store(&s)
 }
 
 func isPrepare(s string) bool  { return s == coord.TxnPrepareCommit || s == coord.TxnPrepareAbort }

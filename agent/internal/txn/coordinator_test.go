@@ -124,17 +124,21 @@ type harness struct {
 }
 
 // newHarness runs a coordinator over the fakes; the periodic check is left to the test (check).
-func newHarness(t *testing.T, store *fakeStore) *harness {
+func newHarness(t *testing.T, store *fakeStore, opts ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{store: store, markers: &fakeMarkers{calls: make(chan Marker, 1000)}}
 	h.now.Store(1_000_000)
 	h.leading.Store(store.epochs[shard0])
-	c, err := New(Config{NS: "default", Store: store, Markers: h.markers,
+	cfg := Config{NS: "default", Store: store, Markers: h.markers,
 		ShardOf:    func(string) (coord.TP, bool) { return shard0, true },
 		Leading:    func(tp coord.TP) (int64, bool) { e := h.leading.Load(); return e, tp == shard0 && e != 0 },
 		Shards:     func() []coord.TP { return []coord.TP{shard0} },
 		Now:        func() time.Time { return time.UnixMilli(h.now.Load()) },
-		CheckEvery: time.Hour, MarkerBackoff: time.Millisecond})
+		CheckEvery: time.Hour, MarkerBackoff: time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,5 +427,35 @@ func TestListTransactions(t *testing.T) {
 	h.leading.Store(0)
 	if got, err := h.c.List(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("listed without leading: %+v, %v", got, err)
+	}
+}
+
+// A coordinator loads the shards it leads by itself (its periodic check), so that a predecessor's
+// decided transaction is completed and an ongoing one timed out even if no client ever asks about
+// their ids again (the producers died).
+func TestTakeoverWithoutRequests(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	tps := []coord.TP{{Topic: topicA, Partition: 3}}
+	store.txns["decided"] = coord.TxnSnapshot{ID: "decided", Version: 60, Meta: coord.TxnMeta{ProducerID: 9, Epoch: 4, PrevProducerID: -1,
+		PrevEpoch: -1, TimeoutMs: 1000, State: coord.TxnPrepareCommit, Partitions: tps, StartMs: 1, UpdateMs: 2}}
+	h := newHarness(t, store)
+	start := h.now.Load()
+	store.txns["ongoing"] = coord.TxnSnapshot{ID: "ongoing", Version: 61, Meta: coord.TxnMeta{ProducerID: 10, Epoch: 0, PrevProducerID: -1,
+		PrevEpoch: -1, TimeoutMs: 1000, State: coord.TxnOngoing, Partitions: tps, StartMs: start, UpdateMs: start}}
+	ctx := context.Background()
+	h.c.check(ctx) // loads the shard: no request came
+	h.store.awaitState(t, "decided", coord.TxnCompleteCommit)
+	h.now.Add(1001)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.c.check(ctx)
+		if s, _ := h.store.get("ongoing"); s.Meta.State == coord.TxnCompleteAbort {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ongoing transaction past its timeout was never aborted")
+		}
+		time.Sleep(time.Millisecond) // the shard's load runs on its own goroutine
 	}
 }

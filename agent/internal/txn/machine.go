@@ -102,7 +102,7 @@ func (c *Coordinator) InitProducerID(ctx context.Context, id string, timeoutMs i
 		return NoProducer, kerr.ConcurrentTransactions
 	}
 	if m.State == coord.TxnOngoing {
-		if err := c.abortFenced(ctx, sh, e); err != nil {
+		if err := c.abortFenced(ctx, sh, e, OutcomeFenced); err != nil {
 			return NoProducer, err
 		}
 		return NoProducer, kerr.ConcurrentTransactions
@@ -137,8 +137,8 @@ func (c *Coordinator) allocate(ctx context.Context) (int64, error) {
 }
 
 // abortFenced aborts e's ongoing transaction at the next epoch (e.mu held), so that its markers fence
-// the producer that was writing it, and starts writing them.
-func (c *Coordinator) abortFenced(ctx context.Context, sh *shard, e *entry) error {
+// the producer that was writing it, and starts writing them; outcome says why, for the metrics.
+func (c *Coordinator) abortFenced(ctx context.Context, sh *shard, e *entry, outcome string) error {
 	next := e.meta
 	next.PrevProducerID, next.PrevEpoch = e.meta.ProducerID, e.meta.Epoch
 	if next.Epoch < math.MaxInt16 {
@@ -148,6 +148,7 @@ func (c *Coordinator) abortFenced(ctx context.Context, sh *shard, e *entry) erro
 	if err := c.write(ctx, sh, e, &next); err != nil {
 		return err
 	}
+	c.m.ends.WithLabelValues(outcome).Inc()
 	c.startCompletion(sh, e)
 	return nil
 }
@@ -243,6 +244,7 @@ func (c *Coordinator) EndTxn(ctx context.Context, id string, p ProducerIDAndEpoc
 		if err := c.write(ctx, sh, e, &next); err != nil {
 			return err
 		}
+		c.m.ends.WithLabelValues(map[bool]string{true: OutcomeCommit, false: OutcomeAbort}[commit]).Inc()
 		c.startCompletion(sh, e)
 		return nil
 	case s == coord.TxnPrepareCommit && commit, s == coord.TxnPrepareAbort && !commit:

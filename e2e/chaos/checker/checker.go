@@ -42,7 +42,7 @@ const (
 
 // Kinds lists every kind, in the order of a report.
 var Kinds = []Kind{Lost, Unseen, Duplicate, InconsistentOffset, WrongOffset, Nonmonotonic, Skip, Gap,
-	FailedRead, Phantom, CommitBackwards}
+	FailedRead, Phantom, CommitBackwards, AbortedRead, UncommittedRead, LostCommitted, PartialTxn, OffsetWithoutTxn, Unprocessed}
 
 // Anomaly is one thing that should not have happened.
 type Anomaly struct {
@@ -67,6 +67,7 @@ type Result struct {
 	Reads                               int // records returned by polls, counting repeats
 	Commits                             int // acknowledged group commits
 	Partitions                          int // partitions sent to or read from
+	Txn                                 TxnResult
 	Anomalies                           []Anomaly
 }
 
@@ -131,6 +132,7 @@ func Check(events []history.Event) Result {
 	st.checkReads()
 	st.checkGaps()
 	st.checkCommits(events)
+	st.checkTxns(events)
 	st.res.Partitions = st.partitions()
 	slices.SortStableFunc(st.res.Anomalies, func(a, b Anomaly) int {
 		return cmp.Or(cmp.Compare(slices.Index(Kinds, a.Kind), slices.Index(Kinds, b.Kind)),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,7 +28,45 @@ const (
 	End Type = "end"
 	// Fault is a step of a fault: Fault (its kind), Phase, Detail.
 	Fault Type = "fault"
+	// Txn is one transaction of a transactional producer, from its BeginTransaction (Start) to the
+	// end of its EndTxn (End): Txn names it, Decided is when EndTxn was called (zero: never), Detail
+	// says what the client meant (commit or abort), Writes are the records it produced (Offset -1
+	// when the send was not acknowledged), and, for a consume-transform-produce transaction, Group
+	// and TxnOffsets are the group offsets (next offsets to read) it committed with
+	// TxnOffsetCommit. Outcome: OK committed, Failed certainly aborted, Indeterminate either.
+	Txn Type = "txn"
+	// ReadCommitted is one poll of a read_committed consumer that returned records: Reads, as for
+	// Poll. The final read_committed drain of the transactional topics is Proc TxnDrainProc.
+	ReadCommitted Type = "rc-poll"
+	// TxnDrained says that the final read_committed drain read every transactional partition to
+	// its end: what it did not read, no read_committed consumer can.
+	TxnDrained Type = "txn-drained"
 )
+
+// TxnDrainProc is the Proc of the final read_committed drain's polls.
+const TxnDrainProc = "txn-drain"
+
+// Transformed is the value the consume-transform-produce transaction txn writes for the input value
+// v: unique to the transaction, as every value of a history must be, since an input is transformed
+// again after an abort.
+func Transformed(v, txn string) string { return "ctp/" + txn + "/" + v }
+
+// Untransformed is the input value of a value Transformed wrote.
+func Untransformed(out string) (in string, ok bool) {
+	rest, ok := strings.CutPrefix(out, "ctp/")
+	if !ok {
+		return "", false
+	}
+	// txn is <proc>/<seq>: two slashes.
+	for range 2 {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return "", false
+		}
+		rest = rest[i+1:]
+	}
+	return rest, true
+}
 
 // Outcome is how an operation ended, as its client saw it.
 type Outcome string
@@ -66,6 +105,11 @@ type Event struct {
 	Fault     string    `json:"fault,omitempty"`
 	Phase     string    `json:"phase,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
+	// Transactions (Type Txn).
+	Txn        string    `json:"txn,omitempty"`
+	Decided    time.Time `json:"decided,omitzero"`
+	Writes     []Read    `json:"writes,omitempty"`
+	TxnOffsets []Read    `json:"txn_offsets,omitempty"` // Value empty
 }
 
 // Read is one record a poll returned.

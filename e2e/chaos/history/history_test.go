@@ -60,3 +60,16 @@ func TestRecorderConcurrent(t *testing.T) {
 		t.Errorf("%d events, want 800", n)
 	}
 }
+
+func TestTransformed(t *testing.T) {
+	t.Parallel()
+	out := Transformed("chaos-txn-in/2/txn-producer-1/7/0", "ctp-1.2/14")
+	if in, ok := Untransformed(out); !ok || in != "chaos-txn-in/2/txn-producer-1/7/0" {
+		t.Errorf("Untransformed(%q) = %q, %v", out, in, ok)
+	}
+	for _, bad := range []string{"chaos-txn-in/2/txn-producer-1/7/0", "ctp/only-one-part"} {
+		if in, ok := Untransformed(bad); ok {
+			t.Errorf("Untransformed(%q) = %q, true", bad, in)
+		}
+	}
+}

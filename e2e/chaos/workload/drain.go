@@ -104,35 +104,45 @@ func (w *Workload) ReadCommitted(ctx context.Context) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	for _, g := range Groups {
-		var resps kadm.OffsetResponses
-		var start, end time.Time
-		for {
-			start = time.Now()
-			resps, err = adm.FetchOffsets(ctx, g)
-			end = time.Now()
-			if err == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("fetch offsets of %s: %w", g, err)
-			case <-time.After(500 * time.Millisecond):
-			}
+		if err := readGroupOffsets(ctx, w.cfg.Recorder, adm, g, "offsets-reader"); err != nil {
+			return err
 		}
-		var events []history.Event
-		resps.Each(func(o kadm.OffsetResponse) {
-			if o.Err != nil || o.At < 0 {
-				return
-			}
-			events = append(events, history.Event{Type: history.Committed, Proc: "offsets-reader", Group: g,
-				Start: start, End: end, Outcome: history.OK, Topic: o.Topic, Partition: o.Partition, Offset: o.At})
-		})
-		sort.Slice(events, func(i, j int) bool {
-			return events[i].Topic < events[j].Topic || events[i].Topic == events[j].Topic && events[i].Partition < events[j].Partition
-		})
-		for _, e := range events {
-			w.cfg.Recorder.Add(e)
+	}
+	return nil
+}
+
+// readGroupOffsets reads back group g's committed offsets and records them as proc, retrying until
+// ctx ends.
+func readGroupOffsets(ctx context.Context, rec *history.Recorder, adm *kadm.Client, g, proc string) error {
+	var resps kadm.OffsetResponses
+	var start, end time.Time
+	for {
+		var err error
+		start = time.Now()
+		resps, err = adm.FetchOffsets(ctx, g)
+		end = time.Now()
+		if err == nil {
+			break
 		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fetch offsets of %s: %w", g, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	var events []history.Event
+	resps.Each(func(o kadm.OffsetResponse) {
+		if o.Err != nil || o.At < 0 {
+			return
+		}
+		events = append(events, history.Event{Type: history.Committed, Proc: proc, Group: g,
+			Start: start, End: end, Outcome: history.OK, Topic: o.Topic, Partition: o.Partition, Offset: o.At})
+	})
+	sort.Slice(events, func(i, j int) bool {
+		return events[i].Topic < events[j].Topic || events[i].Topic == events[j].Topic && events[i].Partition < events[j].Partition
+	})
+	for _, e := range events {
+		rec.Add(e)
 	}
 	return nil
 }

@@ -102,15 +102,19 @@ func New(cfg Config) (*Workload, error) {
 func (w *Workload) Partitions() []history.TP { return w.tps }
 
 func (w *Workload) client(name string, opts ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append(clientOpts(w.cfg.Seeds, name), opts...)...)
+}
+
+// clientOpts are the options every client of the workload starts from.
+func clientOpts(seeds func() []string, name string) []kgo.Opt {
 	base := []kgo.Opt{
-		kgo.SeedBrokers(w.cfg.Seeds()...),
+		kgo.SeedBrokers(seeds()...),
 		kgo.ClientID("chaos-" + name),
 		// Leaders move during faults: look them up again soon after a NOT_LEADER answer.
 		kgo.MetadataMinAge(250 * time.Millisecond),
 		kgo.MetadataMaxAge(10 * time.Second),
 	}
-	base = append(base, Security.opts()...)
-	return kgo.NewClient(append(base, opts...)...)
+	return append(base, Security.opts()...)
 }
 
 // CreateTopics creates the workload's topics.
