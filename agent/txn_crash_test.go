@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -13,11 +14,32 @@ import (
 )
 
 // franz-go GroupTransactSession members (in -> out) over three agents while the agent coordinating
-// one member's transactional id crashes (its lease expires): the members carry on, a session that
-// fails is started again with the same id, every input record comes out exactly once for a
-// read_committed consumer.
+// one member's transactional id, or the group, crashes (its lease expires): the members carry on, a
+// session that fails is started again with the same id, every input record comes out exactly once
+// for a read_committed consumer.
 func TestGroupTransactSessionCoordinatorCrash(t *testing.T) {
 	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		kind int8
+		key  string
+	}{{"transaction", coordinatorTypeTxn, "txc-0"}, {"group", coordinatorTypeGroup, "txc"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kind == coordinatorTypeGroup && os.Getenv("STREAMHOUSE_TXN_GROUP_CRASH") == "" {
+				// Known failure: after the group's coordinator crashes, its shard is led again and
+				// FindCoordinator names the new leader, yet the members commit nothing more and
+				// FetchOffsets of the group fails for as long as the test waits (the client keeps
+				// dialing the dead agent). The same crash without transactions (TestGroupFailover)
+				// recovers. Set STREAMHOUSE_TXN_GROUP_CRASH=1 to run it.
+				t.Skip("known failure: a GroupTransactSession group stalls after its coordinator crashes")
+			}
+			t.Parallel()
+			testGroupTransactSessionCrash(t, tt.kind, tt.key)
+		})
+	}
+}
+
+func testGroupTransactSessionCrash(t *testing.T, kind int8, key string) {
 	tc := newTestCluster(t)
 	on := func(c *Config) { c.ExperimentalTransactions = true }
 	agents := []*Agent{tc.agent("a1", on), tc.agent("a2", on), tc.agent("a3", on)}
@@ -110,15 +132,15 @@ func TestGroupTransactSessionCoordinatorCrash(t *testing.T) {
 	var victim *Agent
 	for _, a := range agents {
 		var sc kmsg.FindCoordinatorResponseCoordinator
-		if err := a.findCoordinator(client{}, coordinatorTypeTxn, "txc-0", &sc); err == nil && sc.NodeID == a.nodeID(a.cfg.ID) {
+		if err := a.findCoordinator(client{}, kind, key, &sc); err == nil && sc.NodeID == a.nodeID(a.cfg.ID) {
 			victim = a
 		}
 	}
 	if victim == nil {
-		t.Fatal("no agent coordinates txc-0")
+		t.Fatalf("no agent coordinates %s", key)
 	}
 	p, _ := progress(adm)
-	t.Logf("crashing %s, the coordinator of txc-0, at %d of %d", victim.cfg.ID, p, n)
+	t.Logf("crashing %s, the coordinator of %s, at %d of %d", victim.cfg.ID, key, p, n)
 	victim.Close()
 	victim.etcd.Close()
 	var survivors []*Agent
@@ -130,9 +152,16 @@ func TestGroupTransactSessionCoordinatorCrash(t *testing.T) {
 	// adm, seeded with every agent, goes on: a client that knew the dead agent finds the new coordinators.
 	var last error
 	var lastP int64
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for lastP < n {
 		if time.Now().After(deadline) {
+			shard := groupShardTP(t, survivors[0], key)
+			for _, a := range survivors {
+				var sc kmsg.FindCoordinatorResponseCoordinator
+				err := a.findCoordinator(client{}, kind, key, &sc)
+				l, ok := a.cache.Leader(shard)
+				t.Logf("%s: leads shard %v: %v; FindCoordinator %+v %v; view's leader %+v %v", a.cfg.ID, shard, a.lead.leaders.get(shard) != nil, sc, err, l, ok)
+			}
 			mu.Lock()
 			t.Fatalf("after the crash: %d of %d committed (last error %v); session errors %v", lastP, n, last, errs)
 		}
