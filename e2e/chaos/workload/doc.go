@@ -4,5 +4,9 @@
 // poll's records with CommitRecords, one autocommitting), with members leaving and joining. Every
 // send, poll and commit goes into a history with its start, end and outcome; the checker judges it.
 //
+// Beside it, on topics of its own, the transactional workload (txn.go, TxnWorkload): transactional
+// producers committing and deliberately aborting transactions, a GroupTransactSession
+// consume-transform-produce stage, a read_committed consumer and a final read_committed drain.
+//
 // It reaches the cluster only through the Kafka protocol.
 package workload

@@ -269,20 +269,40 @@ func (p *txnProducer) one(seq int) bool {
 	e.Decided = time.Now()
 	err := p.cl.EndTransaction(ectx, kgo.TransactionEndTry(commit))
 	e.End = time.Now()
-	switch {
-	case !commit:
-		e.Outcome = history.Failed // no EndTxn commit was ever sent: it cannot have committed
-	case err == nil:
-		e.Outcome = history.OK
-	default:
-		e.Outcome = history.Indeterminate
-		p.t.countErr(err)
-	}
+	e.Outcome = txnOutcome(commit, err)
 	if err != nil {
 		e.Err = err.Error()
+		p.t.countErr(err)
 	}
 	p.t.record(e)
 	return err == nil && produceErr == nil
+}
+
+// txnOutcome is how a producer's transaction ended: commit says whether EndTxn was sent to commit,
+// err is what EndTransaction returned. A transaction never sent a commit cannot have committed,
+// whatever its abort answered; a commit answered with an error may have committed or not.
+func txnOutcome(commit bool, err error) history.Outcome {
+	switch {
+	case !commit:
+		return history.Failed
+	case err == nil:
+		return history.OK
+	}
+	return history.Indeterminate
+}
+
+// ctpOutcome is how a GroupTransactSession transaction ended: abort says it was ended with TryAbort,
+// committed and err are what End returned. franz-go reports a commit it could not confirm (retried as
+// an abort) as not committed, with no error, as it does a commit it downgraded to an abort itself: only
+// a deliberate abort is certain.
+func ctpOutcome(abort, committed bool, err error) history.Outcome {
+	switch {
+	case abort:
+		return history.Failed
+	case committed && err == nil:
+		return history.OK
+	}
+	return history.Indeterminate
 }
 
 func cmpErr(a, b error) error {
@@ -387,15 +407,8 @@ func (m *ctpMember) one(sess *kgo.GroupTransactSession, name string, seq int, re
 	committed, err := sess.End(ectx, kgo.TransactionEndTry(!abort))
 	wg.Wait() // End flushed: every record has its outcome
 	e.End = time.Now()
-	switch {
-	case abort:
-		e.Outcome = history.Failed
-	case committed && err == nil:
-		e.Outcome = history.OK
-	default:
-		// franz-go reports an unconfirmed commit (it retried it as an abort) as not committed, with no
-		// error: only a deliberate abort is certain.
-		e.Outcome = history.Indeterminate
+	e.Outcome = ctpOutcome(abort, committed, err)
+	if !abort && !committed {
 		e.Detail = "commit; the session reported it not committed"
 	}
 	if err != nil {

@@ -58,3 +58,41 @@ func TestAckTrackerWaitsForEveryPartition(t *testing.T) {
 		t.Error("waitAll with nothing acknowledged after since and a cancelled context: no error")
 	}
 }
+
+// A transaction is committed only when its commit was answered without error, certainly aborted
+// only when no commit was sent; anything else is indeterminate, so that the checker accepts either
+// outcome (all or nothing).
+func TestTxnOutcome(t *testing.T) {
+	t.Parallel()
+	gone := errors.New("connection reset")
+	for _, tc := range []struct {
+		commit bool
+		err    error
+		want   history.Outcome
+	}{
+		{true, nil, history.OK},
+		{true, gone, history.Indeterminate},
+		{true, kerr.OperationNotAttempted, history.Indeterminate},
+		{false, nil, history.Failed},
+		{false, kerr.ProducerFenced, history.Failed},
+	} {
+		if got := txnOutcome(tc.commit, tc.err); got != tc.want {
+			t.Errorf("txnOutcome(commit %v, %v) = %s, want %s", tc.commit, tc.err, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		abort, committed bool
+		err              error
+		want             history.Outcome
+	}{
+		{false, true, nil, history.OK},
+		{false, false, nil, history.Indeterminate}, // franz-go's answer to an unconfirmed commit
+		{false, false, gone, history.Indeterminate},
+		{true, false, nil, history.Failed},
+		{true, false, gone, history.Failed},
+	} {
+		if got := ctpOutcome(tc.abort, tc.committed, tc.err); got != tc.want {
+			t.Errorf("ctpOutcome(abort %v, committed %v, %v) = %s, want %s", tc.abort, tc.committed, tc.err, got, tc.want)
+		}
+	}
+}
