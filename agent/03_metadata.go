@@ -149,8 +149,9 @@ func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool, cz string) km
 // produceTarget is the agent a client of zone cz is told leads tp, whose true leader is leader. Any
 // agent takes produce for a partition that has a live leader: it writes the bytes to S3 itself and
 // forwards only the sequencing to the leader. So a client of a zone with agents is told one of them,
-// and record bytes stay in its zone; a client that names no zone is told the true leader, or, when
-// that agent is of another agent group, an agent of the client's group.
+// and record bytes stay in its zone; a client that names no zone, or one whose zone has no live agent
+// (counted as a fallback), is told the true leader, or, when that agent is of another agent group, an
+// agent of the client's group.
 func (a *Agent) produceTarget(cz string, tp coord.TP, leader string, live map[string]bool) (string, bool) {
 	if _, ok := a.agentAddr(leader); !ok {
 		return "", false // no live leader: nobody can sequence
@@ -163,6 +164,7 @@ func (a *Agent) produceTarget(cz string, tp coord.TP, leader string, live map[st
 		if ag, ok := a.inZoneReplica(cz, tp); ok {
 			return ag.ID, true
 		}
+		a.metrics.zones.produceFallbacks.Inc() // whatever follows is of another zone
 	}
 	if live[leader] {
 		return leader, true

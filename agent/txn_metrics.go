@@ -34,6 +34,9 @@ func (c *lsoCollector) Collect(ch chan<- prometheus.Metric) {
 // lsoLag is the largest high watermark minus last stable offset over the partitions a leads, and how
 // many of them have a lag.
 func (a *Agent) lsoLag() (lagMax int64, stuck int) {
+	if a.lead == nil { // a scrape before New finished wiring
+		return 0, 0
+	}
 	for _, pl := range a.lead.leaders.snapshot() {
 		hwm := a.cache.HighWatermark(pl.tp)
 		lso, _ := a.cache.TxnState(pl.tp, hwm)

@@ -96,7 +96,10 @@ func (a *Agent) inZoneReplica(z string, tp coord.TP) (coord.AgentInfo, bool) {
 type zoneMetrics struct {
 	clientBytes    *prometheus.CounterVec // direction, agent_zone, client_zone
 	crossZoneBytes *prometheus.CounterVec // kind: records, metadata
-	fallbacks      prometheus.Counter
+	fallbacks      prometheus.Counter     // fetches
+	// produceFallbacks counts partitions a client of a zone without a live agent was told to produce
+	// to an agent of another zone (Metadata answers, produce leader hints).
+	produceFallbacks prometheus.Counter
 }
 
 func newZoneMetrics() *zoneMetrics {
@@ -113,6 +116,10 @@ func newZoneMetrics() *zoneMetrics {
 			Name: "streamhouse_zone_fallback_total",
 			Help: "Fetches of a client whose zone has no live agent of its group, served from another zone.",
 		}),
+		produceFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamhouse_zone_produce_fallback_total",
+			Help: "Partitions a client whose zone has no live agent of its group was told to produce to in another zone (Metadata answers and produce leader hints).",
+		}),
 	}
 	m.crossZoneBytes.WithLabelValues("records")
 	m.crossZoneBytes.WithLabelValues("metadata")
@@ -120,7 +127,7 @@ func newZoneMetrics() *zoneMetrics {
 }
 
 func (m *zoneMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.clientBytes, m.crossZoneBytes, m.fallbacks}
+	return []prometheus.Collector{m.clientBytes, m.crossZoneBytes, m.fallbacks, m.produceFallbacks}
 }
 
 // countClientRecords counts n record bytes moved between this agent and a client of zone cz.

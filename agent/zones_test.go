@@ -75,6 +75,26 @@ func TestConsumeZoneFallback(t *testing.T) {
 	}
 }
 
+// A producer of a zone without a live agent is sent to another zone's agent, and that is counted; one
+// of a zone with an agent is not.
+func TestProduceZoneFallback(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a1 := tc.agent("a1", func(c *Config) { c.AZ = "z1" })
+	createTopic(t, kgoClient(t, nil, a1), "produce-fallback", 1, nil)
+	produceN(t, kgoClient(t, []kgo.Opt{kgo.ClientID("app;az=z1")}, a1), "produce-fallback", "in", 5)
+	if got := testutil.ToFloat64(a1.metrics.zones.produceFallbacks); got != 0 {
+		t.Fatalf("%v produce fallbacks counted for a client of the agent's own zone", got)
+	}
+	produceN(t, kgoClient(t, []kgo.Opt{kgo.ClientID("app;az=z9")}, a1), "produce-fallback", "out", 5)
+	if got := testutil.ToFloat64(a1.metrics.zones.produceFallbacks); got == 0 {
+		t.Fatal("no produce fallback counted for a zone without agents")
+	}
+	if got := testutil.ToFloat64(a1.metrics.zones.crossZoneBytes.WithLabelValues("records")); got == 0 {
+		t.Fatal("records produced across zones were not counted")
+	}
+}
+
 // A client's zone becomes a metric label only when an agent is registered in that zone: any other
 // zone is counted as "other", so however many racks clients make up, the label values stay bounded.
 // Before, 3,000 made-up racks made 3,000 series.

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -89,25 +90,52 @@ func (g *group) deleteOffsets(tps []coord.TP, names map[coord.TopicID]string) ([
 	}
 	codes := make([]int16, len(tps))
 	var del []coord.TP
+	asked := map[coord.TP]bool{}
 	for i, tp := range tps {
 		if subscribed(names[tp.Topic]) {
 			codes[i] = kerr.GroupSubscribedToTopic.Code
 			continue
 		}
+		asked[tp] = true
 		if _, ok := g.offsets[tp]; ok {
 			del = append(del, tp)
 		}
 	}
-	if len(del) == 0 {
+	w := coord.GroupWrite{DeleteOffsets: del}
+	g.withoutPending(asked, &w)
+	if len(del) == 0 && len(w.Pending) == 0 && len(w.DeletePending) == 0 {
 		return codes, 0
 	}
-	if err := g.persist(coord.GroupWrite{DeleteOffsets: del}); err != nil {
+	if err := g.persist(w); err != nil {
 		return nil, g.failCode()
 	}
 	for _, tp := range del {
 		delete(g.offsets, tp)
 	}
+	for _, p := range w.Pending {
+		g.txn[p.ProducerID] = p
+	}
+	for _, pid := range w.DeletePending {
+		delete(g.txn, pid)
+	}
 	return codes, 0
+}
+
+// withoutPending adds to w what takes the partitions tps out of every producer's pending offsets, as
+// Kafka's OffsetDelete does (its tombstone of a partition drops the pending transactional offsets of
+// it too): a producer left with none has its pending offsets deleted.
+func (g *group) withoutPending(tps map[coord.TP]bool, w *coord.GroupWrite) {
+	for pid, p := range g.txn {
+		keep := slices.DeleteFunc(slices.Clone(p.Offsets), func(o coord.GroupOffset) bool { return tps[o.TP()] })
+		switch {
+		case len(keep) == len(p.Offsets):
+		case len(keep) == 0:
+			w.DeletePending = append(w.DeletePending, pid)
+		default:
+			p.Offsets = keep
+			w.Pending = append(w.Pending, p)
+		}
+	}
 }
 
 // subscribedTopics reads the members' consumer protocol subscriptions. If any cannot be read,

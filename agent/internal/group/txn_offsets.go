@@ -20,8 +20,12 @@ import (
 // offsets into the group's offsets (commit) or only drops them (abort). Every method on group runs
 // under g.mu.
 
-// TxnOffsetCommit answers a TxnOffsetCommit (agent/txn_offsets.go says what each version adds).
-func (gc *Coordinator) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest) kmsg.Response {
+// TxnOffsetCommit answers a TxnOffsetCommit (agent/txn_offsets.go says what each version adds). The
+// pending offsets are written guarded by guard (when set): the transaction's state the agent verified
+// the commit against (Ongoing, the group added). Once the transaction is decided its state has moved
+// on and the write changes nothing (CONCURRENT_TRANSACTIONS, which clients treat as abortable), so no
+// offsets can be left pending after the transaction's resolution has passed the group.
+func (gc *Coordinator) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest, guard *coord.TxnGuard) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewTxnOffsetCommitResponseTopic()
@@ -54,7 +58,10 @@ func (gc *Coordinator) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetC
 		if e = g.txnCommitCheck(req); e != nil {
 			return
 		}
-		if err := g.commitPending(req.ProducerID, req.ProducerEpoch, offs); err != nil {
+		switch err := g.commitPending(req.ProducerID, req.ProducerEpoch, offs, guard); {
+		case errors.Is(err, coord.ErrTxnChanged):
+			e = kerr.ConcurrentTransactions
+		case err != nil:
 			e = kerr.ErrorForCode(g.failCode()).(*kerr.Error)
 		}
 	})
@@ -113,8 +120,10 @@ func (g *group) txnCommitCheck(req *kmsg.TxnOffsetCommitRequest) *kerr.Error {
 
 // commitPending records offs as pending for producer pid's transaction: they replace the
 // producer's earlier pending offsets of the same partitions. The group is stored with its metadata
-// the first time, so that a coordinator taking the shard over loads the pending offsets with it.
-func (g *group) commitPending(pid int64, epoch int16, offs []coord.GroupOffset) error {
+// the first time, so that a coordinator taking the shard over loads the pending offsets with it. With
+// guard, the write applies only while the transaction is at that state (coord.ErrTxnChanged: nothing
+// written, the group as held is still etcd's).
+func (g *group) commitPending(pid int64, epoch int16, offs []coord.GroupOffset, guard *coord.TxnGuard) error {
 	if len(offs) == 0 {
 		return nil
 	}
@@ -128,12 +137,19 @@ func (g *group) commitPending(pid int64, epoch int16, offs []coord.GroupOffset) 
 		byTP[o.TP()] = len(p.Offsets)
 		p.Offsets = append(p.Offsets, o)
 	}
-	w := coord.GroupWrite{Pending: []coord.PendingOffsets{p}}
+	w := coord.GroupWrite{Pending: []coord.PendingOffsets{p}, Txn: guard}
 	if !g.stored {
 		w.Meta = g.meta()
 	}
-	if err := g.persist(w); err != nil {
+	switch err := g.env.write(g, w); {
+	case errors.Is(err, coord.ErrTxnChanged):
+		return err // nothing written: the group as held is still etcd's
+	case err != nil:
+		g.failed(err)
 		return err
+	}
+	if w.Meta != nil {
+		g.stored = true
 	}
 	g.txn[pid] = p
 	return nil

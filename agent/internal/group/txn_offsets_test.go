@@ -1,6 +1,7 @@
 package group
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,10 +31,10 @@ func TestGroupTxnOffsets(t *testing.T) {
 	if e := check(-1, ""); e != nil {
 		t.Fatalf("commit naming no member: %v", e)
 	}
-	if err := h.g.commitPending(7, 0, []coord.GroupOffset{off(tpA, 1), off(tpB, 5)}); err != nil {
+	if err := h.g.commitPending(7, 0, []coord.GroupOffset{off(tpA, 1), off(tpB, 5)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.g.commitPending(7, 1, []coord.GroupOffset{off(tpA, 3)}); err != nil {
+	if err := h.g.commitPending(7, 1, []coord.GroupOffset{off(tpA, 3)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	old := kmsg.NewPtrTxnOffsetCommitRequest()
@@ -104,14 +105,58 @@ func TestGroupTxnOffsets(t *testing.T) {
 	if err := h.g.resolveTxn(guard, 7, true); err != nil || len(h.writes) != n {
 		t.Fatalf("a resent resolution: %v, %d writes", err, len(h.writes)-n)
 	}
+	// A commit guarded by a transaction state that has moved on writes nothing and keeps the group.
+	h.fail = coord.ErrTxnChanged
+	if err := h.g.commitPending(8, 0, []coord.GroupOffset{off(tpA, 100)}, &guard); !errors.Is(err, coord.ErrTxnChanged) ||
+		h.g.gone.Load() || len(h.g.txn) != 0 {
+		t.Fatalf("commit with a stale guard: %v, gone %v, pending %v", err, h.g.gone.Load(), h.g.txn)
+	}
+	h.fail = nil
 	// Abort: dropped.
-	if err := h.g.commitPending(8, 0, []coord.GroupOffset{off(tpA, 100)}); err != nil {
+	if err := h.g.commitPending(8, 0, []coord.GroupOffset{off(tpA, 100)}, &guard); err != nil {
 		t.Fatal(err)
+	}
+	if rw := h.writes[len(h.writes)-1]; rw.Txn == nil || *rw.Txn != guard {
+		t.Fatalf("guarded pending write %+v", rw)
 	}
 	if err := h.g.resolveTxn(guard, 8, false); err != nil {
 		t.Fatal(err)
 	}
 	if rw := h.writes[len(h.writes)-1]; len(rw.Offsets) != 0 || h.g.offsets[tpA].Offset != 3 || len(h.g.txn) != 0 {
 		t.Fatalf("after abort: write %+v, offsets %v", rw, h.g.offsets)
+	}
+}
+
+// OffsetDelete of an Empty group drops the partitions' pending transactional offsets too, as Kafka's
+// tombstone does: a producer left with others keeps those, one left with none has its pending offsets
+// deleted; nothing else is touched.
+func TestOffsetDeleteDropsPending(t *testing.T) {
+	t.Parallel()
+	h := newGroupHarness(t)
+	tpA, tpB := coord.TP{Topic: coord.NewTopicID()}, coord.TP{Topic: coord.NewTopicID(), Partition: 1}
+	off := func(tp coord.TP, o int64) coord.GroupOffset {
+		return coord.GroupOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o}
+	}
+	h.g.mu.Lock()
+	defer h.g.mu.Unlock()
+	if h.g.state != groupEmpty {
+		t.Fatalf("a new group in state %v", h.g.state)
+	}
+	for pid, offs := range map[int64][]coord.GroupOffset{7: {off(tpA, 1), off(tpB, 2)}, 8: {off(tpA, 3)}} {
+		if err := h.g.commitPending(pid, 0, offs, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes, code := h.g.deleteOffsets([]coord.TP{tpA}, map[coord.TopicID]string{tpA.Topic: "a"})
+	if code != 0 || len(codes) != 1 || codes[0] != 0 {
+		t.Fatalf("OffsetDelete: %v, %d", codes, code)
+	}
+	w := h.writes[len(h.writes)-1]
+	if len(w.Pending) != 1 || w.Pending[0].ProducerID != 7 || len(w.Pending[0].Offsets) != 1 || w.Pending[0].Offsets[0].TP() != tpB ||
+		len(w.DeletePending) != 1 || w.DeletePending[0] != 8 {
+		t.Fatalf("OffsetDelete's write %+v: want 7 left with tpB, 8's deleted", w)
+	}
+	if u := h.g.unstable(); u[tpA] || !u[tpB] || len(h.g.txn) != 1 {
+		t.Fatalf("after OffsetDelete: unstable %v, pending %v", u, h.g.txn)
 	}
 }

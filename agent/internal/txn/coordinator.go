@@ -191,20 +191,7 @@ func (c *Coordinator) shardAt(ctx context.Context, tp coord.TP) (*shard, error) 
 		c.mu.Unlock()
 		return nil, kerr.CoordinatorNotAvailable
 	}
-	sh := c.shards[tp]
-	if sh != nil && sh.epoch != epoch {
-		c.dropLocked(sh)
-		sh = nil
-	}
-	if sh == nil {
-		sh = &shard{tp: tp, epoch: epoch, loaded: make(chan struct{}), ids: map[string]*entry{}}
-		c.shards[tp] = sh
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.load(runCtx, sh)
-		}()
-	}
+	sh := c.shardLocked(runCtx, tp, epoch)
 	c.mu.Unlock()
 	wait := time.NewTimer(c.cfg.LoadWait)
 	defer wait.Stop()
@@ -219,6 +206,46 @@ func (c *Coordinator) shardAt(ctx context.Context, tp coord.TP) (*shard, error) 
 		return nil, kerr.CoordinatorNotAvailable
 	}
 	return sh, nil
+}
+
+// shardLocked returns shard tp at epoch, starting its load if it is not held at that epoch (c.mu
+// held, Run running).
+func (c *Coordinator) shardLocked(runCtx context.Context, tp coord.TP, epoch int64) *shard {
+	sh := c.shards[tp]
+	if sh != nil && sh.epoch != epoch {
+		c.dropLocked(sh)
+		sh = nil
+	}
+	if sh == nil {
+		sh = &shard{tp: tp, epoch: epoch, loaded: make(chan struct{}), ids: map[string]*entry{}}
+		c.shards[tp] = sh
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.load(runCtx, sh)
+		}()
+	}
+	return sh
+}
+
+// adopt starts loading every shard this agent leads and does not hold: a coordinator that takes a
+// shard over resumes its decided transactions and times out its ongoing ones without waiting for a
+// client to ask about one of its ids (a producer that died after EndTxn never would).
+func (c *Coordinator) adopt() {
+	if c.cfg.Shards == nil {
+		return
+	}
+	for _, tp := range c.cfg.Shards() {
+		epoch, ok := c.cfg.Leading(tp)
+		if !ok {
+			continue
+		}
+		c.mu.Lock()
+		if runCtx := c.runCtxLocked(); runCtx != nil {
+			c.shardLocked(runCtx, tp, epoch)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // load reads the shard's ids from etcd (the read follows this agent's acquisition of the shard, so it
@@ -275,9 +302,10 @@ func (c *Coordinator) drop(sh *shard) {
 	c.dropLocked(sh)
 }
 
-// check drops shards this agent no longer leads, aborts transactions past their timeout and deletes
-// ids idle past their expiry.
+// check drops shards this agent no longer leads, loads those it newly leads, aborts transactions past
+// their timeout and deletes ids idle past their expiry.
 func (c *Coordinator) check(ctx context.Context) {
+	c.adopt()
 	now := c.cfg.Now()
 	type item struct {
 		sh *shard

@@ -429,3 +429,33 @@ func TestListTransactions(t *testing.T) {
 		t.Fatalf("listed without leading: %+v, %v", got, err)
 	}
 }
+
+// A coordinator loads the shards it leads by itself (its periodic check), so that a predecessor's
+// decided transaction is completed and an ongoing one timed out even if no client ever asks about
+// their ids again (the producers died).
+func TestTakeoverWithoutRequests(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	tps := []coord.TP{{Topic: topicA, Partition: 3}}
+	store.txns["decided"] = coord.TxnSnapshot{ID: "decided", Version: 60, Meta: coord.TxnMeta{ProducerID: 9, Epoch: 4, PrevProducerID: -1,
+		PrevEpoch: -1, TimeoutMs: 1000, State: coord.TxnPrepareCommit, Partitions: tps, StartMs: 1, UpdateMs: 2}}
+	h := newHarness(t, store)
+	start := h.now.Load()
+	store.txns["ongoing"] = coord.TxnSnapshot{ID: "ongoing", Version: 61, Meta: coord.TxnMeta{ProducerID: 10, Epoch: 0, PrevProducerID: -1,
+		PrevEpoch: -1, TimeoutMs: 1000, State: coord.TxnOngoing, Partitions: tps, StartMs: start, UpdateMs: start}}
+	ctx := context.Background()
+	h.c.check(ctx) // loads the shard: no request came
+	h.store.awaitState(t, "decided", coord.TxnCompleteCommit)
+	h.now.Add(1001)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.c.check(ctx)
+		if s, _ := h.store.get("ongoing"); s.Meta.State == coord.TxnCompleteAbort {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ongoing transaction past its timeout was never aborted")
+		}
+		time.Sleep(time.Millisecond) // the shard's load runs on its own goroutine
+	}
+}
