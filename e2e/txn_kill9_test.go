@@ -108,15 +108,7 @@ func readCommittedAll(t *testing.T, c *cluster, topic string, partitions int) []
 // transaction), two members, through a kill -9 of the agent coordinating one member's transactional
 // id: every input record comes out exactly once for a read_committed consumer — no committed output
 // lost, none of an aborted transaction read, none twice.
-//
-// Skipped unless STREAMHOUSE_TXN_KILL9=1 until it has run green here: its first runs stalled only
-// because the test's own admin client, having used the dead group coordinator, kept dialing it for
-// OffsetFetch; it now asks a new client each time (agent.TestGroupTransactSessionCoordinatorCrash
-// is the in-process form, green).
 func TestTxnGroupTransactSessionKill9(t *testing.T) {
-	if os.Getenv("STREAMHOUSE_TXN_KILL9") == "" {
-		t.Skip("set STREAMHOUSE_TXN_KILL9=1 to run")
-	}
 	t.Parallel()
 	c := startTxnCluster(t)
 	const in, out, group, n, partitions = "txk-in", "txk-out", "txk-etl", 3000, 4
