@@ -17,13 +17,13 @@ DEV_FLAGS     ?=
 # The franz-go integration suite (make compat): its broker tests, listed in e2e/kgo-integration.re.
 KGO_TEST_RECORDS ?= 50000
 COMPAT_TIMEOUT   ?= 20m
-# Nothing is skipped: TestTxnEtl runs, with transactions on (--experimental-transactions).
+# Nothing is skipped: TestTxnEtl runs (transactions are on by default).
 COMPAT_SKIP      ?=
 # Three agents, as issue 4 asks; a 10ms flush keeps the suite's thousands of small synchronous
 # produces quick (every produce waits for its flush).
-COMPAT_DEV_FLAGS ?= --agents 3 --flush-interval 10ms --experimental-transactions
-# compat-secure's agents run without transactions (their ACLs for the transaction APIs are not
-# checked by it yet): it skips TestTxnEtl.
+COMPAT_DEV_FLAGS ?= --agents 3 --flush-interval 10ms
+# compat-secure skips TestTxnEtl: it has not been run over SASL_SSL with ACLs yet (the transaction
+# APIs' ACLs are tested by agent.TestTransactionACLs).
 COMPAT_SECURE_SKIP ?= ^TestTxnEtl$$
 # Side-by-side benchmarks (make bench, make bench-short): where the results go, and more flags for
 # e2e/bench (e.g. BENCH_FLAGS='--profile-dir prof' keeps each produce run's CPU profile).

@@ -28,7 +28,7 @@ import (
 //
 // Version notes:
 // * v3: MaxBytes (response-level limit); the first batch is returned even when larger (KIP-74)
-// * v4: IsolationLevel, LastStableOffset, AbortedTransactions (read_committed with --experimental-transactions;
+// * v4: IsolationLevel, LastStableOffset, AbortedTransactions (read_committed with Config.Transactions;
 //   without, the LSO is the high watermark)
 // * v5: LogStartOffset
 // * v7: fetch sessions (KIP-227)

@@ -12,7 +12,7 @@ import (
 // group's shard). A partition without a committed offset, of a group or a topic that does not exist,
 // answers offset -1. Offsets are kept by topic id: those of a deleted topic are not reported, and a
 // topic created again under the same name starts without offsets. Offsets committed in an open
-// transaction (TxnOffsetCommit, with --experimental-transactions) are not reported; with
+// transaction (TxnOffsetCommit, with Config.Transactions) are not reported; with
 // RequireStable their partitions answer UNSTABLE_OFFSET_COMMIT until the transaction ends.
 //
 // Version notes:

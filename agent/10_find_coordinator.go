@@ -18,7 +18,7 @@ import (
 // without a live leader of this agent group answers COORDINATOR_NOT_AVAILABLE, which clients retry.
 // A missing offsets topic is created again. Transactions are not supported: a transaction
 // coordinator is refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as transactional produce is, unless
-// Config.ExperimentalTransactions: then it is the shard's leader, as for a group.
+// Config.Transactions: then it is the shard's leader, as for a group.
 //
 // Version notes:
 // * v1: CoordinatorType; ErrorMessage and ThrottleMillis in the response
@@ -62,7 +62,7 @@ func (a *Agent) findCoordinator(c client, typ int8, key string, sc *kmsg.FindCoo
 	switch typ {
 	case coordinatorTypeGroup:
 	case coordinatorTypeTxn:
-		if a.txns == nil { // without Config.ExperimentalTransactions
+		if a.txns == nil { // without Config.Transactions
 			return adminErrorf(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported")
 		}
 		// A transactional id's coordinator is the leader of its shard, as a group's (txn.go).

@@ -12,7 +12,7 @@ import (
 // Idempotent producers only: each call hands out a new producer id from etcd with epoch 0, as Kafka
 // does for a producer without a transactional id (also when it names its previous id and epoch, v3+).
 // A transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED: transactions are not supported, unless
-// Config.ExperimentalTransactions (then its coordinator answers: txn.go).
+// Config.Transactions (then its coordinator answers: txn.go).
 //
 // Version notes:
 // * v2: flexible versions
@@ -23,7 +23,7 @@ func (a *Agent) handleInitProducerID(ctx context.Context, c client, req *kmsg.In
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		if a.txns != nil { // Config.ExperimentalTransactions
+		if a.txns != nil { // Config.Transactions
 			return a.initTransactionalProducer(ctx, req, resp)
 		}
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code

@@ -10,7 +10,7 @@ import (
 	"github.com/streamhouse/streamhouse/coord"
 )
 
-// AddPartitionsToTxn: v0-3, with Config.ExperimentalTransactions only (see txn.go)
+// AddPartitionsToTxn: v0-3, with Config.Transactions only (see txn.go)
 //
 // Sent to the transactional id's coordinator: adds partitions to the producer's transaction, written
 // to etcd before the answer. A partition the watched view does not know answers

@@ -8,7 +8,7 @@ import (
 	"github.com/streamhouse/streamhouse/agent/internal/txn"
 )
 
-// AddOffsetsToTxn: v0-3, with Config.ExperimentalTransactions only (see txn.go)
+// AddOffsetsToTxn: v0-3, with Config.Transactions only (see txn.go)
 //
 // Sent to the transactional id's coordinator: adds a consumer group to the producer's transaction, so
 // that the group's coordinator resolves its pending offsets when the transaction ends.

@@ -8,7 +8,7 @@ import (
 	"github.com/streamhouse/streamhouse/agent/internal/txn"
 )
 
-// EndTxn: v0-3, with Config.ExperimentalTransactions only (see txn.go)
+// EndTxn: v0-3, with Config.Transactions only (see txn.go)
 //
 // Sent to the transactional id's coordinator: commits or aborts the producer's transaction. The answer
 // follows the decision's write to etcd; markers are written after it.

@@ -10,7 +10,7 @@ import (
 	"github.com/streamhouse/streamhouse/coord"
 )
 
-// TxnOffsetCommit: v0-3, with Config.ExperimentalTransactions only (see txn.go)
+// TxnOffsetCommit: v0-3, with Config.Transactions only (see txn.go)
 //
 // Sent to the group's coordinator: the offsets are kept pending for the producer's transaction
 // (agent/internal/group/txn_offsets.go), invisible to OffsetFetch until the transaction commits and

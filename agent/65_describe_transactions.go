@@ -9,7 +9,7 @@ import (
 	"github.com/streamhouse/streamhouse/coord"
 )
 
-// DescribeTransactions: v0, with Config.ExperimentalTransactions only (see txn.go)
+// DescribeTransactions: v0, with Config.Transactions only (see txn.go)
 //
 // Sent to each transactional id's coordinator (KIP-664): its state, producer, timeout, start time and
 // partitions, as this agent's coordinator holds them. An id of a shard this agent does not lead answers

@@ -10,7 +10,7 @@ import (
 	"github.com/streamhouse/streamhouse/coord"
 )
 
-// ListTransactions: v0-1, with Config.ExperimentalTransactions only (see txn.go)
+// ListTransactions: v0-1, with Config.Transactions only (see txn.go)
 //
 // Sent to every agent (KIP-664): the transactional ids of the shards this agent leads, filtered by
 // state and producer id; states Kafka does not name are reported back as unknown filters.

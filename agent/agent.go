@@ -62,7 +62,7 @@ type Agent struct {
 	lead             *leadership
 	acks             ackCount // produce answers not yet written (graceful shutdown waits for them)
 	groups           *group.Coordinator
-	txns             *txn.Coordinator // nil unless Config.ExperimentalTransactions
+	txns             *txn.Coordinator // nil unless Config.Transactions
 
 	// wrapSession lets in-package tests put a fault layer around the etcd session.
 	wrapSession func(session) session

@@ -18,7 +18,7 @@ import (
 )
 
 // The API tables, the dispatch switches and the handler files cannot drift apart: every API that apis
-// (or txnAPIs, served with Config.ExperimentalTransactions) lists has a case in a dispatch switch, and a handler file named by its key (NN_name.go, the index a reader navigates by) whose
+// (or txnAPIs, served with Config.Transactions) lists has a case in a dispatch switch, and a handler file named by its key (NN_name.go, the index a reader navigates by) whose
 // opening says the same version range; nothing is dispatched that the tables do not list.
 func TestAPITableMatchesDispatchAndHandlers(t *testing.T) {
 	t.Parallel()

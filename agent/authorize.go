@@ -414,7 +414,7 @@ func init() {
 		kmsg.OffsetDelete, kmsg.OffsetForLeaderEpoch, kmsg.DeleteRecords, kmsg.SASLHandshake, kmsg.SASLAuthenticate,
 		kmsg.CreateACLs, kmsg.DescribeACLs, kmsg.DeleteACLs, kmsg.DescribeUserSCRAMCredentials, kmsg.AlterUserSCRAMCredentials,
 		kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas, kmsg.DescribeProducers,
-		// the transaction APIs (txnAPIs), served with Config.ExperimentalTransactions (authorize_txn.go)
+		// the transaction APIs (txnAPIs), served with Config.Transactions (authorize_txn.go)
 		kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit, kmsg.DescribeTransactions,
 		kmsg.ListTransactions} {
 		guarded[int16(k)] = true

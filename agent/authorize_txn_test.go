@@ -31,7 +31,7 @@ func commitTxn(t *testing.T, cl *kgo.Client, value string) error {
 // describing a transaction needs Describe on its id, and ListTransactions lists only those.
 func TestTransactionACLs(t *testing.T) {
 	t.Parallel()
-	tc, a, admin, _ := securedPair(t, func(c *Config) { c.ExperimentalTransactions = true })
+	tc, a, admin, _ := securedPair(t, func(c *Config) { c.Transactions = true })
 	addr := listenerAddr(t, a, ProtocolSASLPlaintext)
 	bob := bobConn(t, a, "bob", "bob-secret")
 	createTopic(t, admin, "tx-out", 2, nil)

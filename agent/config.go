@@ -144,11 +144,12 @@ type Config struct {
 	// wait for room (within its read bound). One read larger than it goes alone.
 	MaxReadBytesInFlight int64
 
-	// ExperimentalTransactions serves the transaction coordinator: InitProducerID with a
-	// transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and FindCoordinator for
-	// transactions, advertised in ApiVersions. Off by default: markers, the last stable offset and
-	// read_committed fetch are still to come, so a transaction with partitions cannot complete yet.
-	ExperimentalTransactions bool
+	// Transactions serves Kafka transactions (docs/INTERNALS.md, "Transactions"): the transaction
+	// coordinator (InitProducerID with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+	// TxnOffsetCommit, Describe/ListTransactions, FindCoordinator for transactions), markers, the last
+	// stable offset and read_committed fetch, advertised in ApiVersions. The zero Config leaves it off;
+	// the streamhouse command turns it on unless --transactions=false.
+	Transactions bool
 
 	AutoCreateTopics  bool  // create unknown topics on Metadata/Produce, as Kafka's auto.create.topics.enable
 	DefaultPartitions int32 // partitions of auto-created topics and CreateTopics with -1

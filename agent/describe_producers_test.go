@@ -27,7 +27,7 @@ func describeProducers(t *testing.T, cl *kgo.Client, topic string, p int32) kadm
 func TestDescribeProducers(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	on := func(c *Config) { c.ExperimentalTransactions = true }
+	on := func(c *Config) { c.Transactions = true }
 	a1, a2 := tc.agent("a1", on), tc.agent("a2", on)
 	ctx := testCtx(t)
 	admin := kgoClient(t, nil, a1, a2)

@@ -14,7 +14,7 @@ import (
 )
 
 // Transactions (docs/INTERNALS.md, "Transactions") are served only with
-// Config.ExperimentalTransactions: their coordinator (agent/internal/txn) runs on the shards of the
+// Config.Transactions: their coordinator (agent/internal/txn) runs on the shards of the
 // group coordinators; markers (txn_markers.go), the last stable offset (txn_fetch.go) and
 // transactional offsets (txn_offsets.go) complete it. Without the flag the agent answers exactly as
 // before: InitProducerID with a transactional id is refused, FindCoordinator for transactions too,
@@ -33,7 +33,7 @@ var txnAPIs = map[int16]apiRange{
 
 // newTxnCoordinator wires the transaction coordinator, or returns nil without the flag.
 func newTxnCoordinator(a *Agent) (*txn.Coordinator, error) {
-	if !a.cfg.ExperimentalTransactions {
+	if !a.cfg.Transactions {
 		return nil, nil
 	}
 	if a.cfg.Registerer != nil {

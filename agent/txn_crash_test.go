@@ -32,7 +32,7 @@ func TestGroupTransactSessionCoordinatorCrash(t *testing.T) {
 
 func testGroupTransactSessionCrash(t *testing.T, kind int8, key string) {
 	tc := newTestCluster(t)
-	on := func(c *Config) { c.ExperimentalTransactions = true }
+	on := func(c *Config) { c.Transactions = true }
 	agents := []*Agent{tc.agent("a1", on), tc.agent("a2", on), tc.agent("a3", on)}
 	cl := kgoClient(t, nil, agents...)
 	createTopic(t, cl, "txc-in", 4, nil)

@@ -23,7 +23,7 @@ import (
 func TestTxnEtlRebalancing(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	admin := kgoClient(t, nil, a)
 	createTopic(t, admin, "etlr-in", 4, nil)
 	createTopic(t, admin, "etlr-mid", 4, nil)

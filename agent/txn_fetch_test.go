@@ -14,7 +14,7 @@ func TestReadCommittedRedirectLastStable(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
 	txns := func(zone string) func(c *Config) {
-		return func(c *Config) { c.AZ, c.ExperimentalTransactions = zone, true }
+		return func(c *Config) { c.AZ, c.Transactions = zone, true }
 	}
 	a1 := tc.agent("a1", txns("z1"))
 	a2 := tc.agent("a2", txns("z2"))

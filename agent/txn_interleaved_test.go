@@ -13,7 +13,7 @@ import (
 func TestReadCommittedInterleaved(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	createTopic(t, kgoClient(t, nil, a), "il", 1, nil)
 	ctx := testCtx(t)
 	waitTxnCoordinator(t, a, "tx-il-a")

@@ -53,7 +53,7 @@ func TestParseInternalRequest(t *testing.T) {
 	}
 }
 
-// Without --experimental-transactions the marker API is not served: the connection is closed, as for
+// Without Config.Transactions the marker API is not served: the connection is closed, as for
 // any request the internal listener does not serve, and nothing is written.
 func TestMarkerAPIOffByDefault(t *testing.T) {
 	t.Parallel()

@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// lsoCollector exports, with Config.ExperimentalTransactions, how far open transactions hold
+// lsoCollector exports, with Config.Transactions, how far open transactions hold
 // read_committed consumers back on the partitions this agent leads: the largest lag (high watermark
 // minus last stable offset) and how many partitions have one. Two series whatever the partition
 // count; the partition itself is what DescribeProducers (its open transactions' first offsets) and

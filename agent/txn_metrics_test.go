@@ -26,12 +26,12 @@ func labelledCounter(t *testing.T, a *Agent, name, label string) float64 {
 	return 0
 }
 
-// With --experimental-transactions the agent reports its open transactions, their ends by outcome,
+// With Config.Transactions the agent reports its open transactions, their ends by outcome,
 // and how far open transactions hold read_committed consumers back on the partitions it leads.
 func TestTxnMetrics(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	ctx := testCtx(t)
 	createTopic(t, kgoClient(t, nil, a), "tm", 2, nil)
 	id := "tx-metrics"

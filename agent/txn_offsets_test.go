@@ -74,7 +74,7 @@ func txnCommitOffset(t *testing.T, cl *kgo.Client, id, group, topic string, offs
 func TestTxnOffsetCommit(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	flag := func(c *Config) { c.ExperimentalTransactions = true }
+	flag := func(c *Config) { c.Transactions = true }
 	a1 := tc.agent("a1", flag)
 	a2 := tc.agent("a2", flag)
 	admin := kgoClient(t, nil, a1, a2)
@@ -149,7 +149,7 @@ func TestTxnOffsetCommitOffByDefault(t *testing.T) {
 	a := tc.agent("a1")
 	cl := kgoClient(t, nil, a)
 	if advertised(t, cl, kmsg.TxnOffsetCommit)[kmsg.TxnOffsetCommit] {
-		t.Fatal("TxnOffsetCommit advertised without --experimental-transactions")
+		t.Fatal("TxnOffsetCommit advertised without Config.Transactions")
 	}
 }
 
@@ -159,7 +159,7 @@ func TestTxnOffsetCommitOffByDefault(t *testing.T) {
 func TestGroupTransactSession(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	flag := func(c *Config) { c.ExperimentalTransactions = true }
+	flag := func(c *Config) { c.Transactions = true }
 	a1 := tc.agent("a1", flag)
 	a2 := tc.agent("a2", flag)
 	admin := kgoClient(t, nil, a1, a2)

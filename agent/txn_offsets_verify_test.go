@@ -32,7 +32,7 @@ func rawTxnOffsetCommit(t *testing.T, cl *kgo.Client, id, group, topic string, p
 func TestTxnOffsetCommitVerified(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	admin := kgoClient(t, nil, a)
 	createTopic(t, admin, "ov", 1, nil)
 	id, grp := "tx-ov", "g-ov"
@@ -88,7 +88,7 @@ func TestTxnOffsetCommitVerified(t *testing.T) {
 func TestDeleteGroupWithPendingOffsets(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	admin := kgoClient(t, nil, a)
 	createTopic(t, admin, "dg", 1, nil)
 	id, grp := "tx-dg", "g-dg"

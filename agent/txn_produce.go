@@ -12,7 +12,7 @@ import (
 )
 
 // Transactional batches (docs/INTERNALS.md, "Markers", last paragraphs). With
-// --experimental-transactions a Produce request with a transactional id may carry transactional
+// Config.Transactions a Produce request with a transactional id may carry transactional
 // batches; each is accepted only from the producer (id and epoch) that holds the transactional id,
 // while its transaction is Ongoing and has the partition (AddPartitionsToTxn answered after its
 // write, so a linearizable read sees it). Without that check a zombie's batch sent after its

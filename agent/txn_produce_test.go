@@ -36,7 +36,7 @@ func waitTxnCoordinator(t *testing.T, a *Agent, id string) {
 	})
 }
 
-// With --experimental-transactions a producer's transactional batches are accepted on the partitions
+// With Config.Transactions a producer's transactional batches are accepted on the partitions
 // its transaction added, and only there: a batch for a partition not in the transaction is
 // INVALID_TXN_STATE (it would open a transaction nobody ends), one of an older producer epoch
 // INVALID_PRODUCER_EPOCH, one without the request's transactional id INVALID_RECORD, as Kafka
@@ -44,7 +44,7 @@ func waitTxnCoordinator(t *testing.T, a *Agent, id string) {
 func TestTransactionalProduce(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	ctx := testCtx(t)
 	createTopic(t, kgoClient(t, nil, a), "data", 2, nil)
 	id := "tx-produce"
@@ -116,7 +116,7 @@ func TestTransactionalProduceOffByDefault(t *testing.T) {
 func TestForwardedTransactionalBatch(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	on := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	on := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	off := tc.agent("a3")
 	ledTopicConn(t, on, "fwd-on")
 	ledTopicConn(t, off, "fwd-off")
@@ -151,7 +151,7 @@ func TestForwardedTransactionalBatch(t *testing.T) {
 func TestTransactionalProduceForwarded(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	flag := func(c *Config) { c.ExperimentalTransactions = true }
+	flag := func(c *Config) { c.Transactions = true }
 	a1 := tc.agent("a1", flag, func(c *Config) { c.AZ = "z1" })
 	a2 := tc.agent("a2", flag, func(c *Config) { c.AZ = "z2" })
 	createTopic(t, kgoClient(t, nil, a1, a2), "txfwd", 4, nil)
@@ -220,7 +220,7 @@ func controlBatches(t *testing.T, records []byte) map[int64]bool {
 func TestTransactionMarkers(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	ctx := testCtx(t)
 	createTopic(t, kgoClient(t, nil, a), "data", 2, nil)
 	id := "tx-markers"
@@ -319,7 +319,7 @@ func TestTransactionMarkers(t *testing.T) {
 func TestMarkerSentAgain(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	ctx := testCtx(t)
 	raw := ledTopicConn(t, a, "again")
 	tp := topicTP(t, a, "again", 0)

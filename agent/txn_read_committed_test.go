@@ -43,7 +43,7 @@ func latestOffset(t *testing.T, c *rawConn, topic string, partition int32, commi
 func TestReadCommitted(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	ctx := testCtx(t)
 	createTopic(t, kgoClient(t, nil, a), "rc", 1, nil)
 	id := "tx-rc"

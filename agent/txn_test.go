@@ -29,7 +29,7 @@ func advertised(t *testing.T, cl *kgo.Client, keys ...kmsg.Key) map[kmsg.Key]boo
 	return out
 }
 
-// Without --experimental-transactions an agent answers as before: the transaction APIs are not
+// Without Config.Transactions an agent answers as before: the transaction APIs are not
 // advertised, InitProducerID with a transactional id and FindCoordinator for one are refused.
 func TestTransactionsOffByDefault(t *testing.T) {
 	t.Parallel()
@@ -53,14 +53,14 @@ func TestTransactionsOffByDefault(t *testing.T) {
 	}
 }
 
-// With --experimental-transactions: the APIs are advertised, FindCoordinator names the shard's
+// With Config.Transactions: the APIs are advertised, FindCoordinator names the shard's
 // leader, InitProducerID bumps the epoch and fences the older producer, AddPartitionsToTxn writes the
 // transaction to etcd before answering (unknown partitions refused as Kafka refuses them), and EndTxn
 // answers once the decision is in etcd; the markers then complete it.
 func TestExperimentalTransactionCoordinator(t *testing.T) {
 	t.Parallel()
 	tc := newTestCluster(t)
-	a := tc.agent("a1", func(c *Config) { c.ExperimentalTransactions = true })
+	a := tc.agent("a1", func(c *Config) { c.Transactions = true })
 	cl := kgoClient(t, nil, a)
 	ctx := testCtx(t)
 	createTopic(t, cl, "data", 2, nil)

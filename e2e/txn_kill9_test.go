@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Transactions through a kill -9 (issue 17): three agents with --experimental-transactions; the
+// Transactions through a kill -9 (issue 17): three agents (transactions are on by default); the
 // agent coordinating a transactional id is killed while its transactions run. Nothing a producer was
 // told is committed may be lost, and a read_committed consumer must read nothing of a transaction
 // that aborted: each transaction is read whole or not at all.
@@ -30,7 +30,7 @@ func startTxnCluster(t *testing.T) *cluster {
 	t.Helper()
 	c := startCluster(t, 0)
 	for _, id := range threeAgents {
-		c.start(t, id, "z"+strings.TrimPrefix(id, "a"), "127.0.0.1:0", "127.0.0.1:0", "--experimental-transactions")
+		c.start(t, id, "z"+strings.TrimPrefix(id, "a"), "127.0.0.1:0", "127.0.0.1:0")
 	}
 	return c
 }

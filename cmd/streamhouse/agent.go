@@ -149,8 +149,9 @@ func (f *agentFlags) tuningFlags(fs *flagSet) {
 func (f *agentFlags) topicFlags(fs *flagSet, autoCreate bool) {
 	f.cfg.AutoCreateTopics = autoCreate
 	fs.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", autoCreate, "create unknown topics on first use")
-	fs.BoolVar(&f.cfg.ExperimentalTransactions, "experimental-transactions", false,
-		"serve Kafka transactions (experimental, incomplete: see docs/INTERNALS.md, \"Not built yet\"; for tests)")
+	fs.BoolVar(&f.cfg.Transactions, "transactions", true,
+		"serve Kafka transactions: the transaction coordinator, markers, read_committed (=false: the transaction APIs are not advertised)")
+	fs.BoolVar(&f.cfg.Transactions, "experimental-transactions", true, "the name --transactions had while it was off by default")
 	fs.Var(int32Value{&f.cfg.DefaultPartitions}, "default-partitions", "`partitions` of auto-created topics and of CreateTopics without a count")
 }
 

@@ -26,7 +26,7 @@ func TestTxnCommands(t *testing.T) { txnScenario(t, newKfake(t, "")) }
 
 // The same against StreamHouse's own transaction coordinator and DescribeProducers.
 func TestTxnCommandsDev(t *testing.T) {
-	d := startDev(t, t.TempDir(), "--experimental-transactions")
+	d := startDev(t, t.TempDir())
 	txnScenario(t, newTestCLI(t, map[string]string{"STREAMHOUSE_BROKERS": d.line(t, "kafka address")}, ""))
 }
 

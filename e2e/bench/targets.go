@@ -84,7 +84,7 @@ type shConfig struct {
 	maintenance time.Duration
 	// secure serves a SASL_SSL listener (TLS, SCRAM-SHA-512, ACLs on) instead of PLAINTEXT (secure.go).
 	secure bool
-	// transactions runs the agents with --experimental-transactions (the transactions phase).
+	// transactions runs the agents with transactions on (the transactions phase; the streamhouse command's default).
 	transactions bool
 }
 
@@ -251,7 +251,7 @@ func (c *shCluster) startAgent(ctx context.Context, i int, log hclog.Logger) err
 		cfg.MaintenanceInterval = c.cfg.maintenance
 	}
 	cfg.Logger, cfg.Registerer, cfg.Gatherer = log.Named(cfg.ID), reg, reg
-	cfg.ExperimentalTransactions = c.cfg.transactions
+	cfg.Transactions = c.cfg.transactions
 	if c.cfg.secure {
 		if err := c.secureAgent(&cfg); err != nil {
 			return err

@@ -38,7 +38,7 @@ type txnResult struct {
 }
 
 // txnPhase runs the transactional workloads on fresh clusters of the plan's txnTargets (those among
-// --targets), with --experimental-transactions for StreamHouse, so that no earlier run's garbage or
+// --targets), with transactions on for StreamHouse, so that no earlier run's garbage or
 // topics weigh on them.
 func (s *suite) txnPhase() error {
 	var names []string

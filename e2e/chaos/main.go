@@ -84,7 +84,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.recordTimeout, "record-timeout", 5*time.Second, "delivery deadline of the last producer's records (0: none)")
 	fs.DurationVar(&cfg.churn, "churn", 15*time.Second, "a group member leaves and another joins this often (0: never)")
 	fs.StringVar(&only, "faults", "", "comma-separated `names` of the faults to inject (default: all of "+strings.Join(fault.Names, ", ")+")")
-	fs.IntVar(&cfg.txnProducers, "txn-producers", 3, "transactional producers (0: no transactional workload, and the agents run without --experimental-transactions)")
+	fs.IntVar(&cfg.txnProducers, "txn-producers", 3, "transactional producers (0: no transactional workload, and the agents run with --transactions=false)")
 	fs.IntVar(&cfg.txnParts, "txn-partitions", 4, "partitions of each of the transactional workload's two topics")
 	fs.DurationVar(&cfg.quiet, "quiet", time.Second, "pause between one fault's recovery and the next fault")
 	if err := fs.Parse(args); err != nil {

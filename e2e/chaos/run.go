@@ -105,7 +105,7 @@ func (r *runner) run() (res *results, err error) {
 	ccfg := cluster.Config{Dir: r.cfg.out, Bin: r.cfg.bin, EtcdBin: r.cfg.etcdBin,
 		Agents: r.cfg.agents, LeaseTTL: r.cfg.ttl, AgentFlags: slices.Clone(agentLimits), Seed: r.cfg.seed, Logf: r.log.printf}
 	if r.cfg.txnProducers > 0 {
-		ccfg.AgentFlags = append(ccfg.AgentFlags, "--experimental-transactions")
+		ccfg.AgentFlags = append(ccfg.AgentFlags, "--transactions")
 	}
 	if r.cfg.security {
 		flags, err := securitySetup(filepath.Join(r.cfg.out, "pki"))
