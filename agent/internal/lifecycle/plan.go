@@ -38,6 +38,12 @@ const (
 	DefaultMaxSpan     = 7 * 24 * time.Hour // Kafka's segment.ms
 )
 
+// MaxAborted is the most aborted transactions a merge puts in one segment's key (Segment.Aborted,
+// about 60 bytes each: 15 KiB), so that the key stays far below etcd's request size whatever the
+// workload aborts. A merge stops before the entry that would pass it (one entry is merged whatever it
+// holds), so a partition that aborts many small transactions keeps more, smaller segments.
+const MaxAborted = 256
+
 // DefaultPolicy keeps every record and merges with the defaults above.
 func DefaultPolicy() Policy {
 	return Policy{TailEntries: DefaultTailEntries, TailBytes: DefaultTailBytes, TailAge: DefaultTailAge,
@@ -157,8 +163,10 @@ func mergeTail(pi coord.PartitionIndex, p Policy, now time.Time) (Step, bool) {
 	}
 	step := Step{Kind: StepMergeTail, Level: 1}
 	var n int64
+	aborted := 0
 	for _, t := range pi.Tail {
-		if len(step.Tail) > 0 && n+t.Bytes > p.MergeInput {
+		a := len(coord.AbortedIn([]coord.IndexEntry{t.IndexEntry}))
+		if len(step.Tail) > 0 && (n+t.Bytes > p.MergeInput || aborted+a > MaxAborted) {
 			break
 		}
 		if pi.Unstable && t.LastOffset >= pi.Stable {
@@ -166,6 +174,7 @@ func mergeTail(pi coord.PartitionIndex, p Policy, now time.Time) (Step, bool) {
 		}
 		step.Tail = append(step.Tail, t)
 		n += t.Bytes
+		aborted += a
 	}
 	return step, len(step.Tail) > 0
 }
@@ -191,14 +200,16 @@ func mergeSegments(pi coord.PartitionIndex, p Policy) (Step, bool) {
 	return Step{}, false
 }
 
-// fitting is the longest prefix of run whose merge stays within MaxBytes and MaxSpan.
+// fitting is the longest prefix of run whose merge stays within MaxBytes, MaxSpan and MaxAborted.
 func fitting(run []coord.IndexEntry, p Policy) []coord.IndexEntry {
 	var bytes int64
+	aborted := 0
 	minTs, maxTs := run[0].Segment.MinTimestamp, run[0].MaxTimestamp
 	for i, s := range run {
 		bytes += s.Bytes
+		aborted += len(s.Segment.Aborted)
 		minTs, maxTs = min(minTs, s.Segment.MinTimestamp), max(maxTs, s.MaxTimestamp)
-		if bytes > p.MaxBytes || (minTs > 0 && time.Duration(maxTs-minTs)*time.Millisecond > p.MaxSpan) {
+		if bytes > p.MaxBytes || aborted > MaxAborted || (minTs > 0 && time.Duration(maxTs-minTs)*time.Millisecond > p.MaxSpan) {
 			return run[:i]
 		}
 	}

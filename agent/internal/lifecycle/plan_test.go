@@ -264,3 +264,50 @@ func TestPlanHeldAtLastStableOffset(t *testing.T) {
 		t.Fatalf("merge with no transaction open: %+v", s)
 	}
 }
+
+// A merge puts at most MaxAborted aborted transactions in one segment's key, however many a run of
+// entries holds: the key stays small for etcd, and the partition keeps more, smaller segments.
+func TestMergesBoundAbortedPerSegment(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_700_000_000_000)
+	abortEntry := func(off int64) coord.TailEntry {
+		return coord.TailEntry{IndexEntry: coord.IndexEntry{BaseOffset: off, LastOffset: off, Bytes: 80,
+			Marker: &coord.TxnMarker{ProducerID: off, FirstOffset: off - 1}}, Time: now.UnixMilli()}
+	}
+	var pi coord.PartitionIndex
+	for off := int64(1); off <= 2*MaxAborted+100; off += 2 {
+		pi.Tail = append(pi.Tail, abortEntry(off))
+	}
+	s := Next(pi, DefaultPolicy(), now)
+	if s.Kind != StepMergeTail || len(s.Tail) != MaxAborted {
+		t.Fatalf("tail of %d abort markers: step %v of %d entries, want a tail merge of %d", len(pi.Tail), s.Kind, len(s.Tail), MaxAborted)
+	}
+
+	// One entry is merged whatever it holds.
+	big := abortEntry(1)
+	big.Segment = &coord.Segment{Aborted: make([]coord.AbortedTxn, MaxAborted+1)}
+	pi.Tail = []coord.TailEntry{big, abortEntry(3)}
+	due := DefaultPolicy()
+	due.TailEntries = 2
+	if s := Next(pi, due, now); s.Kind != StepMergeTail || len(s.Tail) != 1 {
+		t.Fatalf("an entry of %d aborted transactions: step %v of %d entries, want it merged alone", MaxAborted+1, s.Kind, len(s.Tail))
+	}
+
+	segments := func(aborted int) []coord.IndexEntry {
+		var out []coord.IndexEntry
+		for i := range int64(DefaultFanIn) {
+			e := segOf("seg/x", 1, i*10, i*10+9)
+			e.Bytes, e.Segment.Aborted = 1000, make([]coord.AbortedTxn, aborted)
+			out = append(out, e)
+		}
+		return out
+	}
+	pi = coord.PartitionIndex{Segments: segments(MaxAborted / 3)}
+	if s := Next(pi, DefaultPolicy(), now); s.Kind != StepMergeSegments || len(s.Segments) != 3 {
+		t.Fatalf("segments of %d aborted transactions each: step %v of %d segments, want 3 merged", MaxAborted/3, s.Kind, len(s.Segments))
+	}
+	pi = coord.PartitionIndex{Segments: segments(1)}
+	if s := Next(pi, DefaultPolicy(), now); s.Kind != StepMergeSegments || len(s.Segments) != DefaultFanIn {
+		t.Fatalf("segments of 1 aborted transaction each: step %v of %d segments, want all %d merged", s.Kind, len(s.Segments), DefaultFanIn)
+	}
+}
