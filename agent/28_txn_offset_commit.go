@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/coord"
 )
 
@@ -72,16 +73,7 @@ func (a *Agent) verifyTxnOffsets(ctx context.Context, req *kmsg.TxnOffsetCommitR
 // txnOffsetsRefused answers every partition of req with code.
 func txnOffsetsRefused(req *kmsg.TxnOffsetCommitRequest, code int16) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-	for _, rt := range req.Topics {
-		st := kmsg.NewTxnOffsetCommitResponseTopic()
-		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			sp.Partition, sp.ErrorCode = rp.Partition, code
-			st.Partitions = append(st.Partitions, sp)
-		}
-		resp.Topics = append(resp.Topics, st)
-	}
+	group.AnswerTxnOffsets(resp, req.Topics, code)
 	return resp
 }
 

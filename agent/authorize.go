@@ -140,17 +140,22 @@ func (a *Agent) authorizeRequest(c client, req kmsg.Request) (kmsg.Response, fun
 
 func (a *Agent) authorizeProduce(c client, r *kmsg.ProduceRequest) func(kmsg.Response) {
 	return refuseDenied(&r.Topics, func(t kmsg.ProduceRequestTopic) bool { return a.allowedTopic(c, auth.OpWrite, t.Topic) },
-		func(resp kmsg.Response, t kmsg.ProduceRequestTopic) {
-			pr := resp.(*kmsg.ProduceResponse)
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode, sp.BaseOffset = p.Partition, topicDenied, -1
-				rt.Partitions = append(rt.Partitions, sp)
-			}
-			pr.Topics = append(pr.Topics, rt)
-		})
+		refuseProduceTopic(topicDenied))
+}
+
+// refuseProduceTopic answers every partition of a refused produce topic with code.
+func refuseProduceTopic(code int16) func(kmsg.Response, kmsg.ProduceRequestTopic) {
+	return func(resp kmsg.Response, t kmsg.ProduceRequestTopic) {
+		pr := resp.(*kmsg.ProduceResponse)
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition, sp.ErrorCode, sp.BaseOffset = p.Partition, code, -1
+			rt.Partitions = append(rt.Partitions, sp)
+		}
+		pr.Topics = append(pr.Topics, rt)
+	}
 }
 
 func (a *Agent) authorizeFetch(c client, r *kmsg.FetchRequest) func(kmsg.Response) {

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streamhouse/streamhouse/agent/internal/group"
 	"github.com/streamhouse/streamhouse/auth"
 )
 
@@ -141,18 +142,6 @@ func (a *Agent) authorizeAddPartitionsToTxn(c client, r *kmsg.AddPartitionsToTxn
 // partition answers the refusal), then Read on each topic (a refused topic's partitions answer
 // TOPIC_AUTHORIZATION_FAILED, the others are committed).
 func (a *Agent) authorizeTxnOffsetCommit(c client, r *kmsg.TxnOffsetCommitRequest) (kmsg.Response, func(kmsg.Response)) {
-	answer := func(resp *kmsg.TxnOffsetCommitResponse, topics []kmsg.TxnOffsetCommitRequestTopic, code int16) {
-		for _, t := range topics {
-			st := kmsg.NewTxnOffsetCommitResponseTopic()
-			st.Topic = t.Topic
-			for _, p := range t.Partitions {
-				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = p.Partition, code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-	}
 	code := int16(0)
 	switch {
 	case !a.allowedTxnID(c, auth.OpWrite, r.TransactionalID):
@@ -162,12 +151,12 @@ func (a *Agent) authorizeTxnOffsetCommit(c client, r *kmsg.TxnOffsetCommitReques
 	}
 	if code != 0 {
 		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-		answer(resp, r.Topics, code)
+		group.AnswerTxnOffsets(resp, r.Topics, code)
 		return resp, nil
 	}
 	return nil, refuseDenied(&r.Topics, func(t kmsg.TxnOffsetCommitRequestTopic) bool { return a.allowedTopic(c, auth.OpRead, t.Topic) },
 		func(resp kmsg.Response, t kmsg.TxnOffsetCommitRequestTopic) {
-			answer(resp.(*kmsg.TxnOffsetCommitResponse), []kmsg.TxnOffsetCommitRequestTopic{t}, topicDenied)
+			group.AnswerTxnOffsets(resp.(*kmsg.TxnOffsetCommitResponse), []kmsg.TxnOffsetCommitRequestTopic{t}, topicDenied)
 		})
 }
 
@@ -189,16 +178,5 @@ func (a *Agent) authorizeTransactionalProduce(c client, r *kmsg.ProduceRequest) 
 	if r.TransactionID == nil || a.allowedTxnID(c, auth.OpWrite, *r.TransactionID) {
 		return nil, false
 	}
-	return refuseDenied(&r.Topics, func(kmsg.ProduceRequestTopic) bool { return false },
-		func(resp kmsg.Response, t kmsg.ProduceRequestTopic) {
-			pr := resp.(*kmsg.ProduceResponse)
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode, sp.BaseOffset = p.Partition, kerrTxnDenied, -1
-				rt.Partitions = append(rt.Partitions, sp)
-			}
-			pr.Topics = append(pr.Topics, rt)
-		}), true
+	return refuseDenied(&r.Topics, func(kmsg.ProduceRequestTopic) bool { return false }, refuseProduceTopic(kerrTxnDenied)), true
 }

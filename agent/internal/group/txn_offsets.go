@@ -20,6 +20,20 @@ import (
 // offsets into the group's offsets (commit) or only drops them (abort). Every method on group runs
 // under g.mu.
 
+// AnswerTxnOffsets adds to resp an answer of code for every partition of topics (0: to be set one by one).
+func AnswerTxnOffsets(resp *kmsg.TxnOffsetCommitResponse, topics []kmsg.TxnOffsetCommitRequestTopic, code int16) {
+	for _, rt := range topics {
+		st := kmsg.NewTxnOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+}
+
 // TxnOffsetCommit answers a TxnOffsetCommit (agent/txn_offsets.go says what each version adds). The
 // pending offsets are written guarded by guard (when set): the transaction's state the agent verified
 // the commit against (Ongoing, the group added). Once the transaction is decided its state has moved
@@ -27,16 +41,7 @@ import (
 // offsets can be left pending after the transaction's resolution has passed the group.
 func (gc *Coordinator) TxnOffsetCommit(ctx context.Context, req *kmsg.TxnOffsetCommitRequest, guard *coord.TxnGuard) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-	for _, rt := range req.Topics {
-		st := kmsg.NewTxnOffsetCommitResponseTopic()
-		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			sp.Partition = rp.Partition
-			st.Partitions = append(st.Partitions, sp)
-		}
-		resp.Topics = append(resp.Topics, st)
-	}
+	AnswerTxnOffsets(resp, req.Topics, 0)
 	setAll := func(code int16) {
 		for i := range resp.Topics {
 			for j := range resp.Topics[i].Partitions {
