@@ -2,20 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
-	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -23,6 +13,7 @@ import (
 	"github.com/streamhouse/streamhouse/agent"
 	"github.com/streamhouse/streamhouse/auth"
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/e2e/localpki"
 )
 
 // A secured cluster (shConfig.secure, target sh-1-sec) is sh-1 with one SASL_SSL listener, as
@@ -36,68 +27,11 @@ const (
 	secureMechanism = "SCRAM-SHA-512"
 )
 
-// securePKI is the run's CA and the agents' certificate (for 127.0.0.1), as PEM files.
-type securePKI struct {
-	caFile, certFile, keyFile string
-	pool                      *x509.CertPool
-}
-
-// newSecurePKI writes a CA and a server certificate for 127.0.0.1 signed by it into dir.
-func newSecurePKI(dir string) (*securePKI, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "streamhouse-bench CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	p := &securePKI{caFile: filepath.Join(dir, "ca.pem"), certFile: filepath.Join(dir, "agent.pem"),
-		keyFile: filepath.Join(dir, "agent-key.pem"), pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{{p.caFile, "CERTIFICATE", caDER}, {p.certFile, "CERTIFICATE", der}, {p.keyFile, "PRIVATE KEY", keyDER}} {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
 // secureSetup makes the PKI, stores the bench user's SCRAM credential and its ACLs (what the workloads
 // do: create, write, read and delete topics, idempotent producers, consumer groups), and makes the
 // target's clients use TLS and SCRAM. It runs before the cluster's agents start.
 func (c *shCluster) secureSetup(ctx context.Context) error {
-	pki, err := newSecurePKI(filepath.Join(c.dir, "pki"))
+	pki, err := localpki.Write(filepath.Join(c.dir, "pki"), "streamhouse-bench")
 	if err != nil {
 		return fmt.Errorf("pki: %w", err)
 	}
@@ -129,7 +63,7 @@ func (c *shCluster) secureSetup(ctx context.Context) error {
 	if err := cl.PutACLs(ctx, bs); err != nil {
 		return err
 	}
-	setClientOpts(c.cfg.name, kgo.DialTLSConfig(&tls.Config{RootCAs: pki.pool, MinVersion: tls.VersionTLS12}),
+	setClientOpts(c.cfg.name, kgo.DialTLSConfig(&tls.Config{RootCAs: pki.Pool, MinVersion: tls.VersionTLS12}),
 		kgo.SASL(scram.Auth{User: secureUser, Pass: securePassword}.AsSha512Mechanism()))
 	return nil
 }
@@ -143,7 +77,7 @@ func (c *shCluster) secureAgent(cfg *agent.Config) error {
 	}
 	cfg.Listeners = ls
 	s := &cfg.Security
-	s.TLSCertFile, s.TLSKeyFile = c.pki.certFile, c.pki.keyFile
+	s.TLSCertFile, s.TLSKeyFile = c.pki.Cert, c.pki.Key
 	s.SASLMechanisms = []string{secureMechanism}
 	s.Authorization = true
 	return nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/streamhouse/streamhouse/agent"
 	"github.com/streamhouse/streamhouse/coord"
+	"github.com/streamhouse/streamhouse/e2e/localpki"
 	"github.com/streamhouse/streamhouse/segstore"
 )
 
@@ -98,7 +99,7 @@ type shCluster struct {
 	s3     *segstore.S3Server
 	store  segstore.Store // the bench's own handle on the bucket, to clear it between runs
 	agents []*benchAgent
-	pki    *securePKI // secure: the CA and the agents' certificate
+	pki    *localpki.Files // secure: the CA and the agents' certificate
 }
 
 // benchAgent is one in-process agent and the registry its metrics (agent, coord, segstore) go to.
