@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -66,6 +68,12 @@ func gaugeValue(t *testing.T, a *Agent, name, label string) float64 {
 	if label == "" {
 		return metricValue(t, a, name)
 	}
+	return labelledSeries(t, a, name, label).GetGauge().GetValue()
+}
+
+// labelledSeries is the series of metric name in a's registry with a label of value label.
+func labelledSeries(t *testing.T, a *Agent, name, label string) *dto.Metric {
+	t.Helper()
 	mfs, err := a.cfg.Gatherer.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -74,11 +82,11 @@ func gaugeValue(t *testing.T, a *Agent, name, label string) float64 {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if mf.GetName() == name && l.GetValue() == label {
-					return m.GetGauge().GetValue()
+					return m
 				}
 			}
 		}
 	}
 	t.Fatalf("metric %s{%s} not found", name, label)
-	return 0
+	return nil
 }

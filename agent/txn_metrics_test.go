@@ -9,21 +9,7 @@ import (
 // labelledCounter reads the series of a counter of a's registry with a label of value label.
 func labelledCounter(t *testing.T, a *Agent, name, label string) float64 {
 	t.Helper()
-	mfs, err := a.cfg.Gatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if mf.GetName() == name && l.GetValue() == label {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s} not found", name, label)
-	return 0
+	return labelledSeries(t, a, name, label).GetCounter().GetValue()
 }
 
 // With Config.Transactions the agent reports its open transactions, their ends by outcome,
