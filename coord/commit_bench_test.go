@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -60,29 +61,7 @@ func BenchmarkCommit(b *testing.B) {
 	for _, partitions := range []int32{8, 1024} {
 		b.Run(fmt.Sprintf("partitions=%d", partitions), func(b *testing.B) {
 			ctx := context.Background()
-			c, err := Connect(ctx, Config{Endpoints: sharedEtcd, Prefix: fmt.Sprintf("/b/commit-%d-%d/", partitions, prefixSeq.Add(1)),
-				Logger: hclog.NewNullLogger(), Registerer: prometheus.NewRegistry()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			topic, err := c.CreateTopic(ctx, Topic{Name: "data", Partitions: partitions})
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := c.Register(ctx, AgentInfo{ID: "a", Addr: "127.0.0.1:1", Group: "default"}, 30*time.Second)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close(ctx)
-			commits := make([]Commit, partitions)
-			for p := range partitions {
-				l, err := s.Acquire(ctx, topic.TP(p), EpochHint{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				commits[p] = Commit{TP: topic.TP(p), Epoch: l.Rev}
-			}
+			s, commits := ledCommits(b, fmt.Sprintf("commit-%d", partitions), partitions)
 			next := int64(0)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -96,6 +75,37 @@ func BenchmarkCommit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// ledCommits is a session of a fresh client (under a prefix of its own, from name) leading every
+// partition of a new topic of partitions, and a commit for each partition at its epoch, entries to fill.
+func ledCommits(b *testing.B, name string, partitions int32) (*Session, []Commit) {
+	b.Helper()
+	ctx := context.Background()
+	c, err := Connect(ctx, Config{Endpoints: sharedEtcd, Prefix: fmt.Sprintf("/b/%s-%d/", name, prefixSeq.Add(1)),
+		Logger: hclog.NewNullLogger(), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	topic, err := c.CreateTopic(ctx, Topic{Name: "data", Partitions: partitions})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := c.Register(ctx, AgentInfo{ID: "a", Addr: "127.0.0.1:1", Group: "default"}, 30*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close(ctx) })
+	commits := make([]Commit, partitions)
+	for p := range partitions {
+		l, err := s.Acquire(ctx, topic.TP(p), EpochHint{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		commits[p] = Commit{TP: topic.TP(p), Epoch: l.Rev}
+	}
+	return s, commits
 }
 
 // flushCommits fills commits with one flush's entries from offset next: 16 offsets in one extent per
@@ -118,34 +128,8 @@ func flushCommits(commits []Commit, next int64) {
 func BenchmarkCommitTwoDeep(b *testing.B) {
 	const partitions = 1024
 	ctx := context.Background()
-	c, err := Connect(ctx, Config{Endpoints: sharedEtcd, Prefix: fmt.Sprintf("/b/commit2-%d/", prefixSeq.Add(1)),
-		Logger: hclog.NewNullLogger(), Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	topic, err := c.CreateTopic(ctx, Topic{Name: "data", Partitions: partitions})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := c.Register(ctx, AgentInfo{ID: "a", Addr: "127.0.0.1:1", Group: "default"}, 30*time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close(ctx)
-	var flushes [2][]Commit
-	for i := range flushes {
-		flushes[i] = make([]Commit, partitions)
-	}
-	for p := range int32(partitions) {
-		l, err := s.Acquire(ctx, topic.TP(p), EpochHint{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := range flushes {
-			flushes[i][p] = Commit{TP: topic.TP(p), Epoch: l.Rev}
-		}
-	}
+	s, base := ledCommits(b, "commit2", partitions)
+	flushes := [2][]Commit{base, slices.Clone(base)}
 	next := int64(0)
 	b.ReportAllocs()
 	for b.Loop() {
