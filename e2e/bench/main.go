@@ -42,6 +42,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "suite: run only the produce workloads matching this `regexp` (e.g. '8 prod'), for profiling")
 	flag.StringVar(&o.targets, "targets", "", "suite: the `targets` to run, comma-separated, of sh-1, sh-3, sh-1-mem (one agent, objects in memory),\nsh-1-sec (one agent over SASL_SSL: TLS, SCRAM-SHA-512, ACLs on) and kfake (the ratios need kfake; default: all for --suite full,\nall but sh-1-mem and sh-1-sec for --suite short)")
 	flag.Float64Var(&o.latencyCap, "latency-rate-cap", defaultLatencyCap, "suite: the open-loop latency runs send at min(50% of the target's max, this many records/s)")
+	flag.IntVar(&o.repeat, "repeat", 0, "suite: run each produce workload this many times per target, the targets alternating, and report each target's median run (by MiB/s); every run's figure goes into the notes\n(default: --suite full runs the workloads with a target 3 times, the others once; --suite short runs each once)")
 	flag.DurationVar(&o.linger, "linger", 0, "suite: the producers' linger (franz-go ProducerLinger), the same against every target")
 	flag.StringVar(&o.phases, "phases", "produce,latency,consume,history,txn,procs", "suite: the `phases` to run, comma-separated\n(txn: transactional producers on fresh sh-1 (and sh-3 in full) with transactions on, and kfake)")
 	flag.Parse()

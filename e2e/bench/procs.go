@@ -49,7 +49,7 @@ type procResult struct {
 }
 
 func runProcs(ctx context.Context, bin string, partitions int32, idle, warm, window time.Duration, log hclog.Logger) (procResult, error) {
-	r := procResult{agents: 3, partitions: partitions, load: produceSpec{size: 1024, partitions: 8, producers: 8, codec: "none"}}
+	r := procResult{agents: 3, partitions: partitions, load: eightProducers}
 	c, err := startSH(ctx, shConfig{name: "procs", agents: 0}, log)
 	if err != nil {
 		return r, err

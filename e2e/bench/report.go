@@ -292,12 +292,7 @@ func (r *report) judge() {
 		}
 		return s.mibps / k.mibps
 	}
-	one := latencySpec
-	eight := produceSpec{1024, 8, 8, "none"}
-	for _, c := range []struct {
-		spec produceSpec
-		want float64
-	}{{one, 1.0}, {eight, 1.5}, {produceSpec{1024, 1024, 1, "none"}, 1.0}} {
+	for _, c := range produceTargets {
 		for _, sh := range []string{"sh-1", "sh-3"} {
 			if x := ratio(c.spec, sh); !math.IsNaN(x) {
 				r.verdict(fmt.Sprintf("produce %s: %s >= %.1fx kfake", c.spec, sh, c.want), fmt.Sprintf("%.2fx", x), x >= c.want)
@@ -340,9 +335,9 @@ func (r *report) judge() {
 			}
 		}
 	}
-	if t, ok := r.tput[eight]["sh-1"]; ok {
+	if t, ok := r.tput[eightProducers]["sh-1"]; ok {
 		x := t.brokerCPUPerGiB()
-		r.verdict("agent CPU <= 10 CPU-s/GiB (sh-1, in-process, pprof labels, "+eight.String()+")", fmt.Sprintf("%.1f", x), x <= 10)
+		r.verdict("agent CPU <= 10 CPU-s/GiB (sh-1, in-process, pprof labels, "+eightProducers.String()+")", fmt.Sprintf("%.1f", x), x <= 10)
 	}
 	r.judgeHistory()
 	if p := r.procs; p != nil {

@@ -80,8 +80,9 @@ type throughputResult struct {
 func (r throughputResult) brokerCPUPerGiB() float64  { return r.brokerCPU / r.gib }
 func (r throughputResult) processCPUPerGiB() float64 { return r.processCPU / r.gib }
 
-// runThroughput produces closed loop for warm, then measures over window.
-func runThroughput(ctx context.Context, t target, spec produceSpec, warm, window time.Duration, profileDir string) (throughputResult, error) {
+// runThroughput produces closed loop for warm, then measures over window. run, from 1, numbers the
+// profile of one of several runs of spec (--repeat); 0 for the only one.
+func runThroughput(ctx context.Context, t target, spec produceSpec, warm, window time.Duration, profileDir string, run int) (throughputResult, error) {
 	r := throughputResult{spec: spec}
 	topic, err := createTopic(ctx, t, spec.partitions)
 	if err != nil {
@@ -125,6 +126,9 @@ func runThroughput(ctx context.Context, t target, spec produceSpec, warm, window
 		r.flushInterval = ags[0].cfg.FlushInterval
 	}
 	name := strings.NewReplacer(" ", "", "×", "-").Replace(t.Name() + "-" + spec.String())
+	if run > 0 {
+		name += fmt.Sprintf("-run%d", run)
+	}
 	return r, writeProfile(profileDir, name, u.profile)
 }
 

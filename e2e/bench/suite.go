@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type suiteOptions struct {
 	targets    string // comma-separated: sh-1, sh-3, kfake
 	latencyCap float64
 	linger     time.Duration
+	repeat     int // runs of each produce workload per target, alternating (0: the plan's); the median counts
 }
 
 func (o suiteOptions) phase(name string) bool {
@@ -43,6 +45,7 @@ type plan struct {
 	latWindow     time.Duration
 	consumeMiB    int
 	consumePasses int        // timed reads of each kind, cold and warm
+	targetRepeat  int        // runs of each workload of produceTargets per target (--repeat 0)
 	profiles      []shConfig // further one-agent clusters for latency under an S3 profile
 	latencyCap    float64    // records/s: the open-loop rate is min(50% of the target's max, latencyCap)
 	// wideTargets run the latency workload again on 1,024 partitions at the same fixed rate: S3 PUTs/s
@@ -92,7 +95,7 @@ func fullPlan() plan {
 			{name: "sh-1", agents: 1, profile: "standard", memory: true, linger: 50 * time.Millisecond, consume: true},
 		}, clearBucket: true,
 		txns:       []txnSpec{txnHeadline, {size: 1024, partitions: 8, producers: 8, records: 16}},
-		txnTargets: []string{"sh-1", "sh-3", "kfake"}, txnWindow: 5 * time.Second}
+		txnTargets: []string{"sh-1", "sh-3", "kfake"}, txnWindow: 5 * time.Second, targetRepeat: 3}
 	for _, size := range []int{1024, 100} {
 		for _, parts := range []int32{1, 8, 64, 1024} {
 			for _, prods := range []int{1, 8} {
@@ -113,8 +116,8 @@ func shortPlan() plan {
 		targets: "sh-1,sh-3,kfake", wideTargets: []string{"sh-1"},
 		throughput: []produceSpec{
 			latencySpec,
-			{size: 1024, partitions: 8, producers: 8, codec: "none"},
-			{size: 1024, partitions: 1024, producers: 1, codec: "none"},
+			eightProducers,
+			wideOneProducer,
 		},
 		profiles: []shConfig{
 			{name: "sh-1", agents: 1, flushInterval: 20 * time.Millisecond, profile: "express", memory: true, linger: 10 * time.Millisecond},
@@ -139,6 +142,9 @@ func runSuite(o suiteOptions) error {
 	}
 	if o.window > 0 {
 		p.window = o.window
+	}
+	if o.repeat < 0 {
+		return fmt.Errorf("--repeat %d: want 0 (the suite's default) or more", o.repeat)
 	}
 	if o.targets == "" {
 		o.targets = p.targets
@@ -234,6 +240,88 @@ type suite struct {
 	targets []target
 }
 
+// eightProducers is the headline workload with 8 producers; wideOneProducer is it on 1,024 partitions.
+var (
+	eightProducers  = produceSpec{1024, 8, 8, "none"}
+	wideOneProducer = produceSpec{1024, 1024, 1, "none"}
+)
+
+// produceTarget is a produce workload's target ratio to kfake.
+type produceTarget struct {
+	spec produceSpec
+	want float64
+}
+
+// produceTargets are the produce workloads with a target ratio to kfake (report.judge). The full suite
+// runs each of them targetRepeat times, for a median less at the mercy of the machine than one run.
+var produceTargets = []produceTarget{{latencySpec, 1.0}, {eightProducers, 1.5}, {wideOneProducer, 1.0}}
+
+// runs is how many times spec is run on each target: --repeat when given, else the plan's
+// targetRepeat for a workload with a target and once for the others.
+func (s *suite) runs(spec produceSpec) int {
+	if s.o.repeat > 0 {
+		return s.o.repeat
+	}
+	if slices.ContainsFunc(produceTargets, func(t produceTarget) bool { return t.spec == spec }) {
+		return max(s.p.targetRepeat, 1)
+	}
+	return 1
+}
+
+// throughput runs spec on every target runs(spec) times, the targets alternating (so that the machine's
+// drift over the runs falls on each alike), and returns each target's median run by MiB/s. With more
+// than one run, a note lists every run's figure.
+func (s *suite) throughput(spec produceSpec) (map[string]throughputResult, error) {
+	n := s.runs(spec)
+	runs := map[string][]throughputResult{}
+	for i := range n {
+		for _, t := range s.targets {
+			run := 0 // the only one
+			if n > 1 {
+				run = i + 1
+				progress("produce %s on %s (run %d of %d)", spec, t.Name(), run, n)
+			} else {
+				progress("produce %s on %s", spec, t.Name())
+			}
+			r, err := runThroughput(s.ctx, t, spec, s.p.warm, s.p.window, s.o.profileDir, run)
+			if err != nil {
+				return nil, fmt.Errorf("produce %s on %s: %w", spec, t.Name(), err)
+			}
+			if r.failed > 0 {
+				s.rep.note("produce %s on %s: %d records failed (first: %v)", spec, t.Name(), r.failed, r.firstErr)
+			}
+			runs[t.Name()] = append(runs[t.Name()], r)
+			settle()
+			if sh, ok := t.(*shCluster); ok && s.p.clearBucket {
+				if err := sh.clearBucket(s.ctx); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	res := map[string]throughputResult{}
+	for _, t := range s.targets {
+		rs := runs[t.Name()]
+		res[t.Name()] = medianRun(rs)
+		if n > 1 {
+			figs := make([]string, len(rs))
+			for i, r := range rs {
+				figs[i] = fmt.Sprintf("%.1f", r.mibps)
+			}
+			s.rep.note("produce %s on %s: %s MiB/s in %d runs; the median's figures are reported", spec, t.Name(), strings.Join(figs, ", "), n)
+		}
+	}
+	return res, nil
+}
+
+// medianRun returns the run of median MiB/s (the lower of the middle two of an even number), with all
+// its figures: they were measured together.
+func medianRun(runs []throughputResult) throughputResult {
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b throughputResult) int { return cmp.Compare(a.mibps, b.mibps) })
+	return sorted[(len(sorted)-1)/2]
+}
+
 func (s *suite) run() error {
 	maxRate := map[string]float64{}
 	if !s.o.phase("produce") {
@@ -248,23 +336,9 @@ func (s *suite) run() error {
 	}
 	latencyDone := false
 	for _, spec := range specs {
-		res := map[string]throughputResult{}
-		for _, t := range s.targets {
-			progress("produce %s on %s", spec, t.Name())
-			r, err := runThroughput(s.ctx, t, spec, s.p.warm, s.p.window, s.o.profileDir)
-			if err != nil {
-				return fmt.Errorf("produce %s on %s: %w", spec, t.Name(), err)
-			}
-			if r.failed > 0 {
-				s.rep.note("produce %s on %s: %d records failed (first: %v)", spec, t.Name(), r.failed, r.firstErr)
-			}
-			res[t.Name()] = r
-			settle()
-			if sh, ok := t.(*shCluster); ok && s.p.clearBucket {
-				if err := sh.clearBucket(s.ctx); err != nil {
-					return err
-				}
-			}
+		res, err := s.throughput(spec)
+		if err != nil {
+			return err
 		}
 		s.rep.addThroughput(spec, res)
 		if spec == s.p.latency && s.o.phase("latency") {
@@ -304,7 +378,7 @@ func (s *suite) run() error {
 	if !s.o.phase("procs") {
 		return nil
 	}
-	progress("agent processes: %d partitions idle on 3 agents, then %s", s.p.procsParts, produceSpec{1024, 8, 8, "none"})
+	progress("agent processes: %d partitions idle on 3 agents, then %s", s.p.procsParts, eightProducers)
 	pr, err := runProcs(s.ctx, s.o.bin, s.p.procsParts, s.p.procsIdle, s.p.warm, s.p.window, s.log)
 	if err != nil {
 		return fmt.Errorf("agent processes: %w", err)
@@ -358,7 +432,7 @@ func (s *suite) latency(maxRate map[string]float64) error {
 			label += fmt.Sprintf(", linger %v", cfg.linger)
 		}
 		progress("produce %s on %s, %s", s.p.latency, c.Name(), label)
-		tr, err := runThroughput(s.ctx, c, s.p.latency, s.p.warm, s.p.window, "")
+		tr, err := runThroughput(s.ctx, c, s.p.latency, s.p.warm, s.p.window, "", 0)
 		if err == nil {
 			rate := min(tr.recps/2, s.p.latencyCap)
 			progress("latency %s at %.0f records/s on %s, %s", s.p.latency, rate, c.Name(), label)
