@@ -127,15 +127,10 @@ func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool, cz string) km
 	for p := range t.Partitions {
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p
-		tp := coord.TP{Topic: t.ID, Partition: p}
-		l, ok := a.cache.Leader(tp)
-		leader := l.Agent
-		if ok && !st.IsInternal {
-			leader, ok = a.produceTarget(cz, tp, leader, live)
-		}
-		if ok && live[leader] {
+		leader, epoch, ok := a.metadataLeader(coord.TP{Topic: t.ID, Partition: p}, st.IsInternal, live, cz)
+		if ok {
 			node := a.nodeID(leader)
-			sp.Leader, sp.LeaderEpoch = node, l.Epoch
+			sp.Leader, sp.LeaderEpoch = node, epoch
 			sp.Replicas, sp.ISR = []int32{node}, []int32{node}
 		} else {
 			sp.Leader, sp.LeaderEpoch = -1, -1
@@ -144,6 +139,35 @@ func (a *Agent) metadataTopic(t coord.Topic, live map[string]bool, cz string) km
 		st.Partitions = append(st.Partitions, sp)
 	}
 	return st
+}
+
+// metadataLeader is the live agent Metadata names as tp's leader to a client of zone cz, with the
+// leader epoch: the true leader, or where produceTarget sends the client. A partition without a live
+// leader (between leaders) is still named, to a client of a zone with a live agent, as that agent,
+// with the last leader's epoch (-1 if none): reported leaderless, a new client's franz-go parks the
+// partition on its first seed broker, of whatever zone, and can send it the partition's records
+// there. The agent named answers their produce NOT_LEADER_OR_FOLLOWER until the partition has a
+// leader again (handleProduce), and serves its fetches meanwhile, so the client retries in its zone.
+func (a *Agent) metadataLeader(tp coord.TP, internal bool, live map[string]bool, cz string) (string, int32, bool) {
+	l, ok := a.cache.Leader(tp)
+	leader := l.Agent
+	if ok && !internal {
+		leader, ok = a.produceTarget(cz, tp, leader, live)
+	}
+	if ok && live[leader] {
+		return leader, l.Epoch, true
+	}
+	if internal || cz == "" {
+		return "", -1, false
+	}
+	ag, in := a.inZoneReplica(cz, tp)
+	if !in || !live[ag.ID] {
+		return "", -1, false
+	}
+	if l.Agent == "" {
+		l.Epoch = -1
+	}
+	return ag.ID, l.Epoch, true
 }
 
 // produceTarget is the agent a client of zone cz is told leads tp, whose true leader is leader. Any

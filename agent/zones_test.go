@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamhouse/streamhouse/coord"
 )
 
 func TestClientZone(t *testing.T) {
@@ -123,5 +125,38 @@ func TestZoneLabelsBounded(t *testing.T) {
 	}
 	if n := hits(a, limitZoneLabels); n != 50 {
 		t.Errorf("zone_labels hits = %v, want 50", n)
+	}
+}
+
+// A partition without a leader is named, to a client of a zone with a live agent, as that agent (a new
+// franz-go client parks a partition listed without a leader on its first seed broker, of any zone, and
+// sends it records there); to a client that names no zone, and for an internal topic, it is listed
+// without a leader, as Kafka lists it.
+func TestLeaderlessPartitionStaysInZone(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a1 := tc.agent("a1", func(c *Config) { c.AZ = "z1" })
+	live := map[string]bool{}
+	for _, ag := range a1.brokers() {
+		live[ag.ID] = true
+	}
+	if !live["a1"] {
+		t.Fatalf("a1 is not among its own live brokers: %v", live)
+	}
+	unled := coord.TP{Topic: coord.TopicID{0xfe, 0xed}, Partition: 3} // no leader key: never led
+	if _, ok := a1.cache.Leader(unled); ok {
+		t.Fatal("the made-up partition has a leader")
+	}
+	if ag, epoch, ok := a1.metadataLeader(unled, false, live, "z1"); !ok || ag != "a1" || epoch != -1 {
+		t.Errorf("client of z1: leader %q epoch %d ok %v, want a1, -1, true", ag, epoch, ok)
+	}
+	for _, c := range []struct {
+		name     string
+		internal bool
+		zone     string
+	}{{"no zone", false, ""}, {"a zone without agents", false, "z9"}, {"internal topic", true, "z1"}} {
+		if ag, _, ok := a1.metadataLeader(unled, c.internal, live, c.zone); ok {
+			t.Errorf("%s: leader %q, want none (LEADER_NOT_AVAILABLE)", c.name, ag)
+		}
 	}
 }

@@ -48,19 +48,23 @@ fail() {
 	for f in "$tmp"/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done
 	exit 1
 }
-# freeports N prints N distinct loopback ports nothing listens on, released at once for an agent to
-# take. They are picked below the kernel's ephemeral range (cat /proc/sys/net/ipv4/ip_local_port_range), not by the
-# kernel from it: a port taken from that range can be handed to an outgoing connection (the agents'
-# own, a test's) before the agent meant to listen on it binds it.
+# freeports N prints N distinct loopback ports nothing listens on, released at once for the agents to
+# take. They are picked below the kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range),
+# not by the kernel from it: a port from that range can be handed to an outgoing connection (the
+# agents' own, a test's) before the agent meant to listen on it binds it.
 freeports() {
 	python3 -c '
 import random, socket, sys
+want = int(sys.argv[1])
 low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-ports = []
-for _ in range(1000):
-    if len(ports) == int(sys.argv[1]):
-        break
+ports, tries = [], 0
+while len(ports) < want:
+    tries += 1
+    if tries > 10000:
+        raise SystemExit("no %d free ports below the ephemeral range" % want)
     port = random.randrange(10000, max(low, 10001))
+    if port in ports:
+        continue
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
@@ -68,10 +72,7 @@ for _ in range(1000):
         continue
     finally:
         s.close()
-    if port not in ports:
-        ports.append(port)
-else:
-    raise SystemExit("no free ports below the ephemeral range")
+    ports.append(port)
 print(*ports)
 ' "$1"
 }
