@@ -76,8 +76,8 @@ var topicConfigDefs = withKafkaConfigs(map[string]topicConfigDef{
 		parse: parseCleanupPolicyList,
 	},
 	configCompressionType: {
-		def:   "producer",
-		typ:   kmsg.ConfigTypeString,
+		def: "producer",
+		typ: kmsg.ConfigTypeString,
 		doc: "producer: batches are stored as the producer compressed them. uncompressed, gzip, snappy, lz4, zstd: " +
 			"a batch in another codec is compressed again with this one on receipt (at compression.<codec>.level), as Kafka's broker does.",
 		parse: parseCompressionType,
