@@ -34,22 +34,22 @@ type segmentReplacer interface {
 
 // cleanRun is one clean of one partition.
 type cleanRun struct {
-	m       *Maintainer
-	lead    Lead
-	c       Compaction
-	now     time.Time
-	keys    *cleaner.KeyMap
-	end     int64          // the dirty section's end as the map covers it (never past the last stable offset)
-	live    map[int64]bool // last offsets of live producers' last batches
+	m    *Maintainer
+	lead Lead
+	c    Compaction
+	now  time.Time
+	keys *cleaner.KeyMap
+	end  int64          // the dirty section's end as the map covers it (never past the last stable offset)
+	live map[int64]bool // last offsets of live producers' last batches
 	// aborted are the partition's aborted transactions by producer id, as the view held them with the
 	// last stable offset; txnRead and txnKept are, per producer, whether the transaction the rewrite is
 	// in had records when read, and has records left (reset at each of its markers).
 	aborted map[int64][]coord.AbortedTxn
 	txnRead map[int64]bool
 	txnKept map[int64]bool
-	removed int64          // records removed
-	read    int64          // batch bytes read by the rewrite
-	written int64          // bytes of new objects
+	removed int64 // records removed
+	read    int64 // batch bytes read by the rewrite
+	written int64 // bytes of new objects
 }
 
 // clean cleans lead's partition as step says and commits it.
