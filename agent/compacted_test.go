@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
+	"github.com/streamhouse/streamhouse/coord"
 )
 
 // TestCompactedTopicEndToEnd overwrites 200 keys ten times through franz-go, deletes a tenth of them,
@@ -42,18 +43,7 @@ func TestCompactedTopicEndToEnd(t *testing.T) {
 		}
 	}
 	tp := topicTP(t, a, "kv", 0)
-	waitFor(t, "the partition cleaned, its tombstones gone", func() bool {
-		pi, _ := a.cache.PartitionIndex(tp)
-		if len(pi.Tail) > 0 || len(pi.Segments) == 0 {
-			return false
-		}
-		for _, s := range pi.Segments {
-			if s.Segment.CleanTo <= s.LastOffset || s.Segment.Tombstones > 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitCleaned(t, a, tp)
 	hwm := a.cache.HighWatermark(tp)
 	if hwm != keys*rounds {
 		t.Fatalf("high watermark %d, want %d: offsets never change", hwm, keys*rounds)
@@ -67,6 +57,24 @@ func TestCompactedTopicEndToEnd(t *testing.T) {
 			t.Errorf("key %s: read %q, want %q", k, got[k], v)
 		}
 	}
+}
+
+// waitCleaned waits until tp is all segments, each wholly clean, with no tombstone or marker left to
+// go past its horizon.
+func waitCleaned(t *testing.T, a *Agent, tp coord.TP) {
+	t.Helper()
+	waitFor(t, "the partition cleaned, its tombstones gone", func() bool {
+		pi, _ := a.cache.PartitionIndex(tp)
+		if len(pi.Tail) > 0 || len(pi.Segments) == 0 {
+			return false
+		}
+		for _, s := range pi.Segments {
+			if s.Segment.CleanTo <= s.LastOffset || s.Segment.Tombstones > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // consumeCompacted reads topic from the start up to hwm and returns each key's value; it fails on a key
@@ -185,18 +193,7 @@ func TestCompactedTopicTransactions(t *testing.T) {
 		}
 	}
 	tp := topicTP(t, a, "txkv", 0)
-	waitFor(t, "the partition cleaned", func() bool {
-		pi, _ := a.cache.PartitionIndex(tp)
-		if len(pi.Tail) > 0 || len(pi.Segments) == 0 {
-			return false
-		}
-		for _, s := range pi.Segments {
-			if s.Segment.CleanTo <= s.LastOffset || s.Segment.Tombstones > 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitCleaned(t, a, tp)
 	hwm := a.cache.HighWatermark(tp)
 	if hwm != keys*rounds+rounds {
 		t.Fatalf("high watermark %d, want %d (records and one marker per transaction): offsets never change", hwm, keys*rounds+rounds)
