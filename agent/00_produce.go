@@ -193,7 +193,14 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 	if err := a.checkTimestamps(t, rp.Records, time.Now()); err != nil {
 		return nil, err
 	}
-	appendTime := applyLogAppendTime(t, rp.Records, &meta, time.Now())
+	batch, recompressed, err := a.applyCompressionType(t, rp.Records)
+	if err != nil {
+		return nil, err
+	}
+	if recompressed {
+		frame = nil // the batch is its own bytes now, no longer a slice of the request's frame
+	}
+	appendTime := applyLogAppendTime(t, batch, &meta, time.Now())
 	if err := a.checkProducerID(ctx, meta.ProducerID); err != nil {
 		return nil, err
 	}
@@ -203,7 +210,7 @@ func (a *Agent) admitProduce(ctx context.Context, req *kmsg.ProduceRequest, t co
 			return nil, err
 		}
 	}
-	pa := &pendingAppend{tp: tp, topic: t.Name, batch: rp.Records, crc: kwire.StoredCRC(rp.Records), frame: frame, meta: meta,
+	pa := &pendingAppend{tp: tp, topic: t.Name, batch: batch, crc: kwire.StoredCRC(batch), frame: frame, meta: meta,
 		logAppendTime: appendTime, txnRev: txnRev, res: future.Make[int64]()}
 	if err := a.flusher.submit(ctx, pa); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamhouse/streamhouse/agent/internal/kwire/kwiretest"
+	"github.com/streamhouse/streamhouse/coord"
 )
 
 // TestCompactedTopicEndToEnd overwrites 200 keys ten times through franz-go, deletes a tenth of them,
@@ -42,18 +43,7 @@ func TestCompactedTopicEndToEnd(t *testing.T) {
 		}
 	}
 	tp := topicTP(t, a, "kv", 0)
-	waitFor(t, "the partition cleaned, its tombstones gone", func() bool {
-		pi, _ := a.cache.PartitionIndex(tp)
-		if len(pi.Tail) > 0 || len(pi.Segments) == 0 {
-			return false
-		}
-		for _, s := range pi.Segments {
-			if s.Segment.CleanTo <= s.LastOffset || s.Segment.Tombstones > 0 {
-				return false
-			}
-		}
-		return true
-	})
+	waitCleaned(t, a, tp)
 	hwm := a.cache.HighWatermark(tp)
 	if hwm != keys*rounds {
 		t.Fatalf("high watermark %d, want %d: offsets never change", hwm, keys*rounds)
@@ -69,11 +59,29 @@ func TestCompactedTopicEndToEnd(t *testing.T) {
 	}
 }
 
+// waitCleaned waits until tp is all segments, each wholly clean, with no tombstone or marker left to
+// go past its horizon.
+func waitCleaned(t *testing.T, a *Agent, tp coord.TP) {
+	t.Helper()
+	waitFor(t, "the partition cleaned, its tombstones gone", func() bool {
+		pi, _ := a.cache.PartitionIndex(tp)
+		if len(pi.Tail) > 0 || len(pi.Segments) == 0 {
+			return false
+		}
+		for _, s := range pi.Segments {
+			if s.Segment.CleanTo <= s.LastOffset || s.Segment.Tombstones > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // consumeCompacted reads topic from the start up to hwm and returns each key's value; it fails on a key
 // read twice, a tombstone read, or an offset that does not increase.
-func consumeCompacted(t *testing.T, a *Agent, topic string, hwm int64) map[string]string {
+func consumeCompacted(t *testing.T, a *Agent, topic string, hwm int64, opts ...kgo.Opt) map[string]string {
 	t.Helper()
-	cl := kgoClient(t, []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, a)
+	cl := kgoClient(t, append([]kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...), a)
 	ctx := testCtx(t)
 	out := map[string]string{}
 	last := int64(-1)
@@ -144,5 +152,61 @@ func TestCompactedTopicIdempotentProducer(t *testing.T) {
 	}
 	if r := c.produceOne("idem", 0, batch(50)); r.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
 		t.Errorf("a sequence gap: error %d, want OUT_OF_ORDER_SEQUENCE_NUMBER", r.ErrorCode)
+	}
+}
+
+// TestCompactedTopicTransactions writes a compacted topic through a transactional producer, committing
+// most transactions and aborting some, and waits for the cleaner: a read_committed consumer and a
+// read_uncommitted one from the beginning each see every key once, with its value of the last committed
+// transaction, and no value of an aborted one (Kafka's cleaner removes aborted records and treats
+// committed ones as any other); offsets never change.
+func TestCompactedTopicTransactions(t *testing.T) {
+	t.Parallel()
+	tc := newTestCluster(t)
+	a := tc.agent("a1", fastMaintenance, func(c *Config) { c.Transactions = true })
+	ctx := testCtx(t)
+	createTopic(t, kgoClient(t, nil, a), "txkv", 1, map[string]*string{"cleanup.policy": sp("compact"),
+		"max.compaction.lag.ms": sp("1000"), "delete.retention.ms": sp("0"), "min.cleanable.dirty.ratio": sp("0.99")})
+	id := "tx-compacted"
+	waitTxnCoordinator(t, a, id)
+	cl := kgoClient(t, []kgo.Opt{kgo.TransactionalID(id)}, a)
+	const keys, rounds = 50, 9
+	want := map[string]string{}
+	for round := range rounds {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		commit := round%3 != 1 // rounds 1, 4 and 7 abort; the last commits
+		var recs []*kgo.Record
+		for k := range keys {
+			key := fmt.Sprintf("key-%02d", k)
+			recs = append(recs, &kgo.Record{Topic: "txkv", Key: []byte(key), Value: fmt.Appendf(nil, "%s@%d", key, round)})
+			if commit {
+				want[key] = fmt.Sprintf("%s@%d", key, round)
+			}
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tp := topicTP(t, a, "txkv", 0)
+	waitCleaned(t, a, tp)
+	hwm := a.cache.HighWatermark(tp)
+	if hwm != keys*rounds+rounds {
+		t.Fatalf("high watermark %d, want %d (records and one marker per transaction): offsets never change", hwm, keys*rounds+rounds)
+	}
+	for _, isolation := range []kgo.IsolationLevel{kgo.ReadCommitted(), kgo.ReadUncommitted()} {
+		got := consumeCompacted(t, a, "txkv", hwm-1, kgo.FetchIsolationLevel(isolation))
+		if len(got) != len(want) {
+			t.Errorf("%v: %d keys read, want %d", isolation, len(got), len(want))
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%v: key %s: read %q, want %q", isolation, k, got[k], v)
+			}
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 // metrics are the agent's own Prometheus series; coord and segstore register theirs.
 type metrics struct {
 	produceBytes    prometheus.Counter
+	recompressed    *prometheus.CounterVec
 	produceRecords  prometheus.Counter
 	produceLatency  prometheus.Histogram
 	produceErrors   *prometheus.CounterVec
@@ -94,6 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		requestBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "streamhouse_request_bytes_held", Help: "Bytes charged to the budget of requests being read or handled (--queued-max-request-bytes)."}),
 	}
+	m.recompressed = newRecompressedMetric()
 	m.zones = newZoneMetrics()
 	m.reads = newReadMetrics()
 	m.trust = newTrustMetrics()
@@ -104,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.produceBytes, m.produceRecords, m.produceLatency, m.produceErrors, m.fetchBytes,
 			m.fetchRecords, m.flushBytes, m.flushAppends, m.flushDuration, m.bufferedBytes, m.cacheHits,
 			m.cacheMisses, m.cacheBytes, m.corruptExtents, m.agentUp, m.leasesHeld, m.partitionEpoch, m.partitionLeader, m.writeLatency,
-			m.failovers, m.leadRetries, m.connections, m.acceptErrors, m.requestPanics, m.limitHits, m.requestBytes)
+			m.failovers, m.leadRetries, m.connections, m.acceptErrors, m.requestPanics, m.limitHits, m.requestBytes, m.recompressed)
 		reg.MustRegister(m.zones.collectors()...)
 		reg.MustRegister(m.reads.collectors()...)
 		reg.MustRegister(m.trust.collectors()...)

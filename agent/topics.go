@@ -51,10 +51,8 @@ type topicConfigDef struct {
 	parse func(string) (string, error) // the canonical form of a (trimmed) value, or why it is refused
 }
 
-// topicConfigDefs are the topic configs StreamHouse supports. Several accept only the one value that
-// describes what StreamHouse does (compression.type=producer, retention.ms=-1): tools that set them to
-// that value work, and a client asking for a behaviour StreamHouse lacks gets INVALID_CONFIG, never a
-// setting that is stored and ignored.
+// topicConfigDefs are the topic configs StreamHouse supports: the ones it honours here, Kafka's others
+// (topic_configs_kafka.go) with them. A value Kafka would refuse gets INVALID_CONFIG.
 var topicConfigDefs = withKafkaConfigs(map[string]topicConfigDef{
 	configMaxMessageBytes: {
 		def:   strconv.Itoa(DefaultMaxMessageBytes),
@@ -78,10 +76,11 @@ var topicConfigDefs = withKafkaConfigs(map[string]topicConfigDef{
 		parse: parseCleanupPolicyList,
 	},
 	configCompressionType: {
-		def:   "producer",
-		typ:   kmsg.ConfigTypeString,
-		doc:   "Batches are stored exactly as the producer compressed them (producer); no other value is supported.",
-		parse: parseOneOf("producer", "batches are stored exactly as the producer sent them"),
+		def: "producer",
+		typ: kmsg.ConfigTypeString,
+		doc: "producer: batches are stored as the producer compressed them. uncompressed, gzip, snappy, lz4, zstd: " +
+			"a batch in another codec is compressed again with this one on receipt (at compression.<codec>.level), as Kafka's broker does.",
+		parse: parseCompressionType,
 	},
 	configRetentionMs: {
 		def: strconv.FormatInt(DefaultRetention.Milliseconds(), 10),
@@ -325,28 +324,6 @@ func parseInt64AtLeast(min int64) func(string) (string, error) {
 			return "", fmt.Errorf("must be at least %d", min)
 		}
 		return strconv.FormatInt(n, 10), nil
-	}
-}
-
-func parseOneOf(only, why string) func(string) (string, error) {
-	return func(v string) (string, error) {
-		if v != only {
-			return "", fmt.Errorf("only %s is supported: %s", only, why)
-		}
-		return v, nil
-	}
-}
-
-func parseMinusOne(why string) func(string) (string, error) {
-	return func(v string) (string, error) {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return "", errors.New("not a 64-bit integer")
-		}
-		if n != -1 {
-			return "", fmt.Errorf("only -1 (unlimited) is supported: %s", why)
-		}
-		return "-1", nil
 	}
 }
 

@@ -143,8 +143,9 @@ type Segment struct {
 	// dirty), from which its tombstones' delete.retention.ms counts.
 	CleanTo int64 `json:"ct,omitempty"`
 	Cleaned int64 `json:"cl,omitempty"`
-	// Tombstones counts the tombstones a clean left in the segment, so that a clean is due once
-	// their delete.retention.ms has passed even without new records.
+	// Tombstones counts the tombstones a clean left in the segment, and the transaction markers it
+	// left whose transactions have no record left, so that a clean is due once their
+	// delete.retention.ms has passed even without new records.
 	Tombstones int64 `json:"tb,omitempty"`
 }
 

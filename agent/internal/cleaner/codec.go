@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
@@ -130,24 +132,46 @@ func snappyBlock(dst, block []byte, limit int64) ([]byte, error) {
 	return append(dst, out...), nil
 }
 
-// Compress compresses records with codec, as Kafka's clients frame it: gzip, snappy as one raw block
-// (what librdkafka and franz-go write, and Java reads), an lz4 frame, a zstd frame.
+// LevelDefault asks Compress for its codec's default level.
+const LevelDefault = math.MinInt32
+
+// Compress compresses records with codec at its default level, as Kafka's clients frame it: gzip, snappy
+// as one raw block (what librdkafka and franz-go write, and Java reads), an lz4 frame, a zstd frame.
 func Compress(codec int8, records []byte) ([]byte, error) {
+	return CompressLevel(codec, LevelDefault, records)
+}
+
+// CompressLevel is Compress at level, read as Kafka's compression.<codec>.level reads it (LevelDefault,
+// or Kafka's -1 for gzip: the codec's default): gzip 1–9; lz4 1 for the fast compressor, 2–17 for the
+// high-compression ones (the library's strongest above 9); zstd -131072–22, mapped to the nearest of the
+// encoder's four speeds. snappy has no levels.
+func CompressLevel(codec int8, level int, records []byte) ([]byte, error) {
 	switch codec {
 	case CodecNone:
 		return records, nil
 	case CodecSnappy:
 		return s2.EncodeSnappy(nil, records), nil
 	case CodecZstd:
-		return zstdEncoder.EncodeAll(records, nil), nil
+		return zstdEncoderAt(level).EncodeAll(records, nil), nil
 	}
 	var buf bytes.Buffer
 	var w io.WriteCloser
 	switch codec {
 	case CodecGzip:
-		w = gzip.NewWriter(&buf)
+		if level < gzip.HuffmanOnly || level > gzip.BestCompression {
+			level = gzip.DefaultCompression
+		}
+		g, err := gzip.NewWriterLevel(&buf, level)
+		if err != nil {
+			return nil, err
+		}
+		w = g
 	case CodecLz4:
-		w = lz4.NewWriter(&buf)
+		lw := lz4.NewWriter(&buf)
+		if err := lw.Apply(lz4.CompressionLevelOption(lz4Level(level))); err != nil {
+			return nil, err
+		}
+		w = lw
 	default:
 		return nil, fmt.Errorf("%w: codec %d", ErrCorrupt, codec)
 	}
@@ -158,4 +182,35 @@ func Compress(codec int8, records []byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// lz4Level maps Kafka's lz4 level to the library's: the fast compressor for 1 (and the default of a
+// batch the cleaner rewrites), a high-compression level for 2 and more, at most the library's 9.
+func lz4Level(level int) lz4.CompressionLevel {
+	if level <= 1 {
+		return lz4.Fast
+	}
+	return lz4.CompressionLevel(1 << (8 + min(level, 9)))
+}
+
+// zstdEncoders are the shared zstd encoders, one per speed, made when first asked for.
+var zstdEncoders [zstd.SpeedBestCompression + 1]struct {
+	once sync.Once
+	enc  *zstd.Encoder
+}
+
+// zstdEncoderAt is the shared encoder of the speed nearest to Kafka's zstd level.
+func zstdEncoderAt(level int) *zstd.Encoder {
+	if level == LevelDefault {
+		return zstdEncoder
+	}
+	speed := zstd.EncoderLevelFromZstd(level)
+	if speed == zstd.SpeedDefault {
+		return zstdEncoder
+	}
+	e := &zstdEncoders[speed]
+	e.once.Do(func() {
+		e.enc, _ = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(2), zstd.WithWindowSize(1<<20), zstd.WithEncoderLevel(speed))
+	})
+	return e.enc
 }

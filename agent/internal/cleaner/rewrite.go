@@ -70,14 +70,39 @@ func Rewrite(b Batch, limit int64, keepEmpty bool, keep func(offset int64, r Rec
 	if err != nil {
 		return Result{}, err
 	}
+	res.Batch = rebuild(b, codec, int32(res.Kept), body)
+	return res, nil
+}
+
+// Recompress returns b with its records compressed with codec at level (CompressLevel), as Kafka's
+// broker rewrites a batch for a topic whose compression.type names another codec than the producer's:
+// the records' bytes, the batch's offsets, timestamps and producer fields stay; the attributes name
+// codec, and the length and CRC are computed anew. A batch already in codec, and a control batch, are
+// returned as they are. limit bounds the decompressed records, as for EachRecord.
+func Recompress(b Batch, codec int8, level int, limit int64) ([]byte, error) {
+	if b.Codec() == codec || b.Control() {
+		return b.Raw, nil
+	}
+	recs, err := Decompress(b.Codec(), b.Body(), limit)
+	if err != nil {
+		return nil, err
+	}
+	body, err := CompressLevel(codec, level, recs)
+	if err != nil {
+		return nil, err
+	}
+	return rebuild(b, codec, b.NumRecords, body), nil
+}
+
+// rebuild is b's header over body, records of codec: attributes, record count, length and CRC anew.
+func rebuild(b Batch, codec int8, records int32, body []byte) []byte {
 	out := make([]byte, HeaderLen, HeaderLen+len(body))
 	copy(out, b.Raw[:HeaderLen])
 	out = append(out, body...)
 	attrs := uint16(b.Attributes)&^attrCodec | uint16(codec)
 	binary.BigEndian.PutUint16(out[offAttributes:], attrs)
-	binary.BigEndian.PutUint32(out[offNumRecords:], uint32(res.Kept))
+	binary.BigEndian.PutUint32(out[offNumRecords:], uint32(records))
 	binary.BigEndian.PutUint32(out[offBatchLength:], uint32(len(out)-logOverhead))
 	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
-	res.Batch = out
-	return res, nil
+	return out
 }

@@ -80,6 +80,11 @@ func FuzzRewrite(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if out, err := Recompress(b, int8(mask%5), LevelDefault, 1<<20); err == nil {
+			if nb, n, err := ParseBatch(out); err != nil || n != len(out) || nb.Codec() != int8(mask%5) && !b.Control() {
+				t.Fatalf("recompress of a valid batch: %v; header %+v from %+v", err, nb, b)
+			}
+		}
 		res, err := Rewrite(b, 1<<20, mask&1 == 1, func(o int64, _ Record) bool { return (o>>1)&1 == int64(mask>>1)&1 })
 		if err != nil || res.Batch == nil {
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/streamhouse/streamhouse/agent/internal/cleaner"
@@ -33,16 +34,22 @@ type segmentReplacer interface {
 
 // cleanRun is one clean of one partition.
 type cleanRun struct {
-	m       *Maintainer
-	lead    Lead
-	c       Compaction
-	now     time.Time
-	keys    *cleaner.KeyMap
-	end     int64          // the dirty section's end as the map covers it
-	live    map[int64]bool // last offsets of live producers' last batches
-	removed int64          // records removed
-	read    int64          // batch bytes read by the rewrite
-	written int64          // bytes of new objects
+	m    *Maintainer
+	lead Lead
+	c    Compaction
+	now  time.Time
+	keys *cleaner.KeyMap
+	end  int64          // the dirty section's end as the map covers it (never past the last stable offset)
+	live map[int64]bool // last offsets of live producers' last batches
+	// aborted are the partition's aborted transactions by producer id, as the view held them with the
+	// last stable offset; txnRead and txnKept are, per producer, whether the transaction the rewrite is
+	// in had records when read, and has records left (reset at each of its markers).
+	aborted map[int64][]coord.AbortedTxn
+	txnRead map[int64]bool
+	txnKept map[int64]bool
+	removed int64 // records removed
+	read    int64 // batch bytes read by the rewrite
+	written int64 // bytes of new objects
 }
 
 // clean cleans lead's partition as step says and commits it.
@@ -62,7 +69,9 @@ func (m *Maintainer) clean(ctx context.Context, lead Lead, w Writer, step Step) 
 		return 0, ctx.Err()
 	}
 	r := &cleanRun{m: m, lead: lead, c: *p.Compaction, now: m.cfg.Now(), end: step.DirtyTo,
-		keys: cleaner.NewKeyMap(int(m.cfg.cleanerMemory() / cleaner.EntryBytes))}
+		keys:    cleaner.NewKeyMap(int(m.cfg.cleanerMemory() / cleaner.EntryBytes)),
+		aborted: map[int64][]coord.AbortedTxn{}, txnRead: map[int64]bool{}, txnKept: map[int64]bool{}}
+	r.takeTxnState(step)
 	if err := r.buildMap(ctx, step); err != nil {
 		return 0, err
 	}
@@ -102,8 +111,36 @@ func (m *Maintainer) clean(ctx context.Context, lead Lead, w Writer, step Step) 
 	return rev, nil
 }
 
+// takeTxnState takes the partition's aborted transactions from the view, with its last stable offset
+// in the same look: every transactional batch below that offset belongs to a transaction that has
+// ended, and the list names those that aborted, their markers in segments or in the tail. Segments hold
+// only stable offsets (mergeTail), so the section never reaches past it; the end is bounded by it all
+// the same, so that the rule holds here whatever made the segments.
+func (r *cleanRun) takeTxnState(step Step) {
+	from := int64(0)
+	if len(step.Segments) > 0 {
+		from = step.Segments[0].BaseOffset
+	}
+	lso, aborted := r.m.view.TxnState(r.lead.TP, from)
+	r.end = min(r.end, lso)
+	for _, a := range aborted {
+		r.aborted[a.ProducerID] = append(r.aborted[a.ProducerID], a)
+	}
+}
+
+// abortedBatch reports whether b, a transactional batch below the last stable offset, is part of a
+// transaction that aborted.
+func (r *cleanRun) abortedBatch(b cleaner.Batch) bool {
+	for _, a := range r.aborted[b.ProducerID] {
+		if b.BaseOffset >= a.FirstOffset && b.BaseOffset < a.Marker {
+			return true
+		}
+	}
+	return false
+}
+
 // buildMap takes the keys of the dirty section into the map, and ends the section early at the first
-// batch whose keys do not fit.
+// batch whose keys do not fit. Records of aborted transactions are not taken: they never supersede.
 func (r *cleanRun) buildMap(ctx context.Context, step Step) error {
 	errFull := errors.New("full")
 	taken := 0 // batches taken whole
@@ -112,7 +149,7 @@ func (r *cleanRun) buildMap(ctx context.Context, step Step) error {
 			continue
 		}
 		err := r.m.eachBatch(ctx, seg, step.DirtyFrom, step.DirtyTo, func(b cleaner.Batch) error {
-			if b.BaseOffset < step.DirtyFrom || b.BaseOffset >= r.end || b.Control() || b.Transactional() {
+			if b.BaseOffset < step.DirtyFrom || b.BaseOffset >= r.end || b.Control() || b.Transactional() && r.abortedBatch(b) {
 				return nil
 			}
 			full := false
@@ -190,16 +227,32 @@ func (r *cleanRun) cleanSegment(ctx context.Context, seg coord.IndexEntry) (coor
 	}
 	defer sp.close()
 	changed := false
+	var dropped []int64 // offsets of the markers dropped
 	err = r.m.eachBatch(ctx, seg, seg.BaseOffset, seg.LastOffset+1, func(b cleaner.Batch) error {
 		r.read += int64(len(b.Raw))
 		keepEmpty := b.BaseOffset == seg.BaseOffset || b.LastOffset() == seg.LastOffset || r.live[b.LastOffset()]
+		if b.Control() {
+			switch r.marker(b, keepEmpty, horizon, oldCT) {
+			case markerDropped:
+				r.removed += int64(b.NumRecords)
+				changed, dropped = true, append(dropped, b.BaseOffset)
+				return nil
+			case markerAwaitsHorizon:
+				tombstones++
+			}
+			return sp.add(b.Raw)
+		}
 		fate := keep
-		if b.Transactional() {
-			fate = func(int64, cleaner.Record) bool { return true }
+		if b.Transactional() && b.BaseOffset < r.end && r.abortedBatch(b) {
+			fate = func(int64, cleaner.Record) bool { return false }
 		}
 		res, err := cleaner.Rewrite(b, r.m.cfg.maxBatchBytes(), keepEmpty, fate)
 		if err != nil {
 			return fmt.Errorf("lifecycle: clean %s: batch at %d: %w", r.lead.TP, b.BaseOffset, err)
+		}
+		if b.Transactional() {
+			r.txnRead[b.ProducerID] = r.txnRead[b.ProducerID] || b.NumRecords > 0
+			r.txnKept[b.ProducerID] = r.txnKept[b.ProducerID] || res.Kept > 0
 		}
 		r.removed += int64(res.Removed)
 		if res.Removed > 0 {
@@ -217,6 +270,11 @@ func (r *cleanRun) cleanSegment(ctx context.Context, seg coord.IndexEntry) (coor
 	s := *seg.Segment
 	e.Segment = &s
 	s.CleanTo, s.Tombstones = min(seg.LastOffset+1, max(r.end, oldCT)), tombstones
+	if len(dropped) > 0 {
+		// An abort marker leaves with its entry in the aborted list: its records went in an earlier
+		// clean, and a reader must not filter a producer's records up to a marker no longer there.
+		s.Aborted = slices.DeleteFunc(slices.Clone(s.Aborted), func(a coord.AbortedTxn) bool { return slices.Contains(dropped, a.Marker) })
+	}
 	switch {
 	case s.CleanTo <= seg.LastOffset:
 		s.Cleaned = 0
@@ -226,12 +284,41 @@ func (r *cleanRun) cleanSegment(ctx context.Context, seg coord.IndexEntry) (coor
 	if !changed {
 		return e, false, nil
 	}
-	ne, err := r.writeSegment(ctx, seg, sp)
+	ne, err := r.writeSegment(ctx, e, sp)
 	if err != nil {
 		return coord.IndexEntry{}, false, err
 	}
-	ne.Segment.CleanTo, ne.Segment.Cleaned, ne.Segment.Tombstones = s.CleanTo, s.Cleaned, s.Tombstones
 	return ne, true, nil
+}
+
+// A marker's fate in a clean.
+const (
+	markerKept          = iota
+	markerAwaitsHorizon // kept; its transaction has no record left, so it goes once past its horizon
+	markerDropped
+)
+
+// marker decides the fate of b, a control batch (a transaction marker), as Kafka's cleaner does: a
+// marker stays while its transaction has records in the log, and goes, like a tombstone, once none was
+// left when this clean read them and its segment has been clean for delete.retention.ms (horizon), in
+// the part that was clean (below oldCT). The records of an aborted transaction go at the first clean
+// that covers them, so its marker outlives them by at least delete.retention.ms: a reader that saw
+// them also sees the marker that ends them. A marker at or past the section's end, the first or last
+// batch of its segment, or a live producer's last batch (keepEmpty) stays.
+func (r *cleanRun) marker(b cleaner.Batch, keepEmpty, horizon bool, oldCT int64) int {
+	pid := b.ProducerID
+	read, kept := r.txnRead[pid], r.txnKept[pid]
+	delete(r.txnRead, pid)
+	delete(r.txnKept, pid)
+	switch {
+	case b.BaseOffset >= r.end || keepEmpty:
+		return markerKept
+	case !read && horizon && b.BaseOffset < oldCT:
+		return markerDropped
+	case !kept:
+		return markerAwaitsHorizon
+	}
+	return markerKept
 }
 
 // keep decides a record's fate: a record at or past the section's end stays; one without a key goes

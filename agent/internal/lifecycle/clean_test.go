@@ -58,20 +58,27 @@ func keyedBatch(t testing.TB, ts int64, codec int8, pid int64, seq int32, recs [
 // produceKeyed commits one batch of recs at next and returns the offset after it.
 func (c *cluster) produceKeyed(t testing.TB, next int64, ts int64, codec int8, pid int64, seq int32, recs []hrec) int64 {
 	t.Helper()
+	return c.commitKeyed(t, next, ts, pid, seq, len(recs), false, keyedBatch(t, ts, codec, pid, seq, recs))
+}
+
+// commitKeyed commits data, a batch of n records of producer pid (transactional or not), at next and
+// returns the offset after it.
+func (c *cluster) commitKeyed(t testing.TB, next, ts, pid int64, seq int32, n int, txn bool, data []byte) int64 {
+	t.Helper()
 	ctx := context.Background()
-	data := keyedBatch(t, ts, codec, pid, seq, recs)
 	obj, extents := segstore.AppendObject(nil, []segstore.Chunk{{TopicID: c.lead.TP.Topic, Partition: 0, Data: data}})
 	key := segstore.NewObjectKey("a1")
 	if err := c.store.Put(ctx, key, obj); err != nil {
 		t.Fatal(err)
 	}
 	x := extents[0]
-	last := next + int64(len(recs)) - 1
-	e := coord.IndexEntry{BaseOffset: next, LastOffset: last, Epoch: int64(c.epoch), MaxTimestamp: ts + int64(len(recs)-1),
+	last := next + int64(n) - 1
+	e := coord.IndexEntry{BaseOffset: next, LastOffset: last, Epoch: int64(c.epoch), MaxTimestamp: ts + int64(n-1),
 		Extents: []coord.Extent{{Object: key, Pos: x.Pos, Len: x.Len, CRC: x.CRC}}}
 	cm := coord.Commit{TP: c.lead.TP, Epoch: c.lead.Epoch, Entry: e}
 	if pid >= 0 {
-		cm.Batches = []coord.ProducerBatch{{ID: pid, FirstSeq: seq, LastSeq: seq + int32(len(recs)) - 1, FirstOffset: next, LastOffset: last}}
+		cm.Batches = []coord.ProducerBatch{{ID: pid, FirstSeq: seq, LastSeq: seq + int32(n) - 1, FirstOffset: next, LastOffset: last,
+			Transactional: txn}}
 	}
 	if err := c.sess.Commit(ctx, []coord.Commit{cm})[0]; err != nil {
 		t.Fatal(err)

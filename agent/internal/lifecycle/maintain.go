@@ -36,6 +36,8 @@ type Writer interface {
 type mView interface {
 	PartitionIndex(tp coord.TP) (coord.PartitionIndex, bool)
 	PartitionState(tp coord.TP) (coord.PartitionState, bool)
+	// TxnState is tp's last stable offset and its aborted transactions whose markers are at or after from.
+	TxnState(tp coord.TP, from int64) (lso int64, aborted []coord.AbortedTxn)
 	WaitRevision(ctx context.Context, rev int64) error
 }
 

@@ -25,6 +25,8 @@ func (v *producerView) PartitionState(coord.TP) (coord.PartitionState, bool) {
 	return coord.PartitionState{Producers: slices.Clone(v.producers)}, true
 }
 
+func (v *producerView) TxnState(coord.TP, int64) (int64, []coord.AbortedTxn) { return 0, nil }
+
 func (v *producerView) WaitRevision(context.Context, int64) error { return nil }
 
 // expiryWriter records the producers expired and drops them from the view.
