@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamhouse/streamhouse/agent/internal/extcache"
@@ -68,6 +69,22 @@ type flusher struct {
 	sealed chan *flush
 	puts   chan struct{} // semaphore of maxConcurrentPuts
 	bufs   sync.Pool     // of *[]byte: objects' heads (header and directory)
+
+	// filledAt is when a flush was last sealed holding FlushBytes or more (unix nanoseconds; 0: never):
+	// the produce path is saturated (saturated).
+	filledAt atomic.Int64
+}
+
+// saturatedHold is how long the agent counts as saturated after a flush filled up: a few maintenance
+// passes, so that a burst's short lulls do not let tail merges in between its flushes.
+const saturatedHold = 2 * time.Second
+
+// saturated reports whether a flush filled up (reached FlushBytes, before its interval or while the
+// object writes before it held every slot) within saturatedHold before now: the agent is taking produce as fast as it can write it, so its maintenance
+// defers the merges that can wait (lifecycle.MaintainConfig.Busy).
+func (f *flusher) saturated(now time.Time) bool {
+	at := f.filledAt.Load()
+	return at != 0 && now.Sub(time.Unix(0, at)) < saturatedHold
 }
 
 func newFlusher(a *Agent) *flusher {
@@ -173,6 +190,9 @@ func (f *flusher) run(ctx context.Context, wg *sync.WaitGroup) {
 		due := nextFlush(last, first, f.a.cfg.FlushInterval)
 		now := time.Now()
 		if n > 0 && (force || size >= f.a.cfg.FlushBytes || !now.Before(due)) {
+			if !force && size >= f.a.cfg.FlushBytes {
+				f.filledAt.Store(now.UnixNano())
+			}
 			if !f.seal(ctx, wg) {
 				return
 			}

@@ -39,3 +39,33 @@ func later(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// An agent counts as saturated (its maintenance defers the tail merges that can wait) while its flushes
+// fill up to FlushBytes, and not when the flush interval seals them.
+func TestFlusherSaturatedWhenFlushesFillUp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		interval  time.Duration
+		bytes     int64
+		saturated bool
+	}{
+		{"sealed by size", time.Hour, 1, true},
+		{"sealed by the interval", 5 * time.Millisecond, 64 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cluster := newTestCluster(t)
+			a := cluster.agent("a", func(c *Config) { c.FlushInterval, c.FlushBytes = tc.interval, tc.bytes })
+			createTopic(t, kgoClient(t, nil, a), "t", 2, nil)
+			produceN(t, kgoClient(t, nil, a), "t", "v", 20)
+			now := time.Now()
+			if got := a.flusher.saturated(now); got != tc.saturated {
+				t.Fatalf("saturated after producing = %v, want %v", got, tc.saturated)
+			}
+			if a.flusher.saturated(now.Add(saturatedHold)) {
+				t.Fatalf("still saturated %v later", saturatedHold)
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ func (a *Agent) newLifecycle() {
 		MaxProducers: a.cfg.MaxProducerIDsPerPartition, PrefetchBytes: a.cfg.CacheBytes / 4,
 		CleanerMemory: a.cfg.CleanerMemory, MaxBatchBytes: a.cfg.MaxDecompressedBatchBytes,
 		Marker: markerBatch,
+		Busy:   func() bool { return a.flusher.saturated(time.Now()) },
 		Patch: func(dst, src []byte, base int64, epoch int32) ([]byte, int64, error) {
 			return kwire.PatchBatches(dst, src, base, epoch, 0)
 		},

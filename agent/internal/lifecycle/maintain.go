@@ -84,7 +84,10 @@ type MaintainConfig struct {
 	Patch         PatchFunc
 	// Marker makes the control batch of a transaction marker's entry (it holds no extents); nil: a
 	// tail with a marker is not merged.
-	Marker  func(dst []byte, e coord.IndexEntry) []byte
+	Marker func(dst []byte, e coord.IndexEntry) []byte
+	// Busy reports whether the agent's produce path is saturated; while it is, partitions follow their
+	// Policy.Busy (tail merges due by entry count wait for more entries). nil: never.
+	Busy    func() bool
 	Logger  hclog.Logger
 	Metrics *Metrics
 	Now     func() time.Time // nil: time.Now
@@ -131,6 +134,16 @@ func NewMaintainer(cfg MaintainConfig, view mView, extents Extents, store mStore
 		dirty: map[coord.TP]string{}, checked: map[coord.TP]time.Time{}, cleaning: make(chan struct{}, 1)}
 }
 
+// policy is the Policy a partition of topic follows now: the topic's, or its Busy form while the
+// agent's produce path is saturated.
+func (m *Maintainer) policy(topic coord.Topic) Policy {
+	p := m.cfg.Policy(topic)
+	if m.cfg.Busy != nil && m.cfg.Busy() {
+		return p.Busy()
+	}
+	return p
+}
+
 // lock serializes the steps of one partition.
 func (m *Maintainer) lock(tp coord.TP) func() {
 	m.mu.Lock()
@@ -160,7 +173,7 @@ func (m *Maintainer) Forget(tp coord.TP) {
 // its uncompacted tail left, for the backlog metric.
 func (m *Maintainer) Maintain(ctx context.Context, lead Lead, w Writer) (int64, error) {
 	defer m.lock(lead.TP)()
-	p := m.cfg.Policy(lead.Topic)
+	p := m.policy(lead.Topic)
 	for range maxSteps {
 		pi, ok := m.view.PartitionIndex(lead.TP)
 		if !ok {
@@ -630,7 +643,7 @@ func (m *Maintainer) groups(leads []Lead) []passGroup {
 		if !ok {
 			continue
 		}
-		step := Next(pi, m.cfg.Policy(lead.Topic), now)
+		step := Next(pi, m.policy(lead.Topic), now)
 		if step.Kind != StepMergeTail {
 			idle = append(idle, lead)
 			continue

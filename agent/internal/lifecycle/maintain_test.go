@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,5 +294,57 @@ func TestMaintainMergesRetainsAndCollects(t *testing.T) {
 	}
 	if dead := c.cache.DeadRecords(); len(dead) != 0 {
 		t.Fatalf("dead records left after GC: %v", dead)
+	}
+}
+
+// While the agent's produce path is saturated (Busy), a tail due only by its entry count waits until it
+// holds BusyTailFactor times as many entries, and is then merged whole; once the agent is not busy any
+// more, the usual trigger applies again.
+func TestBusyDefersCountTriggeredTailMerges(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ctx := context.Background()
+	now := time.Now()
+	p := DefaultPolicy()
+	p.TailEntries = 4
+	var busy atomic.Bool
+	busy.Store(true)
+	m := NewMaintainer(MaintainConfig{AgentID: "a1", Grace: time.Hour, Policy: func(coord.Topic) Policy { return p },
+		Patch: patch, Busy: busy.Load}, c.cache, storeExtents{c.store}, c.store)
+	shape := func() (tail, segs int) {
+		pi, _ := c.cache.PartitionIndex(c.lead.TP)
+		return len(pi.Tail), len(pi.Segments)
+	}
+
+	var next int64
+	for i := range p.TailEntries*BusyTailFactor - 1 {
+		next = c.produce(t, next, 10, now.UnixMilli())
+		if _, err := m.Maintain(ctx, c.lead, c.sess); err != nil {
+			t.Fatal(err)
+		}
+		if tail, segs := shape(); tail != i+1 || segs != 0 {
+			t.Fatalf("busy, after %d flushes: tail %d, %d segments; want no merge before %d entries", i+1, tail, segs, p.TailEntries*BusyTailFactor)
+		}
+	}
+	next = c.produce(t, next, 10, now.UnixMilli())
+	if _, err := m.Maintain(ctx, c.lead, c.sess); err != nil {
+		t.Fatal(err)
+	}
+	if tail, segs := shape(); tail != 0 || segs != 1 {
+		t.Fatalf("busy, at %d entries: tail %d, %d segments; want the whole tail merged into one", p.TailEntries*BusyTailFactor, tail, segs)
+	}
+
+	busy.Store(false)
+	for range p.TailEntries {
+		next = c.produce(t, next, 10, now.UnixMilli())
+	}
+	if _, err := m.Maintain(ctx, c.lead, c.sess); err != nil {
+		t.Fatal(err)
+	}
+	if tail, segs := shape(); tail != 0 || segs != 2 {
+		t.Fatalf("not busy, at %d entries: tail %d, %d segments; want it merged", p.TailEntries, tail, segs)
+	}
+	if got := c.readAll(t); len(got) != int(next) {
+		t.Fatalf("read %d records, want %d", len(got), next)
 	}
 }

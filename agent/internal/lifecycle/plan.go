@@ -44,6 +44,22 @@ const (
 // holds), so a partition that aborts many small transactions keeps more, smaller segments.
 const MaxAborted = 256
 
+// BusyTailFactor is how much longer a tail may grow, in entries, while the agent's produce path is
+// saturated (MaintainConfig.Busy): a tail merge due only by its entry count waits until the tail holds
+// this many times TailEntries. A merge costs one PUT and two fenced Txns whatever it holds, and a
+// saturated agent writes small entries to many partitions at once (1,024 partitions: a tail merge per
+// partition every 32 flushes is 32 PUTs and 64 Txns per flush), so merging later makes fewer, larger
+// merges, out of the way of the burst (docs/INTERNALS.md, "Triggers and levels").
+const BusyTailFactor = 4
+
+// Busy is p as a saturated agent follows it: its entry trigger BusyTailFactor times higher.
+func (p Policy) Busy() Policy {
+	if p.TailEntries > 0 {
+		p.TailEntries *= BusyTailFactor
+	}
+	return p
+}
+
 // DefaultPolicy keeps every record and merges with the defaults above.
 func DefaultPolicy() Policy {
 	return Policy{TailEntries: DefaultTailEntries, TailBytes: DefaultTailBytes, TailAge: DefaultTailAge,

@@ -311,3 +311,26 @@ func TestMergesBoundAbortedPerSegment(t *testing.T) {
 		t.Fatalf("segments of 1 aborted transaction each: step %v of %d segments, want all %d merged", s.Kind, len(s.Segments), DefaultFanIn)
 	}
 }
+
+// A busy agent's policy defers only the entry trigger: bytes and age still make a tail due.
+func TestBusyPolicyDefersOnlyTheEntryTrigger(t *testing.T) {
+	t.Parallel()
+	now := time.UnixMilli(1_700_000_000_000)
+	p := DefaultPolicy()
+	due := func(p Policy, entries int, size int64, age time.Duration) bool {
+		var m model
+		for range entries {
+			m.append(1, size, now.Add(-age))
+		}
+		return Next(m.pi, p, now).Kind == StepMergeTail
+	}
+	if !due(p, p.TailEntries, 100, 0) || due(p.Busy(), p.TailEntries, 100, 0) {
+		t.Fatalf("%d small entries: due %v, busy %v; want due only when not busy", p.TailEntries, due(p, p.TailEntries, 100, 0), due(p.Busy(), p.TailEntries, 100, 0))
+	}
+	if !due(p.Busy(), p.TailEntries*BusyTailFactor, 100, 0) {
+		t.Fatalf("busy, %d entries: not due", p.TailEntries*BusyTailFactor)
+	}
+	if !due(p.Busy(), 2, p.TailBytes/2, 0) || !due(p.Busy(), 1, 100, p.TailAge) {
+		t.Fatal("busy: a tail due by its bytes or its age was not merged")
+	}
+}
