@@ -60,10 +60,13 @@ func (a *Agent) applyCompressionType(t coord.Topic, batch []byte) ([]byte, bool,
 		return nil, false, fmt.Errorf("%w: %w", kwire.ErrBatchCorrupt, err)
 	}
 	level := cleaner.LevelDefault
-	if v, ok := t.Configs[compressionLevelConfigs[codec]]; ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			level = n
-		}
+	name := compressionLevelConfigs[codec]
+	v, ok := t.Configs[name]
+	if !ok {
+		v = topicConfigDefs[name].def // Kafka's default level, as DescribeConfigs shows it
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		level = n
 	}
 	out, err := cleaner.Recompress(b, codec, level, a.cfg.MaxDecompressedBatchBytes)
 	if err != nil {
