@@ -80,8 +80,9 @@ type flusher struct {
 const saturatedHold = 2 * time.Second
 
 // saturated reports whether a flush filled up (reached FlushBytes, before its interval or while the
-// object writes before it held every slot) within saturatedHold before now: the agent is taking produce as fast as it can write it, so its maintenance
-// defers the merges that can wait (lifecycle.MaintainConfig.Busy).
+// object writes before it held every slot) within saturatedHold before now: the agent is taking
+// produce as fast as it can write it, so its maintenance defers the merges that can wait
+// (lifecycle.MaintainConfig.Busy).
 func (f *flusher) saturated(now time.Time) bool {
 	at := f.filledAt.Load()
 	return at != 0 && now.Sub(time.Unix(0, at)) < saturatedHold

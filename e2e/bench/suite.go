@@ -273,7 +273,7 @@ func (s *suite) runs(spec produceSpec) int {
 // than one run, a note lists every run's figure.
 func (s *suite) throughput(spec produceSpec) (map[string]throughputResult, error) {
 	n := s.runs(spec)
-	runs := map[string][]throughputResult{}
+	byTarget := map[string][]throughputResult{}
 	for i := range n {
 		for _, t := range s.targets {
 			run := 0 // the only one
@@ -290,7 +290,7 @@ func (s *suite) throughput(spec produceSpec) (map[string]throughputResult, error
 			if r.failed > 0 {
 				s.rep.note("produce %s on %s: %d records failed (first: %v)", spec, t.Name(), r.failed, r.firstErr)
 			}
-			runs[t.Name()] = append(runs[t.Name()], r)
+			byTarget[t.Name()] = append(byTarget[t.Name()], r)
 			settle()
 			if sh, ok := t.(*shCluster); ok && s.p.clearBucket {
 				if err := sh.clearBucket(s.ctx); err != nil {
@@ -301,7 +301,7 @@ func (s *suite) throughput(spec produceSpec) (map[string]throughputResult, error
 	}
 	res := map[string]throughputResult{}
 	for _, t := range s.targets {
-		rs := runs[t.Name()]
+		rs := byTarget[t.Name()]
 		res[t.Name()] = medianRun(rs)
 		if n > 1 {
 			figs := make([]string, len(rs))
